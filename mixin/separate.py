@@ -1,0 +1,366 @@
+"""Separation: the mixture's NSGT, three CDAE magnitude estimates, soft masks, inverse NSGT.
+
+The algorithm of the published MiXiN, per chunk of ``CHUNK_SIZE`` samples at 44.1 kHz and per channel:
+
+1. ``C = NSGT(chunk)``, complex [shape=(96, 1948)];
+2. ``E_s = CDAE_s(|C|)`` for s in harmonic, percussive, vocal;
+3. default: ``Y_s = E_s**2 / (E_h**2 + E_p**2 + E_v**2 + 1e-7) * C`` (with ``instrumental``: no vocal term);
+   ``single_model``: ``Y_s = E_s * C / |C|`` (each network's estimate with the mixture's phase);
+4. ``y_s = NSGT^-1(Y_s)``.
+
+Unlike the original, every sample is processed (the last chunk is zero-padded), all channels are
+kept, any sample rate is accepted (resampled to 44.1 kHz and back), work is batched over chunks and
+channels, and the signal is streamed so that memory does not grow with the length of the input.
+
+Chunks overlap by default: consecutive chunks share ``overlap * CHUNK_SIZE`` samples, over which the
+earlier chunk's output fades out and the later one's fades in (sin^2/cos^2 tapers summing to one),
+which removes the discontinuities at hard chunk boundaries. ``overlap=0`` reproduces the original's
+hard boundaries exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import numpy as np
+
+from . import params
+from .errors import MixinError
+
+log = logging.getLogger("mixin")
+
+#: Where the shipped models live: ``pretrained-models/`` beside the package.
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                 "pretrained-models")
+
+#: Chunks (over time and channels) sent to the networks at once.
+DEFAULT_BATCH = 8
+
+#: Samples per block when streaming from a file (at the file's rate).
+READ_BLOCK = 1 << 18
+
+
+def hop_size(overlap, chunk=params.CHUNK_SIZE):
+    """Hop between chunk starts for an overlap fraction in [0, 0.5]."""
+    if not isinstance(overlap, (int, float)) or not 0 <= overlap <= 0.5 or math.isnan(overlap):
+        raise MixinError(f"overlap must be a fraction between 0 and 0.5, got {overlap!r}")
+    return chunk - int(round(overlap * chunk))
+
+
+def n_chunks(n_samples, hop):
+    """Number of chunks that cover ``n_samples`` (at least one): every sample is processed."""
+    return max(1, -(-int(n_samples) // hop))
+
+
+def _tapers(length):
+    """Rising and falling tapers of ``length`` samples that sum to one (sin^2 and cos^2)."""
+    t = (np.arange(length, dtype=np.float64) + 0.5) / max(length, 1)
+    rise = np.sin(0.5 * np.pi * t) ** 2
+    return rise.astype(np.float32), (1.0 - rise).astype(np.float32)
+
+
+class Separator:
+    """MiXiN separator.
+
+    Parameters
+    ----------
+    model_dir : str, optional
+        Directory with ``model_harmonic.h5``, ``model_percussive.h5`` (and ``model_vocal.h5``);
+        default: the repository's ``pretrained-models/``.
+    instrumental : bool
+        Leave the vocal network out: outputs are harmonic and percussive only.
+    single_model : bool
+        Output each network's magnitude estimate with the mixture's phase instead of soft masks.
+    overlap : float in [0, 0.5]
+        Fraction of a chunk shared by consecutive chunks (0: the original's hard boundaries).
+    batch_size : int
+        Chunks per network call.
+    models : dict, optional
+        Already-built Keras models keyed by source (instead of loading from ``model_dir``).
+    jit : bool or None
+        Compile the networks with XLA. ``None``: decided per input by its length.
+    """
+
+    def __init__(self, model_dir=None, instrumental=False, single_model=False,
+                 overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=None):
+        from .nsgt import get_nsgt
+        from .model import load_models
+
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise MixinError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.sources = params.SOURCES[:2] if instrumental else params.SOURCES
+        self.instrumental = bool(instrumental)
+        self.single_model = bool(single_model)
+        self.overlap = overlap
+        self.chunk = params.CHUNK_SIZE
+        self.hop = hop_size(overlap, self.chunk)
+        self.batch_size = int(batch_size)
+        self.jit = jit
+        self.model_dir = str(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+        if models is None:
+            models = load_models(self.model_dir, self.sources)
+        missing = [s for s in self.sources if s not in models]
+        if missing:
+            raise MixinError(f"no model given for {', '.join(missing)}")
+        self.models = {s: models[s] for s in self.sources}
+        self.nsgt = get_nsgt()
+        self._fns = {}
+        self.timings = {"transform": 0.0, "networks": 0.0}
+
+    # ---------------------------------------------------------------- networks
+    def _network_fn(self, jit):
+        """A tf.function running all networks on a batch [shape=(b, 96, 1948, 1)]."""
+        if jit not in self._fns:
+            from .model import import_tensorflow
+
+            tf = import_tensorflow()
+            models = [self.models[s] for s in self.sources]
+            shape = (None,) + tuple(self.models[self.sources[0]].input_shape[1:])
+
+            def run(x):
+                return tuple(m(x, training=False) for m in models)
+
+            sig = None if jit else [tf.TensorSpec(shape, tf.float32)]
+            self._fns[jit] = tf.function(run, jit_compile=jit, input_signature=sig)
+        return self._fns[jit]
+
+    def estimate(self, mag, jit=False):
+        """Run the networks.
+
+        Parameters
+        ----------
+        mag : float32 array [shape=(b, 96, 1948)]
+            NSGT magnitudes of b chunks.
+
+        Returns
+        -------
+        dict source -> float32 array [shape=(b, 96, 1948)]
+        """
+        fn = self._network_fn(bool(jit))
+        out = fn(mag[..., None])
+        return {s: np.asarray(o)[..., 0] for s, o in zip(self.sources, out)}
+
+    # ---------------------------------------------------------------- chunks
+    def process_chunks(self, frames, jit=False):
+        """Separate a batch of chunks.
+
+        Parameters
+        ----------
+        frames : float32 array [shape=(b, CHUNK_SIZE)]
+
+        Returns
+        -------
+        dict source -> float32 array [shape=(b, CHUNK_SIZE)]
+        """
+        import time
+
+        t0 = time.perf_counter()
+        coefs = self.nsgt.forward(frames)
+        mag = np.abs(coefs)
+        t1 = time.perf_counter()
+        est = self.estimate(mag, jit=jit)
+        t2 = time.perf_counter()
+        out = {}
+        if self.single_model:
+            # The published MiXiN combines each estimate with the mixture's phase through
+            # pol2cart(rho, phi) = rho*cos(phi) + 1j*rho*sin(phi) = rho*exp(1j*phi), but passes
+            # the unit phasor P = C/|C| (librosa.magphase) as phi: the result is rho*exp(1j*P).
+            # Reproduced as published so that --single-model outputs match the original's.
+            phasor = np.divide(coefs, mag, out=np.ones_like(coefs), where=mag > 0)
+            rot = np.exp(1j * phasor).astype(coefs.dtype, copy=False)
+            for s in self.sources:
+                out[s] = self.nsgt.backward(est[s] * rot)
+        else:
+            power = {s: np.square(e) for s, e in est.items()}
+            den = sum(power.values()) + np.float32(params.MASK_EPS)
+            for s in self.sources:
+                out[s] = self.nsgt.backward((power[s] / den) * coefs)
+        out = {s: o.astype(np.float32, copy=False) for s, o in out.items()}
+        t3 = time.perf_counter()
+        self.timings["transform"] += (t1 - t0) + (t3 - t2)
+        self.timings["networks"] += t2 - t1
+        return out
+
+    def masks(self, frames):
+        """The soft masks of a batch of chunks (for inspection and tests).
+
+        Returns dict source -> float32 array [shape=(b, 96, 1948)], each in [0, 1], summing to
+        at most one in every bin (exactly one up to the 1e-7 guard).
+        """
+        mag = np.abs(self.nsgt.forward(frames))
+        est = self.estimate(mag)
+        power = {s: np.square(e) for s, e in est.items()}
+        den = sum(power.values()) + np.float32(params.MASK_EPS)
+        return {s: power[s] / den for s in self.sources}
+
+    # ---------------------------------------------------------------- streaming
+    def _use_jit(self, total_chunks):
+        if self.jit is not None:
+            return bool(self.jit)
+        # XLA compilation costs a few seconds: worth it only on long inputs.
+        return total_chunks >= 16 * self.batch_size
+
+    def stream(self, blocks, channels, total=None, progress=None):
+        """Separate a stream of 44.1 kHz blocks.
+
+        Parameters
+        ----------
+        blocks : iterable of float32 arrays [shape=(n_i, channels)]
+        channels : int
+        total : int, optional
+            Total number of samples, if known (for the progress bar and the XLA decision).
+        progress : callable(int) or None
+            Called with the number of chunks done after each batch.
+
+        Yields
+        ------
+        dict source -> float32 array [shape=(m_j, channels)], in order; the m_j add up to the
+        number of input samples.
+        """
+        N, H = self.chunk, self.hop
+        T = N - H
+        rise, fall = _tapers(T)
+        frames_per_batch = max(1, self.batch_size // channels)
+        jit = self._use_jit(n_chunks(total, H) * channels if total else 0)
+
+        buf = np.zeros((0, channels), np.float32)  # input samples from buf_start on
+        buf_start = 0
+        acc = {s: np.zeros((0, channels), np.float32) for s in self.sources}  # output from out_start
+        out_start = 0
+        k = 0  # next chunk index
+        n_in = 0
+        ended = False
+        it = iter(blocks)
+
+        while True:
+            # read until a batch of chunks is available (or the input ends)
+            while not ended and buf_start + len(buf) < (k + frames_per_batch - 1) * H + N:
+                try:
+                    b = next(it)
+                except StopIteration:
+                    ended = True
+                    break
+                b = np.asarray(b, dtype=np.float32)
+                if b.ndim != 2 or b.shape[1] != channels:
+                    raise MixinError(f"stream block has shape {b.shape}, expected (n, {channels})")
+                n_in += len(b)
+                buf = np.concatenate([buf, b]) if len(buf) else b
+            # chunks ready: those whose end is available, or all remaining ones at the end
+            ks = []
+            while len(ks) < frames_per_batch:
+                start = (k + len(ks)) * H
+                if ended:
+                    if start >= n_in:
+                        break
+                elif start + N > buf_start + len(buf):
+                    break
+                ks.append(k + len(ks))
+            if not ks:
+                if ended:
+                    break
+                continue
+            frames = np.zeros((len(ks), channels, N), np.float32)
+            for i, kk in enumerate(ks):
+                seg = buf[kk * H - buf_start: kk * H - buf_start + N]
+                frames[i, :, :len(seg)] = seg.T
+            res = self.process_chunks(frames.reshape(-1, N), jit=jit)
+            # overlap-add with tapers: no rising taper on the first chunk; the falling taper of the
+            # last chunk lies beyond the input's end
+            end = ks[-1] * H + N
+            for s in self.sources:
+                y = res[s].reshape(len(ks), channels, N)
+                a = acc[s]
+                grow = end - out_start - len(a)
+                if grow > 0:
+                    a = np.concatenate([a, np.zeros((grow, channels), np.float32)])
+                for i, kk in enumerate(ks):
+                    seg = y[i].T.copy()
+                    if T and kk > 0:
+                        seg[:T] *= rise[:, None]
+                    if T:
+                        seg[N - T:] *= fall[:, None]
+                    a[kk * H - out_start: kk * H - out_start + N] += seg
+                acc[s] = a
+            k = ks[-1] + 1
+            if progress is not None:
+                progress(len(ks) * channels)
+            # samples before the next chunk's start are final
+            final = min(k * H, n_in) if ended else k * H
+            n_final = final - out_start
+            if n_final > 0:
+                yield {s: acc[s][:n_final] for s in self.sources}
+                for s in self.sources:
+                    acc[s] = acc[s][n_final:]
+                out_start = final
+            drop = k * H - buf_start
+            if drop > 0:
+                buf = buf[drop:]
+                buf_start += drop
+            if ended and k * H >= n_in:
+                break
+
+    # ---------------------------------------------------------------- arrays
+    def separate(self, x, sr=params.SAMPLE_RATE, progress=None):
+        """Separate an array.
+
+        Parameters
+        ----------
+        x : array [shape=(n,)] or [shape=(n, channels)]
+            Audio at ``sr`` Hz (any rate; resampled to 44.1 kHz and back).
+
+        Returns
+        -------
+        dict source -> float32 array of the same shape as ``x``.
+        """
+        from .audio import as_2d, check_finite, resample, resampled_length
+
+        x2, was_1d = as_2d(x)
+        check_finite(x2, "input")
+        if not (isinstance(sr, (int, np.integer)) or float(sr).is_integer()) or sr <= 0:
+            raise MixinError(f"sample rate must be a positive integer, got {sr!r}")
+        sr = int(sr)
+        n, ch = x2.shape
+        if n == 0:
+            raise MixinError("input has no samples")
+        m = resampled_length(n, sr, params.SAMPLE_RATE)
+        y = resample(x2, sr, params.SAMPLE_RATE, m) if sr != params.SAMPLE_RATE else x2
+        step = max(self.hop, 1) * 8
+        parts = {s: [] for s in self.sources}
+        blocks = (y[i:i + step] for i in range(0, m, step))
+        for out in self.stream(blocks, ch, total=m, progress=progress):
+            for s in self.sources:
+                parts[s].append(out[s])
+        res = {}
+        for s in self.sources:
+            z = np.concatenate(parts[s])
+            if sr != params.SAMPLE_RATE:
+                z = resample(z, params.SAMPLE_RATE, sr, n)
+            res[s] = z[:, 0] if was_1d else z
+        return res
+
+
+def xtract_mixin(x, instrumental=False, single_model=False, pretrained_model_dir=None,
+                 overlap=params.DEFAULT_OVERLAP, sr=params.SAMPLE_RATE):
+    """Separate ``x`` into harmonic, percussive and vocal parts (the original MiXiN's API).
+
+    Parameters
+    ----------
+    x : array [shape=(n,)] or [shape=(n, channels)], at ``sr`` Hz (44.1 kHz by default)
+    instrumental : bool
+        Leave the vocal model out; the vocal output is then ``None``.
+    single_model : bool
+        Each output is its network's magnitude estimate with the mixture's phase.
+    pretrained_model_dir : str, optional
+        Directory of the three ``model_*.h5`` files (default: the shipped models).
+
+    Returns
+    -------
+    (harmonic, percussive, vocal), each an array of the shape of ``x`` (vocal is None with
+    ``instrumental``).
+    """
+    sep = Separator(model_dir=pretrained_model_dir, instrumental=instrumental,
+                    single_model=single_model, overlap=overlap)
+    out = sep.separate(x, sr)
+    return out["harmonic"], out["percussive"], out.get("vocal")
