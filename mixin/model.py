@@ -30,8 +30,25 @@ N_PARAMS = 37005
 
 def import_tensorflow(verbose=False):
     """Import TensorFlow quietly (its C++ log level follows ``verbose``) and return ``tf``."""
+    import sys
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
-    import tensorflow as tf  # noqa: PLC0415  (heavy import on purpose, only when needed)
+    quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("0", "1")
+    if "tensorflow" not in sys.modules and quiet:
+        # TensorFlow's C++ start-up messages (absl, oneDNN) are printed during the import,
+        # before its log level applies: silence file descriptor 2 for the import only.
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            import tensorflow as tf  # noqa: PLC0415  (heavy import on purpose, only when needed)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+    else:
+        import tensorflow as tf  # noqa: PLC0415
 
     tf.get_logger().setLevel(logging.INFO if verbose else logging.ERROR)
     return tf

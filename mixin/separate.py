@@ -364,3 +364,103 @@ def xtract_mixin(x, instrumental=False, single_model=False, pretrained_model_dir
                     single_model=single_model, overlap=overlap)
     out = sep.separate(x, sr)
     return out["harmonic"], out["percussive"], out.get("vocal")
+
+
+def _resample_stream(blocks, resampler):
+    """Feed ``blocks`` through a streaming :class:`mixin.audio.Resampler`, flushing at the end."""
+    it = iter(blocks)
+    prev = next(it, None)
+    while prev is not None:
+        nxt = next(it, None)
+        out = resampler.process(prev, last=nxt is None)
+        if len(out):
+            yield out
+        prev = nxt
+
+
+def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings=None):
+    """Separate one audio file into one file per source, streaming (memory bounded by the block size).
+
+    Parameters
+    ----------
+    sep : Separator
+    path : str
+        Input audio (any format libsndfile reads, any rate, any number of channels).
+    out_paths : dict source -> str
+        Destination of each source (written to a temporary file, renamed when all is done; on any
+        error no output file is created).
+    subtype : str
+        libsndfile subtype of the outputs ("FLOAT", "PCM_16", "PCM_24").
+    progress : bool
+        Show a progress bar (tqdm) on stderr.
+    timings : dict, optional
+        Accumulates seconds spent in "read" (reading and resampling), "transform", "networks"
+        and "write" (resampling back and writing).
+
+    Returns
+    -------
+    :class:`mixin.audio.AudioInfo` of the input.
+    """
+    import contextlib
+    import time
+
+    from .audio import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
+
+    missing = [s for s in sep.sources if s not in out_paths]
+    if missing:
+        raise MixinError(f"no output path given for {', '.join(missing)}")
+    info = probe(path)
+    sr, ch, n = info.samplerate, info.channels, info.frames
+    fs = params.SAMPLE_RATE
+    m = resampled_length(n, sr, fs)
+    t = timings if timings is not None else {}
+    for key in ("read", "transform", "networks", "write"):
+        t.setdefault(key, 0.0)
+
+    def timed_read(gen):
+        while True:
+            t0 = time.perf_counter()
+            b = next(gen, None)
+            t["read"] += time.perf_counter() - t0
+            if b is None:
+                return
+            yield b
+
+    blocks = iter_blocks(path, READ_BLOCK)
+    if sr != fs:
+        blocks = _resample_stream(blocks, Resampler(sr, fs, ch, m))
+    blocks = timed_read(blocks)
+    back = {s: Resampler(fs, sr, ch, n) for s in sep.sources} if sr != fs else None
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_chunks(m, sep.hop) * ch, unit="chunk", leave=False,
+                   desc=os.path.basename(str(path))[:30], dynamic_ncols=True)
+    t_sep0 = dict(sep.timings)
+    written = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            writers = {s: stack.enter_context(AtomicWriter(out_paths[s], sr, ch, subtype))
+                       for s in sep.sources}
+            done = 0
+            for out in sep.stream(blocks, ch, total=m, progress=bar.update if bar else None):
+                t0 = time.perf_counter()
+                done += len(out[sep.sources[0]])
+                for s in sep.sources:
+                    y = out[s]
+                    if back is not None:
+                        y = back[s].process(y, last=done >= m)
+                    writers[s].write(y)
+                written = done
+                t["write"] += time.perf_counter() - t0
+            if written != m:
+                raise MixinError(f"{path}: read {written} samples at 44.1 kHz, expected {m} "
+                                 "(the file is shorter than its header says)")
+    finally:
+        if bar is not None:
+            bar.close()
+        for key in ("transform", "networks"):
+            t[key] += sep.timings[key] - t_sep0[key]
+    return info
