@@ -402,6 +402,11 @@ class Resampler:
             self._stream = soxr.ResampleStream(float(in_rate), float(out_rate), self.channels,
                                                dtype="float32", quality="HQ")
 
+    @property
+    def finished(self):
+        """True once the last block was processed (``out_frames`` frames were emitted)."""
+        return self._finished
+
     def process(self, block, last=False):
         """Resample the next block.
 
@@ -619,8 +624,10 @@ class AtomicWriter:
         try:
             self._sf.write(b)
         except (sf.SoundFileError, RuntimeError, AssertionError, OSError) as e:
+            # soundfile asserts that every frame was written: a short write means a full disk
+            reason = "short write; disk full?" if isinstance(e, AssertionError) else _sf_reason(e)
             raise MixinError(f"{self.path}: write failed after {self.frames_written} frames "
-                             f"({_sf_reason(e) if not isinstance(e, AssertionError) else 'short write; disk full?'})") from None
+                             f"({reason})") from None
         self.frames_written += len(b)
 
     def close(self):

@@ -408,8 +408,18 @@ def test_resampler_trims_and_pads_to_out_frames():
         assert y.shape == (m, 1)
         if m == 3000:
             assert r.padded > 1000 and not y[-r.padded:].any()
+        assert r.finished
     with pytest.raises(ValueError):
         r.process(x)                            # after last=True
+
+
+def test_resampler_zero_input_frames():
+    """One sample at 96 kHz is 0 frames at 44.1 kHz; the way back must still give 1 frame."""
+    assert resampled_length(1, 96000, 44100) == 0
+    r = Resampler(44100, 96000, 2, 1)
+    assert not r.finished
+    y = r.process(np.zeros((0, 2), np.float32), last=True)
+    assert y.shape == (1, 2) and r.finished
 
 
 def test_resampler_rejects_bad_blocks():
@@ -608,3 +618,38 @@ def test_check_output_dir_not_writable_even_for_root():
     with pytest.raises(MixinError) as e:
         check_output_dir("/proc")
     assert_error(e, "/proc", "not writable")
+
+
+# --------------------------------------------------------------------------------------------
+# Bounded memory
+# --------------------------------------------------------------------------------------------
+
+def test_streaming_memory_is_bounded_by_block_size(tmp_path):
+    """iter_blocks -> Resampler -> AtomicWriter never holds more than a few blocks (tracemalloc
+    sees numpy's buffers): peak well under the 3.5 MB the 10 s file would take in memory."""
+    import tracemalloc
+
+    n = 10 * 44100
+    p = tmp_path / "long.wav"
+    with AtomicWriter(p, 44100, 2) as w:
+        for i in range(0, n, 44100):
+            w.write(noise(44100, 2))
+    whole_bytes = n * 2 * 4
+    m = resampled_length(n, 44100, 48000)
+    tracemalloc.start()
+    try:
+        r = Resampler(44100, 48000, 2, m)
+        total = 0
+        with AtomicWriter(tmp_path / "out.wav", 48000, 2) as w:
+            for b in iter_blocks(p, 4096):
+                y = r.process(b)
+                total += len(y)
+                w.write(y)
+            y = r.process(np.zeros((0, 2), np.float32), last=True)
+            total += len(y)
+            w.write(y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == m and probe(tmp_path / "out.wav").frames == m
+    assert peak < whole_bytes / 8, f"peak {peak} bytes for a {whole_bytes}-byte file"
