@@ -334,7 +334,7 @@ class Separator:
                 parts[s].append(out[s])
         res = {}
         for s in self.sources:
-            z = np.concatenate(parts[s])
+            z = np.concatenate(parts[s]) if parts[s] else np.zeros((0, ch), np.float32)
             if sr != params.SAMPLE_RATE:
                 z = resample(z, params.SAMPLE_RATE, sr, n)
             res[s] = z[:, 0] if was_1d else z
@@ -442,7 +442,7 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
     written = 0
     try:
         with contextlib.ExitStack() as stack:
-            writers = {s: stack.enter_context(AtomicWriter(out_paths[s], sr, ch, subtype))
+            writers = {s: stack.enter_context(AtomicWriter(out_paths[s], sr, ch, subtype, frames=n))
                        for s in sep.sources}
             done = 0
             for out in sep.stream(blocks, ch, total=m, progress=bar.update if bar else None):
@@ -458,6 +458,10 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
             if written != m:
                 raise MixinError(f"{path}: read {written} samples at 44.1 kHz, expected {m} "
                                  "(the file is shorter than its header says)")
+            if back is not None:  # e.g. one sample at 96 kHz is no sample at 44.1 kHz: flush
+                for s in sep.sources:
+                    if not back[s].finished:
+                        writers[s].write(back[s].process(np.zeros((0, ch), np.float32), last=True))
     finally:
         if bar is not None:
             bar.close()

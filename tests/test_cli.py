@@ -217,6 +217,7 @@ def test_bad_flags(capsys, song, tiny_models, tmp_path):
 
 EDGE_CASES = {
     "one sample": (44100, 1, "FLOAT", ".wav", 1),
+    "one sample at 96 kHz": (96000, 2, "FLOAT", ".wav", 1),
     "half a second": (44100, 2, "FLOAT", ".wav", 22050),
     "exact chunk multiple": (44100, 1, "FLOAT", ".wav", 2 * 44032),
     "8 kHz mono": (8000, 1, "PCM_16", ".wav", 9000),

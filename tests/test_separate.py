@@ -119,6 +119,11 @@ def test_any_sample_rate_in_same_rate_out(ident, sr):
     assert snr_db(x[core] / 3, y[core]) > 40
 
 
+def test_one_sample_at_high_rate(ident):
+    out = ident[0.25].separate(np.array([0.5], np.float32), 96000)
+    assert all(y.shape == (1,) for y in out.values())
+
+
 def test_silence_gives_silence_without_nan(tiny_models):
     out = Separator(tiny_models).separate(np.zeros((N + 3, 2), np.float32))
     for y in out.values():
