@@ -1,0 +1,638 @@
+"""The ``--prepare-stems`` stage: cut multitrack stem folders into training segments.
+
+Faithful to the original MiXiN ``train_util.py --prepare-stems`` (same flags, folder names and
+files), without its defects.
+
+Songs
+    Every folder under a stem dir (recursively, the stem dir itself included) that holds audio
+    files (.wav, .flac, .ogg, .aiff, ...; hidden files ignored) is one song. Songs are taken in
+    the order of the stem dirs, sorted by path inside each, and numbered 0, 1, ... in that
+    order; ``track_limit`` N keeps the first N usable songs (-1 = all). A folder is not usable
+    (skipped with a warning naming it, and not numbered) if it has no drum or no vocal file, or
+    is too short for a single segment. The data dir is never searched for songs.
+
+Classification by file name (the name only, not the folder path), as the original
+    contains "drum" -> percussive; else contains "vocal" -> vocal; else contains "mix" ->
+    ignored (the mixture is rebuilt as the sum of the stems); anything else -> harmonic.
+    Several files of one class are summed (MUSDB18-HQ ``bass`` + ``other`` -> harmonic). A
+    song folder without a drum or a vocal file is skipped (the original silently used the
+    wrong file); a song without harmonic files gets a silent harmonic part (with a warning).
+
+Audio
+    Stems are resampled to 44.1 kHz (soxr). Their lengths must agree within
+    :data:`LENGTH_TOLERANCE` samples (else :class:`MixinError` naming the song and the lengths);
+    shorter ones are zero-padded to the longest. Channels are kept (stereo policy: the segment
+    files keep the stems' channels, and the HDF5 stage uses each channel as its own example);
+    a mono stem in a stereo song is duplicated to both channels.
+
+Segments
+    D = round(segment_duration * 44100) samples; segment i covers samples [i*D, (i+1)*D).
+    Segments ``segment_offset`` .. ``segment_limit - 1`` (None = all) are written, including
+    the last full one (the original skipped it); a final partial segment (< D samples) is
+    dropped, so every segment file has exactly D samples. Each segment writes
+    ``data/{song:03d}{segment:04d}v/`` (mix.wav = harmonic + percussive + vocal, harmonic.wav,
+    percussive.wav, vocal.wav) and ``.../{song:03d}{segment:04d}nov/`` (mix.wav = harmonic +
+    percussive, harmonic.wav, percussive.wav), as 32-bit float WAV (sums never clip). Each
+    folder is written under a temporary name and renamed when complete.
+
+songs.json
+    Written last (its presence marks a complete preparation): for every song its index,
+    source folder, duration, channels, segments written, whether it is an augmented remix,
+    and its split; plus the split itself (:func:`split_songs` over the real songs, augmented
+    songs added to training). Read it with :func:`read_songs`.
+
+Augmentation (``augment`` = N)
+    N extra songs numbered after the real ones, each remixed from the percussive part of one
+    training song, the vocal part of another and the harmonic part of a third (of two when
+    there are only two training songs), each with a random gain (+-6 dB) and a random circular
+    time offset (the wrap point is faded over 10 ms); the remix is as long as its shortest
+    source. Deterministic from ``seed``. Only training songs are used, and remixes belong to
+    the training split, so validation and test songs stay unseen.
+
+Existing data is never destroyed: if ``data_dir`` already holds a preparation (songs.json or
+any segment folder), :class:`MixinError` unless ``overwrite``; with ``overwrite`` the previous
+segment folders are replaced (those the new preparation does not write are removed at the end,
+only folders named like segments are touched). Memory is bounded by one song (three stems for a
+remix); nothing holds all songs at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import operator
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, params
+from .errors import MixinError
+
+log = logging.getLogger("mixin")
+
+#: File name extensions read as audio (lower case).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                    ".w64", ".caf")
+
+#: Largest length difference (samples at 44.1 kHz) accepted between the stems of one song.
+LENGTH_TOLERANCE = 4
+
+#: The classes of stem files, in the order of the decision.
+ROLES = ("percussive", "vocal", "harmonic")
+
+#: Name of the song table written beside the segment folders.
+SONGS_JSON = "songs.json"
+
+#: Segment folder names: song (3 digits), segment (4 digits), "v" (with vocals) or "nov".
+SEGMENT_DIR_RE = re.compile(r"^(\d{3})(\d{4})(v|nov)$")
+
+#: Files of each kind of segment folder.
+SEGMENT_FILES = {"v": ("mix.wav", "harmonic.wav", "percussive.wav", "vocal.wav"),
+                 "nov": ("mix.wav", "harmonic.wav", "percussive.wav")}
+
+#: Fractions of songs in validation and test (the rest is training).
+SPLIT_FRACTIONS = {"validation": 0.1, "test": 0.1}
+
+#: Random gain range of remixed stems (dB) and fade length at the wrap point of a remix (s).
+AUGMENT_GAIN_DB = 6.0
+AUGMENT_FADE = 0.010
+
+_MAX_SONGS = 1000
+_MAX_SEGMENTS = 10000
+
+
+def classify(filename):
+    """Class of a stem file from its name: 'percussive', 'vocal', 'ignore' (a mixture) or
+    'harmonic' — the original's rule ("drum", then "vocal", then "mix", else harmonic)."""
+    name = Path(filename).name.lower()
+    if "drum" in name:
+        return "percussive"
+    if "vocal" in name:
+        return "vocal"
+    if "mix" in name:
+        return "ignore"
+    return "harmonic"
+
+
+# --------------------------------------------------------------------------------------------
+# audio I/O (through mixin.audio; thin wrappers so the stage's needs are in one place)
+# --------------------------------------------------------------------------------------------
+
+def _probe(path):
+    """(frames, samplerate, channels) of an audio file; MixinError naming it if unreadable."""
+    info = audio.probe(path)
+    return info.frames, info.samplerate, info.channels
+
+
+def _read_audio(path):
+    """Read float32 [shape=(n, channels)] and its sample rate; MixinError naming the file
+    (unreadable, truncated, NaN/Inf samples)."""
+    return audio.read_audio(path)
+
+
+def _write_audio(path, x, sr):
+    """Write float32 WAV [shape=(n, channels)] (the caller writes into a temporary folder)."""
+    audio.write_audio(path, x, sr, subtype="FLOAT")
+
+
+def _resample(x, sr):
+    """Resample [shape=(n, channels)] from ``sr`` to 44.1 kHz (soxr HQ; length
+    round(n * 44100 / sr))."""
+    if sr == params.SAMPLE_RATE:
+        return x
+    return audio.resample(x, sr, params.SAMPLE_RATE)
+
+
+def _resampled_length(frames, sr):
+    return audio.resampled_length(frames, sr, params.SAMPLE_RATE)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _one_line(e):
+    return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# discovering songs
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Song:
+    """One song of the preparation: a real song folder, or a remix when ``remix`` is set."""
+
+    index: int
+    folder: Path | None
+    files: dict = field(default_factory=dict)   # role -> [Path] ('ignore' included)
+    length: int = 0                              # samples at 44.1 kHz (after padding)
+    channels: int = 0
+    remix: dict | None = None                    # role -> {"song", "gain_db", "offset"}
+    segments: list = field(default_factory=list)
+
+
+def _audio_files(folder, names):
+    return sorted(folder / f for f in names
+                  if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def find_song_folders(stem_dirs, exclude=None):
+    """Song folders under ``stem_dirs``: [(folder, [audio files])], stem dirs in the given
+    order, sorted by path inside each; the folder ``exclude`` (the data dir, when it lies
+    inside a stem dir) is not searched. MixinError if a stem dir is missing or holds no audio."""
+    exclude = Path(exclude).resolve() if exclude is not None else None
+    if isinstance(stem_dirs, (str, os.PathLike)):
+        stem_dirs = [stem_dirs]
+    stem_dirs = list(stem_dirs or [])
+    if not stem_dirs:
+        raise MixinError("no stem directory given (--stem-dirs DIR ...)")
+    found, seen = [], set()
+    for sd in stem_dirs:
+        sd = Path(sd)
+        if not sd.exists():
+            raise MixinError(f"stem directory not found: {sd}")
+        if not sd.is_dir():
+            raise MixinError(f"stem directory is not a directory: {sd}")
+        here = []
+        for dirpath, dirnames, filenames in os.walk(sd, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                                 and (exclude is None or (Path(dirpath) / d).resolve() != exclude))
+            files = _audio_files(Path(dirpath), filenames)
+            if files:
+                here.append((Path(dirpath), files))
+        if not here:
+            raise MixinError(f"no audio files ({', '.join(AUDIO_EXTENSIONS[:3])}, ...) "
+                             f"under stem directory {sd}")
+        here.sort(key=lambda item: item[0].relative_to(sd).parts)
+        for folder, files in here:
+            key = folder.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append((folder, files))
+    return found
+
+
+def _classify_folder(folder, files):
+    roles = {"percussive": [], "vocal": [], "harmonic": [], "ignore": []}
+    for f in files:
+        roles[classify(f)].append(f)
+    return roles
+
+
+def _probe_song(song):
+    """Check the stems of a real song (readable, equal lengths, compatible channels) from their
+    headers; set ``song.length`` and ``song.channels``."""
+    lengths, chans = {}, set()
+    for role in ROLES:
+        for f in song.files[role]:
+            frames, sr, ch = _probe(f)
+            lengths[f] = _resampled_length(frames, sr)
+            chans.add(ch)
+    _check_lengths(song.folder, lengths)
+    song.length = max(lengths.values())
+    song.channels = _check_channels(song.folder, chans)
+
+
+def _check_lengths(folder, lengths):
+    lo, hi = min(lengths.values()), max(lengths.values())
+    if hi - lo > LENGTH_TOLERANCE:
+        detail = ", ".join(f"{Path(f).name} {n}" for f, n in lengths.items())
+        raise MixinError(f"stems of song {folder} differ in length by {hi - lo} samples (more than "
+                         f"{LENGTH_TOLERANCE}): {detail} samples at {params.SAMPLE_RATE} Hz")
+
+
+def _check_channels(where, chans):
+    chans = set(chans)
+    if len(chans) > 1 and not (len(chans) == 2 and 1 in chans):
+        raise MixinError(f"stems of {where} have incompatible channel counts: {sorted(chans)}")
+    return max(chans)
+
+
+# --------------------------------------------------------------------------------------------
+# split and augmentation plan
+# --------------------------------------------------------------------------------------------
+
+def split_songs(n_songs, seed=0):
+    """Split song indices 0..n_songs-1 into training, validation and test, by song.
+
+    Deterministic from ``(n_songs, seed)``. Validation and test get round(10 %) of the songs
+    each, at least one each when ``n_songs >= 3``; with 2 songs one trains and one validates
+    (test is empty); with 1 song it trains. Each list is sorted.
+
+    Returns dict(train=[...], validation=[...], test=[...]).
+    """
+    n = _check_int("number of songs", n_songs, 1)
+    seed = _check_int("seed", seed, 0)
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    if n == 1:
+        n_val = n_test = 0
+    elif n == 2:
+        n_val, n_test = 1, 0
+    else:
+        n_val = max(1, int(np.floor(SPLIT_FRACTIONS["validation"] * n + 0.5)))
+        n_test = max(1, int(np.floor(SPLIT_FRACTIONS["test"] * n + 0.5)))
+    val, test = order[:n_val], order[n_val:n_val + n_test]
+    train = order[n_val + n_test:]
+    return {"train": sorted(train), "validation": sorted(val), "test": sorted(test)}
+
+
+def plan_remixes(songs, train, n_remix, seed=0):
+    """Choose sources, gains and offsets of ``n_remix`` augmented songs from the training songs.
+
+    ``songs``: the real songs (``length`` set); ``train``: indices of training songs.
+    Returns a list of dicts role -> {"song", "gain_db", "offset"}; the percussive, vocal and
+    harmonic parts come from different training songs (with two training songs, the harmonic
+    part comes from either).
+    """
+    train = sorted(train)
+    if n_remix and len(train) < 2:
+        raise MixinError(f"augmentation needs at least 2 training songs to remix, have {len(train)} "
+                         f"(of {len(songs)} songs; validation and test songs are never used)")
+    rng = np.random.default_rng([int(seed), 1])
+    plans = []
+    for _ in range(n_remix):
+        if len(train) >= 3:
+            src = rng.choice(train, size=3, replace=False)
+        else:
+            pv = rng.permutation(train)
+            src = [pv[0], pv[1], rng.choice(train)]
+        gains = rng.uniform(-AUGMENT_GAIN_DB, AUGMENT_GAIN_DB, size=3)
+        plan = {}
+        for role, s, g in zip(ROLES, src, gains):
+            s = int(s)
+            plan[role] = {"song": s, "gain_db": round(float(g), 3),
+                          "offset": int(rng.integers(0, songs[s].length))}
+        plans.append(plan)
+    return plans
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------
+
+def _fit_channels(x, channels):
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1:
+        return np.repeat(x, channels, axis=1)
+    raise MixinError(f"cannot use {x.shape[1]}-channel audio in a {channels}-channel song")
+
+
+def _load_role(song, role):
+    """Sum of the song's ``role`` files at 44.1 kHz, zero-padded to ``song.length``
+    [shape=(song.length, song.channels)], float32."""
+    out = np.zeros((song.length, song.channels), dtype=np.float32)
+    for f in song.files[role]:
+        x, sr = _read_audio(f)
+        x = _fit_channels(_resample(x, sr), song.channels)
+        # decoded lengths can differ from the headers' (compressed formats): check them too
+        _check_lengths(song.folder, {f: x.shape[0], "longest stem": song.length})
+        n = min(x.shape[0], song.length)
+        out[:n] += x[:n]
+    return out
+
+
+def _load_remix(songs, plan, channels):
+    """Build a remix [role -> (length, channels)] from ``plan`` (see :func:`plan_remixes`)."""
+    length = min(songs[p["song"]].length for p in plan.values())
+    fade = max(1, int(AUGMENT_FADE * params.SAMPLE_RATE))
+    out = {}
+    for role, p in plan.items():
+        src = songs[p["song"]]
+        x = _fit_channels(_load_role(src, role), channels)
+        x = np.roll(x, -p["offset"], axis=0)[:length]
+        seam = src.length - p["offset"]  # where the source's end meets its start
+        if 0 < seam < length:
+            w = np.ones(length, dtype=np.float32)
+            lo, hi = max(seam - fade, 0), min(seam + fade, length)
+            w[lo:seam] = np.linspace(1, 0, seam - lo, endpoint=False)[: seam - lo]
+            w[seam:hi] = np.linspace(0, 1, hi - seam)
+            x *= w[:, None]
+        out[role] = x * np.float32(10 ** (p["gain_db"] / 20))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the stage
+# --------------------------------------------------------------------------------------------
+
+def _check_int(name, value, minimum):
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise MixinError(f"{name} must be an integer, got {value!r}") from None
+    if isinstance(value, bool) or v < minimum:
+        raise MixinError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return v
+
+
+def _segment_range(length, seg_samples, offset, limit):
+    n_full = length // seg_samples
+    stop = n_full if limit is None else min(n_full, limit)
+    return list(range(offset, stop))
+
+
+def _existing_preparation(data_dir):
+    if not data_dir.is_dir():
+        return []
+    found = [p for p in data_dir.iterdir() if p.is_dir() and SEGMENT_DIR_RE.match(p.name)]
+    if (data_dir / SONGS_JSON).exists():
+        found.insert(0, data_dir / SONGS_JSON)
+    return found
+
+
+def _write_folder(data_dir, name, files, overwrite):
+    """Write {filename: array} into ``data_dir/name`` via a temporary folder and a rename."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=data_dir))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        for fname, x in files.items():
+            _write_audio(tmp / fname, x, params.SAMPLE_RATE)
+        final = data_dir / name
+        if final.exists():
+            if not overwrite:  # appeared while we ran
+                raise MixinError(f"{final} already exists; use --overwrite to replace it")
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_segments(data_dir, song, parts, seg_samples, overwrite):
+    h, p, v = parts["harmonic"], parts["percussive"], parts["vocal"]
+    for seg in song.segments:
+        sl = slice(seg * seg_samples, (seg + 1) * seg_samples)
+        hs, ps, vs = h[sl], p[sl], v[sl]
+        stem = f"{song.index:03d}{seg:04d}"
+        hp = hs + ps
+        _write_folder(data_dir, stem + "v", {"mix.wav": hp + vs, "harmonic.wav": hs,
+                                             "percussive.wav": ps, "vocal.wav": vs}, overwrite)
+        _write_folder(data_dir, stem + "nov", {"mix.wav": hp, "harmonic.wav": hs,
+                                               "percussive.wav": ps}, overwrite)
+
+
+def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_offset=0,
+                  track_limit=-1, segment_limit=None, augment=0, seed=0, overwrite=False):
+    """Cut the songs under ``stem_dirs`` into segment folders in ``data_dir`` (see the module
+    documentation for the rules) and write ``data_dir/songs.json``.
+
+    Parameters
+    ----------
+    stem_dirs : path or list of paths
+    data_dir : path, created if missing
+    segment_duration : float, seconds (> 0)
+    segment_offset : int >= 0, first segment written
+    track_limit : int, number of usable songs to take (-1 = all)
+    segment_limit : int or None, segments are written up to (excluding) this index
+    augment : int >= 0, number of remixed training songs to add
+    seed : int, for the split and the remixes
+    overwrite : bool, replace a previous preparation in ``data_dir``
+
+    Returns
+    -------
+    dict with 'data_dir', 'songs' (real songs used), 'augmented', 'skipped' (folders),
+    'segments', 'folders', 'files', 'split', 'seconds' (wall time), 'input_seconds' (audio
+    read, real songs), 'segment_seconds' (audio per segment file set), 'segments_per_second',
+    'seconds_per_audio_minute'.
+    """
+    t0 = time.perf_counter()
+    # ---- arguments
+    try:
+        segment_duration = float(segment_duration)
+    except (TypeError, ValueError):
+        raise MixinError(f"segment duration must be a number of seconds, got {segment_duration!r}") from None
+    seg_samples = int(round(segment_duration * params.SAMPLE_RATE)) if np.isfinite(segment_duration) else 0
+    if seg_samples < 1:
+        raise MixinError(f"segment duration must be a positive number of seconds, got {segment_duration}")
+    segment_offset = _check_int("segment offset", segment_offset, 0)
+    if segment_limit is not None:
+        segment_limit = _check_int("segment limit", segment_limit, 0)
+        if segment_limit <= segment_offset:
+            raise MixinError(f"segment limit ({segment_limit}) must be greater than the segment "
+                             f"offset ({segment_offset}): no segment would be written")
+    track_limit = _check_int("track limit", track_limit, -1)
+    if track_limit == 0:
+        raise MixinError("track limit must be -1 (all songs) or a positive number, got 0")
+    augment = _check_int("augment", augment, 0)
+    seed = _check_int("seed", seed, 0)
+    data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise MixinError(f"data directory is not a directory: {data_dir}")
+
+    # ---- songs: find, classify, probe headers, skip unusable ones, limit
+    songs, skipped, too_short = [], [], []
+    for folder, files in find_song_folders(stem_dirs, exclude=data_dir):
+        roles = _classify_folder(folder, files)
+        missing = [what for what, role in (("drum", "percussive"), ("vocal", "vocal")) if not roles[role]]
+        if missing:
+            log.warning("skipping song folder %s: no %s file (files: %s)", folder,
+                        " or ".join(missing), ", ".join(f.name for f in files))
+            skipped.append(str(folder))
+            continue
+        song = Song(index=len(songs), folder=folder, files=roles)
+        _probe_song(song)
+        song.segments = _segment_range(song.length, seg_samples, segment_offset, segment_limit)
+        if not song.segments:
+            # skipped before numbering, so that song numbers and the split stay contiguous
+            log.warning("skipping song folder %s: %.1f s is too short for segment %d of %g s",
+                        folder, song.length / params.SAMPLE_RATE, segment_offset, segment_duration)
+            skipped.append(str(folder))
+            too_short.append(str(folder))
+            continue
+        if song.segments[-1] >= _MAX_SEGMENTS:
+            raise MixinError(f"song {folder} would have more than {_MAX_SEGMENTS} segments; "
+                             "use a longer --segment-duration or a --segment-limit")
+        if not roles["harmonic"]:
+            log.warning("song folder %s has no harmonic stem: its harmonic part is silent", folder)
+        songs.append(song)
+        if track_limit > 0 and len(songs) == track_limit:
+            break
+    if not songs:
+        where = ", ".join(str(d) for d in ([stem_dirs] if isinstance(stem_dirs, (str, os.PathLike))
+                                           else stem_dirs))
+        if too_short:
+            raise MixinError(f"no segment to write: every usable song under {where} is shorter than "
+                             f"{segment_offset + 1} segment(s) of {segment_duration:g} s "
+                             f"(segment offset {segment_offset})")
+        raise MixinError(f"no usable song (a folder with a drum and a vocal file) under {where}")
+    if len(songs) + augment > _MAX_SONGS:
+        raise MixinError(f"{len(songs)} songs + {augment} remixes exceed the {_MAX_SONGS} songs that "
+                         "segment folder names can number")
+
+    # ---- split and remixes (each remix is as long as its shortest source: >= 1 segment)
+    split = split_songs(len(songs), seed)
+    plans = plan_remixes(songs, split["train"], augment, seed)
+    for plan in plans:
+        idx = len(songs)
+        channels = _check_channels(f"remix {idx}", [songs[p["song"]].channels for p in plan.values()])
+        length = min(songs[p["song"]].length for p in plan.values())
+        songs.append(Song(index=idx, folder=None, remix=plan, channels=channels, length=length,
+                          segments=_segment_range(length, seg_samples, segment_offset, segment_limit)))
+    split = {k: list(v) for k, v in split.items()}
+    split["train"] += [s.index for s in songs if s.remix is not None]
+    n_segments = sum(len(s.segments) for s in songs)
+
+    # ---- existing data
+    existing = _existing_preparation(data_dir)
+    if existing and not overwrite:
+        raise MixinError(f"{data_dir} already holds prepared data ({existing[0].name}, {len(existing)} "
+                         "entries); use --overwrite to replace it")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite and (data_dir / SONGS_JSON).exists():
+        (data_dir / SONGS_JSON).unlink()  # written again last: marks a complete preparation
+    if any(data_dir.glob("data_*.hdf5")):
+        log.warning("%s holds HDF5 files built from earlier segments: rebuild them with --create-hdf5",
+                    data_dir)
+
+    # ---- write, one song at a time
+    input_samples = 0
+    for song in songs:
+        if song.remix is None:
+            parts = {role: _load_role(song, role) for role in ROLES}
+            input_samples += song.length
+            what = str(song.folder)
+        else:
+            parts = _load_remix(songs, song.remix, song.channels)
+            what = "remix of " + ", ".join(f"{r} {p['song']}" for r, p in song.remix.items())
+        _write_segments(data_dir, song, parts, seg_samples, overwrite)
+        del parts
+        log.info("song %03d (%s): %d segments", song.index, what, len(song.segments))
+
+    written = {f"{s.index:03d}{g:04d}{k}" for s in songs for g in s.segments for k in ("v", "nov")}
+    stale = [p for p in _existing_preparation(data_dir) if p.is_dir() and p.name not in written]
+    for p in stale:
+        shutil.rmtree(p)
+    if stale:
+        log.info("removed %d segment folders of the previous preparation", len(stale))
+
+    _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, segment_offset,
+                      segment_limit, augment, seed)
+    elapsed = time.perf_counter() - t0
+    input_seconds = input_samples / params.SAMPLE_RATE
+    summary = {
+        "data_dir": str(data_dir),
+        "songs": sum(s.remix is None for s in songs),
+        "augmented": len(plans),
+        "skipped": skipped,
+        "segments": n_segments,
+        "folders": 2 * n_segments,
+        "files": 7 * n_segments,
+        "split": split,
+        "seconds": elapsed,
+        "input_seconds": input_seconds,
+        "segment_seconds": n_segments * seg_samples / params.SAMPLE_RATE,
+        "segments_per_second": n_segments / elapsed if elapsed > 0 else float("inf"),
+        "seconds_per_audio_minute": elapsed / (input_seconds / 60) if input_seconds else float("nan"),
+    }
+    log.info("prepared %d segments (%d folders) from %d songs + %d remixes in %.1f s "
+             "(%.2f segments/s, %.2f s per minute of audio)", n_segments, 2 * n_segments,
+             summary["songs"], summary["augmented"], elapsed, summary["segments_per_second"],
+             summary["seconds_per_audio_minute"])
+    return summary
+
+
+def _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, segment_offset,
+                      segment_limit, augment, seed):
+    split_of = {i: name for name, idx in split.items() for i in idx}
+    table = []
+    for s in songs:
+        entry = {
+            "index": s.index,
+            "source": None if s.folder is None else str(Path(s.folder).resolve()),
+            "augmented": s.remix is not None,
+            "split": split_of[s.index],
+            "duration": s.length / params.SAMPLE_RATE,
+            "samples": s.length,
+            "channels": s.channels,
+            "n_segments": len(s.segments),
+            "segments": s.segments,
+            "folders": [f"{s.index:03d}{g:04d}{k}" for g in s.segments for k in ("v", "nov")],
+        }
+        if s.remix is None:
+            entry["files"] = {role: [f.name for f in fs] for role, fs in s.files.items()}
+        else:
+            entry["remix"] = s.remix
+        table.append(entry)
+    doc = {
+        "format": "mixin-songs/1",
+        "sample_rate": params.SAMPLE_RATE,
+        "segment_duration": segment_duration,
+        "segment_samples": seg_samples,
+        "segment_offset": segment_offset,
+        "segment_limit": segment_limit,
+        "augment": augment,
+        "seed": seed,
+        "split": split,
+        "songs": table,
+    }
+    tmp = data_dir / (".tmp-" + SONGS_JSON)
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, data_dir / SONGS_JSON)
+
+
+def read_songs(data_dir="data"):
+    """The song table written by :func:`prepare_stems` (``data_dir/songs.json``) as a dict:
+    keys 'split' (dict train/validation/test -> song indices), 'songs' (list, position = song
+    index; each with 'source', 'augmented', 'split', 'duration', 'channels', 'n_segments',
+    'segments', 'folders'), 'segment_samples', ... MixinError if there is none or it is
+    unreadable."""
+    path = Path(data_dir) / SONGS_JSON
+    if not path.is_file():
+        raise MixinError(f"no prepared stems in {data_dir} ({SONGS_JSON} missing): "
+                         "run --prepare-stems first")
+    try:
+        doc = json.loads(path.read_text())
+        doc["songs"], doc["split"]  # noqa: B018  (presence check)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MixinError(f"cannot read {path}: {_one_line(e)}") from None
+    return doc
