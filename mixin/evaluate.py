@@ -1,0 +1,760 @@
+"""BSSv4 evaluation of MiXiN against baselines on songs given as stems (MUSDB18-HQ layout).
+
+A song is a folder of stems: ``drums``, ``vocals`` and at least one other stem (``bass``, ``other``,
+...), as WAV/FLAC/any format libsndfile reads. Targets:
+
+- harmonic   = the sum of every stem that is not drums or vocals,
+- percussive = drums,
+- vocal      = vocals.
+
+The mixture is the sum of the stems (a ``mixture`` file, if present, is ignored: the sum matches the
+references exactly, whatever gain or coding the mixture file went through).
+
+Scores are SigSep's BSS Eval v4 (museval: images, time-invariant distortion filters of 512 taps,
+1 s windows and hops), the metric MiXiN and SiSEC 2018 report. Per song and target the score of
+a metric is the median over windows, ignoring NaN windows (museval gives NaN for every target of a
+window in which any reference or any estimate is silent); the overall score is the median of the
+song medians, ignoring songs without a valid window.
+
+Systems (see :func:`make_systems`): MiXiN model directories (default overlap and/or the original's
+hard chunks), the HPSS + REPET-SIM baseline and the oracle NSGT soft mask
+(:mod:`mixin.baselines`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import functools
+import importlib.util
+import io
+import json
+import logging
+import math
+import multiprocessing
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import params
+from .errors import MixinError
+
+log = logging.getLogger("mixin")
+
+TARGETS = params.SOURCES  # ("harmonic", "percussive", "vocal")
+METRICS = ("SDR", "SIR", "ISR", "SAR")
+PERCUSSIVE_STEM = "drums"
+VOCAL_STEM = "vocals"
+MIXTURE_STEM = "mixture"
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+
+#: Output files written by :func:`write_results` (in the output directory).
+OUTPUT_FILES = ("scores.json", "songs.csv", "medians.csv", "medians.md", "boxplot.png")
+
+#: Activity threshold for ``offset="auto"``: a 1 s window of a target is active when its RMS
+#: exceeds this (-60 dBFS).
+ACTIVE_RMS = 1e-3
+#: Level of the deterministic dither added to an estimate that has exactly silent windows
+#: (-160 dBFS RMS): museval would otherwise drop every target in those windows (or refuse a
+#: wholly silent estimate), rewarding a system for outputting silence.
+DITHER_RMS = 1e-8
+
+
+# ============================================================================================
+# Songs
+# ============================================================================================
+
+@dataclass(frozen=True)
+class Song:
+    """A song folder: ``stems`` maps stem name (lower case, e.g. "drums") to its file path."""
+
+    name: str
+    path: str
+    stems: dict = field(hash=False, compare=False)
+
+
+def _stem_files(folder):
+    """Audio files of a folder keyed by lower-case stem name (the mixture file excluded)."""
+    stems = {}
+    for p in sorted(Path(folder).iterdir()):
+        if p.is_file() and p.suffix.lower() in AUDIO_EXTS and not p.name.startswith("."):
+            name = p.stem.lower()
+            if name in stems:
+                raise MixinError(f"song folder {folder} has two files for stem {name!r}: "
+                                 f"{Path(stems[name]).name}, {p.name}")
+            stems[name] = str(p)
+    stems.pop(MIXTURE_STEM, None)
+    return stems
+
+
+def _song_from_folder(folder, stems):
+    missing = [s for s in (PERCUSSIVE_STEM, VOCAL_STEM) if s not in stems]
+    if missing:
+        raise MixinError(f"song folder {folder} has no {' or '.join(missing)} stem "
+                         f"(found: {', '.join(sorted(stems)) or 'none'})")
+    if len(stems) < 3:
+        raise MixinError(f"song folder {folder} has no harmonic stem (need at least one stem "
+                         f"besides drums and vocals, e.g. bass or other)")
+    return Song(name=Path(folder).name, path=str(folder), stems=dict(stems))
+
+
+def find_songs(roots, names=None):
+    """Find song folders.
+
+    Parameters
+    ----------
+    roots : list of paths
+        Each is a song folder (holds stem files), a folder of song folders, or a folder of such
+        folders (e.g. a MUSDB18-HQ root with ``train/`` and ``test/``).
+    names : list of str, optional
+        Keep only these songs (folder names); every name must be found.
+
+    Returns
+    -------
+    list of :class:`Song`, sorted by name (unique names).
+    """
+    songs = {}
+
+    def add(song):
+        if song.name in songs and songs[song.name].path != song.path:
+            raise MixinError(f"two songs named {song.name!r}: {songs[song.name].path}, {song.path}")
+        songs[song.name] = song
+
+    for root in roots:
+        root = Path(root)
+        if not root.exists():
+            raise MixinError(f"stems folder not found: {root}")
+        if not root.is_dir():
+            raise MixinError(f"not a folder of stems: {root}")
+        stems = _stem_files(root)
+        if stems:
+            add(_song_from_folder(root, stems))
+            continue
+        found = False
+        for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            stems = _stem_files(sub)
+            if stems:
+                add(_song_from_folder(sub, stems))
+                found = True
+                continue
+            for sub2 in sorted(p for p in sub.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                stems = _stem_files(sub2)
+                if stems:
+                    add(_song_from_folder(sub2, stems))
+                    found = True
+        if not found:
+            raise MixinError(f"no songs found in {root} (expected folders of stems: drums, "
+                             f"vocals, bass/other as WAV or FLAC)")
+    if names:
+        unknown = [n for n in names if n not in songs]
+        if unknown:
+            raise MixinError(f"song(s) not found: {', '.join(unknown)} "
+                             f"(available: {', '.join(sorted(songs))})")
+        songs = {n: songs[n] for n in names}
+    if not songs:
+        raise MixinError("no songs found")
+    return [songs[k] for k in sorted(songs)]
+
+
+def active_windows(x, win):
+    """Which ``win``-sample windows of ``x`` [shape=(n, ch)] are active (RMS > ACTIVE_RMS)."""
+    n = (x.shape[0] // win) * win
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    power = np.mean(np.square(x[:n], dtype=np.float64).reshape(-1, win, x.shape[1]), axis=(1, 2))
+    return power > ACTIVE_RMS ** 2
+
+
+def auto_offset(references, sr, duration):
+    """Start (whole seconds) of the ``duration`` s excerpt with the most 1 s windows in which every
+    target is active (the earliest such excerpt on ties).
+
+    Parameters
+    ----------
+    references : dict target -> array [shape=(n, ch)]
+    """
+    act = np.logical_and.reduce([active_windows(r, sr) for r in references.values()])
+    d = int(math.ceil(duration))
+    if act.size <= d:
+        return 0
+    counts = np.convolve(act.astype(int), np.ones(d, dtype=int), mode="valid")
+    return int(np.argmax(counts))
+
+
+def load_song(song, offset=0.0, duration=None, mono=False):
+    """Read a song's stems and build the target references for an excerpt.
+
+    Parameters
+    ----------
+    song : Song
+    offset : float or "auto"
+        Excerpt start in seconds; "auto" picks the excerpt where all targets are most active
+        (:func:`auto_offset`; 0 when ``duration`` is None).
+    duration : float, optional
+        Excerpt length in seconds (default: to the end).
+    mono : bool
+        Downmix every stem to mono (the channel mean, as the original MiXiN loads audio).
+
+    Returns
+    -------
+    references : dict target -> float32 array [shape=(n, ch)]
+    sr : int
+    start : float, the excerpt's start in seconds
+    """
+    from .audio import read_audio
+
+    stems, sr, channels = {}, None, None
+    for name, path in song.stems.items():
+        x, r = read_audio(path)
+        if sr is None:
+            sr, channels = r, x.shape[1]
+        elif r != sr:
+            raise MixinError(f"{song.name}: stem {name} is at {r} Hz, others at {sr} Hz")
+        elif x.shape[1] != channels:
+            raise MixinError(f"{song.name}: stem {name} has {x.shape[1]} channels, "
+                             f"others {channels}")
+        stems[name] = x
+    if sr != params.SAMPLE_RATE:
+        raise MixinError(f"{song.name}: stems are at {sr} Hz; the evaluation needs "
+                         f"{params.SAMPLE_RATE} Hz (MUSDB18-HQ's rate)")
+    n = max(len(x) for x in stems.values())  # stems of unequal length: pad the short ones
+    for k, x in stems.items():
+        if len(x) < n:
+            stems[k] = np.concatenate([x, np.zeros((n - len(x), channels), np.float32)])
+    harmonic = [k for k in stems if k not in (PERCUSSIVE_STEM, VOCAL_STEM)]
+    refs = {
+        "harmonic": np.sum([stems[k] for k in harmonic], axis=0, dtype=np.float32),
+        "percussive": stems[PERCUSSIVE_STEM],
+        "vocal": stems[VOCAL_STEM],
+    }
+    if mono:
+        refs = {k: v.mean(axis=1, keepdims=True, dtype=np.float32) for k, v in refs.items()}
+    if offset == "auto":
+        start = auto_offset(refs, sr, duration) * sr if duration is not None else 0
+    else:
+        start = int(round(float(offset) * sr))
+    if start >= n:
+        raise MixinError(f"{song.name}: offset {start / sr:g} s is past the end of the song "
+                         f"({n / sr:.1f} s)")
+    stop = n if duration is None else min(n, start + int(round(duration * sr)))
+    refs = {k: np.ascontiguousarray(v[start:stop]) for k, v in refs.items()}
+    return refs, sr, start / sr
+
+
+# ============================================================================================
+# Scoring
+# ============================================================================================
+
+@functools.lru_cache(maxsize=1)
+def museval_metrics():
+    """museval's BSS Eval v4 module (``museval.metrics``).
+
+    ``import museval`` imports musdb and stempeg, which refuse to load without ffmpeg on the PATH
+    although the metrics need only numpy and scipy: if that import fails, the module file is
+    loaded on its own from the installed package.
+    """
+    try:
+        import museval.metrics as m  # noqa: PLC0415
+        return m
+    except ImportError:
+        raise MixinError("the evaluation needs museval: pip install museval") from None
+    except Exception:  # stempeg's RuntimeError "ffmpeg or ffprobe could not be found"
+        pass
+    spec = importlib.util.find_spec("museval")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "metrics.py")
+    mspec = importlib.util.spec_from_file_location("_mixin_museval_metrics", path)
+    module = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(module)
+    return module
+
+
+def silent_windows(x, win, hop):
+    """museval's silence test per window: the channel sum is exactly zero throughout.
+
+    x : array [shape=(n, ch)]; returns bool [shape=(n_windows,)] with museval's framing.
+    """
+    s = x.sum(axis=1)
+    n = len(s)
+    n_win = max(1, int(math.floor((n - win) / hop)) + 1) if n >= win else 1
+    out = np.zeros(n_win, dtype=bool)
+    for t in range(n_win):
+        out[t] = not np.any(s[t * hop:t * hop + win])
+    return out
+
+
+def dither(x, seed=0):
+    """``x`` plus deterministic noise of RMS :data:`DITHER_RMS` (same shape, float32)."""
+    rng = np.random.default_rng(seed)
+    return (x + rng.standard_normal(x.shape) * DITHER_RMS).astype(np.float32)
+
+
+def bss_eval_v4(references, estimates, win, hop=None):
+    """BSS Eval v4 of estimates against references, per 1-s (``win``) window.
+
+    Parameters
+    ----------
+    references : dict target -> array [shape=(n, ch)]
+    estimates : dict target -> array [shape=(n, ch)] or None (target not estimated: n/a)
+    win, hop : int, window and hop in samples (hop defaults to win)
+
+    Returns
+    -------
+    frames : dict target -> dict metric -> float64 array [shape=(n_windows,)]
+        NaN where museval gives no score, and everywhere for an n/a target or a reference that
+        is silent throughout (which museval cannot score).
+    """
+    hop = win if hop is None else hop
+    targets = list(references)
+    n, ch = references[targets[0]].shape
+    n_win = max(1, (n - win) // hop + 1) if n >= win else 1
+    nan = np.full(n_win, np.nan)
+    frames = {t: {m: nan.copy() for m in METRICS} for t in targets}
+    scored = []
+    for t in targets:
+        if not np.any(references[t].sum(axis=1)):
+            log.warning("reference %s is silent throughout: not scored", t)
+        else:
+            scored.append(t)
+    if not scored:
+        return frames
+    refs, ests = [], []
+    for i, t in enumerate(scored):
+        ref = np.asarray(references[t], dtype=np.float64)
+        est = estimates.get(t)
+        if est is None:  # placeholder: each estimate is scored on its own, so this is harmless
+            est = np.sum([references[k] for k in targets], axis=0)
+        est = np.asarray(est, dtype=np.float32)
+        if est.shape != ref.shape:
+            raise MixinError(f"estimate {t} has shape {est.shape}, reference {ref.shape}")
+        if np.any(silent_windows(est, win, hop)):
+            est = dither(est, seed=i)
+        refs.append(ref)
+        ests.append(est.astype(np.float64))
+    m = museval_metrics()
+    sdr, isr, sir, sar, _ = m.bss_eval(np.stack(refs), np.stack(ests), window=win, hop=hop,
+                                       compute_permutation=False, framewise_filters=False,
+                                       bsseval_sources_version=False)
+    for i, t in enumerate(scored):
+        if estimates.get(t) is None:
+            continue
+        for name, arr in zip(("SDR", "ISR", "SIR", "SAR"), (sdr, isr, sir, sar)):
+            frames[t][name] = np.asarray(arr[i], dtype=np.float64)
+    return frames
+
+
+def median_over_windows(values):
+    """Median of a song's window scores, ignoring NaN windows (NaN if none is valid)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    return float(np.median(v)) if v.size else float("nan")
+
+
+def median_over_songs(values):
+    """Median of song medians, ignoring NaN songs (NaN if none is valid)."""
+    return median_over_windows(values)
+
+
+def song_medians(frames):
+    """dict target -> metric -> per-window array  =>  dict target -> metric -> median."""
+    return {t: {m: median_over_windows(v) for m, v in d.items()} for t, d in frames.items()}
+
+
+# ============================================================================================
+# Systems
+# ============================================================================================
+
+class System:
+    """A separation system: ``separate(mixture, sr, references)`` -> dict target -> array|None."""
+
+    name = "system"
+    kind = "system"
+
+    def describe(self):
+        return {"name": self.name, "kind": self.kind}
+
+    def separate(self, mixture, sr, references):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+_SEPARATORS = {}
+
+
+class ModelSystem(System):
+    """MiXiN with the models of ``model_dir``; ``overlap`` None = the separator's default."""
+
+    kind = "mixin"
+
+    def __init__(self, name, model_dir, overlap=None):
+        self.name, self.model_dir, self.overlap = name, str(model_dir), overlap
+
+    def describe(self):
+        return {"name": self.name, "kind": self.kind, "model_dir": self.model_dir,
+                "overlap": params.DEFAULT_OVERLAP if self.overlap is None else self.overlap}
+
+    def separator(self):
+        key = (self.model_dir, self.overlap)
+        if key not in _SEPARATORS:  # one per process: models load once per worker
+            from .separate import Separator
+
+            kw = {} if self.overlap is None else {"overlap": self.overlap}
+            _SEPARATORS[key] = Separator(model_dir=self.model_dir, **kw)
+        return _SEPARATORS[key]
+
+    def separate(self, mixture, sr, references):
+        out = self.separator().separate(mixture, sr)
+        return {t: out.get(t) for t in TARGETS}
+
+
+class HPSSSystem(System):
+    """librosa's median-filtering HPSS (harmonic, percussive) + REPET-SIM (vocal)."""
+
+    name = "HPSS"
+    kind = "hpss"
+
+    def __init__(self, vocal=True):
+        self.vocal = vocal
+
+    def separate(self, mixture, sr, references):
+        from . import baselines
+
+        h, p = baselines.hpss(mixture, sr)
+        v = baselines.repet_sim(mixture, sr) if self.vocal else None
+        return {"harmonic": h, "percussive": p, "vocal": v}
+
+
+class OracleSystem(System):
+    """The oracle NSGT soft mask built from the true targets (upper bound of MiXiN's masking)."""
+
+    name = "oracle"
+    kind = "oracle"
+
+    def separate(self, mixture, sr, references):
+        from . import baselines
+
+        return baselines.oracle(references)
+
+
+def parse_model_spec(spec):
+    """``DIR`` or ``LABEL=DIR`` -> (label, dir). The label defaults to the folder's name."""
+    label, sep, path = spec.partition("=")
+    if not sep:
+        label, path = "", spec
+    if not path:
+        raise MixinError(f"--model-dir {spec!r}: no directory given")
+    label = label or Path(path.rstrip("/\\")).name or path
+    return label, path
+
+
+def check_model_dir(path):
+    """A model directory must hold the three networks; raise MixinError naming what is missing."""
+    from .model import model_paths
+
+    if not os.path.isdir(path):
+        raise MixinError(f"model directory not found: {path}")
+    missing = [p for p in model_paths(path).values() if not os.path.isfile(p)]
+    if missing:
+        raise MixinError(f"model file not found: {missing[0]}")
+
+
+def make_systems(model_dirs=(), variants="both", hpss=True, oracle=True):
+    """Build the systems to compare.
+
+    Parameters
+    ----------
+    model_dirs : list of "DIR" or "LABEL=DIR"
+    variants : "both", "default" or "no-overlap"
+        MiXiN with the default overlap (named LABEL) and/or the original's hard chunks
+        (named "LABEL no-overlap").
+    """
+    if variants not in ("both", "default", "no-overlap"):
+        raise MixinError(f"variants must be both, default or no-overlap, got {variants!r}")
+    systems, names = [], set()
+    for spec in model_dirs:
+        label, path = parse_model_spec(spec)
+        check_model_dir(path)
+        if variants in ("both", "default"):
+            systems.append(ModelSystem(label, path, None))
+        if variants in ("both", "no-overlap"):
+            systems.append(ModelSystem(f"{label} no-overlap", path, 0.0))
+    if hpss:
+        systems.append(HPSSSystem())
+    if oracle:
+        systems.append(OracleSystem())
+    for s in systems:
+        if s.name in names:
+            raise MixinError(f"two systems named {s.name!r}: give labels, --model-dir LABEL=DIR")
+        names.add(s.name)
+    if not systems:
+        raise MixinError("nothing to evaluate: no model directory and no baseline")
+    return systems
+
+
+# ============================================================================================
+# Running
+# ============================================================================================
+
+def evaluate_song(song, systems, offset="auto", duration=None, mono=False):
+    """Separate one song's mixture with every system and score it.
+
+    Returns
+    -------
+    dict with "name", "offset_s", "duration_s", "channels" and "systems": name -> {"frames":
+    target -> metric -> list, "medians": target -> metric -> float, "separate_s", "score_s"}.
+    """
+    refs, sr, start = load_song(song, offset, duration, mono)
+    mixture = np.sum(list(refs.values()), axis=0, dtype=np.float32)
+    n, ch = mixture.shape
+    result = {"name": song.name, "offset_s": start, "duration_s": n / sr, "channels": ch,
+              "systems": {}}
+    for system in systems:
+        t0 = time.perf_counter()
+        est = system.separate(mixture, sr, refs)
+        t1 = time.perf_counter()
+        for t, e in est.items():
+            if e is not None and np.shape(e) != mixture.shape:
+                raise MixinError(f"{system.name} returned {t} of shape {np.shape(e)} for a "
+                                 f"mixture of shape {mixture.shape}")
+        frames = bss_eval_v4(refs, {t: est.get(t) for t in TARGETS}, win=sr, hop=sr)
+        t2 = time.perf_counter()
+        result["systems"][system.name] = {
+            "frames": {t: {m: v.tolist() for m, v in d.items()} for t, d in frames.items()},
+            "medians": song_medians(frames),
+            "separate_s": t1 - t0, "score_s": t2 - t1}
+        log.info("%s / %s: SDR %s (separated in %.1f s, scored in %.1f s)", song.name,
+                 system.name, " ".join(f"{t[0].upper()} {result['systems'][system.name]['medians'][t]['SDR']:.2f}"
+                                       for t in TARGETS), t1 - t0, t2 - t1)
+    return result
+
+
+def _worker_init(level):
+    logging.basicConfig(level=level, format="%(message)s")
+    logging.getLogger("mixin").setLevel(level)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def run(songs, systems, offset="auto", duration=None, mono=False, jobs=1, progress=True):
+    """Evaluate every system on every song; songs in parallel with ``jobs`` processes.
+
+    Returns
+    -------
+    dict: "config", "songs" (list of :func:`evaluate_song` results, in song order), "medians"
+    (system -> target -> metric -> median over songs), "time_s".
+    """
+    if int(jobs) != jobs or jobs < 1:
+        raise MixinError(f"jobs must be a positive integer, got {jobs!r}")
+    if duration is not None and not duration > 0:
+        raise MixinError(f"duration must be positive, got {duration!r}")
+    if offset != "auto" and not float(offset) >= 0:
+        raise MixinError(f"offset must be >= 0 seconds or 'auto', got {offset!r}")
+    t0 = time.perf_counter()
+    results = [None] * len(songs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(songs), unit="song", desc="evaluating")
+    try:
+        if jobs == 1 or len(songs) == 1:
+            for i, song in enumerate(songs):
+                results[i] = evaluate_song(song, systems, offset, duration, mono)
+                if bar:
+                    bar.update()
+        else:
+            ctx = multiprocessing.get_context("spawn")  # no fork after TensorFlow threads start
+            with concurrent.futures.ProcessPoolExecutor(
+                    max_workers=min(jobs, len(songs)), mp_context=ctx, initializer=_worker_init,
+                    initargs=(log.getEffectiveLevel(),)) as pool:
+                futures = {pool.submit(evaluate_song, s, systems, offset, duration, mono): i
+                           for i, s in enumerate(songs)}
+                for f in concurrent.futures.as_completed(futures):
+                    results[futures[f]] = f.result()
+                    if bar:
+                        bar.update()
+    finally:
+        if bar:
+            bar.close()
+    names = [s.name for s in systems]
+    medians = {
+        name: {t: {m: median_over_songs([r["systems"][name]["medians"][t][m] for r in results])
+                   for m in METRICS} for t in TARGETS}
+        for name in names}
+    from . import __version__
+
+    return {"version": __version__,
+            "config": {"offset": offset, "duration": duration, "mono": bool(mono),
+                       "window_s": 1.0, "hop_s": 1.0, "metric": "BSS Eval v4 (museval)",
+                       "systems": [s.describe() for s in systems]},
+            "songs": results, "medians": medians, "time_s": time.perf_counter() - t0}
+
+
+# ============================================================================================
+# Output
+# ============================================================================================
+
+def _json_safe(v):
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _fmt(v, width=7):
+    return f"{'n/a':>{width}}" if v is None or math.isnan(v) else f"{v:{width}.2f}"
+
+
+def system_names(results):
+    return [s["name"] for s in results["config"]["systems"]]
+
+
+def format_table(results, metrics=METRICS):
+    """Plain-text table of the medians: one row per system, SDR of each target then the rest."""
+    names = system_names(results)
+    w = max(8, max(len(n) for n in names))
+    cols = [(t, m) for m in metrics for t in TARGETS]
+    head1 = f"{'':{w}} " + " ".join(f"{m:>7}" for m in metrics for _ in TARGETS)
+    head2 = f"{'system':{w}} " + " ".join(f"{t[:7]:>7}" for _ in metrics for t in TARGETS)
+    lines = [f"median BSSv4 over {len(results['songs'])} song(s) (dB)", head1, head2]
+    for n in names:
+        med = results["medians"][n]
+        lines.append(f"{n:{w}} " + " ".join(_fmt(med[t][m]) for t, m in cols))
+    return "\n".join(lines)
+
+
+def format_markdown(results):
+    """Markdown table of median SDR/SIR/ISR/SAR per system and target."""
+    lines = ["| system | target | SDR | SIR | ISR | SAR |", "|---|---|---:|---:|---:|---:|"]
+    for n in system_names(results):
+        for t in TARGETS:
+            med = results["medians"][n][t]
+            lines.append(f"| {n} | {t} | " + " | ".join(_fmt(med[m], 0).strip() for m in METRICS)
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path, write):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_text(path, text):
+    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def check_outdir(outdir, overwrite=False):
+    """Refuse to overwrite earlier results unless asked; make sure the folder can be written."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise MixinError(f"output path is not a folder: {outdir}")
+    existing = [f for f in OUTPUT_FILES if (outdir / f).exists()]
+    if existing and not overwrite:
+        raise MixinError(f"{outdir} already holds results ({', '.join(existing)}); "
+                         f"use --overwrite or another --outdir")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MixinError(f"cannot create output folder {outdir}: {e.strerror}") from None
+    if not os.access(outdir, os.W_OK):
+        raise MixinError(f"output folder is not writable: {outdir}")
+
+
+def write_results(results, outdir, overwrite=False):
+    """Write scores.json, songs.csv, medians.csv, medians.md and boxplot.png; return their paths."""
+    check_outdir(outdir, overwrite)
+    outdir = Path(outdir)
+    _write_text(outdir / "scores.json", json.dumps(_json_safe(results), indent=1) + "\n")
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["system", "song", "target", *METRICS, "offset_s", "duration_s", "separate_s"])
+    for r in results["songs"]:
+        for n in system_names(results):
+            s = r["systems"][n]
+            for t in TARGETS:
+                w.writerow([n, r["name"], t, *(_csv_num(s["medians"][t][m]) for m in METRICS),
+                            f"{r['offset_s']:g}", f"{r['duration_s']:.3f}",
+                            f"{s['separate_s']:.3f}"])
+    _write_text(outdir / "songs.csv", buf.getvalue())
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["system", "target", *METRICS, "n_songs"])
+    for n in system_names(results):
+        for t in TARGETS:
+            valid = sum(not math.isnan(r["systems"][n]["medians"][t]["SDR"])
+                        for r in results["songs"])
+            w.writerow([n, t, *(_csv_num(results["medians"][n][t][m]) for m in METRICS), valid])
+    _write_text(outdir / "medians.csv", buf.getvalue())
+    _write_text(outdir / "medians.md", format_markdown(results))
+    plot_boxes(results, outdir / "boxplot.png")
+    return [outdir / f for f in OUTPUT_FILES]
+
+
+def _csv_num(v):
+    return "" if math.isnan(v) else f"{v:.4f}"
+
+
+def plot_boxes(results, path):
+    """Box plot of SDR per 1 s window (all songs pooled), one panel per target, systems side by
+    side; a diamond marks the table's value (median over songs of the per-song medians)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = system_names(results)
+    fig, axes = plt.subplots(1, len(TARGETS), figsize=(4 + 1.3 * len(names) * len(TARGETS) / 2, 4.5),
+                             sharey=True)
+    for ax, t in zip(np.atleast_1d(axes), TARGETS):
+        data, pos, labels, meds = [], [], [], []
+        for i, n in enumerate(names):
+            v = np.concatenate([np.asarray(r["systems"][n]["frames"][t]["SDR"], float)
+                                for r in results["songs"]]) if results["songs"] else np.array([])
+            v = v[np.isfinite(v)]
+            labels.append(n)
+            if v.size:
+                data.append(v)
+                pos.append(i)
+            meds.append(results["medians"][n][t]["SDR"])
+        if data:
+            ax.boxplot(data, positions=pos, widths=0.6, showfliers=False)
+        for i, m in enumerate(meds):
+            if not math.isnan(m) and math.isfinite(m):
+                ax.plot(i, m, "D", color="tab:red", markersize=5)
+            elif math.isnan(m):
+                ax.text(i, 0.5, "n/a", ha="center", transform=ax.get_xaxis_transform())
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
+        ax.set_xlim(-0.7, len(names) - 0.3)
+        ax.set_title(t)
+        ax.grid(axis="y", alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("SDR (dB), 1 s windows")
+    cfg = results["config"]
+    excerpt = "whole songs" if cfg["duration"] is None else f"{cfg['duration']:g} s excerpts"
+    fig.suptitle(f"BSSv4 SDR, {len(results['songs'])} song(s), {excerpt}, "
+                 f"{'mono' if cfg['mono'] else 'stereo'} (diamond: median of song medians)",
+                 fontsize=9)
+    fig.tight_layout()
+    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
