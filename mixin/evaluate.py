@@ -412,7 +412,7 @@ class ModelSystem(System):
 class HPSSSystem(System):
     """librosa's median-filtering HPSS (harmonic, percussive) + REPET-SIM (vocal)."""
 
-    name = "HPSS"
+    name = "HPSS/REPET-SIM"
     kind = "hpss"
 
     def __init__(self, vocal=True):
@@ -621,13 +621,13 @@ def system_names(results):
 
 
 def format_table(results, metrics=METRICS):
-    """Plain-text table of the medians: one row per system, SDR of each target then the rest."""
+    """Plain-text table of the medians: one row per system; columns SDR-H SDR-P SDR-V SIR-H ..."""
     names = system_names(results)
     w = max(8, max(len(n) for n in names))
     cols = [(t, m) for m in metrics for t in TARGETS]
-    head1 = f"{'':{w}} " + " ".join(f"{m:>7}" for m in metrics for _ in TARGETS)
-    head2 = f"{'system':{w}} " + " ".join(f"{t[:7]:>7}" for _ in metrics for t in TARGETS)
-    lines = [f"median BSSv4 over {len(results['songs'])} song(s) (dB)", head1, head2]
+    head = f"{'system':{w}} " + " ".join(f"{m + '-' + t[0].upper():>7}" for t, m in cols)
+    lines = [f"median BSSv4 (dB) over {len(results['songs'])} song(s); H = harmonic, "
+             f"P = percussive, V = vocal", head]
     for n in names:
         med = results["medians"][n]
         lines.append(f"{n:{w}} " + " ".join(_fmt(med[t][m]) for t, m in cols))
@@ -635,9 +635,15 @@ def format_table(results, metrics=METRICS):
 
 
 def format_markdown(results):
-    """Markdown table of median SDR/SIR/ISR/SAR per system and target."""
-    lines = ["| system | target | SDR | SIR | ISR | SAR |", "|---|---|---:|---:|---:|---:|"]
-    for n in system_names(results):
+    """Markdown: median SDR per system and target, then SDR/SIR/ISR/SAR per system and target."""
+    names = system_names(results)
+    lines = ["| system | " + " | ".join(f"{t} SDR" for t in TARGETS) + " |",
+             "|---|" + "---:|" * len(TARGETS)]
+    for n in names:
+        lines.append(f"| {n} | " + " | ".join(_fmt(results["medians"][n][t]["SDR"], 0).strip()
+                                             for t in TARGETS) + " |")
+    lines += ["", "| system | target | SDR | SIR | ISR | SAR |", "|---|---|---:|---:|---:|---:|"]
+    for n in names:
         for t in TARGETS:
             med = results["medians"][n][t]
             lines.append(f"| {n} | {t} | " + " | ".join(_fmt(med[m], 0).strip() for m in METRICS)

@@ -285,7 +285,7 @@ def test_chunk_unchunk_roundtrip():
 # ------------------------------------------------------------------------------------- systems
 def test_make_systems_names_and_errors(tmp_path, tiny_models):
     names = [s.name for s in evaluate.make_systems([f"orig={tiny_models}"])]
-    assert names == ["orig", "orig no-overlap", "HPSS", "oracle"]
+    assert names == ["orig", "orig no-overlap", "HPSS/REPET-SIM", "oracle"]
     systems = evaluate.make_systems([str(tiny_models)], "no-overlap", hpss=False, oracle=False)
     assert [(s.name, s.overlap) for s in systems] == [(f"{tiny_models.name} no-overlap", 0.0)]
     with pytest.raises(MixinError, match="model directory not found"):
@@ -410,6 +410,6 @@ def test_shared_song_5s(tmp_path):
     assert song["duration_s"] == 5.0 and song["channels"] == 1
     med = res["medians"]
     for t in ("harmonic", "percussive"):
-        assert np.isfinite(med["HPSS"][t]["SDR"])
-        assert med["oracle"][t]["SDR"] > med["HPSS"][t]["SDR"] + 3
+        assert np.isfinite(med["HPSS/REPET-SIM"][t]["SDR"])
+        assert med["oracle"][t]["SDR"] > med["HPSS/REPET-SIM"][t]["SDR"] + 3
     assert med["oracle"]["vocal"]["SDR"] > 5
