@@ -255,16 +255,16 @@ def museval_metrics():
 
     ``import museval`` imports musdb and stempeg, which refuse to load without ffmpeg on the PATH
     although the metrics need only numpy and scipy: if that import fails, the module file is
-    loaded on its own from the installed package.
+    loaded on its own from the installed package (so ``pip install --no-deps museval`` is enough).
     """
+    spec = importlib.util.find_spec("museval")
+    if spec is None or not spec.submodule_search_locations:
+        raise MixinError("the evaluation needs museval: pip install museval")
     try:
         import museval.metrics as m  # noqa: PLC0415
         return m
-    except ImportError:
-        raise MixinError("the evaluation needs museval: pip install museval") from None
-    except Exception:  # stempeg's RuntimeError "ffmpeg or ffprobe could not be found"
-        pass
-    spec = importlib.util.find_spec("museval")
+    except Exception:  # noqa: BLE001  stempeg's RuntimeError (no ffmpeg), or musdb absent
+        log.debug("import museval failed; loading museval/metrics.py on its own")
     path = os.path.join(list(spec.submodule_search_locations)[0], "metrics.py")
     mspec = importlib.util.spec_from_file_location("_mixin_museval_metrics", path)
     module = importlib.util.module_from_spec(mspec)
@@ -481,6 +481,9 @@ def make_systems(model_dirs=(), variants="both", hpss=True, oracle=True):
         if variants in ("both", "no-overlap"):
             systems.append(ModelSystem(f"{label} no-overlap", path, 0.0))
     if hpss:
+        if importlib.util.find_spec("librosa") is None:
+            raise MixinError("the HPSS/REPET-SIM baseline needs librosa: pip install librosa "
+                             "(or leave the baseline out with --no-hpss)")
         systems.append(HPSSSystem())
     if oracle:
         systems.append(OracleSystem())
@@ -550,6 +553,7 @@ def run(songs, systems, offset="auto", duration=None, mono=False, jobs=1, progre
         raise MixinError(f"duration must be positive, got {duration!r}")
     if offset != "auto" and not float(offset) >= 0:
         raise MixinError(f"offset must be >= 0 seconds or 'auto', got {offset!r}")
+    museval_metrics()  # fail now, not after the first separation, if museval is missing
     t0 = time.perf_counter()
     results = [None] * len(songs)
     bar = None
