@@ -527,9 +527,10 @@ def evaluate_song(song, systems, offset="auto", duration=None, mono=False):
             "frames": {t: {m: v.tolist() for m, v in d.items()} for t, d in frames.items()},
             "medians": song_medians(frames),
             "separate_s": t1 - t0, "score_s": t2 - t1}
+        sdr = " ".join(f"{t[0].upper()} {result['systems'][system.name]['medians'][t]['SDR']:.2f}"
+                       for t in TARGETS)
         log.info("%s / %s: SDR %s (separated in %.1f s, scored in %.1f s)", song.name,
-                 system.name, " ".join(f"{t[0].upper()} {result['systems'][system.name]['medians'][t]['SDR']:.2f}"
-                                       for t in TARGETS), t1 - t0, t2 - t1)
+                 system.name, sdr, t1 - t0, t2 - t1)
     return result
 
 
