@@ -77,7 +77,8 @@ def get_parser():
                    help="output folder (default: eval-results)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace results already in OUTDIR (refused otherwise)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print errors and the table only (no per-song scores)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print errors and the table only (no per-song scores)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print debugging output and TensorFlow's logs")
     p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
