@@ -1,0 +1,493 @@
+"""Training datasets: NSGT magnitudes of the prepared segments, split by song, in HDF5.
+
+:func:`create_hdf5` reads the segment folders that :func:`mixin.stems.prepare_stems` wrote
+(``data/{song:03d}{segment:04d}v/`` and ``…nov/``) and writes one file per source::
+
+    data/data_harmonic.hdf5, data/data_percussive.hdf5, data/data_vocal.hdf5
+
+each with the six datasets of the original MiXiN, ``data-{x,y}-{train,validation,test}`` of
+[shape=(N, n_rows, n_cols, 1)] = (N, 96, 1948, 1), where x is the mixture's NSGT magnitude and y
+that source's, for one chunk of ``CHUNK_SIZE`` samples of one channel. Every chunk of a segment is
+used, the last one zero-padded (the original skipped it).
+
+Which folders feed which file (as the original): the harmonic and percussive files take every
+folder, ``v`` (mixture with vocals) and ``nov`` (mixture without), so those networks learn to
+ignore a voice and also see music without one; the vocal file takes only the ``v`` folders (a
+``nov`` folder's vocal target would be silence paired with a vocal-free mixture: the original
+skipped them too).
+
+Channels: each channel of a stereo segment is its own example (twice the data of the original,
+which downmixed to mono); ``mono=True`` downmixes instead (the mean of the channels, as the
+original's loader did).
+
+Split: 80/10/10 **by song**, so no song has chunks in two splits: the split recorded in
+``songs.json`` by ``--prepare-stems`` (:func:`mixin.stems.split_songs`, deterministic for its
+seed; augmented songs, remixed from training songs only, are training songs). Each file also holds ``index/{train,validation,test}`` [shape=(N, 4)] int32 rows
+(song, segment, chunk, channel; channel -1 = mono downmix) naming where every example came from.
+
+Storage: the original wrote float32 uncompressed, 96 * 1948 * 4 = 748,032 bytes per array per
+chunk (x and y: 1.5 MB per example). The default here is chosen by measurement (see
+:data:`DEFAULT_STORAGE` and the README): float16 magnitudes, HDF5-chunked one example per chunk
+so a batch of shuffled examples reads whole chunks. The choice is recorded in each file's
+``storage`` attribute; training casts to float32 whatever is stored.
+
+Work is spread over ``n_pool`` processes (each computes a few chunks of one folder, batched through
+:meth:`mixin.nsgt.NSGT.forward`); the parent writes results in order, so the files are identical
+for any ``n_pool``. At most ``2 * n_pool`` tasks are in flight, so memory is bounded whatever the
+size of the data. Files are written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import multiprocessing
+import os
+import re
+import time
+
+import numpy as np
+
+from . import params
+from .errors import MixinError
+
+log = logging.getLogger("mixin")
+
+#: The three splits, in file order.
+SPLITS = ("train", "validation", "test")
+
+#: Segment folder names written by :mod:`mixin.stems`: song digits, 4 segment digits, v/nov.
+FOLDER_RE = re.compile(r"^(\d{3,})(\d{4})(v|nov)$")
+
+#: Storage options: numpy dtype and HDF5 filter keyword arguments for ``create_dataset``.
+STORAGE = {
+    "float32": dict(dtype="float32"),
+    "float32-lzf": dict(dtype="float32", compression="lzf", shuffle=True),
+    "float32-gzip": dict(dtype="float32", compression="gzip", compression_opts=4, shuffle=True),
+    "float16": dict(dtype="float16"),
+    "float16-lzf": dict(dtype="float16", compression="lzf", shuffle=True),
+    "float16-gzip": dict(dtype="float16", compression="gzip", compression_opts=4, shuffle=True),
+}
+
+#: Chosen by measurement on real stems (README, "Training data storage"): float16 halves the size
+#: and the read bandwidth with no measurable change in validation loss; compression saves little
+#: more on NSGT magnitudes and costs CPU that training needs.
+DEFAULT_STORAGE = "float16"
+
+#: Chunks computed per worker task (bounds the memory of one task and of the results in flight).
+CHUNKS_PER_TASK = 4
+
+
+def hdf5_paths(data_dir, sources=params.SOURCES):
+    """Paths of the dataset files for ``sources`` inside ``data_dir`` (a dict keyed by source)."""
+    return {s: os.path.join(str(data_dir), f"data_{s}.hdf5") for s in sources}
+
+
+def dataset_name(xy, split):
+    """Name of a dataset in the original layout, e.g. ``data-x-train``."""
+    return f"data-{xy}-{split}"
+
+
+def find_segments(data_dir):
+    """The prepared segment folders in ``data_dir``, sorted by (song, segment, kind).
+
+    Returns a list of dicts (name, path, song, segment, vocal: bool). Raises :class:`MixinError`
+    if ``data_dir`` holds none.
+    """
+    data_dir = str(data_dir)
+    if not os.path.isdir(data_dir):
+        raise MixinError(f"data directory not found: {data_dir} (run --prepare-stems first)")
+    found = []
+    for entry in os.scandir(data_dir):
+        m = FOLDER_RE.match(entry.name)
+        if m and entry.is_dir():
+            found.append(dict(name=entry.name, path=entry.path, song=int(m.group(1)),
+                              segment=int(m.group(2)), vocal=m.group(3) == "v"))
+    if not found:
+        raise MixinError(f"no prepared segments in {data_dir} (run --prepare-stems first)")
+    found.sort(key=lambda f: (f["song"], f["segment"], not f["vocal"]))
+    return found
+
+
+def assign_splits(data_dir, song_ids, seed=0):
+    """The train/validation/test songs of the prepared segments.
+
+    The split recorded in ``songs.json`` by :func:`mixin.stems.prepare_stems` is authoritative
+    (augmented songs were remixed from its training songs only, and belong to training); a
+    ``songs.json`` without a split is split here with :func:`mixin.stems.split_songs` over its
+    real songs (``seed``), augmented songs going to training. Returns {split: sorted song indices}
+    restricted to ``song_ids``; :class:`MixinError` if a segment's song is not in the table.
+    """
+    from .stems import read_songs, split_songs
+
+    doc = read_songs(data_dir)
+    song_ids = sorted(set(int(s) for s in song_ids))
+    split = doc.get("split")
+    if not split:
+        table = doc["songs"]
+        real = [int(e["index"]) for e in table if not e.get("augmented")]
+        aug = [int(e["index"]) for e in table if e.get("augmented")]
+        parts = split_songs(len(real), seed=seed)
+        split = {k: [real[i] for i in parts.get(k, [])] for k in SPLITS}
+        split["train"] = split["train"] + aug
+    try:
+        split = {k: sorted(int(i) for i in split.get(k, [])) for k in SPLITS}
+    except (TypeError, ValueError, AttributeError):
+        raise MixinError(f"{data_dir}/songs.json: unreadable split {split!r}") from None
+    listed = [i for k in SPLITS for i in split[k]]
+    if len(listed) != len(set(listed)):
+        raise MixinError(f"{data_dir}/songs.json: a song is in two splits: {split}")
+    missing = sorted(set(song_ids) - set(listed))
+    if missing:
+        raise MixinError(f"{data_dir}: segment folders of songs {missing} are not in songs.json; "
+                         f"re-run --prepare-stems --overwrite")
+    keep = set(song_ids)
+    return {k: [i for i in v if i in keep] for k, v in split.items()}
+
+
+def _segment_length(folder):
+    """Frames of the segment's mix.wav (after checking it is 44.1 kHz)."""
+    import soundfile as sf
+
+    path = os.path.join(folder["path"], "mix.wav")
+    try:
+        info = sf.info(path)
+    except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/OSError
+        raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+    if info.samplerate != params.SAMPLE_RATE:
+        raise MixinError(f"{path}: sample rate {info.samplerate} Hz, expected {params.SAMPLE_RATE}")
+    return info.frames, info.channels
+
+
+def _read_range(path, start, stop, mono):
+    """Samples [start, stop) of a wav as float32 [shape=(n_channels, stop - start)], zero-padded."""
+    import soundfile as sf
+
+    try:
+        x, sr = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+    if sr != params.SAMPLE_RATE:
+        raise MixinError(f"{path}: sample rate {sr} Hz, expected {params.SAMPLE_RATE}")
+    if not np.all(np.isfinite(x)):
+        raise MixinError(f"{path}: non-finite samples")
+    x = x.T
+    if mono:
+        x = x.mean(axis=0, keepdims=True)
+    if x.shape[1] < stop - start:
+        x = np.pad(x, ((0, 0), (0, stop - start - x.shape[1])))
+    return x
+
+
+def to_float16(a):
+    """Non-negative float32 values to float16, rounded to nearest even, as ``a.astype(float16)``.
+
+    NumPy converts values that become float16 subnormals (below 2**-14, about a third of NSGT
+    magnitudes) in a slow scalar path (~45 ns per value, against ~3 ns for normal values); here
+    they are rounded directly to their bit patterns, round(a * 2**24), which is exact.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    tiny = np.float32(2.0 ** -14)  # smallest normal float16
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.maximum(a, tiny).astype(np.float16)
+        sub = np.minimum(a, tiny)
+        sub *= np.float32(2.0 ** 24)
+        np.rint(sub, out=sub)
+        np.copyto(out.view(np.uint16), sub.astype(np.uint16), where=a < tiny)
+    return out
+
+
+def _compute_task(task):
+    """Worker: NSGT magnitudes of chunks [c0, c1) of the folders of one segment.
+
+    The ``v`` and ``nov`` folders of a segment hold the same harmonic and percussive stems (only
+    the mixture differs), so when their samples are equal their magnitudes are computed once.
+
+    Returns (task, [{name: array [shape=(n_chunks * n_channels, n_rows, n_cols)] of ``dtype``}
+    per folder]), examples ordered chunk-major then channel.
+    """
+    from .nsgt import get_nsgt
+
+    nsgt = get_nsgt()
+    L = params.CHUNK_SIZE
+    start, stop = task["c0"] * L, task["c1"] * L
+    cache = []  # (samples, magnitudes) of stems already transformed in this task
+    results = []
+    for folder in task["folders"]:
+        out = {}
+        n_ch = None
+        for name in folder["files"]:
+            path = os.path.join(folder["path"], f"{name}.wav")
+            x = _read_range(path, start, stop, task["mono"])  # (ch, n)
+            if n_ch is None:
+                n_ch = x.shape[0]
+            elif x.shape[0] != n_ch:
+                raise MixinError(f"{path}: {x.shape[0]} channels, but mix.wav has {n_ch}")
+            mag = None
+            if name != "mix":
+                mag = next((m for xs, m in cache if xs.shape == x.shape and np.array_equal(xs, x)),
+                           None)
+            if mag is None:
+                chunks = x.reshape(n_ch, -1, L).transpose(1, 0, 2)  # (n_chunks, ch, L)
+                mag = np.abs(nsgt.forward(chunks))  # (n_chunks, ch, rows, cols)
+                mag = mag.reshape((-1,) + mag.shape[2:])
+                mag = to_float16(mag) if task["dtype"] == "<f2" else mag.astype(task["dtype"])
+                if name != "mix":
+                    cache.append((x, mag))
+            out[name] = mag
+        results.append(out)
+    return task, results
+
+
+def _check_folder(folder, n_frames):
+    """Every wav the folder needs exists and has the mix's length; returns the list of names."""
+    import soundfile as sf
+
+    names = ["mix", "harmonic", "percussive"] + (["vocal"] if folder["vocal"] else [])
+    for name in names[1:]:
+        path = os.path.join(folder["path"], f"{name}.wav")
+        if not os.path.isfile(path):
+            raise MixinError(f"missing {path} (re-run --prepare-stems)")
+        try:
+            frames = sf.info(path).frames
+        except Exception as e:
+            raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+        if frames != n_frames:
+            raise MixinError(f"{path}: {frames} samples, but mix.wav has {n_frames}")
+    return names
+
+
+def _make_tasks(folders, mono, dtype):
+    """Tasks of at most CHUNKS_PER_TASK chunks of one segment (its v and nov folders together)."""
+    groups = {}
+    for f in folders:
+        n_frames, n_ch = _segment_length(f)
+        if n_frames == 0:
+            log.warning("skipping empty segment %s", f["path"])
+            continue
+        f = dict(f, files=_check_folder(f, n_frames), n_frames=n_frames, n_channels=1 if mono else n_ch)
+        groups.setdefault((f["song"], f["segment"], n_frames), []).append(f)
+    tasks = []
+    for (song, segment, n_frames), group in sorted(groups.items()):
+        n_chunks = -(-n_frames // params.CHUNK_SIZE)
+        for c0 in range(0, n_chunks, CHUNKS_PER_TASK):
+            tasks.append(dict(song=song, segment=segment, folders=group, c0=c0,
+                              c1=min(c0 + CHUNKS_PER_TASK, n_chunks), mono=mono, dtype=dtype))
+    return tasks
+
+
+def _ordered_results(tasks, n_pool):
+    """Yield (task, result) in task order, computed by ``n_pool`` processes, 2*n_pool in flight."""
+    if n_pool <= 1:
+        for t in tasks:
+            yield _compute_task(t)
+        return
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in
+                                      multiprocessing.get_all_start_methods() else "spawn")
+    with ctx.Pool(n_pool) as pool:
+        pending = collections.deque()
+        it = iter(tasks)
+        for t in it:
+            pending.append(pool.apply_async(_compute_task, (t,)))
+            if len(pending) >= 2 * n_pool:
+                break
+        while pending:
+            res = pending.popleft().get()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.apply_async(_compute_task, (nxt,)))
+            yield res
+
+
+def create_hdf5(data_dir="data", n_pool=None, mono=False, seed=0, overwrite=False,
+                storage=None, sources=params.SOURCES):
+    """Compute the training datasets of the prepared segments in ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir : str
+        Folder written by ``--prepare-stems``; the HDF5 files are written into it.
+    n_pool : int, optional
+        Worker processes (default: the number of CPUs).
+    mono : bool
+        Downmix each segment to mono (one example per chunk) instead of one example per channel.
+    seed : int
+        Seed of the song split, used only if ``songs.json`` records none (it normally does).
+    overwrite : bool
+        Replace existing ``data_*.hdf5`` files (otherwise refuse).
+    storage : str, optional
+        A key of :data:`STORAGE` (default :data:`DEFAULT_STORAGE`).
+    sources : sequence of str
+        Which files to write (default all three).
+
+    Returns
+    -------
+    dict: per source {split: number of examples}, plus "chunks", "seconds", "storage", "splits".
+    """
+    from .nsgt import coef_shape
+
+    n_pool = (os.cpu_count() or 1) if n_pool is None else n_pool
+    if not isinstance(n_pool, (int, np.integer)) or n_pool < 1:
+        raise MixinError(f"--n-pool must be a positive integer, got {n_pool}")
+    storage = storage or DEFAULT_STORAGE
+    if storage not in STORAGE:
+        raise MixinError(f"unknown storage {storage!r}; choose from {', '.join(STORAGE)}")
+    bad = [s for s in sources if s not in params.SOURCES]
+    if bad or not sources:
+        raise MixinError(f"unknown sources {bad}; choose from {', '.join(params.SOURCES)}")
+    folders = find_segments(data_dir)
+    paths = hdf5_paths(data_dir, sources)
+    existing = [p for p in paths.values() if os.path.exists(p)]
+    if existing and not overwrite:
+        raise MixinError(f"{existing[0]} exists; use --overwrite to replace it")
+
+    splits = assign_splits(data_dir, [f["song"] for f in folders], seed=seed)
+    split_of = {s: k for k, songs in splits.items() for s in songs}
+    log.info("songs by split: %s", {k: v for k, v in splits.items()})
+    if not splits["train"]:
+        raise MixinError("no song in the training split; prepare more songs")
+    if not splits["validation"]:
+        log.warning("no validation song (%d songs prepared): training cannot early-stop on "
+                    "validation loss", len(split_of))
+
+    opts = dict(STORAGE[storage])
+    dtype = np.dtype(opts.pop("dtype"))
+    tasks = _make_tasks(folders, mono, dtype.str)
+    shape = coef_shape() + (1,)
+    t0 = time.perf_counter()
+    tmp = {s: p + ".tmp" for s, p in paths.items()}
+    files = {}
+    counts = {s: {k: 0 for k in SPLITS} for s in sources}
+    n_chunks = 0
+    try:
+        for s in sources:
+            hf = files[s] = __import__("h5py").File(tmp[s], "w")
+            for split in SPLITS:
+                for xy in "xy":
+                    hf.create_dataset(dataset_name(xy, split), shape=(0,) + shape,
+                                      maxshape=(None,) + shape, chunks=(1,) + shape,
+                                      dtype=dtype, **opts)
+                hf.create_dataset(f"index/{split}", shape=(0, 4), maxshape=(None, 4),
+                                  chunks=(1024, 4), dtype="int32")
+            hf.attrs.update(dict(
+                source=s, storage=storage, dtype=dtype.name, compression=str(opts.get("compression")),
+                mono=bool(mono), split_seed=int(seed), sample_rate=params.SAMPLE_RATE,
+                chunk_size=params.CHUNK_SIZE, coef_shape=list(coef_shape()),
+                splits=json.dumps(splits), folders="v+nov" if s != "vocal" else "v",
+                mixin_version=_version(), complete=False))
+
+        progress = _progress(len(tasks))
+        for task, per_folder in _ordered_results(tasks, n_pool):
+            split = split_of[task["song"]]
+            for folder, mags in zip(task["folders"], per_folder):
+                n_chunks += task["c1"] - task["c0"]  # mixture chunks (a v and a nov chunk: 2)
+                n_ex = mags["mix"].shape[0]
+                n_ch = folder["n_channels"]
+                idx = np.empty((n_ex, 4), dtype=np.int32)
+                ex = np.arange(n_ex)
+                idx[:, 0] = task["song"]
+                idx[:, 1] = task["segment"]
+                idx[:, 2] = task["c0"] + ex // n_ch
+                idx[:, 3] = -1 if mono else ex % n_ch
+                for s in sources:
+                    if s not in mags:  # vocal target only in 'v' folders
+                        continue
+                    hf = files[s]
+                    for name, arr in ((dataset_name("x", split), mags["mix"]),
+                                      (dataset_name("y", split), mags[s])):
+                        d = hf[name]
+                        n0 = d.shape[0]
+                        d.resize(n0 + n_ex, axis=0)
+                        d[n0:] = arr[..., None]
+                    d = hf[f"index/{split}"]
+                    n0 = d.shape[0]
+                    d.resize(n0 + n_ex, axis=0)
+                    d[n0:] = idx
+                    counts[s][split] += n_ex
+            progress.update(1)
+        progress.close()
+        for s, hf in files.items():
+            hf.attrs["complete"] = True
+            hf.attrs["counts"] = json.dumps(counts[s])
+            hf.close()
+        for s in sources:
+            os.replace(tmp[s], paths[s])
+    except BaseException:
+        for hf in files.values():
+            try:
+                hf.close()
+            except Exception:
+                pass
+        for p in tmp.values():
+            if os.path.exists(p):
+                os.remove(p)
+        raise
+    seconds = time.perf_counter() - t0
+    log.info("wrote %s: %d chunks in %.1f s (%.1f chunks/s, n_pool=%d, storage=%s)",
+             ", ".join(paths.values()), n_chunks, seconds, n_chunks / max(seconds, 1e-9), n_pool, storage)
+    for s in sources:
+        log.info("%s examples: %s", s, counts[s])
+    return dict(counts=counts, chunks=n_chunks, seconds=seconds, storage=storage, splits=splits,
+                files=paths)
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+class _NoProgress:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total):
+    """A tqdm bar on a terminal's stderr when the 'mixin' logger shows INFO, else a no-op."""
+    import sys
+
+    if not log.isEnabledFor(logging.INFO) or not sys.stderr.isatty():
+        return _NoProgress()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoProgress()
+    return tqdm(total=total, unit="task", desc="create-hdf5", leave=False)
+
+
+def check_hdf5(data_dir, sources=params.SOURCES):
+    """Open and validate the dataset files; returns {source: {split: n_examples}}.
+
+    Raises :class:`MixinError` if a file is missing, incomplete, or has the wrong shape.
+    """
+    import h5py
+    from .nsgt import coef_shape
+
+    shape = coef_shape() + (1,)
+    out = {}
+    for s, p in hdf5_paths(data_dir, sources).items():
+        if not os.path.isfile(p):
+            raise MixinError(f"training data not found: {p} (run --create-hdf5 first)")
+        try:
+            with h5py.File(p, "r") as hf:
+                n = {}
+                for split in SPLITS:
+                    nx = hf.get(dataset_name("x", split))
+                    ny = hf.get(dataset_name("y", split))
+                    if nx is None or ny is None:
+                        raise MixinError(f"{p}: missing dataset {dataset_name('x', split)} or "
+                                         f"{dataset_name('y', split)}")
+                    if nx.shape[1:] != shape or ny.shape != nx.shape:
+                        raise MixinError(f"{p}: {dataset_name('x', split)} has shape {nx.shape} and "
+                                         f"{dataset_name('y', split)} {ny.shape}; expected (N,) + {shape}")
+                    n[split] = nx.shape[0]
+                if not hf.attrs.get("complete", True):
+                    raise MixinError(f"{p} is incomplete; re-run --create-hdf5 --overwrite")
+        except OSError as e:
+            raise MixinError(f"cannot read {p}: {e}") from None
+        out[s] = n
+    return out

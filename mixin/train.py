@@ -1,0 +1,616 @@
+"""Training the three CDAEs from the HDF5 datasets, resumable and reproducible.
+
+:func:`train` trains, for each source, the published CDAE (:func:`mixin.model.build_cdae`, Adam,
+MAE) on ``data/data_{source}.hdf5`` and saves ``model/model_{source}.h5`` in the format that
+``xtract_mixin.py --pretrained-model-dir`` loads.
+
+Data: batches stream from HDF5 through ``tf.data`` (a Python generator reading one batch of
+examples at a time, prefetched while the previous batch trains), so memory does not depend on the
+size of the dataset. The training examples are reshuffled every epoch from ``(seed, pass)``; the
+batch stream is indexed globally, so a resumed run sees exactly the batches it would have seen.
+Validation and test batches are read in file order.
+
+Files (``{s}`` = source)::
+
+    logdir/model_{s}.best.h5        best model so far (lowest validation loss), loadable as a model
+    logdir/model_{s}.last.keras     model + optimizer state after the last finished epoch (resume)
+    logdir/model_{s}.state.json     epochs done, early-stopping state, settings, final metrics
+    logdir/history_{s}.csv          one row per epoch (loss, mae, val_loss, val_mae, examples/s)
+    model/model_{s}.h5              the final model (the best epoch's weights)
+    model/history_{s}.csv           a copy of the history
+    model/{s}_train_loss.png, model/{s}_train_mae.png   with ``plot=True`` (Agg backend)
+
+Resuming: re-running continues each source from ``last.keras`` at the epoch recorded in the state
+file (and skips sources already finished). Nothing is deleted: an existing ``model_{s}.h5`` that
+this logdir did not produce is refused unless ``overwrite=True``, which also restarts from scratch.
+
+Early stopping: on validation loss with ``patience`` (the original: 2), the best epoch's weights
+restored at the end. Without validation examples (fewer than 2 songs) it monitors the training
+loss and says so.
+
+Reproducibility: :func:`keras.utils.set_random_seed` seeds Python, NumPy and TensorFlow, so the
+initial weights and the batch order are the same on every run. TensorFlow's CPU kernels
+(oneDNN convolutions with several threads) may sum in a different order from run to run, so
+losses can differ in the last digits; ``deterministic=True`` calls
+``tf.config.experimental.enable_op_determinism()`` (slower, and every op must support it).
+
+Devices: with more than one GPU visible, or more than one logical CPU device configured, training
+runs under ``tf.distribute.MirroredStrategy`` (``batch_size`` is the global batch, split across
+the replicas). For several machines, set ``TF_CONFIG`` on each (the standard
+``{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": i}}``)
+and run the same command on every machine: with more than one worker in ``TF_CONFIG`` training runs
+under ``tf.distribute.MultiWorkerMirroredStrategy``; each worker needs the HDF5 files, and only the
+chief (worker 0) writes ``logdir/`` and ``model/`` (the others write to a temporary folder).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from . import params
+from .errors import MixinError
+from .hdf5 import SPLITS, check_hdf5, dataset_name, hdf5_paths
+
+log = logging.getLogger("mixin")
+
+#: Loss functions accepted by :func:`train` (the published models: MAE).
+LOSSES = ("mae", "mse")
+
+#: Batches prefetched while the current one trains.
+PREFETCH = 2
+
+STATE_VERSION = 1
+
+
+def _paths(model_dir, logdir, source):
+    return dict(
+        best=os.path.join(logdir, f"model_{source}.best.h5"),
+        last=os.path.join(logdir, f"model_{source}.last.keras"),
+        state=os.path.join(logdir, f"model_{source}.state.json"),
+        history=os.path.join(logdir, f"history_{source}.csv"),
+        model=os.path.join(model_dir, params.MODEL_FILES[source]),
+        model_history=os.path.join(model_dir, f"history_{source}.csv"),
+        plot_loss=os.path.join(model_dir, f"{source}_train_loss.png"),
+        plot_mae=os.path.join(model_dir, f"{source}_train_mae.png"),
+    )
+
+
+def checkpoint_paths(model_dir, logdir, source):
+    """Every file :func:`train` writes for ``source`` (a dict: best, last, state, history, model…)."""
+    return _paths(str(model_dir), str(logdir), source)
+
+
+def read_state(path):
+    """The JSON state file of one source, or None if absent."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise MixinError(f"cannot read training state {path}: {e}; use --overwrite to start again") from None
+
+
+def _write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------------
+
+def _n_batches(n, batch_size):
+    return -(-n // batch_size)
+
+
+def batch_indices(n, batch_size, seed, batch, shuffle=True):
+    """Sorted example indices of global batch number ``batch`` of a shuffled stream.
+
+    The stream is a sequence of passes over the ``n`` examples; pass ``p`` uses the permutation
+    drawn from ``(seed, p)``. So batch ``b`` depends only on (n, batch_size, seed, b).
+    """
+    nb = _n_batches(n, batch_size)
+    p, k = divmod(batch, nb)
+    if shuffle:
+        order = np.random.default_rng([int(seed), int(p)]).permutation(n)
+    else:
+        order = np.arange(n)
+    return np.sort(order[k * batch_size:(k + 1) * batch_size])
+
+
+def _h5_batches(path, split, batch_size, seed, start, stop, shuffle):
+    """Generator of (x, y) batches [shape=(b, rows, cols, 1)] for global batches [start, stop).
+
+    ``stop=None`` runs forever (training); the file is opened once per iteration.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as hf:
+        x = hf[dataset_name("x", split)]
+        y = hf[dataset_name("y", split)]
+        n = x.shape[0]
+        b = start
+        while stop is None or b < stop:
+            idx = batch_indices(n, batch_size, seed, b, shuffle=shuffle)
+            # one hyperslab read per run of consecutive indices (h5py fancy indexing is slow)
+            xb = np.empty((len(idx),) + x.shape[1:], dtype=x.dtype)
+            yb = np.empty_like(xb)
+            for j, i in enumerate(idx):
+                x.read_direct(xb, np.s_[i:i + 1], np.s_[j:j + 1])
+                y.read_direct(yb, np.s_[i:i + 1], np.s_[j:j + 1])
+            yield xb, yb
+            b += 1
+
+
+def make_dataset(path, split, batch_size, seed=0, start_batch=0, n_batches=None, shuffle=True,
+                 infinite=False):
+    """A ``tf.data.Dataset`` of (x, y) float32 batches streamed from one split of an HDF5 file.
+
+    ``infinite=True``: shuffled batches from global batch ``start_batch`` on, forever (give
+    ``steps_per_epoch`` to ``fit``). Otherwise ``n_batches`` batches (default: one pass).
+    """
+    import h5py
+    import tensorflow as tf
+
+    with h5py.File(path, "r") as hf:
+        d = hf[dataset_name("x", split)]
+        n, shape, dtype = d.shape[0], d.shape[1:], d.dtype
+    if n == 0:
+        raise MixinError(f"{path}: no {split} examples")
+    stop = None if infinite else start_batch + (n_batches or _n_batches(n, batch_size))
+    gen = functools.partial(_h5_batches, path, split, batch_size, seed, start_batch, stop, shuffle)
+    spec = tf.TensorSpec((None,) + tuple(shape), tf.as_dtype(dtype))
+    ds = tf.data.Dataset.from_generator(gen, output_signature=(spec, spec))
+    if not infinite:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(stop - start_batch))
+    if dtype != np.float32:
+        ds = ds.map(lambda a, b: (tf.cast(a, tf.float32), tf.cast(b, tf.float32)))
+    opts = tf.data.Options()
+    opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(opts).prefetch(PREFETCH)
+
+
+# ------------------------------------------------------------------------------------------------
+# devices
+# ------------------------------------------------------------------------------------------------
+
+def _tf_config_workers():
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 0, True
+    try:
+        cfg = json.loads(raw)
+        workers = cfg.get("cluster", {}).get("worker", [])
+        chief = cfg.get("cluster", {}).get("chief", [])
+        task = cfg.get("task", {})
+    except (ValueError, AttributeError):
+        raise MixinError("TF_CONFIG is not valid JSON of the form {\"cluster\": ..., \"task\": ...}") from None
+    n = len(workers) + len(chief)
+    is_chief = task.get("type") == "chief" or (not chief and task.get("type", "worker") == "worker"
+                                                and int(task.get("index", 0)) == 0)
+    return n, is_chief
+
+
+def get_strategy():
+    """The distribution strategy for the visible devices; returns (strategy, is_chief).
+
+    MultiWorkerMirroredStrategy if ``TF_CONFIG`` names more than one worker; MirroredStrategy over
+    the GPUs if more than one, or over the logical CPU devices if more than one; else the default.
+    """
+    import tensorflow as tf
+
+    n_workers, is_chief = _tf_config_workers()
+    if n_workers > 1:
+        log.info("TF_CONFIG: %d workers, MultiWorkerMirroredStrategy (chief: %s)", n_workers, is_chief)
+        return tf.distribute.MultiWorkerMirroredStrategy(), is_chief
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("%d GPUs: MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy([d.name for d in gpus]), True
+    cpus = tf.config.list_logical_devices("CPU")
+    if not gpus and len(cpus) > 1:
+        log.info("%d logical CPU devices: MirroredStrategy", len(cpus))
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in cpus], cross_device_ops=tf.distribute.ReductionToOneDevice()), True
+    return tf.distribute.get_strategy(), True
+
+
+# ------------------------------------------------------------------------------------------------
+# callbacks
+# ------------------------------------------------------------------------------------------------
+
+def _callbacks(keras, model, paths, state, patience, monitor, batch_size, steps, n_replicas):
+    """EarlyStopping (resumable), throughput, CSV history and checkpoint/state writer."""
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        """EarlyStopping that starts from a saved (best, wait, best_epoch, best_weights)."""
+
+        def __init__(self, initial, best_weights, **kw):
+            super().__init__(**kw)
+            self._initial = initial
+            self._initial_weights = best_weights
+
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            if self._initial.get("best") is not None:
+                self.best = self._initial["best"]
+                self.wait = self._initial.get("wait", 0)
+                self.best_epoch = self._initial.get("best_epoch", 0)
+                self.best_weights = self._initial_weights
+
+    class Throughput(keras.callbacks.Callback):
+        """Adds ``examples_per_s`` (training batches only) to the epoch logs."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = None
+            self._n = 0
+            self._elapsed = 0.0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self._t is not None:
+                self._elapsed += time.perf_counter() - self._t
+                self._n += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None and self._elapsed > 0:
+                # first batch of a run includes tracing; it is counted (honest, slightly low)
+                logs["examples_per_s"] = self._n * batch_size / self._elapsed
+
+    class Checkpointer(keras.callbacks.Callback):
+        """After each epoch: best model (if improved), last model + optimizer, then the state."""
+
+        def __init__(self, es):
+            super().__init__()
+            self.es = es
+
+        def on_epoch_end(self, epoch, logs=None):
+            from .model import save_cdae
+
+            logs = logs or {}
+            if self.es.best_epoch == epoch and self.es.best is not None:
+                save_cdae(self.model, paths["best"])
+            tmp = paths["last"][:-len(".keras")] + ".tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, paths["last"])
+            state.update(epoch=epoch + 1, best=_f(self.es.best), best_epoch=int(self.es.best_epoch),
+                         wait=int(self.es.wait),
+                         last_logs={k: _f(v) for k, v in logs.items()})
+            _write_json(paths["state"], state)
+
+    best_weights = None
+    if state.get("best") is not None and os.path.exists(paths["best"]):
+        from .model import load_cdae
+
+        best_weights = load_cdae(paths["best"]).get_weights()
+    es = ResumableEarlyStopping(
+        dict(best=state.get("best"), wait=state.get("wait", 0), best_epoch=state.get("best_epoch", 0)),
+        best_weights, monitor=monitor, patience=patience, mode="min", restore_best_weights=True,
+        verbose=1 if log.isEnabledFor(logging.INFO) else 0)
+    csv_logger = keras.callbacks.CSVLogger(paths["history"], append=state.get("epoch", 0) > 0)
+    # order matters: throughput adds to logs before the CSV row; es updates before the checkpoint
+    return [Throughput(), es, csv_logger, Checkpointer(es)], es
+
+
+def _f(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+# ------------------------------------------------------------------------------------------------
+# plots
+# ------------------------------------------------------------------------------------------------
+
+def read_history(path):
+    """The CSV history as {column: list of floats}."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    cols = {}
+    for r in rows:
+        for k, v in r.items():
+            try:
+                cols.setdefault(k, []).append(float(v))
+            except (TypeError, ValueError):
+                cols.setdefault(k, []).append(float("nan"))
+    return cols
+
+
+def plot_history(history_csv, source, loss_png, mae_png, loss_name="mae"):
+    """Loss and MAE curves (train vs validation) as PNG files (Agg backend, never a window)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    h = read_history(history_csv)
+    epochs = [int(e) + 1 for e in h.get("epoch", [])]
+    for png, key, title in ((loss_png, "loss", f"{source} model loss ({loss_name})"),
+                            (mae_png, "mae", f"{source} model mae")):
+        fig = Figure(figsize=(6, 4), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for k, label in ((key, "train"), ("val_" + key, "validation")):
+            if k in h:
+                ax.plot(epochs, h[k], marker="o", label=label)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right")
+        tmp = png + ".tmp.png"
+        fig.savefig(tmp)
+        os.replace(tmp, png)
+
+
+# ------------------------------------------------------------------------------------------------
+# training
+# ------------------------------------------------------------------------------------------------
+
+def _validate(epochs, batch_size, patience, seed, steps_per_epoch, loss, learning_rate, sources):
+    def posint(name, v, minimum=1):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+            raise MixinError(f"{name} must be an integer >= {minimum}, got {v!r}")
+
+    posint("--epochs", epochs)
+    posint("--batch-size", batch_size)
+    posint("--patience", patience, 0)
+    posint("--seed", seed, 0)
+    if steps_per_epoch is not None:
+        posint("--steps-per-epoch", steps_per_epoch)
+    if loss not in LOSSES:
+        raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if not isinstance(learning_rate, (int, float)) or not 0 < learning_rate < 1 \
+            or not math.isfinite(learning_rate):
+        raise MixinError(f"--learning-rate must be in (0, 1), got {learning_rate!r}")
+    bad = [s for s in sources if s not in params.SOURCES]
+    if bad or not sources:
+        raise MixinError(f"unknown sources {bad}; choose from {', '.join(params.SOURCES)}")
+
+
+def _plan(source, paths, counts, config, overwrite):
+    """Decide what to do for one source: 'fresh', 'resume' or 'done'; returns (action, state)."""
+    state = None if overwrite else read_state(paths["state"])
+    if overwrite:
+        return "fresh", None
+    if state is None:
+        if os.path.exists(paths["model"]):
+            raise MixinError(f"{paths['model']} exists and {paths['state']} does not say this run made "
+                             f"it; use --overwrite to replace it")
+        for key in ("best", "last"):
+            if os.path.exists(paths[key]):
+                raise MixinError(f"{paths[key]} exists without {paths['state']}; use --overwrite to "
+                                 f"start again")
+        return "fresh", None
+    old = state.get("config", {})
+    for key in ("loss", "batch_size", "mono_data"):
+        if key in old and old[key] != config[key]:
+            raise MixinError(f"{paths['state']}: the checkpoint was trained with {key}={old[key]!r}, "
+                             f"now {config[key]!r}; use the same setting or --overwrite")
+    if old.get("counts") and old["counts"] != config["counts"]:
+        log.warning("%s: the HDF5 data changed since the checkpoint (%s, now %s); resuming anyway",
+                    source, old["counts"], config["counts"])
+    if state.get("stopped_early") or (state.get("finished") and state.get("epoch", 0) >= config["epochs"]):
+        if os.path.exists(paths["model"]):
+            return "done", state
+        if os.path.exists(paths["best"]):
+            return "finalize", state
+    if not os.path.exists(paths["last"]):
+        if state.get("epoch", 0) > 0:
+            raise MixinError(f"{paths['last']} is missing but {paths['state']} records "
+                             f"{state['epoch']} epochs; use --overwrite to start again")
+        return "fresh", None
+    return "resume", state
+
+
+def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SOURCES, epochs=100,
+          batch_size=64, patience=2, seed=0, plot=False, steps_per_epoch=None, loss="mae",
+          learning_rate=1e-3, overwrite=False, eval_batches=None, deterministic=False):
+    """Train the CDAEs for ``sources`` on ``data_dir/data_{source}.hdf5``.
+
+    Parameters
+    ----------
+    data_dir, model_dir, logdir : str
+        Input datasets, final models, checkpoints/history/state.
+    sources : sequence of str
+        Which networks to train, in order.
+    epochs : int
+        Maximum number of epochs (early stopping usually ends sooner).
+    batch_size : int
+        Examples per batch (global batch under a distribution strategy).
+    patience : int
+        Epochs without a lower validation loss before stopping.
+    seed : int
+        Seeds the initial weights and the batch order.
+    plot : bool
+        Write loss/MAE curves as PNG beside the models.
+    steps_per_epoch : int, optional
+        Batches per epoch (default: one pass over the training examples).
+    loss : {"mae", "mse"}
+    learning_rate : float
+        Adam's learning rate.
+    overwrite : bool
+        Start from scratch and replace existing checkpoints and models.
+    eval_batches : int, optional
+        Batches of training data used for the final training-set MAE (default: all of them;
+        validation and test are always scored in full).
+    deterministic : bool
+        Enable TensorFlow op determinism (see the module docstring).
+
+    Returns
+    -------
+    dict {source: {"train": mae, "validation": mae or None, "test": mae or None, "epochs": n,
+    "model": path, ...}}
+    """
+    from .model import import_tensorflow
+
+    sources = tuple(sources)
+    _validate(epochs, batch_size, patience, seed, steps_per_epoch, loss, learning_rate, sources)
+    if eval_batches is not None and (not isinstance(eval_batches, int) or eval_batches < 1):
+        raise MixinError(f"eval_batches must be a positive integer, got {eval_batches!r}")
+    data_dir, model_dir, logdir = str(data_dir), str(model_dir), str(logdir)
+    counts = check_hdf5(data_dir, sources)
+    for s, c in counts.items():
+        if c["train"] == 0:
+            raise MixinError(f"{hdf5_paths(data_dir, [s])[s]}: no training examples")
+
+    n_workers, is_chief = _tf_config_workers()
+    if not is_chief:  # non-chief workers of a multi-worker run write to a scratch folder
+        scratch = tempfile.mkdtemp(prefix="mixin-worker-")
+        model_dir, logdir = os.path.join(scratch, "model"), os.path.join(scratch, "logdir")
+
+    plans = {}
+    for s in sources:
+        paths = _paths(model_dir, logdir, s)
+        config = _config(s, data_dir, counts[s], epochs, batch_size, patience, seed, steps_per_epoch,
+                         loss, learning_rate)
+        plans[s] = (paths, config) + _plan(s, paths, counts[s], config, overwrite)
+
+    tf = import_tensorflow(log.isEnabledFor(logging.DEBUG))
+    import keras
+
+    if not log.isEnabledFor(logging.DEBUG):
+        from absl import logging as absl_logging  # Keras' "HDF5 is legacy" notices on every save
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy, _ = get_strategy()
+    os.makedirs(model_dir, exist_ok=True)
+    os.makedirs(logdir, exist_ok=True)
+
+    results = {}
+    for s in sources:
+        paths, config, action, state = plans[s]
+        if action == "done":
+            log.info("%s: already trained (%s); --overwrite to train again", s, paths["state"])
+            results[s] = state.get("metrics", {})
+        else:
+            results[s] = _train_one(tf, keras, strategy, s, paths, config, action, state, plot,
+                                    eval_batches, data_dir)
+        m = results[s]
+        print(f"{s}: MAE train {_fmt(m.get('train'))}, validation {_fmt(m.get('validation'))}, "
+              f"test {_fmt(m.get('test'))}  ({paths['model']})", flush=True)
+    return results
+
+
+def _fmt(v):
+    return "n/a" if v is None else f"{v:.6f}"
+
+
+def _config(source, data_dir, counts, epochs, batch_size, patience, seed, steps_per_epoch, loss, lr):
+    import h5py
+
+    path = hdf5_paths(data_dir, [source])[source]
+    with h5py.File(path, "r") as hf:
+        storage = str(hf.attrs.get("storage", "unknown"))
+        mono = bool(hf.attrs.get("mono", False))
+    return dict(source=source, hdf5=os.path.abspath(path), counts=counts, storage=storage,
+                mono_data=mono, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
+                steps_per_epoch=steps_per_epoch, loss=loss, learning_rate=lr)
+
+
+def _train_one(tf, keras, strategy, source, paths, config, action, state, plot, eval_batches,
+               data_dir):
+    from .model import build_cdae, compile_cdae, load_cdae, save_cdae
+
+    h5 = config["hdf5"]
+    counts = config["counts"]
+    bs = config["batch_size"]
+    has_val = counts["validation"] > 0
+    monitor = "val_loss" if has_val else "loss"
+    if not has_val:
+        log.warning("%s: no validation examples; early stopping and the best checkpoint follow the "
+                    "training loss", source)
+    steps = config["steps_per_epoch"] or _n_batches(counts["train"], bs)
+
+    keras.utils.set_random_seed(config["seed"])
+    if action == "resume":
+        with strategy.scope():
+            try:
+                model = keras.models.load_model(paths["last"], compile=True)
+            except Exception as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise MixinError(f"cannot resume from {paths['last']}: {msg[:200]}; "
+                                 f"use --overwrite to start again") from None
+        epoch0 = int(state.get("epoch", 0))
+        log.info("%s: resuming from %s at epoch %d", source, paths["last"], epoch0)
+        state = dict(state, config=config, finished=False, stopped_early=False)
+    elif action == "finalize":
+        model = None
+        epoch0 = int(state.get("epoch", 0))
+    else:
+        with strategy.scope():
+            model = compile_cdae(build_cdae(name=f"mixin_{source}"), config["loss"],
+                                 config["learning_rate"])
+        epoch0 = 0
+        state = dict(version=STATE_VERSION, config=config, epoch=0, best=None, wait=0, best_epoch=0,
+                     finished=False, stopped_early=False)
+        for p in (paths["history"],):
+            if os.path.exists(p):
+                os.remove(p)  # only reached on a fresh start (no state, or --overwrite)
+        _write_json(paths["state"], state)
+
+    t0 = time.perf_counter()
+    stopped_early = bool(state.get("stopped_early"))
+    if model is not None and epoch0 < config["epochs"]:
+        train_ds = make_dataset(h5, "train", bs, seed=config["seed"], start_batch=epoch0 * steps,
+                                infinite=True)
+        val_ds = make_dataset(h5, "validation", bs, shuffle=False) if has_val else None
+        cbs, es = _callbacks(keras, model, paths, state, config["patience"], monitor, bs, steps,
+                             strategy.num_replicas_in_sync)
+        log.info("%s: training on %d examples (%d batches of %d per epoch), validating on %d, "
+                 "epochs %d..%d", source, counts["train"], steps, bs, counts["validation"],
+                 epoch0 + 1, config["epochs"])
+        model.fit(train_ds, epochs=config["epochs"], initial_epoch=epoch0, steps_per_epoch=steps,
+                  validation_data=val_ds, callbacks=cbs, shuffle=False,
+                  verbose=2 if log.isEnabledFor(logging.INFO) else 0)
+        stopped_early = es.stopped_epoch > 0
+    elif model is None:
+        model = load_cdae(paths["best"])
+        compile_cdae(model, config["loss"], config["learning_rate"])
+    seconds = time.perf_counter() - t0
+
+    # the final model is the best epoch's (EarlyStopping restored it; the file is the reference)
+    if os.path.exists(paths["best"]):
+        with strategy.scope():
+            best = load_cdae(paths["best"])
+        model.set_weights(best.get_weights())
+    save_cdae(model, paths["model"])
+    if os.path.exists(paths["history"]):
+        shutil.copyfile(paths["history"], paths["model_history"])
+        if plot:
+            plot_history(paths["history"], source, paths["plot_loss"], paths["plot_mae"], config["loss"])
+
+    metrics = {}
+    for split in SPLITS:
+        if counts[split] == 0:
+            metrics[split] = None
+            continue
+        nb = eval_batches if split == "train" else None
+        ds = make_dataset(h5, split, bs, seed=config["seed"], n_batches=nb and min(nb, _n_batches(
+            counts[split], bs)), shuffle=split == "train" and nb is not None)
+        r = model.evaluate(ds, verbose=0, return_dict=True)
+        metrics[split] = float(r["mae"])
+    state = read_state(paths["state"]) or state
+    state.update(finished=True, stopped_early=stopped_early, metrics=metrics,
+                 train_seconds=round(seconds, 1), model=os.path.abspath(paths["model"]))
+    _write_json(paths["state"], state)
+    return dict(metrics, epochs=state.get("epoch"), best_epoch=state.get("best_epoch", 0) + 1,
+                stopped_early=stopped_early, model=paths["model"], seconds=seconds)
