@@ -160,16 +160,20 @@ def _segment_length(folder):
     return info.frames, info.channels
 
 
-def _read_range(path, start, stop, mono):
-    """Samples [start, stop) of a wav as float32 [shape=(n_channels, stop - start)], zero-padded."""
+def _read_range(path, start, stop, mono, n_frames):
+    """Samples [start, stop) of a wav of ``n_frames`` samples as float32
+    [shape=(n_channels, stop - start)], zero-padded past its end."""
     import soundfile as sf
 
     try:
-        x, sr = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
+        x, sr = sf.read(path, start=start, stop=min(stop, n_frames), dtype="float32", always_2d=True)
     except Exception as e:
         raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
     if sr != params.SAMPLE_RATE:
         raise MixinError(f"{path}: sample rate {sr} Hz, expected {params.SAMPLE_RATE}")
+    if x.shape[0] != min(stop, n_frames) - start:
+        raise MixinError(f"{path}: truncated (read {x.shape[0]} samples from {start}, expected "
+                         f"{min(stop, n_frames) - start})")
     if not np.all(np.isfinite(x)):
         raise MixinError(f"{path}: non-finite samples")
     x = x.T
@@ -219,7 +223,7 @@ def _compute_task(task):
         n_ch = None
         for name in folder["files"]:
             path = os.path.join(folder["path"], f"{name}.wav")
-            x = _read_range(path, start, stop, task["mono"])  # (ch, n)
+            x = _read_range(path, start, stop, task["mono"], folder["n_frames"])  # (ch, n)
             if n_ch is None:
                 n_ch = x.shape[0]
             elif x.shape[0] != n_ch:

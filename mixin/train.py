@@ -280,11 +280,9 @@ def _callbacks(keras, model, paths, state, patience, monitor, batch_size, steps,
             self.es = es
 
         def on_epoch_end(self, epoch, logs=None):
-            from .model import save_cdae
-
             logs = logs or {}
             if self.es.best_epoch == epoch and self.es.best is not None:
-                save_cdae(self.model, paths["best"])
+                _save_h5(self.model, paths["best"])
             tmp = paths["last"][:-len(".keras")] + ".tmp.keras"
             self.model.save(tmp)
             os.replace(tmp, paths["last"])
@@ -305,6 +303,23 @@ def _callbacks(keras, model, paths, state, patience, monitor, batch_size, steps,
     csv_logger = keras.callbacks.CSVLogger(paths["history"], append=state.get("epoch", 0) > 0)
     # order matters: throughput adds to logs before the CSV row; es updates before the checkpoint
     return [Throughput(), es, csv_logger, Checkpointer(es)], es
+
+
+def _save_h5(model, path):
+    """Save the weights of ``model`` as an uncompiled CDAE in ``.h5`` (what xtract_mixin.py loads).
+
+    An uncompiled copy is saved because Keras' legacy HDF5 writer removes the optimizer from a
+    compiled model's compile config, which would make later ``.keras`` checkpoints resume with
+    a default optimizer.
+    """
+    import keras
+
+    from .model import save_cdae
+
+    with keras.device("/cpu:0"):
+        copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    save_cdae(copy, path)
 
 
 def _f(v):
@@ -353,6 +368,7 @@ def plot_history(history_csv, source, loss_png, mae_png, loss_name="mae"):
         ax.set_ylabel(key)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right")
+        png = str(png)
         tmp = png + ".tmp.png"
         fig.savefig(tmp)
         os.replace(tmp, png)
@@ -528,7 +544,7 @@ def _config(source, data_dir, counts, epochs, batch_size, patience, seed, steps_
 
 def _train_one(tf, keras, strategy, source, paths, config, action, state, plot, eval_batches,
                data_dir):
-    from .model import build_cdae, compile_cdae, load_cdae, save_cdae
+    from .model import build_cdae, compile_cdae, load_cdae
 
     h5 = config["hdf5"]
     counts = config["counts"]
@@ -592,7 +608,7 @@ def _train_one(tf, keras, strategy, source, paths, config, action, state, plot, 
         with strategy.scope():
             best = load_cdae(paths["best"])
         model.set_weights(best.get_weights())
-    save_cdae(model, paths["model"])
+    _save_h5(model, paths["model"])
     if os.path.exists(paths["history"]):
         shutil.copyfile(paths["history"], paths["model_history"])
         if plot:
@@ -608,6 +624,16 @@ def _train_one(tf, keras, strategy, source, paths, config, action, state, plot, 
             counts[split], bs)), shuffle=split == "train" and nb is not None)
         r = model.evaluate(ds, verbose=0, return_dict=True)
         metrics[split] = float(r["mae"])
+    # a ReLU output that is zero everywhere gets no gradient and never recovers ("dead" network):
+    # with MAE on sparse targets (vocals) the median is often 0, and Adam's first steps can get there
+    check = "validation" if counts["validation"] else "train"
+    ds = make_dataset(h5, check, bs, n_batches=min(2, _n_batches(counts[check], bs)), shuffle=False)
+    pred = model.predict(ds, verbose=0)
+    metrics["positive_fraction"] = float(np.mean(pred > 0))
+    if metrics["positive_fraction"] == 0:
+        log.warning("%s: the network outputs zero for every %s example (a dead ReLU output: it "
+                    "will not learn further); try --loss mse, a lower --learning-rate, or more data",
+                    source, check)
     state = read_state(paths["state"]) or state
     state.update(finished=True, stopped_early=stopped_early, metrics=metrics,
                  train_seconds=round(seconds, 1), model=os.path.abspath(paths["model"]))

@@ -1,0 +1,114 @@
+"""train_util.py: flags, stage order, and one-line errors (no traceback) for bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "train_util.py"
+
+
+def run(*args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def assert_one_line_error(p, *needles):
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr + p.stdout
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert "error" in lines[0]
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_help_and_version(tmp_path):
+    p = run("--help", cwd=tmp_path)
+    assert p.returncode == 0
+    for flag in ("--prepare-stems", "--stem-dirs", "--segment-duration", "--segment-offset",
+                 "--track-limit", "--segment-limit", "--augment", "--create-hdf5", "--n-pool",
+                 "--mono", "--train", "--plot-training", "--epochs", "--batch-size", "--seed",
+                 "--patience", "--steps-per-epoch", "--learning-rate", "--data-dir", "--model-dir",
+                 "--logdir", "--overwrite"):
+        assert flag in p.stdout, flag
+    v = run("--version", cwd=tmp_path)
+    assert v.returncode == 0 and v.stdout.startswith("MiXiN ")
+
+
+@pytest.mark.parametrize("args, needles", [
+    ((), ("nothing to do",)),
+    (("--prepare-stems",), ("--stem-dirs",)),
+    (("--stem-dirs", "x"), ("--prepare-stems",)),
+    (("--train", "--epochs", "0"), ("--epochs",)),
+    (("--train", "--batch-size", "many"), ("--batch-size",)),
+    (("--create-hdf5", "--n-pool", "0"), ("--n-pool",)),
+    (("--prepare-stems", "--stem-dirs", "x", "--track-limit", "0"), ("--track-limit",)),
+    (("--prepare-stems", "--stem-dirs", "x", "--segment-duration", "-3"), ("--segment-duration",)),
+])
+def test_bad_flags(tmp_path, args, needles):
+    assert_one_line_error(run(*args, cwd=tmp_path), *needles)
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_missing_or_empty_stem_dir(tmp_path):
+    assert_one_line_error(run("--prepare-stems", "--stem-dirs", tmp_path / "nope", cwd=tmp_path),
+                          "nope")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run("--prepare-stems", "--stem-dirs", tmp_path / "empty", cwd=tmp_path),
+                          "empty")
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+def test_create_hdf5_with_nothing_prepared(tmp_path):
+    assert_one_line_error(run("--create-hdf5", "--n-pool", "1", cwd=tmp_path), "--prepare-stems")
+    (tmp_path / "data").mkdir()
+    assert_one_line_error(run("--create-hdf5", "--n-pool", "1", cwd=tmp_path), "--prepare-stems")
+
+
+def test_train_without_hdf5(tmp_path):
+    assert_one_line_error(run("--train", cwd=tmp_path), "data_harmonic.hdf5", "--create-hdf5")
+    assert not (tmp_path / "model").exists() and not (tmp_path / "logdir").exists()
+
+
+def test_song_without_vocals_is_skipped_by_name(tmp_path):
+    from mixin.synth import write_stem_folders
+
+    write_stem_folders(tmp_path / "stems", 2, 3.5, seed=1)
+    (tmp_path / "stems" / "song_001" / "vocals.wav").unlink()
+    p = run("--prepare-stems", "--stem-dirs", tmp_path / "stems", "--segment-duration", "3",
+            cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "song_001" in p.stderr  # the warning names the skipped folder
+    assert sorted(d.name for d in (tmp_path / "data").iterdir() if d.is_dir()) == \
+        ["0000000nov", "0000000v"]
+
+
+@pytest.mark.slow
+def test_all_stages_in_one_command(tmp_path):
+    """--prepare-stems --create-hdf5 --train in one run, in order, with custom paths."""
+    from mixin.synth import write_stem_folders
+
+    write_stem_folders(tmp_path / "stems", 2, 3.5, seed=2)
+    p = run("--prepare-stems", "--stem-dirs", tmp_path / "stems", "--segment-duration", "3",
+            "--create-hdf5", "--n-pool", "1", "--train", "--sources", "vocal", "--epochs", "1",
+            "--steps-per-epoch", "1", "--batch-size", "2", "--eval-batches", "1", "--plot-training",
+            "--data-dir", "d", "--model-dir", "m", "--logdir", "l", "-q", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "vocal: MAE train" in p.stdout
+    with h5py.File(tmp_path / "d" / "data_vocal.hdf5", "r") as hf:
+        assert hf["data-x-train"].shape[1:] == (96, 1948, 1)
+    assert (tmp_path / "m" / "model_vocal.h5").is_file()
+    assert (tmp_path / "m" / "vocal_train_loss.png").is_file()
+    assert (tmp_path / "l" / "model_vocal.state.json").is_file()
+    # running the stages again refuses to replace anything
+    again = run("--prepare-stems", "--stem-dirs", tmp_path / "stems", "--segment-duration", "3",
+                "--data-dir", "d", cwd=tmp_path)
+    assert_one_line_error(again, "--overwrite")
+    again = run("--create-hdf5", "--n-pool", "1", "--sources", "vocal", "--data-dir", "d", cwd=tmp_path)
+    assert_one_line_error(again, "--overwrite")
