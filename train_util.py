@@ -163,7 +163,7 @@ def main(argv=None):
                                     segment_offset=args.segment_offset, track_limit=args.track_limit,
                                     segment_limit=args.segment_limit, augment=args.augment,
                                     seed=args.seed, overwrite=args.overwrite)
-            log.info("prepare-stems: %s", summary)
+            log.debug("prepare-stems: %s", summary)
         if args.create_hdf5:
             from mixin.hdf5 import create_hdf5
 

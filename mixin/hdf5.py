@@ -281,6 +281,17 @@ def _make_tasks(folders, mono, dtype):
     return tasks
 
 
+def _init_worker(n_pool):
+    """Share the CPUs between the workers: the transform's FFTs use all CPUs by default
+    (``workers=-1``), which oversubscribes them when several processes run."""
+    try:
+        from scipy.fft._pocketfft import helper
+
+        helper._cpu_count = max(1, (os.cpu_count() or 1) // n_pool)
+    except (ImportError, AttributeError):  # private scipy detail: only an optimisation
+        pass
+
+
 def _ordered_results(tasks, n_pool):
     """Yield (task, result) in task order, computed by ``n_pool`` processes, 2*n_pool in flight."""
     if n_pool <= 1:
@@ -289,7 +300,7 @@ def _ordered_results(tasks, n_pool):
         return
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in
                                       multiprocessing.get_all_start_methods() else "spawn")
-    with ctx.Pool(n_pool) as pool:
+    with ctx.Pool(n_pool, initializer=_init_worker, initargs=(n_pool,)) as pool:
         pending = collections.deque()
         it = iter(tasks)
         for t in it:

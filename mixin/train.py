@@ -20,8 +20,10 @@ Files (``{s}`` = source)::
     model/history_{s}.csv           a copy of the history
     model/{s}_train_loss.png, model/{s}_train_mae.png   with ``plot=True`` (Agg backend)
 
-Resuming: re-running continues each source from ``last.keras`` at the epoch recorded in the state
-file (and skips sources already finished). Nothing is deleted: an existing ``model_{s}.h5`` that
+Resuming: re-running continues each source from ``last.keras`` (weights and optimizer state) at
+the epoch recorded in the state file, with the same batches an uninterrupted run would have seen;
+sources already finished are skipped (a run that stopped early is finished; one that reached
+``epochs`` continues if given more). The loss and batch size must match the checkpoint's. Nothing is deleted: an existing ``model_{s}.h5`` that
 this logdir did not produce is refused unless ``overwrite=True``, which also restarts from scratch.
 
 Early stopping: on validation loss with ``patience`` (the original: 2), the best epoch's weights
@@ -518,8 +520,8 @@ def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SO
             log.info("%s: already trained (%s); --overwrite to train again", s, paths["state"])
             results[s] = state.get("metrics", {})
         else:
-            results[s] = _train_one(tf, keras, strategy, s, paths, config, action, state, plot,
-                                    eval_batches, data_dir)
+            results[s] = _train_one(keras, strategy, s, paths, config, action, state, plot,
+                                    eval_batches)
         m = results[s]
         print(f"{s}: MAE train {_fmt(m.get('train'))}, validation {_fmt(m.get('validation'))}, "
               f"test {_fmt(m.get('test'))}  ({paths['model']})", flush=True)
@@ -542,8 +544,7 @@ def _config(source, data_dir, counts, epochs, batch_size, patience, seed, steps_
                 steps_per_epoch=steps_per_epoch, loss=loss, learning_rate=lr)
 
 
-def _train_one(tf, keras, strategy, source, paths, config, action, state, plot, eval_batches,
-               data_dir):
+def _train_one(keras, strategy, source, paths, config, action, state, plot, eval_batches):
     from .model import build_cdae, compile_cdae, load_cdae
 
     h5 = config["hdf5"]
