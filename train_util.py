@@ -63,6 +63,7 @@ def _positive_float(v):
 
 def get_parser():
     from mixin import __version__
+    from mixin.hdf5 import DEFAULT_STORAGE, STORAGE
     from mixin.params import SOURCES
 
     p = _Parser(prog="train_util.py", description=__doc__.split("\n\n")[0],
@@ -104,9 +105,9 @@ def get_parser():
                    help="worker processes (default: %(default)s, the number of CPUs)")
     g.add_argument("--mono", action="store_true",
                    help="downmix each segment (as the original) instead of one example per channel")
-    g.add_argument("--hdf5-storage", default=None, metavar="KIND",
-                   help="float32, float16, float32-lzf, float16-lzf, float32-gzip, float16-gzip "
-                        "(default: float16, chosen by measurement)")
+    g.add_argument("--hdf5-storage", default=DEFAULT_STORAGE, choices=list(STORAGE),
+                   help="dtype and compression of the datasets (default: %(default)s, chosen by "
+                        "measurement: half the size of float32, no measurable cost)")
 
     g = p.add_argument_group("--train: train the CDAEs")
     g.add_argument("--train", action="store_true", help="run this stage")
