@@ -29,4 +29,4 @@ MODEL_FILES = {s: f"model_{s}.h5" for s in SOURCES}
 
 #: Default overlap fraction between consecutive chunks at separation time (0 = the original's
 #: hard chunk boundaries). Chosen by measurement: see README, "Overlap".
-DEFAULT_OVERLAP = 0.5
+DEFAULT_OVERLAP = 0.25
