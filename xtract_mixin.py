@@ -137,7 +137,7 @@ def main(argv=None):
     if failures:
         print(f"error: {len(failures)} of {len(plan)} input(s) failed:", file=sys.stderr)
         for inp, msg in failures:
-            print(f"  {inp}: {msg}", file=sys.stderr)
+            print(f"  {msg}" if inp in msg else f"  {inp}: {msg}", file=sys.stderr)
         return 1
     say("Done")
     return 0

@@ -209,7 +209,8 @@ class NSGT:
         if x.shape[-1:] != (self.length,):
             raise ValueError(f"forward expects chunks of {self.length} samples, got shape {x.shape}")
         spec = scipy.fft.rfft(x.astype(self.dtype, copy=False), axis=-1, workers=-1)
-        band = spec[..., self._gather]
+        # np.take keeps the result C-contiguous (fancy indexing would lay it out band-major)
+        band = np.take(spec, self._gather, axis=-1)
         np.conjugate(band, out=band, where=self._conj)
         band *= self._w_ana
         return scipy.fft.ifft(band, axis=-1, overwrite_x=True, workers=-1)
@@ -231,11 +232,15 @@ class NSGT:
                              f"{self.shape[1]}), got {c.shape}")
         lead = c.shape[:-2]
         fc = scipy.fft.fft(c.astype(self.cdtype, copy=False), axis=-1, workers=-1)
-        fc = fc.reshape(-1, self.shape[0] * self.shape[1]).T  # (rows*cols, batch)
-        half = self._syn_direct @ fc
-        if self._syn_conj is not None:
-            half += self._syn_conj @ np.conj(fc)
-        x = scipy.fft.irfft(half.T, n=self.n_fft, axis=-1, workers=-1)[..., :self.length]
+        fc = fc.reshape(-1, self.shape[0] * self.shape[1])  # (batch, rows*cols)
+        # overlap-add into the one-sided spectrum, one chunk at a time (a sparse matrix times a
+        # contiguous vector is several times faster than times a strided matrix)
+        half = np.empty((len(fc), self.n_fft // 2 + 1), dtype=self.cdtype)
+        for i, row in enumerate(fc):
+            half[i] = self._syn_direct @ row
+            if self._syn_conj is not None:
+                half[i] += self._syn_conj @ np.conj(row)
+        x = scipy.fft.irfft(half, n=self.n_fft, axis=-1, workers=-1)[..., :self.length]
         return x.reshape(lead + (self.length,))
 
 

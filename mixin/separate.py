@@ -173,10 +173,12 @@ class Separator:
             for s in self.sources:
                 out[s] = self.nsgt.backward(est[s] * rot)
         else:
-            power = {s: np.square(e) for s, e in est.items()}
-            den = sum(power.values()) + np.float32(params.MASK_EPS)
-            for s in self.sources:
-                out[s] = self.nsgt.backward((power[s] / den) * coefs)
+            for s, m in self._soft_masks(est).items():
+                # real mask times complex coefficients, on the float pairs (no complex promotion)
+                y = np.empty_like(coefs)
+                np.multiply(coefs.view(mag.dtype).reshape(mag.shape + (2,)), m[..., None],
+                            out=y.view(mag.dtype).reshape(mag.shape + (2,)))
+                out[s] = self.nsgt.backward(y)
         out = {s: o.astype(np.float32, copy=False) for s, o in out.items()}
         t3 = time.perf_counter()
         self.timings["transform"] += (t1 - t0) + (t3 - t2)
@@ -190,10 +192,16 @@ class Separator:
         at most one in every bin (exactly one up to the 1e-7 guard).
         """
         mag = np.abs(self.nsgt.forward(frames))
-        est = self.estimate(mag)
+        return self._soft_masks(self.estimate(mag))
+
+    @staticmethod
+    def _soft_masks(est):
+        """M_s = E_s^2 / (sum of E^2 + 1e-7), as the published MiXiN (float32)."""
         power = {s: np.square(e) for s, e in est.items()}
-        den = sum(power.values()) + np.float32(params.MASK_EPS)
-        return {s: power[s] / den for s in self.sources}
+        den = sum(power.values())
+        den += np.float32(params.MASK_EPS)
+        inv = np.reciprocal(den, out=den)
+        return {s: np.multiply(p, inv, out=p) for s, p in power.items()}
 
     # ---------------------------------------------------------------- streaming
     def _use_jit(self, total_chunks):
