@@ -14,31 +14,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from mixin import __version__  # noqa: E402  (light imports only: --help stays instant)
+from mixin.argtypes import number, positive_float  # noqa: E402
 from mixin.errors import MixinError  # noqa: E402
 
 log = logging.getLogger("mixin")
-
-
-def _offset(text):
-    if text == "auto":
-        return text
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds or 'auto', got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"offset must be >= 0, got {text}")
-    return v
-
-
-def _positive(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return v
 
 
 def get_parser():
@@ -64,9 +43,9 @@ def get_parser():
     p.add_argument("--no-oracle", action="store_true", help="leave out the oracle soft mask")
     p.add_argument("--songs", action="append", default=[], metavar="NAME[,NAME...]",
                    help="evaluate only these songs (folder names; repeatable)")
-    p.add_argument("--duration", type=_positive, default=None, metavar="S",
+    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
                    help="score an excerpt of S seconds of each song (default: whole songs)")
-    p.add_argument("--offset", type=_offset, default="auto", metavar="S|auto",
+    p.add_argument("--offset", type=number(float, 0, allow=("auto",)), default="auto", metavar="S|auto",
                    help="excerpt start in seconds; 'auto' (default) picks the excerpt in which "
                         "all three targets are active in the most 1 s windows")
     p.add_argument("--mono", action="store_true",

@@ -31,37 +31,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _positive_int(v):
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
-    return n
-
-
-def _nonneg_int(v):
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}")
-    return n
-
-
-def _positive_float(v):
-    try:
-        x = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}") from None
-    if not x > 0 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v!r}")
-    return x
-
-
 def get_parser():
+    from mixin.argtypes import nonneg_int, positive_float, positive_int
     from mixin import __version__
     from mixin.hdf5 import DEFAULT_STORAGE, STORAGE
     from mixin.params import SOURCES
@@ -79,7 +50,7 @@ def get_parser():
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing segments / HDF5 files / checkpoints and models of the "
                         "stages run (otherwise they are refused, or training resumes)")
-    p.add_argument("--seed", type=_nonneg_int, default=0,
+    p.add_argument("--seed", type=nonneg_int, default=0,
                    help="seed of augmentation, song split, initial weights and batch order "
                         "(default: %(default)s)")
 
@@ -87,21 +58,21 @@ def get_parser():
     g.add_argument("--prepare-stems", action="store_true", help="run this stage")
     g.add_argument("--stem-dirs", nargs="+", metavar="DIR",
                    help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout)")
-    g.add_argument("--segment-duration", type=_positive_float, default=30.0, metavar="S",
+    g.add_argument("--segment-duration", type=positive_float, default=30.0, metavar="S",
                    help="segment length in seconds (default: %(default)s)")
-    g.add_argument("--segment-offset", type=_nonneg_int, default=0, metavar="N",
+    g.add_argument("--segment-offset", type=nonneg_int, default=0, metavar="N",
                    help="skip the first N segments of each song (default: %(default)s)")
     g.add_argument("--track-limit", type=int, default=-1, metavar="N",
                    help="use at most N songs (-1 = all, the default)")
-    g.add_argument("--segment-limit", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--segment-limit", type=positive_int, default=None, metavar="N",
                    help="at most N segments per song (default: all)")
-    g.add_argument("--augment", type=_nonneg_int, default=0, metavar="N",
+    g.add_argument("--augment", type=nonneg_int, default=0, metavar="N",
                    help="add N remixed songs (stems of different training songs, random gains) "
                         "(default: %(default)s)")
 
     g = p.add_argument_group("--create-hdf5: NSGT magnitudes of the segments, split by song")
     g.add_argument("--create-hdf5", action="store_true", help="run this stage")
-    g.add_argument("--n-pool", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+    g.add_argument("--n-pool", type=positive_int, default=os.cpu_count() or 1, metavar="N",
                    help="worker processes (default: %(default)s, the number of CPUs)")
     g.add_argument("--mono", action="store_true",
                    help="downmix each segment (as the original) instead of one example per channel")
@@ -113,18 +84,18 @@ def get_parser():
     g.add_argument("--train", action="store_true", help="run this stage")
     g.add_argument("--plot-training", action="store_true",
                    help="write loss and MAE curves as PNG beside the models")
-    g.add_argument("--epochs", type=_positive_int, default=100, help="at most N epochs (default: %(default)s)")
-    g.add_argument("--batch-size", type=_positive_int, default=64, help="default: %(default)s")
-    g.add_argument("--patience", type=_nonneg_int, default=2,
+    g.add_argument("--epochs", type=positive_int, default=100, help="at most N epochs (default: %(default)s)")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="default: %(default)s")
+    g.add_argument("--patience", type=nonneg_int, default=2,
                    help="epochs without lower validation loss before stopping (default: %(default)s)")
-    g.add_argument("--steps-per-epoch", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
                    help="batches per epoch (default: one pass over the training examples)")
-    g.add_argument("--learning-rate", type=_positive_float, default=1e-3, metavar="LR",
+    g.add_argument("--learning-rate", type=positive_float, default=1e-3, metavar="LR",
                    help="Adam learning rate (default: %(default)s)")
     g.add_argument("--loss", choices=("mae", "mse"), default="mae", help="default: %(default)s")
     g.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES),
                    help="networks to build data for and train (default: all three)")
-    g.add_argument("--eval-batches", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--eval-batches", type=positive_int, default=None, metavar="N",
                    help="score the training MAE on N shuffled batches (default: all)")
     return p
 

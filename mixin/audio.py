@@ -364,6 +364,16 @@ def resampled_length(n, in_rate, out_rate):
     return int(math.floor(q + Fraction(1, 2)))
 
 
+def _block(block, channels):
+    """A streamed block as contiguous float32 [shape=(n, channels)] ((n,) accepted for mono)."""
+    b = np.asarray(block)
+    if b.ndim == 1 and channels == 1:
+        b = b[:, None]
+    if b.ndim != 2 or b.shape[1] != channels:
+        raise ValueError(f"block must have shape (n, {channels}), got {b.shape}")
+    return np.ascontiguousarray(b, dtype=np.float32)
+
+
 class Resampler:
     """Streaming resampler (soxr "HQ", float32, any channel count) with an exact output length.
 
@@ -422,12 +432,7 @@ class Resampler:
         """
         if self._finished:
             raise ValueError("Resampler.process() called after the last block")
-        b = np.asarray(block)
-        if b.ndim == 1 and self.channels == 1:
-            b = b[:, None]
-        if b.ndim != 2 or b.shape[1] != self.channels:
-            raise ValueError(f"block must have shape (n, {self.channels}), got {b.shape}")
-        b = np.ascontiguousarray(b, dtype=np.float32)
+        b = _block(block, self.channels)
         out = b if self.identity else self._stream.resample_chunk(b, last=bool(last))
         room = self.out_frames - self.emitted
         if len(out) > room:
@@ -607,12 +612,7 @@ class AtomicWriter:
         """
         if self._done or self._sf is None:
             raise ValueError(f"AtomicWriter for {self.path} is closed")
-        b = np.asarray(block)
-        if b.ndim == 1 and self.channels == 1:
-            b = b[:, None]
-        if b.ndim != 2 or b.shape[1] != self.channels:
-            raise ValueError(f"block must have shape (n, {self.channels}), got {b.shape}")
-        b = np.ascontiguousarray(b, dtype=np.float32)
+        b = _block(block, self.channels)
         if self._clip:
             over = np.count_nonzero(np.abs(b) > 1.0)
             if over:
