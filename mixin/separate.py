@@ -206,15 +206,13 @@ class Separator:
         return {s: np.multiply(p, inv, out=p) for s, p in power.items()}
 
     # ---------------------------------------------------------------- streaming
-    def stream(self, blocks, channels, total=None, progress=None):
+    def stream(self, blocks, channels, progress=None):
         """Separate a stream of 44.1 kHz blocks.
 
         Parameters
         ----------
         blocks : iterable of float32 arrays [shape=(n_i, channels)]
         channels : int
-        total : int, optional
-            Total number of samples, if known (for the progress bar and the XLA decision).
         progress : callable(int) or None
             Called with the number of chunks done after each batch.
 
@@ -333,7 +331,7 @@ class Separator:
         step = max(self.hop, 1) * 8
         parts = {s: [] for s in self.sources}
         blocks = (y[i:i + step] for i in range(0, m, step))
-        for out in self.stream(blocks, ch, total=m, progress=progress):
+        for out in self.stream(blocks, ch, progress=progress):
             for s in self.sources:
                 parts[s].append(out[s])
         res = {}
@@ -449,7 +447,7 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
             writers = {s: stack.enter_context(AtomicWriter(out_paths[s], sr, ch, subtype, frames=n))
                        for s in sep.sources}
             done = 0
-            for out in sep.stream(blocks, ch, total=m, progress=bar.update if bar else None):
+            for out in sep.stream(blocks, ch, progress=bar.update if bar else None):
                 t0 = time.perf_counter()
                 done += len(out[sep.sources[0]])
                 for s in sep.sources:

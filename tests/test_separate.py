@@ -88,7 +88,7 @@ def test_streaming_block_size_does_not_matter(random_models):
 
     def run(step):
         blocks = [x[i:i + step] for i in range(0, len(x), step)]
-        parts = list(sep.stream(blocks, 1, total=len(x)))
+        parts = list(sep.stream(blocks, 1))
         return np.concatenate([p["vocal"] for p in parts])
 
     a, b = run(len(x)), run(1234)
