@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 
 import numpy as np
 
@@ -156,8 +157,6 @@ class Separator:
         -------
         dict source -> float32 array [shape=(b, CHUNK_SIZE)]
         """
-        import time
-
         t0 = time.perf_counter()
         coefs = self.nsgt.forward(frames)
         mag = np.abs(coefs)
@@ -404,7 +403,6 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
     :class:`mixin.audio.AudioInfo` of the input.
     """
     import contextlib
-    import time
 
     from .audio import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
 
