@@ -32,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def get_parser():
-    from mixin.argtypes import nonneg_int, positive_float, positive_int
+    from mixin.argtypes import nonneg_float, nonneg_int, positive_float, positive_int
+    from mixin.stems import AUGMENT_GAIN_DB
     from mixin import __version__
     from mixin.hdf5 import DEFAULT_STORAGE, STORAGE
     from mixin.params import SOURCES
@@ -69,6 +70,15 @@ def get_parser():
     g.add_argument("--augment", type=nonneg_int, default=0, metavar="N",
                    help="add N remixed songs (stems of different training songs, random gains) "
                         "(default: %(default)s)")
+    g.add_argument("--augment-gain-db", type=nonneg_float, default=AUGMENT_GAIN_DB, metavar="DB",
+                   help="remixed stems get a random gain in +-DB (default: %(default)s)")
+    g.add_argument("--augment-segments", type=positive_int, default=None, metavar="N",
+                   help="at most N segments per remix (default: as long as its shortest source)")
+    g.add_argument("--validation-songs", nargs="+", default=None, metavar="NAME",
+                   help="song folder names held out for validation (default: a random 10 %% "
+                        "validation, 10 %% test split by song)")
+    g.add_argument("--test-songs", nargs="+", default=None, metavar="NAME",
+                   help="song folder names held out for testing (with --validation-songs)")
 
     g = p.add_argument_group("--create-hdf5: NSGT magnitudes of the segments, split by song")
     g.add_argument("--create-hdf5", action="store_true", help="run this stage")
@@ -134,7 +144,11 @@ def main(argv=None):
                                     segment_duration=args.segment_duration,
                                     segment_offset=args.segment_offset, track_limit=args.track_limit,
                                     segment_limit=args.segment_limit, augment=args.augment,
-                                    seed=args.seed, overwrite=args.overwrite)
+                                    seed=args.seed, overwrite=args.overwrite,
+                                    augment_gain_db=args.augment_gain_db,
+                                    augment_segments=args.augment_segments,
+                                    validation_songs=args.validation_songs,
+                                    test_songs=args.test_songs)
             log.debug("prepare-stems: %s", summary)
         if args.create_hdf5:
             from mixin.hdf5 import create_hdf5

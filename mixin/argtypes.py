@@ -31,3 +31,4 @@ def number(kind=float, minimum=None, strict=False, allow=()):
 positive_int = number(int, 0, strict=True)
 nonneg_int = number(int, 0)
 positive_float = number(float, 0, strict=True)
+nonneg_float = number(float, 0)

@@ -44,10 +44,16 @@ songs.json
 Augmentation (``augment`` = N)
     N extra songs numbered after the real ones, each remixed from the percussive part of one
     training song, the vocal part of another and the harmonic part of a third (of two when
-    there are only two training songs), each with a random gain (+-6 dB) and a random circular
-    time offset (the wrap point is faded over 10 ms); the remix is as long as its shortest
-    source. Deterministic from ``seed``. Only training songs are used, and remixes belong to
+    there are only two training songs), each with a random gain (uniform in +-``augment_gain_db``,
+    default 6 dB) and a random circular time offset (the wrap point is faded over 10 ms); the
+    remix is as long as its shortest source, or ``augment_segments`` segments when given (short
+    remixes: more stem balances for the same disk space). Deterministic from ``seed``. Only training songs are used, and remixes belong to
     the training split, so validation and test songs stay unseen.
+
+Split
+    By song: :func:`split_songs` (random for ``seed``), or the songs named in
+    ``validation_songs`` / ``test_songs`` (folder names) when given — e.g. four songs to train
+    and one held out.
 
 Existing data is never destroyed: if ``data_dir`` already holds a preparation (songs.json or
 any segment folder), :class:`MixinError` unless ``overwrite``; with ``overwrite`` the previous
@@ -285,13 +291,39 @@ def split_songs(n_songs, seed=0):
     return {"train": sorted(train), "validation": sorted(val), "test": sorted(test)}
 
 
-def plan_remixes(songs, train, n_remix, seed=0):
+def named_split(songs, validation_songs=(), test_songs=()):
+    """Split real songs by folder name: the named songs validate / test, the rest train.
+
+    ``songs``: list of :class:`Song` (``folder`` set). MixinError naming an unknown or
+    doubly used name, or when no song is left to train. Returns dict(train, validation, test).
+    """
+    by_name = {}
+    for s in songs:
+        by_name.setdefault(Path(s.folder).name, []).append(s.index)
+    val, test = list(validation_songs or ()), list(test_songs or ())
+    both = sorted(set(val) & set(test))
+    if both:
+        raise MixinError(f"song(s) named for both validation and test: {', '.join(both)}")
+    unknown = [n for n in val + test if n not in by_name]
+    if unknown:
+        raise MixinError(f"no song folder named {', '.join(map(repr, unknown))} "
+                         f"(songs: {', '.join(sorted(by_name))})")
+    split = {"validation": sorted(i for n in set(val) for i in by_name[n]),
+             "test": sorted(i for n in set(test) for i in by_name[n])}
+    held = set(split["validation"]) | set(split["test"])
+    split["train"] = [s.index for s in songs if s.index not in held]
+    if not split["train"]:
+        raise MixinError("every song is held out for validation or test: none is left to train on")
+    return {k: split[k] for k in ("train", "validation", "test")}
+
+
+def plan_remixes(songs, train, n_remix, seed=0, gain_db=AUGMENT_GAIN_DB):
     """Choose sources, gains and offsets of ``n_remix`` augmented songs from the training songs.
 
     ``songs``: the real songs (``length`` set); ``train``: indices of training songs.
     Returns a list of dicts role -> {"song", "gain_db", "offset"}; the percussive, vocal and
     harmonic parts come from different training songs (with two training songs, the harmonic
-    part comes from either).
+    part comes from either), each with a gain drawn uniformly in [-gain_db, +gain_db] dB.
     """
     train = sorted(train)
     if n_remix and len(train) < 2:
@@ -305,7 +337,7 @@ def plan_remixes(songs, train, n_remix, seed=0):
         else:
             pv = rng.permutation(train)
             src = [pv[0], pv[1], rng.choice(train)]
-        gains = rng.uniform(-AUGMENT_GAIN_DB, AUGMENT_GAIN_DB, size=3)
+        gains = rng.uniform(-gain_db, gain_db, size=3)
         plan = {}
         for role, s, g in zip(ROLES, src, gains):
             s = int(s)
@@ -422,7 +454,9 @@ def _write_segments(data_dir, song, parts, seg_samples, overwrite):
 
 
 def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_offset=0,
-                  track_limit=-1, segment_limit=None, augment=0, seed=0, overwrite=False):
+                  track_limit=-1, segment_limit=None, augment=0, seed=0, overwrite=False,
+                  augment_gain_db=AUGMENT_GAIN_DB, augment_segments=None, validation_songs=None,
+                  test_songs=None):
     """Cut the songs under ``stem_dirs`` into segment folders in ``data_dir`` (see the module
     documentation for the rules) and write ``data_dir/songs.json``.
 
@@ -437,6 +471,9 @@ def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_off
     augment : int >= 0, number of remixed training songs to add
     seed : int, for the split and the remixes
     overwrite : bool, replace a previous preparation in ``data_dir``
+    augment_gain_db : float >= 0, remixed stems get a random gain in +-this (dB)
+    augment_segments : int or None, at most this many segments per remix
+    validation_songs, test_songs : song folder names held out (instead of the random split)
 
     Returns
     -------
@@ -465,6 +502,14 @@ def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_off
         raise MixinError("track limit must be -1 (all songs) or a positive number, got 0")
     augment = _check_int("augment", augment, 0)
     seed = _check_int("seed", seed, 0)
+    try:
+        augment_gain_db = float(augment_gain_db)
+    except (TypeError, ValueError):
+        raise MixinError(f"augment gain must be a number of dB, got {augment_gain_db!r}") from None
+    if not (np.isfinite(augment_gain_db) and 0 <= augment_gain_db <= 40):
+        raise MixinError(f"augment gain must be between 0 and 40 dB, got {augment_gain_db}")
+    if augment_segments is not None:
+        augment_segments = _check_int("augment segments", augment_segments, 1)
     data_dir = Path(data_dir)
     if data_dir.exists() and not data_dir.is_dir():
         raise MixinError(f"data directory is not a directory: {data_dir}")
@@ -510,14 +555,18 @@ def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_off
                          "segment folder names can number")
 
     # ---- split and remixes (each remix is as long as its shortest source: >= 1 segment)
-    split = split_songs(len(songs), seed)
-    plans = plan_remixes(songs, split["train"], augment, seed)
+    if validation_songs or test_songs:
+        split = named_split(songs, validation_songs, test_songs)
+    else:
+        split = split_songs(len(songs), seed)
+    plans = plan_remixes(songs, split["train"], augment, seed, augment_gain_db)
     for plan in plans:
         idx = len(songs)
         channels = _check_channels(f"remix {idx}", [songs[p["song"]].channels for p in plan.values()])
         length = min(songs[p["song"]].length for p in plan.values())
+        segments = _segment_range(length, seg_samples, segment_offset, segment_limit)
         songs.append(Song(index=idx, folder=None, remix=plan, channels=channels, length=length,
-                          segments=_segment_range(length, seg_samples, segment_offset, segment_limit)))
+                          segments=segments[:augment_segments]))
     split = {k: list(v) for k, v in split.items()}
     split["train"] += [s.index for s in songs if s.remix is not None]
     n_segments = sum(len(s.segments) for s in songs)
@@ -556,7 +605,7 @@ def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_off
         log.info("removed %d segment folders of the previous preparation", len(stale))
 
     _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, segment_offset,
-                      segment_limit, augment, seed)
+                      segment_limit, augment, seed, augment_gain_db, augment_segments)
     elapsed = time.perf_counter() - t0
     input_seconds = input_samples / params.SAMPLE_RATE
     summary = {
@@ -582,7 +631,8 @@ def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_off
 
 
 def _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, segment_offset,
-                      segment_limit, augment, seed):
+                      segment_limit, augment, seed, augment_gain_db=AUGMENT_GAIN_DB,
+                      augment_segments=None):
     split_of = {i: name for name, idx in split.items() for i in idx}
     table = []
     for s in songs:
@@ -611,6 +661,8 @@ def _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, seg
         "segment_offset": segment_offset,
         "segment_limit": segment_limit,
         "augment": augment,
+        "augment_gain_db": augment_gain_db,
+        "augment_segments": augment_segments,
         "seed": seed,
         "split": split,
         "songs": table,

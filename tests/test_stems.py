@@ -356,6 +356,40 @@ def test_augmentation_needs_two_training_songs(five_songs, tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+def test_named_split_wider_gains_short_remixes(five_songs, tmp_path):
+    summary = prepare_stems([five_songs], tmp_path / "d", segment_duration=0.5, augment=6, seed=1,
+                            validation_songs=["song2"], augment_gain_db=15, augment_segments=1)
+    doc = read_songs(tmp_path / "d")
+    assert doc["split"] == {"train": [0, 1, 3, 4, 5, 6, 7, 8, 9, 10], "validation": [2], "test": []}
+    assert doc["augment_gain_db"] == 15 and doc["augment_segments"] == 1
+    remixes = doc["songs"][5:]
+    gains = [p["gain_db"] for s in remixes for p in s["remix"].values()]
+    assert max(abs(g) for g in gains) <= 15 and max(abs(g) for g in gains) > 6  # wider than default
+    for s in remixes:
+        assert s["n_segments"] == 1  # real songs of 2-3 s would give 4-6 segments of 0.5 s
+        assert 2 not in [p["song"] for p in s["remix"].values()]  # held-out song never remixed
+    assert all(s["n_segments"] >= 4 for s in doc["songs"][:5])
+    assert _check_sums(tmp_path / "d") == 7 * summary["segments"]
+    # named test songs too; names are checked before anything is written
+    prepare_stems([five_songs], tmp_path / "e", segment_duration=1.0, segment_limit=1,
+                  validation_songs=["song0"], test_songs=["song4", "song3"])
+    assert read_songs(tmp_path / "e")["split"] == {"train": [1, 2], "validation": [0], "test": [3, 4]}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(validation_songs=["nosuch"]), "no song folder named 'nosuch'"),
+    (dict(validation_songs=["song1"], test_songs=["song1"]), "both validation and test"),
+    (dict(validation_songs=["song0", "song1", "song2"], test_songs=["song3", "song4"]), "none is left"),
+    (dict(augment=1, augment_gain_db=-1), "between 0 and 40 dB"),
+    (dict(augment=1, augment_gain_db=float("nan")), "between 0 and 40 dB"),
+    (dict(augment=1, augment_segments=0), "augment segments"),
+])
+def test_named_split_and_augment_bad(five_songs, tmp_path, kwargs, match):
+    with pytest.raises(MixinError, match=match):
+        prepare_stems([five_songs], tmp_path / "d", segment_duration=1.0, **kwargs)
+    assert not (tmp_path / "d").exists()
+
+
 def test_songs_json_is_valid_json_with_split_per_song(five_songs, tmp_path):
     prepare_stems([five_songs], tmp_path / "d", segment_duration=1.0, segment_limit=1)
     doc = json.loads((tmp_path / "d" / "songs.json").read_text())
