@@ -35,7 +35,8 @@ def test_help_and_version(tmp_path):
                  "--track-limit", "--segment-limit", "--augment", "--create-hdf5", "--n-pool",
                  "--mono", "--train", "--plot-training", "--epochs", "--batch-size", "--seed",
                  "--patience", "--steps-per-epoch", "--learning-rate", "--data-dir", "--model-dir",
-                 "--logdir", "--overwrite"):
+                 "--logdir", "--overwrite", "--augment-gain-db", "--augment-segments",
+                 "--validation-songs", "--test-songs"):
         assert flag in p.stdout, flag
     v = run("--version", cwd=tmp_path)
     assert v.returncode == 0 and v.stdout.startswith("MiXiN ")
@@ -50,6 +51,8 @@ def test_help_and_version(tmp_path):
     (("--create-hdf5", "--n-pool", "0"), ("--n-pool",)),
     (("--prepare-stems", "--stem-dirs", "x", "--track-limit", "0"), ("--track-limit",)),
     (("--prepare-stems", "--stem-dirs", "x", "--segment-duration", "-3"), ("--segment-duration",)),
+    (("--prepare-stems", "--stem-dirs", "x", "--augment-gain-db", "-1"), ("--augment-gain-db",)),
+    (("--prepare-stems", "--stem-dirs", "x", "--augment-segments", "0"), ("--augment-segments",)),
 ])
 def test_bad_flags(tmp_path, args, needles):
     assert_one_line_error(run(*args, cwd=tmp_path), *needles)
@@ -87,6 +90,27 @@ def test_song_without_vocals_is_skipped_by_name(tmp_path):
     assert "song_001" in p.stderr  # the warning names the skipped folder
     assert sorted(d.name for d in (tmp_path / "data").iterdir() if d.is_dir()) == \
         ["0000000nov", "0000000v"]
+
+
+def test_named_split_and_augmentation_flags(tmp_path):
+    import json
+
+    from mixin.synth import write_stem_folders
+
+    write_stem_folders(tmp_path / "stems", 3, 2.5, seed=3)
+    p = run("--prepare-stems", "--stem-dirs", tmp_path / "stems", "--segment-duration", "1",
+            "--validation-songs", "song_001", "--augment", "2", "--augment-gain-db", "10",
+            "--augment-segments", "1", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "data" / "songs.json").read_text())
+    assert doc["split"] == {"train": [0, 2, 3, 4], "validation": [1], "test": []}
+    assert [s["n_segments"] for s in doc["songs"]] == [2, 2, 2, 1, 1]
+    assert doc["augment_gain_db"] == 10
+    bad = run("--prepare-stems", "--stem-dirs", tmp_path / "stems", "--segment-duration", "1",
+              "--validation-songs", "Sodium",
+              "--data-dir", "d2", cwd=tmp_path)
+    assert_one_line_error(bad, "'Sodium'", "song_000")
+    assert not (tmp_path / "d2").exists()
 
 
 @pytest.mark.slow
