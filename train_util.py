@@ -6,6 +6,7 @@ Stages (run in this order when combined)::
     ./train_util.py --prepare-stems --stem-dirs STEMS/ [--segment-duration 30] [--augment N]
     ./train_util.py --create-hdf5 [--n-pool 2] [--mono]
     ./train_util.py --train [--plot-training] [--epochs 100] [--batch-size 64] [--seed 0]
+    ./train_util.py --calibrate [--calibration-chunks 128]
 
 Paths default to ./data, ./model and ./logdir. Nothing existing is replaced without --overwrite;
 re-running --train resumes from the checkpoints in logdir/.
@@ -40,7 +41,7 @@ def get_parser():
 
     p = _Parser(prog="train_util.py", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="Stages run in order: --prepare-stems, --create-hdf5, --train.")
+                epilog="Stages run in order: --prepare-stems, --create-hdf5, --train, --calibrate.")
     p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.add_argument("-v", "--verbose", action="store_true", help="debug messages (and TensorFlow's)")
@@ -107,6 +108,13 @@ def get_parser():
                    help="networks to build data for and train (default: all three)")
     g.add_argument("--eval-batches", type=positive_int, default=None, metavar="N",
                    help="score the training MAE on N shuffled batches (default: all)")
+
+    g = p.add_argument_group("--calibrate: fit the networks' output gains for the soft masks")
+    g.add_argument("--calibrate", action="store_true",
+                   help="run this stage on the three models in --model-dir (kept as "
+                        "model_*.uncalibrated.h5; record in calibration.json)")
+    g.add_argument("--calibration-chunks", type=positive_int, default=128, metavar="N",
+                   help="chunks of the training songs to fit on (default: %(default)s)")
     return p
 
 
@@ -124,8 +132,8 @@ def _setup_logging(quiet, verbose):
 def main(argv=None):
     parser = get_parser()
     args = parser.parse_args(argv)
-    if not (args.prepare_stems or args.create_hdf5 or args.train):
-        parser.error("nothing to do: give --prepare-stems, --create-hdf5 and/or --train")
+    if not (args.prepare_stems or args.create_hdf5 or args.train or args.calibrate):
+        parser.error("nothing to do: give --prepare-stems, --create-hdf5, --train and/or --calibrate")
     if args.prepare_stems and not args.stem_dirs:
         parser.error("--prepare-stems needs --stem-dirs DIR [DIR ...]")
     if args.stem_dirs and not args.prepare_stems:
@@ -163,6 +171,11 @@ def main(argv=None):
                   seed=args.seed, plot=args.plot_training, steps_per_epoch=args.steps_per_epoch,
                   loss=args.loss, learning_rate=args.learning_rate, overwrite=args.overwrite,
                   eval_batches=args.eval_batches)
+        if args.calibrate:
+            from mixin.calibrate import calibrate
+
+            calibrate(args.data_dir, args.model_dir, n_chunks=args.calibration_chunks,
+                      seed=args.seed, overwrite=args.overwrite)
     except MixinError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 1

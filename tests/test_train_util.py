@@ -36,7 +36,7 @@ def test_help_and_version(tmp_path):
                  "--mono", "--train", "--plot-training", "--epochs", "--batch-size", "--seed",
                  "--patience", "--steps-per-epoch", "--learning-rate", "--data-dir", "--model-dir",
                  "--logdir", "--overwrite", "--augment-gain-db", "--augment-segments",
-                 "--validation-songs", "--test-songs"):
+                 "--validation-songs", "--test-songs", "--calibrate", "--calibration-chunks"):
         assert flag in p.stdout, flag
     v = run("--version", cwd=tmp_path)
     assert v.returncode == 0 and v.stdout.startswith("MiXiN ")
@@ -72,6 +72,11 @@ def test_create_hdf5_with_nothing_prepared(tmp_path):
     assert_one_line_error(run("--create-hdf5", "--n-pool", "1", cwd=tmp_path), "--prepare-stems")
     (tmp_path / "data").mkdir()
     assert_one_line_error(run("--create-hdf5", "--n-pool", "1", cwd=tmp_path), "--prepare-stems")
+
+
+def test_calibrate_without_models(tmp_path):
+    assert_one_line_error(run("--calibrate", cwd=tmp_path), "model_harmonic.h5")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_train_without_hdf5(tmp_path):

@@ -1,0 +1,238 @@
+"""Calibration: the networks' output scales, fitted for the soft masks (a stage after training).
+
+The soft masks ``M_s = E_s^2 / (E_h^2 + E_p^2 + E_v^2 + 1e-7)`` depend only on the *ratios* of the
+three estimates. Each network is trained on its own (MAE), and each underestimates its source by
+its own amount — measured on the training songs with the shipped networks: harmonic 10-15 dB low
+in most bands, percussive 3-6 dB — so the ratios, and with them the masks, lean towards the
+network that underestimates least. :func:`calibrate` fits one gain per network (percussive and
+vocal, relative to harmonic, which keeps its scale) that minimises the squared error of the
+masked mixture magnitudes ``M_s * |X|`` against the true source magnitudes ``|S_s|`` on chunks of
+the training songs, and folds each gain into the network's last convolution: its ReLU is
+positively homogeneous (``relu(g * z) = g * relu(z)`` for ``g > 0``), so scaling that layer's
+kernel and bias by ``g`` scales the output by exactly ``g``. The calibrated models are ordinary
+MiXiN models (the published architecture, the same files), interchangeable with any other.
+
+Data: ``n_chunks`` chunks (one channel each) drawn with ``seed`` from the ``v`` segment folders
+(mixture with vocals) of the real training songs recorded in ``data/songs.json`` — never a
+validation or test song, and not the remixes, so the fit reflects natural stem balances.
+
+Search: a grid of gains in dB (``GRID_DB``: -24 .. +24 in 6 dB steps, both gains), then a 1 dB
+grid of +-3 dB around the best point (130 evaluations of the error).
+
+Files: the uncalibrated models are kept as ``model_{s}.uncalibrated.h5``; the calibrated ones
+replace ``model_{s}.h5`` (written atomically); ``calibration.json`` records the gains, the errors
+before and after, the chunks and the seed. A directory already calibrated is refused unless
+``overwrite``, which calibrates again from the ``.uncalibrated.h5`` files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import params
+from .errors import MixinError
+
+log = logging.getLogger("mixin")
+
+#: Coarse grid of gains (dB): start, stop (inclusive), step; then a fine grid around the best.
+GRID_DB = (-24.0, 24.0, 6.0)
+FINE_DB = (3.0, 1.0)  # +- range, step
+
+#: Name of the record written beside the calibrated models.
+CALIBRATION_JSON = "calibration.json"
+
+#: The source whose scale is kept (the others' gains are relative to it).
+ANCHOR = "harmonic"
+
+UNCALIBRATED = "model_{}.uncalibrated.h5"
+
+
+def last_conv(model):
+    """The model's last Conv2D layer (the 1x1 ReLU output layer of the CDAE)."""
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    if not convs:
+        raise MixinError(f"model {model.name} has no Conv2D layer to calibrate")
+    layer = convs[-1]
+    act = getattr(layer, "activation", None)
+    if getattr(act, "__name__", "") != "relu":
+        raise MixinError(f"the last convolution of model {model.name} is not a ReLU layer: "
+                         "its output cannot be scaled by its weights")
+    return layer
+
+
+def scale_output(model, gain):
+    """Multiply the model's output by ``gain`` (> 0) by scaling its last convolution, in place."""
+    if not gain > 0 or not np.isfinite(gain):
+        raise MixinError(f"a calibration gain must be a positive number, got {gain}")
+    layer = last_conv(model)
+    layer.set_weights([w * np.asarray(gain, dtype=w.dtype) for w in layer.get_weights()])
+    return model
+
+
+def mask_error(powers, mix_mag, targets, gains):
+    """Sum over sources of ||M_s * |X| - |S_s|||^2 for the soft masks of the estimates' powers
+    scaled by ``gains`` (amplitude gains; powers scale by their squares).
+
+    powers, targets : dict source -> float32 [shape=(n, rows, cols)]; mix_mag : same shape.
+    """
+    scaled = {s: powers[s] * np.float32(gains[s] ** 2) for s in powers}
+    den = sum(scaled.values()) + np.float32(params.MASK_EPS)
+    inv = np.reciprocal(den, out=den)
+    err = 0.0
+    for s, p in scaled.items():
+        d = p * inv
+        d *= mix_mag
+        d -= targets[s]
+        err += float(np.vdot(d.ravel(), d.ravel()))
+    return err
+
+
+def fit_gains(powers, mix_mag, targets, anchor=ANCHOR, grid=GRID_DB, fine=FINE_DB):
+    """Gains (dB) of the non-anchor sources minimising :func:`mask_error` (coarse, then fine grid).
+
+    Returns (gains_db dict source -> float, error at 0 dB, error at the fit).
+    """
+    others = [s for s in powers if s != anchor]
+    coarse = np.arange(grid[0], grid[1] + grid[2] / 2, grid[2])
+
+    def err(db):
+        g = {anchor: 1.0, **{s: 10 ** (d / 20) for s, d in zip(others, db)}}
+        return mask_error(powers, mix_mag, targets, g)
+
+    base = err([0.0] * len(others))
+    best = (base, (0.0,) * len(others))
+    for db in itertools.product(coarse, repeat=len(others)):
+        e = err(db)
+        if e < best[0]:
+            best = (e, db)
+    centre = best[1]
+    steps = np.arange(-fine[0], fine[0] + fine[1] / 2, fine[1])
+    for off in itertools.product(steps, repeat=len(others)):
+        db = tuple(c + o for c, o in zip(centre, off))
+        e = err(db)
+        if e < best[0]:
+            best = (e, db)
+    return {anchor: 0.0, **{s: float(d) for s, d in zip(others, best[1])}}, base, best[0]
+
+
+def _training_chunks(data_dir, n_chunks, seed):
+    """(folder, chunk, channel) triples drawn from the ``v`` folders of the real training songs."""
+    from .stems import read_songs
+
+    doc = read_songs(data_dir)
+    train = set(doc["split"]["train"])
+    songs = [s for s in doc["songs"] if s["index"] in train and not s["augmented"]]
+    if not songs:
+        raise MixinError(f"no real training song in {data_dir}/songs.json to calibrate on")
+    per_seg = doc["segment_samples"] // params.CHUNK_SIZE
+    if per_seg < 1:
+        raise MixinError(f"segments of {doc['segment_samples']} samples are shorter than one chunk "
+                         f"({params.CHUNK_SIZE} samples): nothing to calibrate on")
+    slots = [(Path(data_dir) / f, k, c) for s in songs for f in s["folders"] if f.endswith("v")
+             and not f.endswith("nov") for k in range(per_seg) for c in range(s["channels"])]
+    missing = sorted({str(p) for p, _, _ in slots if not p.is_dir()})
+    if missing:
+        raise MixinError(f"segment folder missing: {missing[0]} (run --prepare-stems again)")
+    rng = np.random.default_rng([int(seed), 2])
+    pick = rng.choice(len(slots), size=min(n_chunks, len(slots)), replace=False)
+    return [slots[i] for i in sorted(pick)], [s["index"] for s in songs]
+
+
+def _read_chunks(chunks):
+    """Mixture and source chunks: dict name -> float32 [shape=(n, CHUNK_SIZE)]."""
+    from . import audio
+
+    names = ("mix",) + params.SOURCES
+    out = {n: np.empty((len(chunks), params.CHUNK_SIZE), np.float32) for n in names}
+    cache_key, cache = None, None
+    N = params.CHUNK_SIZE
+    for i, (folder, k, c) in enumerate(chunks):
+        if folder != cache_key:
+            cache = {n: audio.read_audio(folder / f"{n}.wav")[0] for n in names}
+            cache_key = folder
+        for n in names:
+            out[n][i] = cache[n][k * N:(k + 1) * N, c]
+    return out
+
+
+def calibrate(data_dir="data", model_dir="model", n_chunks=128, seed=0, overwrite=False,
+              batch_size=8):
+    """Fit and fold the output gains of the three networks in ``model_dir`` (see the module
+    documentation). Returns the record written to ``model_dir/calibration.json``."""
+    from .model import load_cdae, model_paths, save_cdae
+    from .nsgt import get_nsgt
+
+    t0 = time.perf_counter()
+    if int(n_chunks) != n_chunks or n_chunks < 1:
+        raise MixinError(f"the number of calibration chunks must be a positive integer, got {n_chunks!r}")
+    model_dir = Path(model_dir)
+    paths = model_paths(model_dir)
+    record_path = model_dir / CALIBRATION_JSON
+    if record_path.exists() and not overwrite:
+        raise MixinError(f"{model_dir} is already calibrated ({CALIBRATION_JSON}); use --overwrite "
+                         "to calibrate again from the uncalibrated models")
+    again = record_path.exists()  # calibrate again from the kept uncalibrated models
+    sources = {}
+    for s, p in paths.items():
+        src = model_dir / UNCALIBRATED.format(s) if again else Path(p)
+        if not src.is_file():
+            why = ("the uncalibrated model of an earlier calibration is gone" if again else
+                   "calibration needs all three models in one directory")
+            raise MixinError(f"model file not found: {src} ({why})")
+        sources[s] = src
+    chunks, songs = _training_chunks(data_dir, int(n_chunks), seed)
+    models = {s: load_cdae(p) for s, p in sources.items()}
+
+    # magnitudes and estimates, batch by batch
+    nsgt = get_nsgt()
+    data = _read_chunks(chunks)
+    n = len(chunks)
+    shape = (n,) + nsgt.shape
+    mix_mag = np.empty(shape, np.float32)
+    targets = {s: np.empty(shape, np.float32) for s in params.SOURCES}
+    powers = {s: np.empty(shape, np.float32) for s in params.SOURCES}
+    for a in range(0, n, batch_size):
+        b = slice(a, a + batch_size)
+        mag = np.abs(nsgt.forward(data["mix"][b])).astype(np.float32)
+        mix_mag[b] = mag
+        for s in params.SOURCES:
+            targets[s][b] = np.abs(nsgt.forward(data[s][b]))
+            est = np.asarray(models[s](mag[..., None], training=False))[..., 0]
+            powers[s][b] = np.square(est)
+    del data
+    gains_db, before, after = fit_gains(powers, mix_mag, targets)
+    log.info("calibration gains (dB, relative to %s): %s; mask error %.4g -> %.4g (%.1f %%)", ANCHOR,
+             ", ".join(f"{s} {g:+.1f}" for s, g in gains_db.items() if s != ANCHOR), before, after,
+             100 * (after - before) / before if before else 0.0)
+
+    # keep the uncalibrated models, write the calibrated ones
+    if not again:
+        for s, p in paths.items():
+            unc = model_dir / UNCALIBRATED.format(s)
+            shutil.copyfile(p, str(unc) + ".tmp")
+            os.replace(str(unc) + ".tmp", unc)
+    for s, p in paths.items():
+        save_cdae(scale_output(models[s], 10 ** (gains_db[s] / 20)), p)
+    record = {
+        "gains_db": gains_db,
+        "anchor": ANCHOR,
+        "mask_error": {"uncalibrated": before, "calibrated": after},
+        "n_chunks": n,
+        "seed": int(seed),
+        "songs": songs,
+        "data_dir": str(Path(data_dir).resolve()),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "uncalibrated_models": {s: UNCALIBRATED.format(s) for s in paths},
+    }
+    tmp = record_path.with_name(".tmp-" + CALIBRATION_JSON)
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, record_path)
+    return record
