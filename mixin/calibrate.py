@@ -228,7 +228,7 @@ def calibrate(data_dir="data", model_dir="model", n_chunks=128, seed=0, overwrit
         "n_chunks": n,
         "seed": int(seed),
         "songs": songs,
-        "data_dir": str(Path(data_dir).resolve()),
+        "data_dir": str(data_dir),
         "seconds": round(time.perf_counter() - t0, 1),
         "uncalibrated_models": {s: UNCALIBRATED.format(s) for s in paths},
     }

@@ -45,3 +45,12 @@ def test_shipped_models_are_not_dead_and_separate_a_synthetic_mix():
         assert np.sqrt(np.mean(out[s] ** 2)) > 1e-3 * np.sqrt(np.mean(mix ** 2)), s
     resid = mix - sum(out.values())
     assert 10 * np.log10(np.sum(mix ** 2) / np.sum(resid ** 2)) > 30
+
+
+def test_calibration_record_matches_the_training_record():
+    cal = json.loads((MODEL_DIR / "calibration.json").read_text())
+    rec = json.loads((MODEL_DIR / "training.json").read_text())
+    assert cal["gains_db"] == rec["calibration"]["gains_db"]
+    assert cal["gains_db"]["harmonic"] == 0.0
+    assert cal["mask_error"]["calibrated"] <= cal["mask_error"]["uncalibrated"]
+    assert "./train_util.py --calibrate" in rec["commands"]
