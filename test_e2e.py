@@ -9,7 +9,7 @@ gets ``data/``, ``model/`` and ``logdir/``. Without ``--delete`` it refuses to s
 them exists (they may hold your training); with ``--delete`` it removes them first. STEM_DIR
 needs at least two songs of at least 30 s. The first failing step exits non-zero.
 
-Steps (the original's seven, plus separation with the new models):
+Steps (the original's seven, plus calibration and separation with the new models):
   1. the CDAE: 13 layers, output shape = input shape
   2. train_util.py --prepare-stems --stem-dirs $STEM_DIR --segment-offset 1 --segment-limit 3
      --track-limit 2 --segment-duration 10
@@ -18,10 +18,12 @@ Steps (the original's seven, plus separation with the new models):
   5. their datasets and shapes (all three files), split by song
   6. train_util.py --train for the three networks (short: see --epochs, --steps-per-epoch)
   7. checkpoints and saved models exist and load
-  8. xtract_mixin.py --pretrained-model-dir model separates a file with them
+  8. train_util.py --calibrate fits the output gains (calibration.json, uncalibrated models kept)
+  9. xtract_mixin.py --pretrained-model-dir model separates a file with them
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -32,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-N_STEPS = 8
+N_STEPS = 9
 
 
 class bcolors:  # noqa: N801  (the original's name)
@@ -256,7 +258,21 @@ def main(argv=None):
     success("good: checkpoints, histories, plots and loadable models")
 
     # 8 -----------------------------------------------------------------------------------------
-    nextstep(8, "Separating a file with the freshly trained models")
+    nextstep(8, "Calibrating the networks' output gains")
+    _, t = run([train_util, "--calibrate", "--calibration-chunks", "16"], "train_util.py --calibrate")
+    try:
+        with open(os.path.join("model", "calibration.json")) as f:
+            gains = json.load(f)["gains_db"]
+    except (OSError, ValueError, KeyError) as e:
+        errexit(f"no usable model/calibration.json: {e}")
+    kept = [f"model_{s}.uncalibrated.h5" for s in SOURCES]
+    missing = [f for f in kept if not os.path.isfile(os.path.join("model", f))]
+    if missing or sorted(gains) != sorted(SOURCES):
+        errexit(f"calibration incomplete: gains {gains}, missing {missing}")
+    success(f"good ({t:.1f} s): gains " + ", ".join(f"{s} {g:+.0f} dB" for s, g in gains.items()))
+
+    # 9 -----------------------------------------------------------------------------------------
+    nextstep(9, "Separating a file with the freshly trained models")
     song = os.path.join("data", "0000001v", "mix.wav")
     outdir = tempfile.mkdtemp(prefix="mixin-e2e-")
     try:
