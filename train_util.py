@@ -79,7 +79,8 @@ def get_parser():
                    help="song folder names held out for validation (default: a random 10 %% "
                         "validation, 10 %% test split by song)")
     g.add_argument("--test-songs", nargs="+", default=None, metavar="NAME",
-                   help="song folder names held out for testing (with --validation-songs)")
+                   help="song folder names held out for testing (like --validation-songs, the "
+                        "random split is then not used)")
 
     g = p.add_argument_group("--create-hdf5: NSGT magnitudes of the segments, split by song")
     g.add_argument("--create-hdf5", action="store_true", help="run this stage")

@@ -83,13 +83,17 @@ def mask_error(powers, mix_mag, targets, gains):
 
     powers, targets : dict source -> float32 [shape=(n, rows, cols)]; mix_mag : same shape.
     """
-    scaled = {s: powers[s] * np.float32(gains[s] ** 2) for s in powers}
-    den = sum(scaled.values()) + np.float32(params.MASK_EPS)
-    inv = np.reciprocal(den, out=den)
+    g2 = {s: np.float32(gains[s] ** 2) for s in powers}
+    den = np.full_like(mix_mag, params.MASK_EPS)
+    for s, p in powers.items():
+        den += g2[s] * p
+    inv = np.reciprocal(den, out=den)  # (one temporary more: d, reused for every source)
+    inv *= mix_mag
+    d = np.empty_like(inv)
     err = 0.0
-    for s, p in scaled.items():
-        d = p * inv
-        d *= mix_mag
+    for s, p in powers.items():
+        np.multiply(p, inv, out=d)
+        d *= g2[s]
         d -= targets[s]
         err += float(np.vdot(d.ravel(), d.ravel()))
     return err

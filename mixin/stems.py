@@ -47,8 +47,9 @@ Augmentation (``augment`` = N)
     there are only two training songs), each with a random gain (uniform in +-``augment_gain_db``,
     default 6 dB) and a random circular time offset (the wrap point is faded over 10 ms); the
     remix is as long as its shortest source, or ``augment_segments`` segments when given (short
-    remixes: more stem balances for the same disk space). Deterministic from ``seed``. Only training songs are used, and remixes belong to
-    the training split, so validation and test songs stay unseen.
+    remixes: more stem balances for the same disk space). Deterministic from ``seed``. Only
+    training songs are used, and remixes belong to the training split, so validation and test
+    songs stay unseen.
 
 Split
     By song: :func:`split_songs` (random for ``seed``), or the songs named in
