@@ -48,9 +48,14 @@ def test_shipped_models_are_not_dead_and_separate_a_synthetic_mix():
 
 
 def test_calibration_record_matches_the_training_record():
-    cal = json.loads((MODEL_DIR / "calibration.json").read_text())
+    """Calibration is an optional stage: shipped models carry calibration.json exactly when the
+    training record lists the --calibrate command, and then the two agree."""
     rec = json.loads((MODEL_DIR / "training.json").read_text())
-    assert cal["gains_db"] == rec["calibration"]["gains_db"]
-    assert cal["gains_db"]["harmonic"] == 0.0
-    assert cal["mask_error"]["calibrated"] <= cal["mask_error"]["uncalibrated"]
-    assert "./train_util.py --calibrate" in rec["commands"]
+    calibrated = "./train_util.py --calibrate" in rec["commands"]
+    assert (MODEL_DIR / "calibration.json").exists() == calibrated
+    assert ("calibration" in rec) == calibrated
+    if calibrated:
+        cal = json.loads((MODEL_DIR / "calibration.json").read_text())
+        assert cal["gains_db"] == rec["calibration"]["gains_db"]
+        assert cal["gains_db"]["harmonic"] == 0.0
+        assert cal["mask_error"]["calibrated"] <= cal["mask_error"]["uncalibrated"]
