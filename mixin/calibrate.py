@@ -2,8 +2,8 @@
 
 The soft masks ``M_s = E_s^2 / (E_h^2 + E_p^2 + E_v^2 + 1e-7)`` depend only on the *ratios* of the
 three estimates. Each network is trained on its own (MAE), and each underestimates its source by
-its own amount — measured on the training songs with the shipped networks: harmonic 10-15 dB low
-in most bands, percussive 3-6 dB — so the ratios, and with them the masks, lean towards the
+its own amount — measured on the training songs with the networks of set A (README, "The shipped
+models"): harmonic 10-15 dB low in most bands, percussive 3-6 dB — so the ratios, and with them the masks, lean towards the
 network that underestimates least. :func:`calibrate` fits one gain per network (percussive and
 vocal, relative to harmonic, which keeps its scale) that minimises the squared error of the
 masked mixture magnitudes ``M_s * |X|`` against the true source magnitudes ``|S_s|`` on chunks of
