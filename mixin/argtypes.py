@@ -32,3 +32,11 @@ positive_int = number(int, 0, strict=True)
 nonneg_int = number(int, 0)
 positive_float = number(float, 0, strict=True)
 nonneg_float = number(float, 0)
+
+
+def probability(text):
+    """An argparse ``type``: a number in [0, 1]."""
+    v = nonneg_float(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return v

@@ -68,6 +68,13 @@ log = logging.getLogger("mixin")
 #: Loss functions accepted by :func:`train` (the published models: MAE).
 LOSSES = ("mae", "mse")
 
+#: The measured best loss per network (README, "Settings tried"): MAE for harmonic and percussive,
+#: MSE for vocal (with MAE the vocal network's ReLU output collapses to zero). The original: MAE.
+DEFAULT_LOSSES = {"harmonic": "mae", "percussive": "mae", "vocal": "mse"}
+
+#: The measured best learning rate (the original's, Keras' default 1e-3, measured much worse).
+DEFAULT_LEARNING_RATE = 1e-4
+
 #: Batches prefetched while the current one trains.
 PREFETCH = 2
 
@@ -391,8 +398,9 @@ def _validate(epochs, batch_size, patience, seed, steps_per_epoch, loss, learnin
     posint("--seed", seed, 0)
     if steps_per_epoch is not None:
         posint("--steps-per-epoch", steps_per_epoch)
-    if loss not in LOSSES:
-        raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    for v in (loss.values() if isinstance(loss, dict) else [loss]):
+        if v not in LOSSES:
+            raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {v!r}")
     if not isinstance(learning_rate, (int, float)) or not 0 < learning_rate < 1 \
             or not math.isfinite(learning_rate):
         raise MixinError(f"--learning-rate must be in (0, 1), got {learning_rate!r}")
@@ -459,7 +467,8 @@ def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SO
         Write loss/MAE curves as PNG beside the models.
     steps_per_epoch : int, optional
         Batches per epoch (default: one pass over the training examples).
-    loss : {"mae", "mse"}
+    loss : {"mae", "mse"} or dict source -> {"mae", "mse"}
+        One loss for every network, or one per source (:data:`DEFAULT_LOSSES`, the measured best).
     learning_rate : float
         Adam's learning rate.
     overwrite : bool
@@ -496,7 +505,7 @@ def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SO
     for s in sources:
         paths = _paths(model_dir, logdir, s)
         config = _config(s, data_dir, counts[s], epochs, batch_size, patience, seed, steps_per_epoch,
-                         loss, learning_rate)
+                         loss[s] if isinstance(loss, dict) else loss, learning_rate)
         plans[s] = (paths, config) + _plan(s, paths, counts[s], config, overwrite)
 
     tf = import_tensorflow(log.isEnabledFor(logging.DEBUG))

@@ -1,0 +1,192 @@
+"""On-the-fly mixing (mixin.mixing) and joint training chosen by separation quality (mixin.jointtrain)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mixin import params
+from mixin.errors import MixinError
+from mixin.mixing import BatchStream, MixConfig, Mixer, build_catalogue
+
+PLAIN = dict(remix=0.0, gain_db=0.0, level_db=(0.0, 0.0), eq_db=0.0, shift=0.0, silence=0.0,
+             variants=1)
+
+
+@pytest.fixture(scope="module")
+def stem_root(tmp_path_factory):
+    """Three synthetic songs (12 s, stereo) in the MUSDB18-HQ layout; one has no vocals."""
+    from mixin.synth import write_stem_folders
+
+    root = tmp_path_factory.mktemp("mixstems")
+    write_stem_folders(root, 3, 12.0, seed=3)
+    songs = sorted(p for p in root.iterdir() if p.is_dir())
+    for f in songs[2].iterdir():
+        if "vocal" in f.name:
+            f.unlink()
+    return root
+
+
+def test_catalogue_finds_songs_and_activity(stem_root, tmp_path):
+    cache = tmp_path / "cat.json"
+    songs = build_catalogue([stem_root], cache=cache)
+    assert len(songs) == 3
+    assert all(s.channels == 2 and s.frames >= 12 * params.SAMPLE_RATE - 10 for s in songs)
+    assert not songs[2].files["vocal"] and songs[0].files["vocal"]
+    assert all(len(s.active["percussive"]) == -(-s.frames // params.SAMPLE_RATE) for s in songs)
+    assert sum(songs[0].active["percussive"]) > 0
+    assert json.loads(cache.read_text())["songs"][0]["name"] == songs[0].name
+    again = build_catalogue([stem_root], cache=cache)  # from the cache
+    assert [s.name for s in again] == [s.name for s in songs]
+    held = build_catalogue([stem_root], exclude=[songs[0].name])
+    assert songs[0].name not in [s.name for s in held]
+
+
+def test_plain_example_is_the_transform_of_the_stems(stem_root):
+    """With no augmentation an example is exactly |NSGT| of one channel of the stems at the
+    planned offset, and the mixture is the transform of their sum (the HDF5 path's values)."""
+    import soundfile as sf
+
+    from mixin.nsgt import get_nsgt
+
+    songs = build_catalogue([stem_root])
+    mixer = Mixer(songs, MixConfig(**PLAIN), seed=5)
+    x, ys = mixer.batch(0, 3)
+    assert x.shape == (3,) + get_nsgt().shape + (1,) and x.dtype == np.float32
+    assert all(y.shape == x.shape and y.dtype == np.float32 for y in ys)
+    for k in range(3):
+        plan = mixer.plan(k)
+        song = songs[plan["songs"]["harmonic"]]
+        sig = []
+        for s in params.SOURCES:
+            part = np.zeros(params.CHUNK_SIZE, np.float32)
+            for f in song.files[s]:
+                a, _ = sf.read(f, start=plan["offsets"][s], frames=params.CHUNK_SIZE,
+                               dtype="float32", always_2d=True)
+                ch = plan["channels"][s]
+                a = a.mean(axis=1) if ch < 0 else a[:, ch]
+                part[:len(a)] += a
+            sig.append(part)
+        nsgt = get_nsgt()
+        for j, s in enumerate(params.SOURCES):
+            np.testing.assert_allclose(ys[j][k, ..., 0], np.abs(nsgt.forward(sig[j])), atol=2e-5)
+        np.testing.assert_allclose(x[k, ..., 0], np.abs(nsgt.forward(np.sum(sig, axis=0))),
+                                   atol=5e-5)
+
+
+def test_augmented_batches_deterministic_and_consistent(stem_root):
+    songs = build_catalogue([stem_root])
+    mixer = Mixer(songs, MixConfig(silence=0.3, variants=2), seed=1)
+    x, ys = mixer.batch(2, 4)
+    x2, ys2 = Mixer(songs, MixConfig(silence=0.3, variants=2), seed=1).batch(2, 4)
+    assert np.array_equal(x, x2) and all(np.array_equal(a, b) for a, b in zip(ys, ys2))
+    x3, _ = Mixer(songs, MixConfig(silence=0.3, variants=2), seed=2).batch(2, 4)
+    assert not np.array_equal(x, x3)
+    assert np.isfinite(x).all() and all(np.isfinite(y).all() and (y >= 0).all() for y in ys)
+    # the mixture's magnitude never exceeds the sum of the sources' (triangle inequality)
+    assert np.all(x <= ys[0] + ys[1] + ys[2] + 1e-4)
+    # examples 2k and 2k+1 share their audio draw, not their gains
+    assert mixer.plan(8)["songs"] == mixer.plan(9)["songs"]
+    assert mixer.plan(8)["gains"] != mixer.plan(9)["gains"]
+    # a silenced source has an all-zero target
+    for k in range(4):
+        plan = mixer.plan(8 + k)
+        for j, s in enumerate(params.SOURCES):
+            if plan["silent"][s]:
+                assert not ys[j][k].any()
+
+
+def test_song_without_vocals_gives_silent_vocal(stem_root):
+    songs = build_catalogue([stem_root])
+    only = [s for s in songs if not s.files["vocal"]]
+    mixer = Mixer(only, MixConfig(**dict(PLAIN, remix=0.0)), seed=0)
+    _, ys = mixer.batch(0, 2)
+    assert not ys[2].any() and ys[1].any()
+
+
+def test_stream_workers_match_in_process_and_resume(stem_root):
+    songs = build_catalogue([stem_root])
+    mixer = Mixer(songs, MixConfig(), seed=4)
+    with BatchStream(mixer, 2, start=0, workers=0) as s0:
+        ref = [s0.get() for _ in range(3)]
+    with BatchStream(mixer, 2, start=1, workers=1) as s1:
+        got = [s1.get() for _ in range(2)]
+    for (xa, ya), (xb, yb) in zip(ref[1:], got):
+        # workers send float16: equal within its precision
+        np.testing.assert_allclose(xa, xb, rtol=2e-3, atol=1e-6)
+        np.testing.assert_allclose(ya[1], yb[1], rtol=2e-3, atol=1e-6)
+
+
+def test_dir_weights_choose_the_stem_dir(stem_root, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    first = sorted(p for p in stem_root.iterdir() if p.is_dir())[0]
+    shutil.copytree(first, other / "copy-song")
+    songs = build_catalogue([stem_root, other])
+    mixer = Mixer(songs, MixConfig(remix=0.0, dir_weights=(0.0, 1.0)), seed=0)
+    assert all(songs[mixer.draw(d)["songs"]["harmonic"]].group == 1 for d in range(20))
+
+
+@pytest.mark.parametrize("bad", [dict(remix=1.5), dict(gain_db=-1), dict(level_db=(3, -3)),
+                                 dict(variants=0), dict(dir_weights=(0.0,))])
+def test_bad_config(bad):
+    with pytest.raises(MixinError):
+        MixConfig(**bad).check()
+
+
+def test_window_sdr():
+    from mixin.jointtrain import summarise, window_sdr
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((3 * params.SAMPLE_RATE, 2)).astype(np.float32) * 0.1
+    assert window_sdr(ref, ref) > 100
+    assert abs(window_sdr(ref, np.zeros_like(ref))) < 1e-6
+    assert abs(window_sdr(ref, ref * 0.5) - 10 * np.log10(4)) < 1e-3
+    assert np.isnan(window_sdr(np.zeros_like(ref), ref))
+    m = summarise({"a": dict(harmonic=1.0, percussive=2.0, vocal=np.nan),
+                   "b": dict(harmonic=3.0, percussive=4.0, vocal=5.0)})
+    assert m == dict(harmonic=2.0, percussive=3.0, vocal=5.0, mean=pytest.approx(10 / 3))
+
+
+@pytest.mark.slow
+def test_train_mix_end_to_end_and_resume(stem_root, tmp_path):
+    import train_util
+
+    from mixin.model import load_models
+
+    names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())
+    args = ["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", names[0],
+            "--batch-size", "2", "--round-batches", "2", "--validation-duration", "4",
+            "--model-dir", str(tmp_path / "model"), "--logdir", str(tmp_path / "logdir"), "-q"]
+    assert train_util.main(args + ["--rounds", "1"]) == 0
+    state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())
+    assert state["rounds"] == 1 and state["batches"] == 2
+    assert [r["round"] for r in state["history"]] == [0, 1]
+    assert np.isfinite(state["history"][1]["select_percussive"])
+    assert names[0] not in json.loads((tmp_path / "logdir" / "catalogue.json").read_text())["key"].__repr__()
+    models = load_models(tmp_path / "model")
+    assert set(models) == set(params.SOURCES)
+    assert (tmp_path / "model" / "validation_sdr.png").exists()
+    # resume: one more round continues at batch 2
+    assert train_util.main(args + ["--rounds", "2"]) == 0
+    state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())
+    assert state["rounds"] == 2 and state["batches"] == 4
+    # other data settings cannot resume
+    assert train_util.main(args + ["--rounds", "3", "--mix-gain-db", "3"]) == 1
+
+
+def test_train_mix_argument_errors(stem_root, tmp_path, capsys):
+    import train_util
+
+    assert train_util.main(["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs",
+                            "nope", "--logdir", str(tmp_path / "l"), "--model-dir",
+                            str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0]
+    with pytest.raises(SystemExit) as e:
+        train_util.main(["--train-mix", "--stem-dirs", str(stem_root)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        train_util.main(["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", "x",
+                         "--mix-remix", "2"])
