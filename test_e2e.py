@@ -20,6 +20,9 @@ Steps (the original's seven, plus calibration and separation with the new models
   7. checkpoints and saved models exist and load
   8. train_util.py --calibrate fits the output gains (calibration.json, uncalibrated models kept)
   9. xtract_mixin.py --pretrained-model-dir model separates a file with them
+ 10. train_util.py --train-mix trains the three networks on examples mixed on the fly from
+     STEM_DIR (one round, one song held out to choose the checkpoint by separation SDR) into
+     model_mix/ and logdir_mix/
 """
 
 import argparse
@@ -34,7 +37,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-N_STEPS = 9
+N_STEPS = 10
 
 
 class bcolors:  # noqa: N801  (the original's name)
@@ -100,7 +103,7 @@ def get_parser():
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    dirs = ["data", "model", "logdir"]
+    dirs = ["data", "model", "logdir", "model_mix", "logdir_mix"]
     train_util = os.path.join(HERE, "train_util.py")
 
     stem_dir = os.environ.get("STEM_DIR")
@@ -292,6 +295,30 @@ def main(argv=None):
     finally:
         shutil.rmtree(outdir, ignore_errors=True)
     success(f"good ({t:.1f} s): three outputs of the input's length and channels")
+
+    # 10 ----------------------------------------------------------------------------------------
+    nextstep(10, "Training on examples mixed on the fly (--train-mix)")
+    from mixin.stems import find_song_folders
+
+    held = find_song_folders([stem_dir])[0][0].name
+    _, t = run([train_util, "--train-mix", "--stem-dirs", stem_dir, "--validation-songs", held,
+                "--rounds", "1", "--round-batches", "2", "--batch-size", "2",
+                "--validation-duration", "5", "--model-dir", "model_mix", "--logdir", "logdir_mix"],
+               "train_util.py --train-mix")
+    try:
+        with open(os.path.join("logdir_mix", "joint.state.json")) as f:
+            state = json.load(f)
+    except (OSError, ValueError) as e:
+        errexit(f"no usable logdir_mix/joint.state.json: {e}")
+    if state.get("batches") != 2 or not state.get("best"):
+        errexit(f"--train-mix state: {state.get('batches')} batches, best {state.get('best')}")
+    for s in SOURCES:
+        m = load_cdae(os.path.join("model_mix", f"model_{s}.h5"))
+        if tuple(m.output_shape[1:]) != tuple(input_shape()):
+            errexit(f"model_mix/model_{s}.h5 maps to {m.output_shape}")
+    best = state["best"]
+    success(f"good ({t:.1f} s): 2 batches; validation SDR on {held} "
+            + " / ".join(f"{best[f'select_{s}']:.1f}" for s in SOURCES) + " dB (H / P / V)")
 
     success("finished!")
     return 0

@@ -275,6 +275,12 @@ class Mixer:
         for g in groups:
             self.group_song_p[g] /= self.group_song_p[g].sum()
         self._nsgt = None
+        self._files = {}
+
+    def __getstate__(self):  # open files stay in their process
+        d = dict(self.__dict__)
+        d["_files"], d["_nsgt"] = {}, None
+        return d
 
     # ---------------------------------------------------------------- drawing
     def _draw_song(self, rng, source=None):
@@ -368,14 +374,24 @@ class Mixer:
         return (10.0 ** (db / 20.0)).astype(np.float32)
 
     # ---------------------------------------------------------------- reading
-    def _read(self, song, source, offset, length, channel):
+    def _open(self, path):
+        """An open SoundFile for ``path``, kept open (at most 64 per process)."""
         import soundfile as sf
 
+        f = self._files.pop(path, None)
+        if f is None:
+            if len(self._files) >= 64:
+                self._files.pop(next(iter(self._files))).close()
+            f = sf.SoundFile(path)
+        self._files[path] = f  # most recently used last
+        return f
+
+    def _read(self, song, source, offset, length, channel):
         out = np.zeros(length, np.float32)
         for p in song.files[source]:
-            with sf.SoundFile(p) as f:
-                f.seek(min(offset, max(0, f.frames - 1)))
-                x = f.read(length, dtype="float32", always_2d=True)
+            f = self._open(p)
+            f.seek(min(offset, max(0, f.frames - 1)))
+            x = f.read(length, dtype="float32", always_2d=True)
             x = x.mean(axis=1) if channel < 0 or channel >= x.shape[1] else x[:, channel]
             out[:len(x)] += x
         return out
@@ -418,15 +434,21 @@ class Mixer:
         mix = np.empty((batch_size,) + coefs.shape[-2:], np.float32)
         src = np.empty((batch_size, len(params.SOURCES)) + coefs.shape[-2:], np.float32)
         mags = np.abs(coefs)  # |g * C| = g * |C|: the sources' magnitudes need no new transform
+        # per band, the mixture is a weighted sum of the three sources' rows: one batched matmul
+        # over (rows, 3, 2*cols) float pairs per draw
+        pairs = np.ascontiguousarray(
+            coefs.view(np.float32).reshape(coefs.shape[:-1] + (-1,)).transpose(0, 2, 1, 3))
         for k, i in enumerate(idx):
             var = self.variant(i)
             d = pos[i // v]
             g = np.stack([(0.0 if var["silent"][s] else
                            10.0 ** ((var["gains"][s] + var["level"]) / 20.0))
                           * self.eq_curve(var["eq"][s], rows) for s in params.SOURCES])
-            g = g.astype(np.float32)[:, :, None]  # (3, rows, 1)
-            np.multiply(mags[d], g, out=src[k])
-            np.abs(np.sum(coefs[d] * g, axis=0), out=mix[k])
+            g = g.astype(np.float32)  # (3, rows)
+            np.multiply(mags[d], g[:, :, None], out=src[k])
+            m = np.matmul(g.T[:, None, :], pairs[d])[:, 0, :]  # (rows, 2*cols): re, im pairs
+            m = m.reshape(rows, -1, 2)
+            np.sqrt(np.einsum("rcj,rcj->rc", m, m), out=mix[k])
         return mix[..., None], tuple(src[:, j, ..., None] for j in range(len(params.SOURCES)))
 
 
