@@ -1,0 +1,817 @@
+"""The ``--render-stems`` stage: render multitrack songs as training material.
+
+Each song is a folder in the MUSDB18-HQ layout that ``--prepare-stems`` (and the on-the-fly
+trainer, :mod:`mixin.mixing`) read: ``drums.flac``, ``bass.flac``, ``other.flac`` and, in some
+songs, ``vocals.flac`` — 16-bit 44.1 kHz stereo FLAC. There is no mixture file: the mixture is the
+sum of the stems (every stem is rendered on its own; nothing is ever subtracted from a mix).
+
+A song (:func:`render_song`)
+    * drums: a human performance of the Groove MIDI Dataset (:mod:`mixin.grooves`; grooves of the
+      song's split only, beats looped and fills inserted at section ends) played on a recorded kit
+      (:mod:`mixin.drumkits`; the training kits for ``train``, the held-out kits for
+      ``validation`` and ``test``), with random piece pans, then a random drum chain
+      (:func:`mixin.fx.random_chain`: EQ, compression, room);
+    * bass and other: :func:`mixin.backing.render_backing` at the groove's tempo and metre (held-out
+      SoundFonts for ``validation`` / ``test``);
+    * vocals (when ``vocal_dirs`` are given, in about :data:`VOCAL_PROBABILITY` of the songs):
+      excerpts of real vocal stems, each starting on a bar line, sometimes with a vocal chain;
+    * balance: each stem is normalised (:func:`mixin.fx.normalise`), then bass vs other is drawn in
+      +-6 dB, drums vs bass+other in -15..+8 dB, vocals vs the rest in -6..+6 dB; some bars of
+      drums, bass or other are silent (drum notes left out, so cymbals ring on; 20 ms ramps for
+      the others); the song is scaled so that the peak of the sum is at most 0.9 (and no stem
+      clips) before the stems are quantised to 16 bits.
+
+Determinism
+    Song ``i`` draws everything from ``numpy.random.default_rng([seed, i])``: it is the same
+    whatever the number of songs, ``jobs`` or the songs rendered before it in a process.
+
+Files
+    ``render_dir/render-{split}-{i:04d}/`` per song, written into a hidden temporary folder and
+    renamed when complete; ``render_dir/songs.json`` and ``songs.csv`` (one record per song: split,
+    groove files, style, drummer, kit and its licence, instruments, key, tempo, metre, gains,
+    effects; plus the credits) are written atomically at the end. A non-empty ``render_dir`` is
+    refused unless ``overwrite``; with ``overwrite`` only the renderer's own song folders and
+    tables are replaced.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import operator
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import params
+from .errors import MixinError
+
+log = logging.getLogger("mixin")
+
+SPLITS = ("train", "validation", "test")
+
+#: Stems written per song (vocals only in songs that have them).
+STEMS = ("drums", "bass", "other", "vocals")
+
+#: File format of the stems.
+STEM_EXT = ".flac"
+STEM_SUBTYPE = "PCM_16"
+
+#: Song folder names and the tables written beside them.
+SONG_DIR = "render-{split}-{index:04d}"
+SONG_DIR_RE = re.compile(r"^render-(train|validation|test)-(\d{4,})$")
+TMP_PREFIX = ".tmp-render-"
+SONGS_JSON = "songs.json"
+SONGS_CSV = "songs.csv"
+FORMAT = "mixin-render/1"
+
+#: Shortest and longest song (s); most songs.
+MIN_DURATION = 4.0
+MAX_DURATION = 1800.0
+MAX_SONGS = 100000
+
+#: Balance (dB): bass vs other (+-), drums vs bass+other (range), vocals vs the rest (range).
+BASS_OTHER_DB = 6.0
+DRUMS_DB = (-15.0, 8.0)
+VOCALS_DB = (-6.0, 6.0)
+
+#: Level each stem is normalised to before the balance (active RMS, dBFS).
+NORMALISE_DB = -20.0
+
+#: Largest peak of the sum of the stems (and of any stem) before quantisation; the peak is drawn
+#: in this range.
+PEAK_RANGE = (0.5, 0.9)
+MAX_STEM_PEAK = 0.98
+
+#: Chance that a song with vocal dirs has vocals; excerpts per song; bars per excerpt.
+VOCAL_PROBABILITY = 0.7
+VOCAL_EXCERPTS = (1, 2, 3)
+VOCAL_BARS = (2, 4, 4, 8)
+VOCAL_FX_PROBABILITY = 0.5
+
+#: Chances of silent passages: drums that enter late, a drum break, bars without bass / other.
+DRUM_INTRO_PROBABILITY = 0.3
+DRUM_BREAK_PROBABILITY = 0.3
+PART_BREAK_PROBABILITY = 0.25
+
+#: Ramps of muted passages and of the song's end (s).
+RAMP = 0.020
+
+CREDITS = {
+    "drums": "Groove MIDI Dataset, Gillick et al., ICML 2019, CC BY 4.0 "
+             "(https://magenta.tensorflow.org/datasets/groove)",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# arguments
+# --------------------------------------------------------------------------------------------
+
+def _check_int(name, value, minimum, maximum=None):
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise MixinError(f"{name} must be an integer, got {value!r}") from None
+    if isinstance(value, bool) or v < minimum or (maximum is not None and v > maximum):
+        rng = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise MixinError(f"{name} must be an integer {rng}, got {value!r}")
+    return v
+
+
+def is_vocal_file(name):
+    """A vocal stem by file name: an audio file whose name contains "vocal" (not hidden)."""
+    from .stems import AUDIO_EXTENSIONS  # noqa: PLC0415
+
+    p = Path(name)
+    return (not p.name.startswith(".") and "vocal" in p.name.lower()
+            and p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def find_vocal_files(vocal_dirs):
+    """Vocal stems under each dir (recursively; song folders holding ``vocals.*``), sorted.
+
+    MixinError naming a dir that is missing, not a directory or holds no vocal file."""
+    files = []
+    for d in vocal_dirs or ():
+        d = Path(d)
+        if not d.exists():
+            raise MixinError(f"vocal directory not found: {d}")
+        if not d.is_dir():
+            raise MixinError(f"vocal directory is not a directory: {d}")
+        here = []
+        for dirpath, dirnames, filenames in os.walk(d, followlinks=True):
+            dirnames[:] = sorted(x for x in dirnames if not x.startswith("."))
+            here += [Path(dirpath) / f for f in filenames if is_vocal_file(f)]
+        if not here:
+            raise MixinError(f"no vocal stem (a file named like vocals.flac) under vocal directory {d}")
+        files += sorted(here)
+    seen, out = set(), []
+    for f in files:
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            out.append(str(f.resolve()))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# per-process caches
+# --------------------------------------------------------------------------------------------
+
+_groove_cache: dict = {}
+_vocal_cache: dict = {}
+
+
+def _grooves(groove_dir, split):
+    from . import grooves  # noqa: PLC0415
+
+    key = (str(groove_dir), split)
+    if key not in _groove_cache:
+        _groove_cache[key] = grooves.load_index(groove_dir, split)
+    return _groove_cache[key]
+
+
+#: Hop of the vocal activity envelope (s) and the level below the loudest hop that still counts
+#: as singing (dB).
+VOCAL_HOP = 0.25
+VOCAL_ACTIVE_DB = 25.0
+
+
+def _vocal_activity(path):
+    """(sample rate, frames, per-hop RMS in dB) of a vocal stem, computed once per process."""
+    from . import audio  # noqa: PLC0415
+
+    if path in _vocal_cache:
+        return _vocal_cache[path]
+    info = audio.probe(path)
+    hop = max(1, int(round(VOCAL_HOP * info.samplerate)))
+    env = []
+    for block in audio.iter_blocks(path, hop * 64):
+        k = len(block) // hop
+        if k:
+            b = block[: k * hop].reshape(k, hop, -1)
+            env.append(np.sqrt(np.mean(np.square(b, dtype=np.float64), axis=(1, 2))))
+    env = np.concatenate(env) if env else np.zeros(0)
+    db = 20 * np.log10(np.maximum(env, 1e-10))
+    _vocal_cache[path] = (info.samplerate, info.frames, db)
+    return _vocal_cache[path]
+
+
+def _read_excerpt(path, start, frames):
+    """Frames ``start .. start+frames`` of an audio file at its own rate [shape=(frames, ch)]."""
+    import soundfile as sf  # noqa: PLC0415
+
+    try:
+        with sf.SoundFile(path) as f:
+            f.seek(start)
+            x = f.read(frames, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, OSError, ValueError) as e:
+        raise MixinError(f"cannot read vocal stem {path}: {' '.join(str(e).split())}") from None
+    if not np.isfinite(x).all():
+        raise MixinError(f"vocal stem {path} has NaN or Inf samples")
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# one song
+# --------------------------------------------------------------------------------------------
+
+def _ramp_envelope(n, muted, ramp):
+    """Gain envelope [shape=(n,)]: 0 in the muted sample ranges, 1 elsewhere, linear ramps."""
+    env = np.ones(n, dtype=np.float32)
+    for a, b in muted:
+        a, b = max(0, a), min(n, b)
+        if b <= a:
+            continue
+        env[a:b] = 0
+        r = min(ramp, a)
+        if r:
+            env[a - r:a] = np.minimum(env[a - r:a], np.linspace(1, 0, r, endpoint=False, dtype=np.float32))
+        r = min(ramp, n - b)
+        if r:
+            env[b:b + r] = np.minimum(env[b:b + r], np.linspace(0, 1, r, endpoint=False, dtype=np.float32))
+    return env
+
+
+def _silent_bars(rng, n_bars, intro_p, break_p):
+    """Bar ranges [(first, stop)] of a silent passage: an intro of 1-4 bars and/or a break of
+    1-4 bars after the first quarter of the song."""
+    out = []
+    if n_bars >= 8 and rng.random() < intro_p:
+        out.append((0, int(rng.integers(1, 5))))
+    if n_bars >= 8 and rng.random() < break_p:
+        length = int(rng.integers(1, 5))
+        start = int(rng.integers(max(1, n_bars // 4), max(2, n_bars - length)))
+        if not out or start >= out[-1][1]:
+            out.append((start, start + length))
+    return out
+
+
+def _db(x):
+    return 20 * math.log10(max(float(x), 1e-12))
+
+
+def _level(fx, x, sr):
+    """Active RMS in dB, or None for (nearly) silent audio."""
+    if not np.any(x):
+        return None
+    v = float(fx.active_rms_db(x, sr))
+    return v if math.isfinite(v) and v > -100 else None
+
+
+def _make_vocals(rng, vocal_files, n, bar_s, n_bars):
+    """Excerpts of a real vocal stem on bar lines: (float32 [shape=(2, n)], info)."""
+    from . import audio  # noqa: PLC0415
+
+    sr = params.SAMPLE_RATE
+    path = vocal_files[int(rng.integers(len(vocal_files)))]
+    fsr, frames, db = _vocal_activity(path)
+    active = np.flatnonzero(db > max(db.max(initial=-200) - VOCAL_ACTIVE_DB, -60)) if len(db) else []
+    out = np.zeros((2, n), dtype=np.float32)
+    excerpts = []
+    k = int(rng.choice(VOCAL_EXCERPTS))
+    taken = np.zeros(n_bars + 8, dtype=bool)
+    for _ in range(k):
+        bars = int(min(rng.choice(VOCAL_BARS), max(1, n_bars)))
+        first = int(rng.integers(0, max(1, n_bars - bars + 1)))
+        if taken[first:first + bars].any():
+            continue
+        length_s = bars * bar_s
+        need = int(math.ceil(length_s * fsr))
+        hop = max(1, int(round(VOCAL_HOP * fsr)))
+        starts = [int(a) * hop for a in active if int(a) * hop + need <= frames]
+        if not starts:
+            starts = [0] if frames > 0 else []
+        if not starts:
+            break
+        src = int(starts[int(rng.integers(len(starts)))])
+        x = _read_excerpt(path, src, min(need, frames - src))
+        if fsr != sr:
+            x = audio.resample(x, fsr, sr)
+        x = x[:, :2] if x.shape[1] >= 2 else np.repeat(x, 2, axis=1)
+        a = int(round(first * bar_s * sr))
+        b = min(n, a + len(x))
+        if b <= a:
+            continue
+        seg = x[: b - a].T.copy()
+        r = min(int(RAMP * sr), seg.shape[1] // 2)
+        if r:
+            ramp = np.linspace(0, 1, r, dtype=np.float32)
+            seg[:, :r] *= ramp
+            seg[:, -r:] *= ramp[::-1]
+        out[:, a:b] += seg
+        taken[first:first + bars] = True
+        excerpts.append({"bar": first, "bars": bars, "source_start_s": round(src / fsr, 3)})
+    return out, {"file": path, "excerpts": sorted(excerpts, key=lambda e: e["bar"])}
+
+
+def _jsonable(x):
+    """Numpy scalars and arrays, tuples and paths as JSON values (recursively)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return _jsonable(x.item())
+    if isinstance(x, float):
+        return round(x, 6) if math.isfinite(x) else None
+    if isinstance(x, (str, int, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def render_song(index, seed, split, duration, vocal_files=(), groove_dir=None):
+    """Render song ``index``: ({stem: float32 [shape=(2, n)]}, record). Nothing is written.
+
+    Deterministic from ``(seed, index, split, duration, vocal_files)``."""
+    from . import backing, drumkits, fx, grooves  # noqa: PLC0415
+
+    sr = params.SAMPLE_RATE
+    rng = np.random.default_rng([int(seed), int(index)])
+    n = int(round(duration * sr))
+
+    # ---- drums: groove, silent passages, kit, drum chain
+    notes, plan = grooves.arrange(_grooves(groove_dir, split), duration, rng)
+    bar_s, n_bars = plan["bar_seconds"], plan["bars"]
+    drum_silent = _silent_bars(rng, n_bars, DRUM_INTRO_PROBABILITY, DRUM_BREAK_PROBABILITY)
+    for a, b in drum_silent:
+        notes = notes[(notes[:, 0] < a * bar_s - grooves.EARLY) | (notes[:, 0] >= b * bar_s - grooves.EARLY)]
+    pool = drumkits.kit_pool(split)
+    kit = drumkits.choose_kit(pool, rng, plan["genre"])
+    drums, drum_info = drumkits.render_drums(kit, notes, n, rng)
+    drums, drum_fx = fx.random_chain(drums, sr, rng, "drums")
+
+    # ---- bass and other at the groove's tempo and metre (in beats of the metre's denominator)
+    num, den = (int(v) for v in plan["metre"].split("/"))
+    tempo = plan["tempo"] * den / 4.0
+    parts, backing_info = backing.render_backing(tempo, num, n, rng, heldout=split != "train", sr=sr)
+    stems = {"drums": np.asarray(drums, dtype=np.float32),
+             "bass": np.asarray(parts["bass"], dtype=np.float32),
+             "other": np.asarray(parts["other"], dtype=np.float32)}
+
+    # ---- vocals
+    vocal_info = None
+    if vocal_files and rng.random() < VOCAL_PROBABILITY:
+        v, vocal_info = _make_vocals(rng, list(vocal_files), n, bar_s, n_bars)
+        if np.any(v) and rng.random() < VOCAL_FX_PROBABILITY:
+            v, vocal_info["fx"] = fx.random_chain(v, sr, rng, "vocal")
+        stems["vocals"] = np.asarray(v, dtype=np.float32)
+
+    # ---- balance (after normalisation a non-silent stem is at NORMALISE_DB active RMS)
+    audible = {name: bool(np.max(np.abs(x), initial=0.0) > 1e-6) for name, x in stems.items()}
+    for name in stems:
+        if audible[name]:
+            stems[name] = np.asarray(fx.normalise(stems[name], sr, target_db=NORMALISE_DB), dtype=np.float32)
+    gains = {name: 0.0 for name in stems}
+    bass_vs_other = float(rng.uniform(-BASS_OTHER_DB, BASS_OTHER_DB))
+    gains["bass"], gains["other"] = bass_vs_other / 2, -bass_vs_other / 2
+    drums_vs = float(rng.uniform(*DRUMS_DB))
+    vocals_vs = float(rng.uniform(*VOCALS_DB))
+    for name in ("bass", "other"):
+        stems[name] *= np.float32(10 ** (gains[name] / 20))
+    acc = _level(fx, stems["bass"] + stems["other"], sr)
+    if acc is not None and audible["drums"]:
+        gains["drums"] = acc + drums_vs - NORMALISE_DB
+        stems["drums"] *= np.float32(10 ** (gains["drums"] / 20))
+    if "vocals" in stems and audible["vocals"]:
+        rest = _level(fx, stems["drums"] + stems["bass"] + stems["other"], sr)
+        if rest is not None:
+            gains["vocals"] = rest + vocals_vs - NORMALISE_DB
+            stems["vocals"] *= np.float32(10 ** (gains["vocals"] / 20))
+
+    # ---- silent passages of bass / other (ramped), then the song's end
+    part_silent = {}
+    ramp = int(RAMP * sr)
+    for name in ("bass", "other"):
+        bars = _silent_bars(rng, n_bars, 0.0, PART_BREAK_PROBABILITY)
+        if bars:
+            part_silent[name] = bars
+            env = _ramp_envelope(n, [(int(round(a * bar_s * sr)), int(round(b * bar_s * sr)))
+                                     for a, b in bars], ramp)
+            stems[name] *= env
+    tail = np.linspace(1, 0, min(ramp, n), dtype=np.float32)
+    for x in stems.values():
+        x[:, n - len(tail):] *= tail
+
+    # ---- headroom: the peak of the sum at a random level <= 0.9, no stem clipping
+    total = sum(stems.values())
+    peak = float(np.max(np.abs(total))) if n else 0.0
+    target = float(rng.uniform(*PEAK_RANGE))
+    scale = target / peak if peak > 0 else 1.0
+    stem_peak = max(float(np.max(np.abs(x))) for x in stems.values()) * scale
+    if stem_peak > MAX_STEM_PEAK:
+        scale *= MAX_STEM_PEAK / stem_peak
+    for name in stems:
+        stems[name] *= np.float32(scale)
+        gains[name] += _db(scale) if scale > 0 else 0.0
+
+    record = {
+        "folder": SONG_DIR.format(split=split, index=index),
+        "index": int(index),
+        "seed": int(seed),
+        "split": split,
+        "duration": n / sr,
+        "samples": n,
+        "stems": sorted(stems, key=STEMS.index),
+        "groove": plan["groove"],
+        "groove_files": plan["files"],
+        "groove_sections": plan["sections"],
+        "groove_split": plan["split"],
+        "style": plan["style"],
+        "genre": plan["genre"],
+        "drummer": plan["drummer"],
+        "session": plan["session"],
+        "tempo": plan["tempo"],
+        "metre": plan["metre"],
+        "bars": n_bars,
+        "bar_seconds": bar_s,
+        "key": backing_info.get("key") if isinstance(backing_info, dict) else None,
+        "kit": kit.record(),
+        "drums": drum_info,
+        "backing": backing_info,
+        "vocals": vocal_info,
+        "gains_db": {k: round(v, 3) for k, v in gains.items()},
+        "balance_db": {"bass_vs_other": round(bass_vs_other, 3),
+                       "drums_vs_bass_other": round(drums_vs, 3),
+                       "vocals_vs_rest": round(vocals_vs, 3) if "vocals" in stems else None},
+        "audible": audible,
+        "peak": round(peak * scale, 4),
+        "silent_bars": {"drums": drum_silent, **part_silent},
+        "effects": {"drums": drum_fx, "vocals": (vocal_info or {}).get("fx")},
+    }
+    return stems, _jsonable(record)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _render_to_folder(cfg, index):
+    """Render song ``index`` and write it as ``render_dir/render-{split}-{index}``: its record."""
+    from . import audio  # noqa: PLC0415
+
+    render_dir = Path(cfg["render_dir"])
+    name = SONG_DIR.format(split=cfg["split"], index=index)
+    t0 = time.process_time()
+    stems, record = render_song(index, cfg["seed"], cfg["split"], cfg["duration"],
+                                cfg["vocal_files"], cfg["groove_dir"])
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=render_dir))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        for stem, x in stems.items():
+            audio.write_audio(tmp / (stem + STEM_EXT), x.T, params.SAMPLE_RATE, subtype=STEM_SUBTYPE)
+        final = render_dir / name
+        if final.exists():
+            if not cfg["overwrite"]:
+                raise MixinError(f"{final} already exists; use --overwrite to replace it")
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(f.stat().st_size for f in final.iterdir())
+    return record, {"cpu_seconds": time.process_time() - t0, "bytes": size}
+
+
+def _worker(cfg, index):
+    """Process-pool entry: logging like the parent's, then :func:`_render_to_folder`."""
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(h)
+        log.setLevel(cfg.get("log_level", logging.INFO))
+        log.propagate = False
+    return _render_to_folder(cfg, index)
+
+
+CSV_FIELDS = ("folder", "index", "split", "duration", "stems", "tempo", "metre", "key", "style",
+              "drummer", "session", "groove", "groove_files", "kit", "kit_family", "kit_licence",
+              "drum_instruments", "instruments", "vocal_source", "gain_drums_db", "gain_bass_db",
+              "gain_other_db", "gain_vocals_db", "drums_vs_bass_other_db", "bass_vs_other_db",
+              "vocals_vs_rest_db", "effects")
+
+
+def _instruments(backing_info):
+    """The backing's instruments as one CSV cell: "stem/role family program@soundfont; ..."."""
+    if not isinstance(backing_info, dict):
+        return ""
+    parts = backing_info.get("parts")
+    if isinstance(parts, list):
+        cells = []
+        for p in parts:
+            if isinstance(p, dict):
+                cells.append(f"{p.get('stem', '?')}/{p.get('role', '?')} {p.get('family', '')} "
+                             f"{p.get('program', '')}@{p.get('soundfont', '')}".replace("  ", " "))
+        return "; ".join(cells)
+    inst = backing_info.get("instruments")
+    if isinstance(inst, dict):
+        return "; ".join(f"{k}={v}" for k, v in inst.items())
+    return "" if inst is None else str(inst)
+
+
+def _fx_summary(fx_info):
+    """Stages of an effects chain with their main setting, e.g. "eq3 comp4.1:1 rev0.9s"."""
+    if not isinstance(fx_info, dict):
+        return ""
+    out = []
+    if "eq" in fx_info:
+        out.append(f"eq{len((fx_info['eq'] or {}).get('bands', []))}")
+    if "distortion" in fx_info:
+        out.append(f"dist{fx_info['distortion'].get('drive_db', 0):.0f}dB")
+    if "compressor" in fx_info:
+        out.append(f"comp{fx_info['compressor'].get('ratio', 0):.1f}:1")
+    if "delay" in fx_info:
+        out.append(f"delay{fx_info['delay'].get('time_s', 0):.2f}s")
+    rev = fx_info.get("reverb")
+    if isinstance(rev, dict) and rev.get("applied", True):
+        out.append(f"rev{rev.get('rt60_s', 0):.1f}s/{rev.get('wet', 0):.2f}")
+    return " ".join(out)
+
+
+def _effects_cell(r):
+    cells = [f"drums: {_fx_summary(r['effects'].get('drums'))}"]
+    if r["effects"].get("vocals"):
+        cells.append(f"vocals: {_fx_summary(r['effects']['vocals'])}")
+    backing_info = r.get("backing")
+    for p in (backing_info.get("parts") or []) if isinstance(backing_info, dict) else []:
+        if isinstance(p, dict) and p.get("fx"):
+            cells.append(f"{p.get('stem', '?')}/{p.get('role', '?')}: {_fx_summary(p['fx'])}")
+    if isinstance(backing_info, dict) and isinstance(backing_info.get("reverb"), dict):
+        cells.append(f"room: {backing_info['reverb'].get('rt60_s', 0):.1f}s")
+    return "; ".join(cells)
+
+
+def _csv_row(r):
+    g = r["gains_db"]
+    b = r["balance_db"]
+    drums = r.get("drums") or {}
+    return {
+        "folder": r["folder"], "index": r["index"], "split": r["split"], "duration": r["duration"],
+        "stems": ";".join(r["stems"]), "tempo": r["tempo"], "metre": r["metre"],
+        "key": "" if r["key"] is None else r["key"], "style": r["style"], "drummer": r["drummer"],
+        "session": r["session"], "groove": r["groove"], "groove_files": ";".join(r["groove_files"]),
+        "kit": r["kit"]["name"], "kit_family": r["kit"]["family"], "kit_licence": r["kit"]["licence"],
+        "drum_instruments": "; ".join(f"{k}={v}" for k, v in (drums.get("instruments") or {}).items()),
+        "instruments": _instruments(r["backing"]),
+        "vocal_source": (r["vocals"] or {}).get("file", ""),
+        "gain_drums_db": g.get("drums"), "gain_bass_db": g.get("bass"), "gain_other_db": g.get("other"),
+        "gain_vocals_db": g.get("vocals", ""),
+        "drums_vs_bass_other_db": b["drums_vs_bass_other"], "bass_vs_other_db": b["bass_vs_other"],
+        "vocals_vs_rest_db": "" if b["vocals_vs_rest"] is None else b["vocals_vs_rest"],
+        "effects": _effects_cell(r),
+    }
+
+
+def _write_atomic(path, text):
+    tmp = path.with_name(".tmp-" + path.name)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_tables(render_dir, records, doc_fields):
+    """Write ``songs.json`` and ``songs.csv`` (atomically) for ``records`` (sorted by index)."""
+    render_dir = Path(render_dir)
+    doc = {"format": FORMAT, **doc_fields, "songs": records}
+    _write_atomic(render_dir / SONGS_JSON, json.dumps(doc, indent=1) + "\n")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow(_csv_row(r))
+    _write_atomic(render_dir / SONGS_CSV, buf.getvalue())
+
+
+def read_songs(render_dir):
+    """The table ``render_dir/songs.json`` written by :func:`render_stems` (a dict)."""
+    path = Path(render_dir) / SONGS_JSON
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MixinError(f"no rendered songs in {render_dir} ({SONGS_JSON} missing)") from None
+    except (OSError, ValueError) as e:
+        raise MixinError(f"cannot read {path}: {' '.join(str(e).split())}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# the stage
+# --------------------------------------------------------------------------------------------
+
+def _soundfont_paths(obj):
+    """SoundFont file paths found in a (nested) constant of :mod:`mixin.backing`."""
+    if isinstance(obj, (str, os.PathLike)):
+        s = os.fspath(obj)
+        return [s] if s.lower().endswith((".sf2", ".sf3")) else []
+    if isinstance(obj, dict):
+        return [p for v in list(obj.keys()) + list(obj.values()) for p in _soundfont_paths(v)]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [p for v in obj for p in _soundfont_paths(v)]
+    return [p for v in getattr(obj, "__dict__", {}).values() for p in _soundfont_paths(v)]
+
+
+def check_resources(split, groove_dir=None):
+    """Everything a render of ``split`` needs, checked before any work (one-line MixinError):
+    FluidSynth, the Groove MIDI Dataset (beats of the split), usable drum kits, the backing's
+    SoundFonts."""
+    from . import backing, drumkits, fluid  # noqa: PLC0415
+
+    fluid.check_fluidsynth()
+    beats = [g for g in _grooves(groove_dir, split) if g.beat_type == "beat"]
+    if not beats:
+        raise MixinError(f"the Groove MIDI Dataset has no beat of the {split} split "
+                         f"(info.csv in {groove_dir or 'the default folder'})")
+    pool = drumkits.kit_pool(split)
+    fonts = backing.HELDOUT_SOUNDFONTS if split != "train" else backing.TRAIN_SOUNDFONTS
+    paths = _soundfont_paths(fonts)
+    missing = []
+    for p in paths:
+        try:
+            fluid.check_soundfont(p)
+        except MixinError as e:
+            missing.append(str(e))
+    if paths and len(missing) == len(paths):
+        raise MixinError(missing[0])
+    for m in missing:
+        log.warning("%s", m)
+    return pool
+
+
+def _existing(render_dir):
+    """What the renderer made in ``render_dir``: song folders, tables, leftover temp folders."""
+    if not render_dir.is_dir():
+        return []
+    return sorted(p for p in render_dir.iterdir()
+                  if (p.is_dir() and (SONG_DIR_RE.match(p.name) or p.name.startswith(TMP_PREFIX)))
+                  or p.name in (SONGS_JSON, SONGS_CSV))
+
+
+def _progress(total, enabled):
+    if enabled and log.isEnabledFor(logging.INFO) and sys.stderr.isatty():
+        try:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            return tqdm(total=total, unit="song", desc="render-stems", leave=False)
+        except ImportError:
+            pass
+    return None
+
+
+def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_dirs=(), jobs=1,
+                 overwrite=False, progress=True, groove_dir=None):
+    """Render ``songs`` songs into ``render_dir`` (see the module documentation).
+
+    Parameters
+    ----------
+    render_dir : path, created if missing; refused when not empty, unless ``overwrite``
+    songs : int >= 1
+    duration : float, seconds per song (>= :data:`MIN_DURATION`)
+    seed : int >= 0; song ``i`` uses ``numpy.random.default_rng([seed, i])``
+    split : "train", "validation" or "test": the grooves of that split of the Groove MIDI Dataset,
+        and the training kits / SoundFonts ("train") or the held-out ones
+    vocal_dirs : folders searched (recursively) for vocal stems (``vocals.*``)
+    jobs : int >= 1, songs rendered in parallel processes
+    overwrite : replace the renderer's own song folders and tables in ``render_dir``
+    progress : show a progress bar (on a terminal, when INFO messages are shown)
+    groove_dir : the Groove MIDI Dataset folder (default ``../shared/groove-midi``)
+
+    With ``jobs`` > 1 the songs are rendered in "spawn" worker processes (no state inherited
+    from the caller): a script calling this must do so under ``if __name__ == "__main__":``.
+
+    Returns
+    -------
+    dict: 'render_dir', 'songs', 'split', 'seconds' (wall), 'cpu_seconds' (rendering, all songs),
+    'audio_seconds', 'songs_per_minute', 'realtime' (audio seconds per wall second), 'bytes',
+    'bytes_per_audio_minute', 'folders'.
+    """
+    t0 = time.perf_counter()
+    # ---- arguments, before any work
+    songs = _check_int("number of songs", songs, 1, MAX_SONGS)
+    try:
+        duration = float(duration)
+    except (TypeError, ValueError):
+        raise MixinError(f"duration must be a number of seconds, got {duration!r}") from None
+    if not (math.isfinite(duration) and MIN_DURATION <= duration <= MAX_DURATION):
+        raise MixinError(f"duration must be between {MIN_DURATION:g} and {MAX_DURATION:g} seconds, "
+                         f"got {duration:g}")
+    seed = _check_int("seed", seed, 0)
+    if split not in SPLITS:
+        raise MixinError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
+    jobs = _check_int("jobs", jobs, 1, 256)
+    if isinstance(vocal_dirs, (str, os.PathLike)):
+        vocal_dirs = [vocal_dirs]
+    vocal_files = find_vocal_files(vocal_dirs)
+    from . import audio  # noqa: PLC0415
+
+    for f in vocal_files:  # headers only: a bad vocal stem is named before any work
+        audio.probe(f)
+    render_dir = Path(render_dir)
+    if render_dir.exists() and not render_dir.is_dir():
+        raise MixinError(f"render directory is not a directory: {render_dir}")
+    if render_dir.is_dir():
+        entries = sorted(p.name for p in render_dir.iterdir())
+        if entries and not overwrite:
+            raise MixinError(f"render directory {render_dir} is not empty ({entries[0]}, {len(entries)} "
+                             "entries); use --overwrite to replace the songs rendered there")
+    check_resources(split, groove_dir)
+
+    # ---- render
+    render_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for p in _existing(render_dir):
+            if p.name in (SONGS_JSON, SONGS_CSV):
+                p.unlink()  # written again at the end: marks a complete render
+            elif p.name.startswith(TMP_PREFIX):
+                shutil.rmtree(p, ignore_errors=True)
+    cfg = {"render_dir": str(render_dir), "seed": seed, "split": split, "duration": duration,
+           "vocal_files": vocal_files, "groove_dir": None if groove_dir is None else str(groove_dir),
+           "overwrite": overwrite, "log_level": log.level}
+    records, stats = [None] * songs, [None] * songs
+    bar = _progress(songs, progress)
+    try:
+        if jobs == 1 or songs == 1:
+            for i in range(songs):
+                records[i], stats[i] = _render_to_folder(cfg, i)
+                log.debug("rendered %s", records[i]["folder"])
+                if bar is not None:
+                    bar.update(1)
+        else:
+            _render_parallel(cfg, songs, jobs, records, stats, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        for p in render_dir.glob(TMP_PREFIX + "*"):  # a worker that died mid-song
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+    written = {r["folder"] for r in records}
+    stale = [p for p in _existing(render_dir) if p.is_dir() and p.name not in written]
+    for p in stale:
+        shutil.rmtree(p)
+    if stale:
+        log.info("removed %d song folders of the previous render", len(stale))
+    from . import drumkits  # noqa: PLC0415
+
+    kits = {r["kit"]["name"]: r["kit"] for r in records}
+    pool = [k.record() for k in drumkits.kit_pool(split)]
+    kit_credits = {name: f"{k['package']}: {k['licence']}" for name, k in sorted(kits.items())}
+    write_tables(render_dir, records, {
+        "sample_rate": params.SAMPLE_RATE, "seed": seed, "split": split, "duration": duration,
+        "stem_format": f"FLAC {STEM_SUBTYPE}",
+        "vocal_dirs": [str(Path(d).resolve()) for d in vocal_dirs or ()],
+        "credits": {**CREDITS, "kits": kit_credits},
+        "kit_pool": pool,
+    })
+    elapsed = time.perf_counter() - t0
+    audio_s = songs * duration
+    size = sum(s["bytes"] for s in stats)
+    summary = {
+        "render_dir": str(render_dir), "songs": songs, "split": split, "seconds": elapsed,
+        "cpu_seconds": sum(s["cpu_seconds"] for s in stats), "audio_seconds": audio_s,
+        "songs_per_minute": 60 * songs / elapsed if elapsed > 0 else float("inf"),
+        "realtime": audio_s / elapsed if elapsed > 0 else float("inf"),
+        "bytes": size, "bytes_per_audio_minute": size / (audio_s / 60),
+        "folders": [r["folder"] for r in records],
+    }
+    log.info("rendered %d %s songs of %g s in %s in %.1f s (%.1f songs/min, %.0fx real time, "
+             "%.1f MB per minute of song)", songs, split, duration, render_dir, elapsed,
+             summary["songs_per_minute"], summary["realtime"], summary["bytes_per_audio_minute"] / 1e6)
+    return summary
+
+
+def _render_parallel(cfg, songs, jobs, records, stats, bar):
+    import multiprocessing as mp  # noqa: PLC0415
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait  # noqa: PLC0415
+
+    ctx = mp.get_context("spawn")  # no inherited FluidSynth state or threads
+    with ProcessPoolExecutor(max_workers=min(jobs, songs), mp_context=ctx) as ex:
+        futures = {ex.submit(_worker, cfg, i): i for i in range(songs)}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    i = futures[f]
+                    records[i], stats[i] = f.result()  # re-raises a worker's error
+                    log.debug("rendered %s", records[i]["folder"])
+                    if bar is not None:
+                        bar.update(1)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
