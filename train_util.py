@@ -169,8 +169,8 @@ def get_parser():
     g.add_argument("--mix-gain-db", type=nonneg_float, default=MixConfig.gain_db, metavar="DB",
                    help="random gain per source in +-DB (default: %(default)s)")
     g.add_argument("--mix-level-db", type=float, nargs=2, default=list(MixConfig.level_db),
-                   metavar=("LOW", "HIGH"), help="random gain of the whole example "
-                   "(default: %(default)s)")
+                   metavar=("LOW", "HIGH"), help="the mixture of each example is scaled to an RMS "
+                   "level uniform in [LOW, HIGH] dBFS (default: %(default)s)")
     g.add_argument("--mix-eq-db", type=nonneg_float, default=MixConfig.eq_db, metavar="DB",
                    help="random EQ curve per source, tilt and two bumps of up to +-DB "
                         "(default: %(default)s; 0 = off)")

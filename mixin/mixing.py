@@ -48,6 +48,10 @@ ACTIVE_RMS = 1e-3
 
 CATALOGUE_VERSION = 1
 
+#: Energy of a chunk's NSGT coefficients per unit of signal energy (measured: 8.7 for white noise,
+#: 7.3-9.8 for music chunks, 5.7-11 for pure tones), used to set an example's level in dBFS.
+COEF_ENERGY = 8.7
+
 
 @dataclass
 class MixConfig:
@@ -55,7 +59,9 @@ class MixConfig:
 
     remix: probability that the three sources come from three different songs.
     gain_db: each source gets a gain uniform in +-gain_db.
-    level_db: the whole example gets a gain uniform in [level_db[0], level_db[1]].
+    level_db: the whole example is scaled so that its mixture's RMS level is uniform in
+        [level_db[0], level_db[1]] dBFS (real songs range from quiet unmastered stems to loud
+        masters; the networks see absolute magnitudes); None keeps the stems' own level.
     eq_db: each source gets a random smooth EQ curve over the bands (tilt + two bumps, +-eq_db).
     shift: probability of a speed change (pitch and tempo) of up to +-shift_semitones.
     silence: probability that a source is silenced (teaches the networks silence).
@@ -67,7 +73,7 @@ class MixConfig:
 
     remix: float = 0.5
     gain_db: float = 6.0
-    level_db: tuple = (-6.0, 3.0)
+    level_db: tuple = (-30.0, -8.0)
     eq_db: float = 6.0
     shift: float = 0.3
     shift_semitones: float = 1.0
@@ -89,16 +95,19 @@ class MixConfig:
                 raise MixinError(f"{n} must be in [0, 40] dB/semitones, got {getattr(self, n)}")
         if int(self.variants) != self.variants or not 1 <= self.variants <= 64:
             raise MixinError(f"variants must be an integer in 1..64, got {self.variants}")
+        if self.level_db is None:
+            return self
         lo, hi = self.level_db
-        if not -60.0 <= lo <= hi <= 20.0:
-            raise MixinError(f"level_db must be (low, high) with -60 <= low <= high <= 20, got {self.level_db}")
+        if not -80.0 <= lo <= hi <= 0.0:
+            raise MixinError(f"level_db must be (low, high) dBFS with -80 <= low <= high <= 0, "
+                             f"got {list(self.level_db)}")
         if self.dir_weights is not None and (min(self.dir_weights) < 0 or sum(self.dir_weights) <= 0):
             raise MixinError(f"dir weights must be >= 0 and not all 0, got {list(self.dir_weights)}")
         return self
 
     def to_json(self):
         d = dataclasses.asdict(self)
-        d["level_db"] = list(self.level_db)
+        d["level_db"] = None if self.level_db is None else list(self.level_db)
         d["dir_weights"] = None if self.dir_weights is None else list(self.dir_weights)
         return d
 
@@ -346,7 +355,7 @@ class Mixer:
         if all(silent.values()):
             silent[params.SOURCES[int(rng.integers(3))]] = False
         eq = {s: self._eq_params(rng) for s in params.SOURCES}
-        level = float(rng.uniform(*c.level_db))
+        level = None if c.level_db is None else float(rng.uniform(*c.level_db))
         return dict(index=int(index), gains=gains, silent=silent, eq=eq, level=level)
 
     def plan(self, index):
@@ -441,14 +450,20 @@ class Mixer:
         for k, i in enumerate(idx):
             var = self.variant(i)
             d = pos[i // v]
-            g = np.stack([(0.0 if var["silent"][s] else
-                           10.0 ** ((var["gains"][s] + var["level"]) / 20.0))
+            g = np.stack([(0.0 if var["silent"][s] else 10.0 ** (var["gains"][s] / 20.0))
                           * self.eq_curve(var["eq"][s], rows) for s in params.SOURCES])
             g = g.astype(np.float32)  # (3, rows)
-            np.multiply(mags[d], g[:, :, None], out=src[k])
             m = np.matmul(g.T[:, None, :], pairs[d])[:, 0, :]  # (rows, 2*cols): re, im pairs
             m = m.reshape(rows, -1, 2)
-            np.sqrt(np.einsum("rcj,rcj->rc", m, m), out=mix[k])
+            power = np.einsum("rcj,rcj->rc", m, m)
+            # the mixture's level in dBFS, from its coefficients' energy (COEF_ENERGY per unit
+            # of signal energy, within about +-1 dB for music): scale everything to the target
+            ms = float(power.sum()) / (COEF_ENERGY * params.CHUNK_SIZE)
+            if var["level"] is not None and ms > 1e-12:
+                g *= np.float32(10.0 ** ((var["level"] - 10.0 * np.log10(ms)) / 20.0))
+                power *= np.float32(10.0 ** ((var["level"] - 10.0 * np.log10(ms)) / 10.0))
+            np.multiply(mags[d], g[:, :, None], out=src[k])
+            np.sqrt(power, out=mix[k])
         return mix[..., None], tuple(src[:, j, ..., None] for j in range(len(params.SOURCES)))
 
 

@@ -9,7 +9,7 @@ from mixin import params
 from mixin.errors import MixinError
 from mixin.mixing import BatchStream, MixConfig, Mixer, build_catalogue
 
-PLAIN = dict(remix=0.0, gain_db=0.0, level_db=(0.0, 0.0), eq_db=0.0, shift=0.0, silence=0.0,
+PLAIN = dict(remix=0.0, gain_db=0.0, level_db=None, eq_db=0.0, shift=0.0, silence=0.0,
              variants=1)
 
 
@@ -72,6 +72,37 @@ def test_plain_example_is_the_transform_of_the_stems(stem_root):
             np.testing.assert_allclose(ys[j][k, ..., 0], np.abs(nsgt.forward(sig[j])), atol=2e-5)
         np.testing.assert_allclose(x[k, ..., 0], np.abs(nsgt.forward(np.sum(sig, axis=0))),
                                    atol=5e-5)
+
+
+def test_level_sets_the_mixture_rms(stem_root):
+    """With level_db the mixture is scaled to the drawn RMS level (within the coefficient-energy
+    approximation, +-1.5 dB), sources by the same factor."""
+    from mixin.nsgt import get_nsgt
+
+    songs = build_catalogue([stem_root])
+    plain = Mixer(songs, MixConfig(**PLAIN), seed=7)
+    levelled = Mixer(songs, MixConfig(**dict(PLAIN, level_db=(-30.0, -8.0))), seed=7)
+    x0, y0 = plain.batch(0, 4)
+    x1, y1 = levelled.batch(0, 4)
+    for k in range(4):
+        if not x0[k].any():
+            continue
+        a = float(np.sum(x1[k] * x0[k]) / np.sum(x0[k] * x0[k]))
+        np.testing.assert_allclose(x1[k], a * x0[k], rtol=1e-3, atol=1e-6)
+        np.testing.assert_allclose(y1[1][k], a * y0[1][k], rtol=1e-3, atol=1e-6)
+        plan = plain.plan(k)
+        song = songs[plan["songs"]["harmonic"]]
+        # the plain example's signal level, times a: the target
+        import soundfile as sf
+        sig = np.zeros(params.CHUNK_SIZE)
+        for s in params.SOURCES:
+            for f in song.files[s]:
+                z, _ = sf.read(f, start=plan["offsets"][s], frames=params.CHUNK_SIZE, always_2d=True)
+                ch = plan["channels"][s]
+                z = z.mean(axis=1) if ch < 0 else z[:, ch]
+                sig[:len(z)] += z
+        level = 10 * np.log10(np.mean(sig ** 2) * a * a)
+        assert abs(level - levelled.plan(k)["level"]) < 1.5
 
 
 def test_augmented_batches_deterministic_and_consistent(stem_root):
