@@ -3,109 +3,16 @@
 
     ./eval_mixin.py ../shared/stems --model-dir orig=../shared/mixin-original-models \
         --duration 20 --mono --jobs 2 --outdir eval-results
+
+A thin wrapper: the command is :func:`mixin.cli_eval.main`, installed as ``mixin-eval``.
 """
 
-import argparse
-import logging
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mixin import __version__  # noqa: E402  (light imports only: --help stays instant)
-from mixin.argtypes import number, positive_float  # noqa: E402
-from mixin.errors import MixinError  # noqa: E402
-
-log = logging.getLogger("mixin")
-
-
-def get_parser():
-    p = argparse.ArgumentParser(
-        prog="eval_mixin.py",
-        description="Separate the mixture (sum of the stems) of each song with every system and "
-                    "score harmonic (every stem but drums and vocals), percussive (drums) and vocal "
-                    "with BSS Eval v4 (museval, 1 s windows; median over windows per song, then "
-                    "median over songs). Systems: each --model-dir (default overlap and "
-                    "--no-overlap), the HPSS baseline (librosa's median-filtering HPSS; vocal by "
-                    "REPET-SIM) and the oracle NSGT soft mask from the true stems. Writes "
-                    "scores.json, songs.csv, medians.csv, medians.md and boxplot.png to OUTDIR.")
-    p.add_argument("stems", nargs="+", metavar="STEMS_DIR",
-                   help="a song folder (drums, vocals, bass/other as WAV/FLAC), a folder of song "
-                        "folders, or a MUSDB18-HQ root")
-    p.add_argument("--model-dir", action="append", default=[], metavar="[LABEL=]DIR",
-                   help="MiXiN model directory to evaluate (repeatable; label defaults to the "
-                        "folder name; default: the repository's pretrained-models/ if present)")
-    p.add_argument("--variants", choices=("both", "default", "no-overlap"), default="both",
-                   help="MiXiN with the default chunk overlap, with the original's hard chunks "
-                        "(no-overlap), or both (default)")
-    p.add_argument("--no-hpss", action="store_true", help="leave out the HPSS/REPET-SIM baseline")
-    p.add_argument("--no-oracle", action="store_true", help="leave out the oracle soft mask")
-    p.add_argument("--songs", action="append", default=[], metavar="NAME[,NAME...]",
-                   help="evaluate only these songs (folder names; repeatable)")
-    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
-                   help="score an excerpt of S seconds of each song (default: whole songs)")
-    p.add_argument("--offset", type=number(float, 0, allow=("auto",)), default="auto", metavar="S|auto",
-                   help="excerpt start in seconds; 'auto' (default) picks the excerpt in which "
-                        "all three targets are active in the most 1 s windows")
-    p.add_argument("--mono", action="store_true",
-                   help="downmix the stems to mono, as the original MiXiN (default: stereo)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="songs evaluated in parallel processes (default: 1)")
-    p.add_argument("--outdir", default="eval-results", metavar="DIR",
-                   help="output folder (default: eval-results)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace results already in OUTDIR (refused otherwise)")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="print errors and the table only (no per-song scores)")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="print debugging output and TensorFlow's logs")
-    p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
-    return p
-
-
-def main(argv=None):
-    args = get_parser().parse_args(argv)
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: quiet
-    log.setLevel(level)
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
-    try:
-        from mixin import evaluate
-        from mixin.model import model_paths
-        from mixin.separate import DEFAULT_MODEL_DIR
-
-        if args.jobs < 1:
-            raise MixinError(f"--jobs must be at least 1, got {args.jobs}")
-        names = [n for s in args.songs for n in s.split(",") if n]
-        songs = evaluate.find_songs(args.stems, names or None)
-        model_dirs = list(args.model_dir)
-        if not model_dirs:
-            if all(os.path.isfile(p) for p in model_paths(DEFAULT_MODEL_DIR).values()):
-                model_dirs = [f"MiXiN={DEFAULT_MODEL_DIR}"]
-            else:
-                log.warning("no --model-dir and no models in %s: baselines only", DEFAULT_MODEL_DIR)
-        systems = evaluate.make_systems(model_dirs, args.variants, hpss=not args.no_hpss,
-                                        oracle=not args.no_oracle)
-        evaluate.check_outdir(args.outdir, args.overwrite)
-        if not args.quiet:
-            print(f"{len(songs)} song(s): {', '.join(s.name for s in songs)}; systems: "
-                  f"{', '.join(s.name for s in systems)}")
-        results = evaluate.run(songs, systems, offset=args.offset, duration=args.duration,
-                               mono=args.mono, jobs=args.jobs,
-                               progress=not args.quiet and sys.stderr.isatty())
-        paths = evaluate.write_results(results, args.outdir, overwrite=args.overwrite)
-    except MixinError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(evaluate.format_table(results))
-    if not args.quiet:
-        print(f"wrote {', '.join(str(p) for p in paths)} ({results['time_s']:.0f} s)")
-    return 0
-
+from mixin.cli_eval import get_parser, main  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -171,6 +171,8 @@ def get_parser():
     g.add_argument("--mix-level-db", type=float, nargs=2, default=list(MixConfig.level_db),
                    metavar=("LOW", "HIGH"), help="the mixture of each example is scaled to an RMS "
                    "level uniform in [LOW, HIGH] dBFS (default: %(default)s)")
+    g.add_argument("--mix-natural-level", action="store_true",
+                   help="keep the stems' own level (no --mix-level-db scaling)")
     g.add_argument("--mix-eq-db", type=nonneg_float, default=MixConfig.eq_db, metavar="DB",
                    help="random EQ curve per source, tilt and two bumps of up to +-DB "
                         "(default: %(default)s; 0 = off)")
@@ -283,7 +285,8 @@ def main(argv=None):
             from mixin.mixing import MixConfig
 
             mix = MixConfig(remix=args.mix_remix, gain_db=args.mix_gain_db,
-                            level_db=tuple(args.mix_level_db), eq_db=args.mix_eq_db,
+                            level_db=None if args.mix_natural_level else tuple(args.mix_level_db),
+                            eq_db=args.mix_eq_db,
                             shift=args.mix_shift, shift_semitones=args.mix_shift_semitones,
                             silence=args.mix_silence,
                             dir_weights=tuple(args.mix_dir_weights) if args.mix_dir_weights else None)

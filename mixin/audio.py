@@ -1,8 +1,10 @@
 """Audio input and output for MiXiN: reading, checking, streaming, resampling and atomic writing.
 
 Every format goes through libsndfile (the ``soundfile`` package): WAV/WAVEX/RF64/W64, AIFF, FLAC,
-OGG Vorbis/Opus, MP3 and the rest of what ``soundfile.available_formats()`` lists. Resampling is
-done by soxr (``soxr.ResampleStream``, quality "HQ"), which streams with bounded memory.
+OGG Vorbis/Opus, MP3 and the rest of what ``soundfile.available_formats()`` lists. Inputs that
+libsndfile cannot open (AAC/M4A, WMA, the audio of video files) are decoded by the ``ffmpeg``
+program when it is on PATH (:func:`check_input`, :func:`decoded`). Resampling is done by soxr
+(``soxr.ResampleStream``, quality "HQ"), which streams with bounded memory.
 
 Channel policy
 --------------
@@ -29,6 +31,8 @@ import math
 import os
 import re
 import secrets
+import shutil
+import subprocess
 import tempfile
 from collections import namedtuple
 from fractions import Fraction
@@ -227,14 +231,24 @@ def _stderr_to_log(p):
         os.close(saved)
 
 
+class UnreadableAudio(MixinError):
+    """libsndfile cannot open the file at all (unknown format, not audio): the case in which
+    :func:`check_input` and :func:`decoded` turn to ffmpeg. ``reason`` is libsndfile's."""
+
+    def __init__(self, message, reason=""):
+        super().__init__(message)
+        self.reason = reason
+
+
 def _sf_open(p):
-    """Open ``p`` for reading (MixinError naming the file if libsndfile cannot)."""
+    """Open ``p`` for reading (:class:`UnreadableAudio` naming the file if libsndfile cannot)."""
     quiet = _stderr_to_log(p) if _looks_like_mpeg(p) else contextlib.nullcontext()
     try:
         with quiet:
             return sf.SoundFile(p)
     except (sf.SoundFileError, RuntimeError, TypeError, ValueError, OSError) as e:
-        raise MixinError(f"{p}: not a readable audio file ({_sf_reason(e)})") from None
+        reason = _sf_reason(e)
+        raise UnreadableAudio(f"{p}: not a readable audio file ({reason})", reason) from None
 
 
 def _open_checked(p):
@@ -338,6 +352,128 @@ def read_audio(path):
         x[done:done + len(block)] = block
         done += len(block)
     return x, info.samplerate
+
+
+# --------------------------------------------------------------------------------------------
+# Other formats through ffmpeg
+# --------------------------------------------------------------------------------------------
+
+#: What ffmpeg adds to what libsndfile reads (for messages).
+FFMPEG_FORMATS = "AAC/M4A, WMA, video files"
+
+#: ffmpeg's message prefixes such as "[mov,mp4,m4a @ 0x55d0c0a8] " (dropped from messages).
+_FFMPEG_CONTEXT = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*")
+
+
+def ffmpeg_executable():
+    """The ``ffmpeg`` program on PATH, or None."""
+    return shutil.which("ffmpeg")
+
+
+def _ffmpeg_reason(p, stderr):
+    """ffmpeg's error output reduced to one line (without the file name and context prefixes)."""
+    lines = [_FFMPEG_CONTEXT.sub("", ln).strip() for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln]
+    if any("matches no streams" in ln for ln in lines):
+        return "no audio stream"
+    for prefix in (f"file:{p}: ", f"{p}: "):
+        for ln in lines:
+            if ln.startswith(prefix):
+                return _one_line(ln[len(prefix):]).rstrip(".")
+    return _one_line(lines[-1]).rstrip(".") if lines else "ffmpeg failed"
+
+
+def _run_ffmpeg(exe, p, args, what):
+    """Run ``ffmpeg -i p ARGS``; MixinError with ffmpeg's own reason on one line if it fails
+    (``what`` is a format string with ``{reason}``)."""
+    cmd = [exe, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", "file:" + os.path.abspath(p),
+           *args]
+    try:
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, check=False)
+    except OSError as e:
+        raise MixinError(f"{p}: cannot run {exe} ({_one_line(e.strerror or e)})") from None
+    if r.returncode != 0:
+        text = r.stderr.decode("utf-8", "replace").replace("file:" + os.path.abspath(p), p)
+        reason = _ffmpeg_reason(p, text)
+        if reason == "no audio stream":
+            raise MixinError(f"{p}: no audio stream (ffmpeg)")
+        raise MixinError(f"{p}: " + what.format(reason=reason))
+
+
+def _ffmpeg_needed(p, unreadable):
+    return MixinError(f"{p}: not a format libsndfile reads ({unreadable.reason}); "
+                      f"{FFMPEG_FORMATS} need ffmpeg, which is not on PATH")
+
+
+def check_input(path):
+    """Check, without decoding it, that ``path`` can be separated; say how it will be read.
+
+    Returns
+    -------
+    "sndfile" when libsndfile reads it (header checked as by :func:`probe`), "ffmpeg" when only
+    ffmpeg does (its first audio packets were decoded).
+
+    Raises
+    ------
+    MixinError
+        One line naming the file: everything :func:`probe` refuses; for a file libsndfile cannot
+        open, ffmpeg's reason (no audio stream, invalid data), or that ffmpeg is needed and is
+        not on PATH.
+    """
+    p = _check_input_path(path)
+    try:
+        probe(p)
+        return "sndfile"
+    except UnreadableAudio as e:
+        exe = ffmpeg_executable()
+        if exe is None:
+            raise _ffmpeg_needed(p, e) from None
+        _run_ffmpeg(exe, p, ["-map", "0:a:0", "-t", "0.1", "-f", "null", "-"],
+                    f"not a readable audio file (libsndfile: {e.reason}; ffmpeg: {{reason}})")
+        return "ffmpeg"
+
+
+@contextlib.contextmanager
+def decoded(path, tmpdir=None):
+    """A path libsndfile reads for ``path``: ``path`` itself, or a temporary decoded copy.
+
+    Files libsndfile cannot open are decoded by ffmpeg (first audio stream, every channel, the
+    stream's own sample rate) to a 32-bit float WAV (RF64 beyond 4 GiB) in ``tmpdir`` (default:
+    the system temporary folder), which is deleted when the ``with`` block ends, however it ends.
+    Messages about the decoded copy name ``path``.
+
+    Raises
+    ------
+    MixinError
+        As :func:`check_input`.
+    """
+    p = _check_input_path(path)
+    try:
+        probe(p)
+    except UnreadableAudio as e:
+        exe = ffmpeg_executable()
+        if exe is None:
+            raise _ffmpeg_needed(p, e) from None
+    else:
+        yield p
+        return
+    fd, tmp = tempfile.mkstemp(prefix="mixin-ffmpeg-", suffix=".wav", dir=tmpdir)
+    os.close(fd)
+    try:
+        log.debug("%s: decoding with %s to %s", p, exe, tmp)
+        _run_ffmpeg(exe, p, ["-map", "0:a:0", "-vn", "-sn", "-dn", "-c:a", "pcm_f32le",
+                             "-rf64", "auto", "-f", "wav", "-y", "file:" + tmp],
+                    "ffmpeg cannot decode it ({reason})")
+        try:
+            yield tmp
+        except MixinError as e:
+            raise MixinError(str(e).replace(tmp, p)) from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,6 +638,45 @@ def _resolve_subtype(p, fmt, ext, subtype):
         raise MixinError(f"{p}: sample format {label} is not supported by {fmt} files; "
                          f"use one of: {', '.join(ok)}")
     return name.upper()
+
+
+#: Containers MiXiN writes separated outputs in (lossless), by file extension.
+OUTPUT_CONTAINERS = {"wav": "WAV", "wave": "WAV", "flac": "FLAC", "aif": "AIFF", "aiff": "AIFF",
+                     "w64": "W64", "rf64": "RF64", "caf": "CAF"}
+#: Default sample format by container: 32-bit float, except FLAC (integers only): 24-bit.
+OUTPUT_DEFAULT_SUBTYPE = {"FLAC": "PCM_24"}
+
+
+def output_subtype(path, sample_format=None):
+    """The libsndfile subtype to write the separated output ``path`` with.
+
+    Parameters
+    ----------
+    path : str
+        Output file; its extension picks the container, one of :data:`OUTPUT_CONTAINERS`
+        (lossless: .wav .flac .aiff .w64 .rf64 .caf).
+    sample_format : str or None
+        A :data:`SUBTYPES` key ("float32", "pcm16", "pcm24"); None = the container's default
+        (float32, or pcm24 for FLAC, which has no float samples).
+
+    Raises
+    ------
+    MixinError
+        One line: an extension that is not a lossless container libsndfile writes, or a sample
+        format the container cannot hold (float32 in FLAC).
+    """
+    p = os.fspath(path)
+    ext = os.path.splitext(p)[1].lower().lstrip(".")
+    fmt = OUTPUT_CONTAINERS.get(ext)
+    if fmt is None or fmt not in sf.available_formats():
+        kinds = ", ".join("." + e for e in OUTPUT_CONTAINERS if e not in ("wave", "aif"))
+        what = f".{ext} files" if ext else "a file without an extension"
+        raise MixinError(f"{p}: cannot write {what}; outputs are lossless {kinds}")
+    if sample_format is None:
+        return OUTPUT_DEFAULT_SUBTYPE.get(fmt, "FLOAT")
+    if sample_format not in SUBTYPES:
+        raise MixinError(f"unknown sample format {sample_format!r}; use one of {', '.join(SUBTYPES)}")
+    return _resolve_subtype(p, fmt, ext, sample_format)
 
 
 class AtomicWriter:

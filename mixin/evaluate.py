@@ -111,18 +111,20 @@ def find_songs(roots, names=None):
         Each is a song folder (holds stem files), a folder of song folders, or a folder of such
         folders (e.g. a MUSDB18-HQ root with ``train/`` and ``test/``).
     names : list of str, optional
-        Keep only these songs (folder names); every name must be found.
+        Keep only these songs (folder names); every name must be found. Only these folders are
+        checked: another folder of a root that lacks drums (say) is no error then.
 
     Returns
     -------
     list of :class:`Song`, sorted by name (unique names).
-    """
-    songs = {}
 
-    def add(song):
-        if song.name in songs and songs[song.name].path != song.path:
-            raise MixinError(f"two songs named {song.name!r}: {songs[song.name].path}, {song.path}")
-        songs[song.name] = song
+    Raises
+    ------
+    MixinError
+        A missing root, a root without song folders, an unknown name, two folders of one name
+        among the songs kept, or a kept folder without drums, vocals or a harmonic stem.
+    """
+    folders = {}  # name -> list of (folder, stems), every folder holding audio files
 
     for root in roots:
         root = Path(root)
@@ -130,34 +132,45 @@ def find_songs(roots, names=None):
             raise MixinError(f"stems folder not found: {root}")
         if not root.is_dir():
             raise MixinError(f"not a folder of stems: {root}")
+        found = []
         stems = _stem_files(root)
         if stems:
-            add(_song_from_folder(root, stems))
-            continue
-        found = False
-        for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            stems = _stem_files(sub)
-            if stems:
-                add(_song_from_folder(sub, stems))
-                found = True
-                continue
-            for sub2 in sorted(p for p in sub.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                stems = _stem_files(sub2)
+            found.append((root, stems))
+        else:
+            for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                stems = _stem_files(sub)
                 if stems:
-                    add(_song_from_folder(sub2, stems))
-                    found = True
+                    found.append((sub, stems))
+                    continue
+                for sub2 in sorted(p for p in sub.iterdir()
+                                   if p.is_dir() and not p.name.startswith(".")):
+                    stems = _stem_files(sub2)
+                    if stems:
+                        found.append((sub2, stems))
         if not found:
             raise MixinError(f"no songs found in {root} (expected folders of stems: drums, "
                              f"vocals, bass/other as WAV or FLAC)")
+        for folder, stems in found:
+            same = folders.setdefault(folder.name, [])
+            if all(str(f) != str(folder) for f, _ in same):
+                same.append((folder, stems))
     if names:
-        unknown = [n for n in names if n not in songs]
+        unknown = [n for n in names if n not in folders]
         if unknown:
             raise MixinError(f"song(s) not found: {', '.join(unknown)} "
-                             f"(available: {', '.join(sorted(songs))})")
-        songs = {n: songs[n] for n in names}
+                             f"(available: {', '.join(sorted(folders))})")
+        keep = sorted(set(names))
+    else:
+        keep = sorted(folders)
+    songs = []
+    for name in keep:
+        if len(folders[name]) > 1:
+            (a, _), (b, _) = folders[name][:2]
+            raise MixinError(f"two songs named {name!r}: {a}, {b}")
+        songs.append(_song_from_folder(*folders[name][0]))
     if not songs:
         raise MixinError("no songs found")
-    return [songs[k] for k in sorted(songs)]
+    return songs
 
 
 def active_windows(x, win):
@@ -674,7 +687,11 @@ def _write_text(path, text):
 
 
 def check_outdir(outdir, overwrite=False):
-    """Refuse to overwrite earlier results unless asked; make sure the folder can be written."""
+    """Refuse to overwrite earlier results unless asked; make sure the folder can be written.
+
+    Nothing is created: a missing folder must be creatable (its nearest existing parent a
+    writable folder); :func:`write_results` creates it.
+    """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise MixinError(f"output path is not a folder: {outdir}")
@@ -682,18 +699,23 @@ def check_outdir(outdir, overwrite=False):
     if existing and not overwrite:
         raise MixinError(f"{outdir} already holds results ({', '.join(existing)}); "
                          f"use --overwrite or another --outdir")
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MixinError(f"cannot create output folder {outdir}: {e.strerror}") from None
-    if not os.access(outdir, os.W_OK):
-        raise MixinError(f"output folder is not writable: {outdir}")
+    parent = outdir.absolute()
+    while not parent.exists() and parent.parent != parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise MixinError(f"cannot create output folder {outdir}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MixinError(f"output folder is not writable: {parent}")
 
 
 def write_results(results, outdir, overwrite=False):
     """Write scores.json, songs.csv, medians.csv, medians.md and boxplot.png; return their paths."""
     check_outdir(outdir, overwrite)
     outdir = Path(outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MixinError(f"cannot create output folder {outdir}: {e.strerror}") from None
     _write_text(outdir / "scores.json", json.dumps(_json_safe(results), indent=1) + "\n")
 
     buf = io.StringIO()

@@ -32,9 +32,24 @@ from .errors import MixinError
 
 log = logging.getLogger("mixin")
 
-#: Where the shipped models live: ``pretrained-models/`` beside the package.
-DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                 "pretrained-models")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def default_model_dir() -> str:
+    """The directory of the shipped models, wherever MiXiN runs from.
+
+    In a checkout (also after ``pip install -e .``) this is the repository's ``pretrained-models/``
+    beside the package; after a non-editable ``pip install`` it is the copy installed as package
+    data, ``mixin/pretrained/``. The first of the two that holds ``model_harmonic.h5`` wins; when
+    neither does, the checkout's path is returned (and loading from it reports what is missing).
+    """
+    checkout = os.path.join(os.path.dirname(_PACKAGE_DIR), "pretrained-models")
+    installed = os.path.join(_PACKAGE_DIR, "pretrained")
+    for d in (checkout, installed):
+        if os.path.isfile(os.path.join(d, params.MODEL_FILES["harmonic"])):
+            return d
+    return checkout
+
 
 #: Chunks (over time and channels) sent to the networks at once.
 DEFAULT_BATCH = 8
@@ -69,7 +84,7 @@ class Separator:
     ----------
     model_dir : str, optional
         Directory with ``model_harmonic.h5``, ``model_percussive.h5`` (and ``model_vocal.h5``);
-        default: the repository's ``pretrained-models/``.
+        default: the shipped models (:func:`default_model_dir`).
     instrumental : bool
         Leave the vocal network out: outputs are harmonic and percussive only.
     single_model : bool
@@ -101,7 +116,7 @@ class Separator:
         self.hop = hop_size(overlap, self.chunk)
         self.batch_size = int(batch_size)
         self.jit = bool(jit)
-        self.model_dir = str(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+        self.model_dir = str(model_dir) if model_dir is not None else default_model_dir()
         if models is None:
             models = load_models(self.model_dir, self.sources)
         missing = [s for s in self.sources if s not in models]
@@ -386,12 +401,15 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
     ----------
     sep : Separator
     path : str
-        Input audio (any format libsndfile reads, any rate, any number of channels).
+        Input audio, any rate, any number of channels: any format libsndfile reads, and what
+        only ffmpeg reads (AAC/M4A, WMA, video files) when ``ffmpeg`` is on PATH, decoded first
+        to a temporary WAV file (:func:`mixin.audio.decoded`, deleted afterwards).
     out_paths : dict source -> str
         Destination of each source (written to a temporary file, renamed when all is done; on any
-        error no output file is created).
+        error no output file is created). The extension picks the container.
     subtype : str
-        libsndfile subtype of the outputs ("FLOAT", "PCM_16", "PCM_24").
+        libsndfile subtype of the outputs ("FLOAT", "PCM_16", "PCM_24"; see
+        :func:`mixin.audio.output_subtype`).
     progress : bool
         Show a progress bar (tqdm) on stderr.
     timings : dict, optional
@@ -400,15 +418,26 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
 
     Returns
     -------
-    :class:`mixin.audio.AudioInfo` of the input.
+    :class:`mixin.audio.AudioInfo` of the input (of its decoded copy for ffmpeg inputs, with
+    ``path`` the input's).
     """
-    import contextlib
-
-    from .audio import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
+    from .audio import decoded
 
     missing = [s for s in sep.sources if s not in out_paths]
     if missing:
         raise MixinError(f"no output path given for {', '.join(missing)}")
+    with decoded(path) as src:
+        info = _separate_file(sep, src, out_paths, subtype, progress, timings,
+                              name=os.path.basename(str(path)))
+    return info._replace(path=str(path))
+
+
+def _separate_file(sep, path, out_paths, subtype, progress, timings, name):
+    """:func:`separate_file` of a file libsndfile reads."""
+    import contextlib
+
+    from .audio import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
+
     info = probe(path)
     sr, ch, n = info.samplerate, info.channels, info.frames
     fs = params.SAMPLE_RATE
@@ -437,7 +466,7 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
         from tqdm import tqdm
 
         bar = tqdm(total=n_chunks(m, sep.hop) * ch, unit="chunk", leave=False,
-                   desc=os.path.basename(str(path))[:30], dynamic_ncols=True)
+                   desc=name[:30], dynamic_ncols=True)
     t_sep0 = dict(sep.timings)
     written = 0
     try:

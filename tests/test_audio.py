@@ -653,3 +653,67 @@ def test_streaming_memory_is_bounded_by_block_size(tmp_path):
         tracemalloc.stop()
     assert total == m and probe(tmp_path / "out.wav").frames == m
     assert peak < whole_bytes / 8, f"peak {peak} bytes for a {whole_bytes}-byte file"
+
+
+# --------------------------------------------------------------------------------------------
+# Output formats, and inputs through ffmpeg
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, fmt, want", [
+    ("a.wav", None, "FLOAT"), ("a.WAV", "pcm16", "PCM_16"), ("a.flac", None, "PCM_24"),
+    ("a.flac", "pcm16", "PCM_16"), ("a.aiff", None, "FLOAT"), ("a.w64", "pcm24", "PCM_24"),
+    ("a.rf64", None, "FLOAT"), ("a.caf", None, "FLOAT"),
+])
+def test_output_subtype(name, fmt, want):
+    assert audio.output_subtype(name, fmt) == want
+
+
+@pytest.mark.parametrize("name, fmt, words", [
+    ("a.flac", "float32", ("FLAC", "pcm16, pcm24")), ("a.mp3", None, ("cannot write .mp3",)),
+    ("a.ogg", None, ("lossless",)), ("a.m4a", None, (".m4a",)), ("a", None, ("extension",)),
+])
+def test_output_subtype_refused(name, fmt, words):
+    with pytest.raises(MixinError) as e:
+        audio.output_subtype(name, fmt)
+    assert_error(e, name, *words)
+
+
+def test_decoded_is_the_file_itself_for_libsndfile(good_wav):
+    assert audio.check_input(good_wav) == "sndfile"
+    with audio.decoded(good_wav) as p:
+        assert p == str(good_wav)
+
+
+def test_unreadable_without_ffmpeg(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio, "ffmpeg_executable", lambda: None)
+    p = tmp_path / "x.wma"
+    p.write_bytes(b"0&\xb2u\x8ef\xcf\x11" + bytes(100))
+    for f in (lambda: audio.check_input(p), lambda: audio.decoded(p).__enter__()):
+        with pytest.raises(MixinError) as e:
+            f()
+        assert_error(e, p, "ffmpeg", "not on PATH")
+
+
+@pytest.mark.skipif(audio.ffmpeg_executable() is None, reason="ffmpeg is not installed")
+def test_decoded_through_ffmpeg_and_cleaned_up(tmp_path):
+    import subprocess
+
+    p = tmp_path / "tone.m4a"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=1000:sample_rate=22050:duration=0.5", "-ac", "1",
+                    "-c:a", "aac", "-y", str(p)], check=True)
+    assert audio.check_input(p) == "ffmpeg"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with audio.decoded(p, tmpdir=temp) as q:
+        info = probe(q)
+        assert q != str(p) and os.path.dirname(q) == str(temp)
+        assert info.samplerate == 22050 and info.channels == 1 and info.subtype == "FLOAT"
+        x, _ = read_audio(q)
+        assert 0.1 < np.abs(x).max() <= 1.0
+    assert os.listdir(temp) == []
+    with pytest.raises(MixinError) as e:  # errors about the copy name the input
+        with audio.decoded(p, tmpdir=temp) as q:
+            raise MixinError(f"{q}: 1 NaN sample")
+    assert_error(e, p, "NaN")
+    assert os.listdir(temp) == []

@@ -1,6 +1,7 @@
 """xtract_mixin.py: every bad input gives a one-line error and a non-zero exit; edge cases work."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -32,10 +33,11 @@ def noise(n, ch=None, seed=0):
 
 
 def assert_one_line_error(code, err):
+    """Exactly one line on stderr, ``error: ...``, and a non-zero exit."""
     assert code != 0
     assert "Traceback" not in err
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert lines and lines[0].startswith("error: ")
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
 
 
 def outputs(d):
@@ -85,6 +87,23 @@ def test_prints_like_the_original(tmp_path, capsys, tiny_models, song):
     assert o.rstrip().endswith("Done")
 
 
+def test_instrumental_needs_and_lists_no_vocal_model(tmp_path, capsys, tiny_models, song):
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for s in ("harmonic", "percussive"):
+        shutil.copy(tiny_models / f"model_{s}.h5", models)
+    code, o, err = run(capsys, song, "--outdir", tmp_path / "o", "--pretrained-model-dir", models,
+                       "--instrumental")
+    assert code == 0, err
+    assert "model_vocal" not in o and str(models / "model_percussive.h5") in o
+    assert outputs(tmp_path / "o") == ["song_harmonic.wav", "song_percussive.wav"]
+    code, _, err = run(capsys, song, "--outdir", tmp_path / "o2", "--pretrained-model-dir", models)
+    assert_one_line_error(code, err)
+    assert "model_vocal.h5" in err and not (tmp_path / "o2").exists()
+
+
 def test_instrumental_first_prefix_and_format(tmp_path, capsys, tiny_models):
     src = wav(tmp_path / "mysong_take2_final.wav", noise(1000))
     out = tmp_path / "o"
@@ -104,7 +123,10 @@ def test_several_inputs_good_ones_still_separated(tmp_path, capsys, tiny_models)
     code, _, err = run(capsys, good1, bad, good2, "--outdir", out,
                        "--pretrained-model-dir", tiny_models, "-q")
     assert code == 1
-    assert "Traceback" not in err and "1 of 3 input(s) failed" in err and "b.wav" in err
+    lines = err.splitlines()  # the failure, then the summary
+    assert len(lines) == 2 and "Traceback" not in err, err
+    assert lines[0].startswith("error: ") and "b.wav" in lines[0] and "not a" in lines[0]
+    assert lines[1].startswith("error: 1 of 3 input(s) failed") and "b.wav" in lines[1]
     assert outputs(out) == sorted(f"{n}_{s}.wav" for n in "ac" for s in ("harmonic", "percussive", "vocal"))
 
 
@@ -136,10 +158,78 @@ def _bad_inputs(tmp_path):
 def test_every_bad_input_one_line_no_partial_files(tmp_path, capsys, tiny_models):
     out = tmp_path / "out"
     for name, path in _bad_inputs(tmp_path).items():
-        code, _, err = run(capsys, path, "--outdir", out, "--pretrained-model-dir", tiny_models, "-q")
+        code, _, err = run(capsys, path, "--outdir", out, "--filename", "{name}/{stem}.wav",
+                           "--pretrained-model-dir", tiny_models, "-q")
         assert_one_line_error(code, err)
         assert os.path.basename(str(path)) in err, (name, err)
-        assert not out.exists() or outputs(out) == [], (name, outputs(out))
+        assert not out.exists(), (name, list(out.rglob("*")))  # no folder, no file
+
+
+def test_several_bad_inputs_one_line_each_and_a_summary(tmp_path, capsys, tiny_models):
+    bad = _bad_inputs(tmp_path)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, bad["missing"], bad["directory"], bad["empty"], "--outdir", out,
+                       "--pretrained-model-dir", tiny_models)
+    lines = err.splitlines()
+    assert code == 1 and len(lines) == 4, err
+    assert all(line.startswith("error: ") for line in lines)
+    assert lines[3].startswith("error: 3 of 3 input(s) failed")
+    assert not out.exists()
+
+
+def test_checks_answer_before_tensorflow(tmp_path):
+    """A bad call is answered without importing TensorFlow, in one line, creating nothing."""
+    import json
+    import time
+
+    (tmp_path / "x_vocal.wav").write_bytes(b"precious")
+    wav(tmp_path / "x.wav", noise(100))
+    calls = {
+        "missing input": [str(tmp_path / "missing.wav")],
+        "not audio": [str(tmp_path / "x_vocal.wav"), "--outdir", str(tmp_path / "o")],
+        "existing output": [str(tmp_path / "x.wav"), "--outdir", str(tmp_path)],
+        "outdir is a file": [str(tmp_path / "x.wav"), "--outdir", str(tmp_path / "x_vocal.wav")],
+        "bad template": [str(tmp_path / "x.wav"), "--filename", "{nme}_{stem}.wav"],
+        "float FLAC": [str(tmp_path / "x.wav"), "--filename", "{name}_{stem}.flac",
+                       "--format", "float32"],
+        "missing model": [str(tmp_path / "x.wav"), "--outdir", str(tmp_path / "o"),
+                          "--pretrained-model-dir", str(tmp_path / "nomodels")],
+    }
+    code = ("import json, sys, time\n"
+            "from mixin.cli_xtract import main\n"
+            "res = {}\n"
+            f"for name, argv in json.loads({json.dumps(json.dumps(calls))}).items():\n"
+            "    t = time.perf_counter(); rc = main(argv)\n"
+            "    res[name] = [rc, time.perf_counter() - t]\n"
+            "    print('--', file=sys.stderr)\n"
+            "res['tensorflow'] = 'tensorflow' in sys.modules\n"
+            "print(json.dumps(res))\n")
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - t0
+    res = json.loads(r.stdout.splitlines()[-1])
+    assert res.pop("tensorflow") is False
+    errs = r.stderr.split("--\n")[:-1]
+    for (name, (rc, seconds)), err in zip(res.items(), errs):
+        assert rc == 1, name
+        assert_one_line_error(rc, err)
+        assert seconds < 0.5, (name, seconds)
+    assert len(errs) == len(calls)
+    assert wall < 10  # the interpreter and numpy/soundfile start-up included, on a busy machine
+    assert not (tmp_path / "o").exists()
+    assert (tmp_path / "x_vocal.wav").read_bytes() == b"precious"
+
+
+def test_failure_after_start_removes_the_folders_it_made(tmp_path, capsys, tiny_models):
+    x = noise(5000)
+    x[1234] = np.nan  # found only while streaming
+    src = wav(tmp_path / "nan.wav", x)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, src, "--outdir", out, "--filename", "{name}/{stem}.wav",
+                       "--pretrained-model-dir", tiny_models, "-q")
+    assert_one_line_error(code, err)
+    assert "NaN" in err and not out.exists()
 
 
 def test_unwritable_outdir(tmp_path, capsys, tiny_models, song):
@@ -206,6 +296,146 @@ def test_colliding_outputs_refused_before_work(tmp_path, capsys, tiny_models):
     assert not (tmp_path / "o").exists() or outputs(tmp_path / "o") == []
 
 
+# ------------------------------------------------------------------------ --filename, formats
+def musdb_layout(root, songs=("Artist A - Song 1", "Artist B - Song 2")):
+    for i, name in enumerate(songs):
+        (root / name).mkdir(parents=True)
+        wav(root / name / "mixture.wav", noise(3000, 2, seed=i))
+    return [root / name / "mixture.wav" for name in songs]
+
+
+def test_musdb_layout_in_one_call(tmp_path, capsys, tiny_models):
+    inputs = musdb_layout(tmp_path / "musdb")
+    out = tmp_path / "sep"
+    code, _, err = run(capsys, *inputs, "--outdir", out, "--pretrained-model-dir", tiny_models)
+    assert_one_line_error(code, err)  # the default names collide: refused before any work
+    assert "both write" in err and "{parent}" in err and not out.exists()
+    code, o, err = run(capsys, *inputs, "--outdir", out, "--filename", "{parent}/{stem}.wav",
+                       "--pretrained-model-dir", tiny_models)
+    assert code == 0, err
+    for song in ("Artist A - Song 1", "Artist B - Song 2"):
+        assert outputs(out / song) == ["harmonic.wav", "percussive.wav", "vocal.wav"]
+        assert sf.info(out / song / "vocal.wav").frames == 3000
+    assert f"{out / 'Artist B - Song 2' / 'vocal.wav'}" in o
+    code, _, err = run(capsys, *inputs, "--outdir", out, "--filename", "{parent}/{stem}.wav",
+                       "--pretrained-model-dir", tiny_models)
+    assert_one_line_error(code, err.splitlines()[0])
+    assert len(err.splitlines()) == 3 and "--overwrite" in err  # two inputs, two lines + summary
+
+
+def test_template_fields_and_names(tmp_path):
+    from mixin.cli_xtract import output_paths
+
+    a = tmp_path / "Band" / "take_1.wav"
+    plan = output_paths([str(a)], "out", ("harmonic", "vocal"), "{parent}-{name}.{ext}/{stem}.flac")
+    assert plan[str(a)] == {"harmonic": os.path.join("out", "Band-take_1.wav", "harmonic.flac"),
+                            "vocal": os.path.join("out", "Band-take_1.wav", "vocal.flac")}
+    plan = output_paths([str(a)], "o", ("vocal",), first_prefix=True)
+    assert plan[str(a)] == {"vocal": os.path.join("o", "take_vocal.wav")}
+    b = tmp_path / "Band" / "take_1.flac"  # {ext} tells song.wav and song.flac apart
+    plan = output_paths([str(a), str(b)], "o", ("vocal",), "{name}.{ext}_{stem}.wav")
+    assert plan[str(b)]["vocal"] == os.path.join("o", "take_1.flac_vocal.wav")
+    assert list(output_paths([str(a), str(a)], "o", ("vocal",))) == [str(a)]  # given twice: once
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{nme}_{stem}.wav", "unknown field {nme}"),
+    ("{name}.wav", "needs {stem}"),
+    ("{name_{stem}.wav", "--filename"),
+    ("{name}_{stem}.mp3", "cannot write .mp3"),
+    ("{name}_{stem}.m4a", "cannot write .m4a"),
+    ("{name}_{stem}", "without an extension"),
+    ("{stem}/", "folder"),
+])
+def test_bad_templates_one_line_before_work(tmp_path, capsys, tiny_models, song, template, message):
+    code, _, err = run(capsys, song, "--outdir", tmp_path / "o", "--filename", template,
+                       "--pretrained-model-dir", tiny_models)
+    assert_one_line_error(code, err)
+    assert message in err and not (tmp_path / "o").exists()
+
+
+def test_flac_and_other_lossless_outputs(tmp_path, capsys, tiny_models, song):
+    out = tmp_path / "o"
+    code, _, err = run(capsys, song, "--outdir", out, "--filename", "{name}_{stem}.flac",
+                       "--pretrained-model-dir", tiny_models, "-q")
+    assert code == 0, err
+    x, _ = sf.read(song)
+    for s in ("harmonic", "percussive", "vocal"):
+        info = sf.info(out / f"song_{s}.flac")
+        assert (info.format, info.subtype) == ("FLAC", "PCM_24")  # FLAC's default: 24-bit
+        assert sf.read(out / f"song_{s}.flac")[0].shape == x.shape
+    code, _, err = run(capsys, song, "--outdir", out, "--filename", "{stem}.flac", "--format",
+                       "pcm16", "--pretrained-model-dir", tiny_models, "-q", "--instrumental")
+    assert code == 0, err
+    assert sf.info(out / "harmonic.flac").subtype == "PCM_16"
+    code, _, err = run(capsys, song, "--outdir", out, "--filename", "{stem}.flac", "--format",
+                       "float32", "--pretrained-model-dir", tiny_models, "--overwrite")
+    assert_one_line_error(code, err)
+    assert "FLAC" in err and "pcm24" in err
+    code, _, err = run(capsys, song, "--outdir", out, "--filename", "{stem}.aiff",
+                       "--pretrained-model-dir", tiny_models, "-q", "--instrumental")
+    assert code == 0, err
+    assert sf.info(out / "percussive.aiff").format == "AIFF"
+
+
+def _m4a(path, seconds=1.0, channels=2, rate=48000, extra=()):
+    r = subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+                        "-i", f"sine=frequency=440:sample_rate={rate}:duration={seconds}",
+                        *extra, "-ac", str(channels), "-c:a", "aac", "-y", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+
+
+@needs_ffmpeg
+def test_m4a_input_through_ffmpeg(tmp_path, capsys, tiny_models, monkeypatch):
+    import tempfile
+
+    src = _m4a(tmp_path / "song.m4a")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where the decoded copy goes
+    code, _, err = run(capsys, src, "--outdir", tmp_path / "o", "--filename", "{name}_{stem}.flac",
+                       "--pretrained-model-dir", tiny_models, "-q")
+    assert code == 0, err
+    decoded = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), "-f", "f32le",
+                              "-"], capture_output=True).stdout
+    for s in ("harmonic", "percussive", "vocal"):
+        info = sf.info(tmp_path / "o" / f"song_{s}.flac")
+        assert info.samplerate == 48000 and info.channels == 2
+        assert info.frames == len(decoded) // 8  # every decoded sample, float32 stereo
+    assert list(temp.iterdir()) == []  # the decoded copy is gone
+
+
+@needs_ffmpeg
+def test_ffmpeg_errors_one_line(tmp_path, capsys, tiny_models):
+    text = tmp_path / "fake.m4a"
+    text.write_text("not audio at all\n" * 10)
+    video = tmp_path / "silent.mp4"
+    r = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                        "testsrc=duration=0.2:size=64x64", "-y", str(video)], capture_output=True)
+    assert r.returncode == 0
+    for path, message in ((text, "Invalid data"), (video, "no audio stream")):
+        code, _, err = run(capsys, path, "--outdir", tmp_path / "o",
+                           "--pretrained-model-dir", tiny_models)
+        assert_one_line_error(code, err)
+        assert path.name in err and message in err and not (tmp_path / "o").exists()
+
+
+def test_without_ffmpeg_one_line_that_says_so(tmp_path, capsys, tiny_models, monkeypatch):
+    from mixin import audio
+
+    monkeypatch.setattr(audio, "ffmpeg_executable", lambda: None)
+    src = tmp_path / "song.m4a"
+    src.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))  # what libsndfile cannot read
+    code, _, err = run(capsys, src, "--outdir", tmp_path / "o", "--pretrained-model-dir", tiny_models)
+    assert_one_line_error(code, err)
+    assert "song.m4a" in err and "ffmpeg" in err and "not on PATH" in err
+
+
 def test_bad_flags(capsys, song, tiny_models, tmp_path):
     code, _, err = run(capsys, song, "--overlap", "0.9", "--pretrained-model-dir", tiny_models,
                        "--outdir", tmp_path)
@@ -255,15 +485,26 @@ def test_silence_and_clipping(tmp_path, capsys, tiny_models):
 
 @pytest.mark.slow
 def test_sixty_minute_file(tmp_path, capsys, tiny_models):
-    """A 60-minute input streams through (bounded memory; see benchmarks/ for the figures)."""
+    """A 60-minute input streams through with bounded memory: the arrays allocated at the peak
+    (numpy's buffers, traced by tracemalloc) stay far below what the song would take in memory
+    (its 44.1 kHz float32 copy alone is 635 MB). See benchmarks/ for the process's RSS."""
+    import tracemalloc
+
     sr, n = 8000, 60 * 60 * 8000
     src = tmp_path / "long.wav"
     with sf.SoundFile(str(src), "w", sr, 1, "PCM_16") as f:
         block = (0.1 * np.sin(np.arange(sr * 60) * 0.05)).astype(np.float32)
         for _ in range(60):
             f.write(block)
-    code, _, err = run(capsys, src, "--outdir", tmp_path / "o", "--pretrained-model-dir", tiny_models,
-                       "-q", "--instrumental", "--no-overlap", "--format", "pcm16")
+    whole = n * 44100 // sr * 4
+    tracemalloc.start()
+    try:
+        code, _, err = run(capsys, src, "--outdir", tmp_path / "o", "--pretrained-model-dir",
+                           tiny_models, "-q", "--instrumental", "--no-overlap", "--format", "pcm16")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert code == 0, err
+    assert peak < whole / 4, f"peak {peak / 1e6:.0f} MB of arrays for a {whole / 1e6:.0f} MB song"
     for s in ("harmonic", "percussive"):
         assert sf.info(str(tmp_path / "o" / f"long_{s}.wav")).frames == n

@@ -147,6 +147,22 @@ def test_find_songs_errors(stems_root, tmp_path):
         evaluate.find_songs([stems_root], ["SongA", "Nope"])
 
 
+def test_find_songs_checks_only_the_named_songs(tmp_path):
+    stems = synth_stems(0, dur=0.5)
+    root = tmp_path / "root"
+    write_song(root / "Good", stems)
+    write_song(root / "NoDrums", {k: v for k, v in stems.items() if k != "drums"})
+    write_song(tmp_path / "other" / "Good", stems)
+    assert [s.name for s in evaluate.find_songs([root], ["Good"])] == ["Good"]
+    with pytest.raises(MixinError, match="NoDrums has no drums stem"):
+        evaluate.find_songs([root])
+    with pytest.raises(MixinError, match="no drums stem"):
+        evaluate.find_songs([root], ["Good", "NoDrums"])
+    with pytest.raises(MixinError, match="two songs named 'Good'"):
+        evaluate.find_songs([root, tmp_path / "other"], ["Good"])
+    assert evaluate.find_songs([root, root], ["Good"])[0].path == str(root / "Good")
+
+
 def test_load_song_targets_excerpt_mono(stems_root):
     song = evaluate.find_songs([stems_root], ["SongA"])[0]
     stems = synth_stems(0)
@@ -376,6 +392,22 @@ def test_cli_runs_and_refuses_overwrite(stems_root, tmp_path, capsys):
     assert_one_line_error(code, err, "--overwrite")
     code, stdout, err = run_cli(capsys, *argv, "--overwrite")
     assert code == 0
+
+
+def test_cli_songs_ignores_other_folders_and_creates_nothing_on_error(stems_root, tmp_path,
+                                                                       capsys):
+    root = tmp_path / "root"
+    write_song(root / "Good", synth_stems(0, dur=2.0))
+    write_song(root / "NoDrums", {k: v for k, v in synth_stems(1, dur=0.5).items()
+                                  if k != "drums"})
+    out = tmp_path / "res"
+    code, _, err = run_cli(capsys, root, "--songs", "Good", "--no-hpss", "--duration", "1",
+                           "--mono", "--outdir", out, "-q", "--model-dir", "x=/nonexistent")
+    assert_one_line_error(code, err, "model directory not found")  # not the NoDrums folder
+    assert not out.exists()
+    code, _, err = run_cli(capsys, root, "--outdir", out, "-q")
+    assert_one_line_error(code, err, "NoDrums has no drums stem")
+    assert not out.exists()
 
 
 def test_cli_errors(stems_root, tmp_path, capsys):

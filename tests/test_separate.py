@@ -156,3 +156,17 @@ def test_chunk_count():
     assert n_chunks(1, N) == 1 and n_chunks(N, N) == 1 and n_chunks(N + 1, N) == 2
     h = hop_size(0.25)
     assert h == N - round(0.25 * N) and n_chunks(10 * h, h) == 10
+
+
+def test_default_model_dir_is_the_checkout_s(monkeypatch, tmp_path):
+    """In a checkout: pretrained-models/ beside the package; installed: mixin/pretrained/."""
+    from conftest import ROOT
+
+    from mixin import separate
+
+    assert separate.default_model_dir() == str(ROOT / "pretrained-models")
+    pkg = tmp_path / "site-packages" / "mixin"
+    (pkg / "pretrained").mkdir(parents=True)
+    (pkg / "pretrained" / "model_harmonic.h5").write_bytes(b"")
+    monkeypatch.setattr(separate, "_PACKAGE_DIR", str(pkg))
+    assert separate.default_model_dir() == str(pkg / "pretrained")

@@ -1,0 +1,116 @@
+"""The ``mixin-eval`` command (also ``./eval_mixin.py``): score MiXiN against baselines with
+BSS Eval v4 on songs given as stems (MUSDB18-HQ layout). The work is done by :mod:`mixin.evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .argtypes import number, positive_float
+from .errors import MixinError
+
+log = logging.getLogger("mixin")
+
+
+def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``mixin-eval``."""
+    p = argparse.ArgumentParser(
+        prog=prog or _prog(),
+        description="Separate the mixture (sum of the stems) of each song with every system and "
+                    "score harmonic (every stem but drums and vocals), percussive (drums) and vocal "
+                    "with BSS Eval v4 (museval, 1 s windows; median over windows per song, then "
+                    "median over songs). Systems: each --model-dir (default overlap and "
+                    "--no-overlap), the HPSS baseline (librosa's median-filtering HPSS; vocal by "
+                    "REPET-SIM) and the oracle NSGT soft mask from the true stems. Writes "
+                    "scores.json, songs.csv, medians.csv, medians.md and boxplot.png to OUTDIR.")
+    p.add_argument("stems", nargs="+", metavar="STEMS_DIR",
+                   help="a song folder (drums, vocals, bass/other as WAV/FLAC), a folder of song "
+                        "folders, or a MUSDB18-HQ root")
+    p.add_argument("--model-dir", action="append", default=[], metavar="[LABEL=]DIR",
+                   help="MiXiN model directory to evaluate (repeatable; label defaults to the "
+                        "folder name; default: the shipped models)")
+    p.add_argument("--variants", choices=("both", "default", "no-overlap"), default="both",
+                   help="MiXiN with the default chunk overlap, with the original's hard chunks "
+                        "(no-overlap), or both (default)")
+    p.add_argument("--no-hpss", action="store_true", help="leave out the HPSS/REPET-SIM baseline")
+    p.add_argument("--no-oracle", action="store_true", help="leave out the oracle soft mask")
+    p.add_argument("--songs", action="append", default=[], metavar="NAME[,NAME...]",
+                   help="evaluate only these songs (folder names; repeatable)")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
+                   help="score an excerpt of S seconds of each song (default: whole songs)")
+    p.add_argument("--offset", type=number(float, 0, allow=("auto",)), default="auto", metavar="S|auto",
+                   help="excerpt start in seconds; 'auto' (default) picks the excerpt in which "
+                        "all three targets are active in the most 1 s windows")
+    p.add_argument("--mono", action="store_true",
+                   help="downmix the stems to mono, as the original MiXiN (default: stereo)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="songs evaluated in parallel processes (default: 1)")
+    p.add_argument("--outdir", default="eval-results", metavar="DIR",
+                   help="output folder (default: eval-results)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results already in OUTDIR (refused otherwise)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print errors and the table only (no per-song scores)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print debugging output and TensorFlow's logs")
+    p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``mixin-eval`` with ``argv`` (default: the command line); return the exit status."""
+    args = get_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: quiet
+    log.setLevel(level)
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
+    try:
+        from . import evaluate
+        from .model import model_paths
+        from .separate import default_model_dir
+
+        if args.jobs < 1:
+            raise MixinError(f"--jobs must be at least 1, got {args.jobs}")
+        names = [n for s in args.songs for n in s.split(",") if n]
+        songs = evaluate.find_songs(args.stems, names or None)
+        model_dirs = list(args.model_dir)
+        if not model_dirs:
+            shipped = default_model_dir()
+            if all(os.path.isfile(p) for p in model_paths(shipped).values()):
+                model_dirs = [f"MiXiN={shipped}"]
+            else:
+                log.warning("no --model-dir and no models in %s: baselines only", shipped)
+        systems = evaluate.make_systems(model_dirs, args.variants, hpss=not args.no_hpss,
+                                        oracle=not args.no_oracle)
+        evaluate.check_outdir(args.outdir, args.overwrite)
+        if not args.quiet:
+            print(f"{len(songs)} song(s): {', '.join(s.name for s in songs)}; systems: "
+                  f"{', '.join(s.name for s in systems)}")
+        results = evaluate.run(songs, systems, offset=args.offset, duration=args.duration,
+                               mono=args.mono, jobs=args.jobs,
+                               progress=not args.quiet and sys.stderr.isatty())
+        paths = evaluate.write_results(results, args.outdir, overwrite=args.overwrite)
+    except MixinError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(evaluate.format_table(results))
+    if not args.quiet:
+        print(f"wrote {', '.join(str(p) for p in paths)} ({results['time_s']:.0f} s)")
+    return 0
+
+
+def _prog():
+    """``eval_mixin.py`` when run as the script, ``mixin-eval`` otherwise."""
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "eval_mixin.py" if argv0 == "eval_mixin.py" else "mixin-eval"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

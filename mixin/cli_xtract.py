@@ -1,0 +1,368 @@
+"""The ``xtract-mixin`` command (also ``./xtract_mixin.py``): separate songs with MiXiN.
+
+``main`` first checks everything that needs no TensorFlow — the flags, the ``--filename``
+template, the output folders, the inputs (they exist and libsndfile or ffmpeg reads them), output
+collisions, existing outputs without ``--overwrite``, the model files — and only then imports
+TensorFlow and loads the models. Every problem is one ``error: ...`` line on stderr; a summary
+line follows only when several inputs were given and some failed. Nothing is created on disk for
+an input that is not separated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import string
+import sys
+
+from . import __version__, params
+from .errors import MixinError
+
+log = logging.getLogger("mixin")
+
+#: The original MiXiN's output names.
+DEFAULT_TEMPLATE = "{name}_{stem}.wav"
+
+#: Fields of a ``--filename`` template.
+FIELDS = {
+    "name": "the input's file name without its extension",
+    "parent": "the name of the input's folder",
+    "stem": "harmonic, percussive or vocal",
+    "ext": "the input's extension without the dot",
+}
+
+#: ``--format`` choices (see :data:`mixin.audio.SUBTYPES`).
+SAMPLE_FORMATS = ("float32", "pcm16", "pcm24")
+
+
+def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``xtract-mixin``."""
+    p = argparse.ArgumentParser(
+        prog=prog or _prog(),
+        description="Separate songs into harmonic, percussive and vocal parts with MiXiN "
+                    "(Bark-scale NSGT + convolutional denoising autoencoders + soft masks). "
+                    "Writes OUTDIR/NAME_harmonic.wav, NAME_percussive.wav and NAME_vocal.wav "
+                    "for each input (see --filename), at the input's sample rate, length and "
+                    "channels.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio file(s) to separate (WAV, FLAC, OGG, MP3, ...; AAC/M4A, WMA and "
+                        "video files through ffmpeg; any rate, any channels)")
+    p.add_argument("--instrumental", action="store_true",
+                   help="leave the vocal model out (for instrumental songs; no vocal file is written)")
+    p.add_argument("--single-model", action="store_true",
+                   help="output each network's magnitude estimate with the mixture's phase "
+                        "instead of soft masks (as the original's --single-model)")
+    p.add_argument("--outdir", default=".", metavar="DIR",
+                   help="output directory (default: the current directory; created if missing)")
+    p.add_argument("--filename", default=DEFAULT_TEMPLATE, metavar="TEMPLATE",
+                   help="output file names inside OUTDIR, with the fields "
+                        + ", ".join(f"{{{k}}} ({v})" for k, v in FIELDS.items())
+                        + "; may contain subfolders, e.g. '{parent}/{stem}.wav' for song folders "
+                          "such as MUSDB's 'Artist - Song/mixture.wav'; the extension picks the "
+                          "format: .wav, .flac (lossless), .aiff, .w64, .rf64 or .caf "
+                          f"(default: {DEFAULT_TEMPLATE})")
+    p.add_argument("--first-prefix", action="store_true",
+                   help="{name} is the input's file name up to its first underscore")
+    p.add_argument("--pretrained-model-dir", default=None, metavar="DIR",
+                   help="directory holding model_harmonic.h5, model_percussive.h5 and "
+                        "model_vocal.h5 (default: the shipped models)")
+    ov = p.add_mutually_exclusive_group()
+    ov.add_argument("--no-overlap", action="store_true",
+                    help="hard chunk boundaries, exactly as the original MiXiN")
+    ov.add_argument("--overlap", type=float, default=params.DEFAULT_OVERLAP, metavar="F",
+                    help="fraction of a chunk shared by consecutive chunks, 0 to 0.5 "
+                         f"(default: {params.DEFAULT_OVERLAP})")
+    p.add_argument("--format", choices=SAMPLE_FORMATS, default=None,
+                   help="output sample format (default: float32; pcm24 for FLAC, which has no "
+                        "float samples); PCM clips rather than wraps")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that already exist (refused otherwise)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="chunks per network call (default: 8)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print debugging information (TensorFlow's logs included)")
+    p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
+    return p
+
+
+def _prog():
+    """``xtract_mixin.py`` when run as the script, ``xtract-mixin`` otherwise."""
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "xtract_mixin.py" if argv0 == "xtract_mixin.py" else "xtract-mixin"
+
+
+# ------------------------------------------------------------------------------------------------
+# Output names
+# ------------------------------------------------------------------------------------------------
+
+def check_template(template: str) -> str:
+    """Validate a ``--filename`` template (known fields, ``{stem}`` present); return it.
+
+    Raises
+    ------
+    MixinError
+        Unbalanced braces, an unknown field, a bad format spec, no ``{stem}``, or an empty name.
+    """
+    where = f"--filename {template!r}"
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        raise MixinError(f"{where}: {e}") from None
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise MixinError(f"{where}: unknown field {{{unknown[0]}}}; the fields are "
+                         + " ".join(f"{{{k}}}" for k in FIELDS))
+    if "stem" not in fields:
+        raise MixinError(f"{where}: needs {{stem}}, or the three outputs would have one name")
+    try:
+        name = template.format(name="x", parent="x", stem="x", ext="x")
+    except (ValueError, TypeError, IndexError, KeyError) as e:
+        raise MixinError(f"{where}: {e}") from None
+    if not os.path.basename(name) or name.endswith(("/", os.sep)):
+        raise MixinError(f"{where}: names a folder, not a file")
+    return template
+
+
+def template_fields(inp: str, first_prefix: bool = False) -> dict:
+    """The values of the template fields (all but ``stem``) for input ``inp``."""
+    name, ext = os.path.splitext(os.path.basename(inp))
+    if first_prefix:
+        name = name.split("_")[0] or name
+    parent = os.path.basename(os.path.dirname(os.path.abspath(inp)))
+    return {"name": name, "parent": parent or "root", "ext": ext.lstrip(".")}
+
+
+def output_paths(inputs, outdir, sources, template=DEFAULT_TEMPLATE, first_prefix=False):
+    """Output file per input and source, ``OUTDIR/TEMPLATE`` expanded.
+
+    Returns dict input -> dict source -> path (an input given twice appears once). Raises
+    :class:`MixinError` (one line) when two outputs would have the same name or an output would
+    overwrite an input.
+    """
+    check_template(template)
+    plan, seen, done = {}, {}, set()
+    in_real = {os.path.realpath(i) for i in inputs}
+    for inp in inputs:
+        if os.path.realpath(inp) in done:  # the same file given twice: separated once
+            continue
+        done.add(os.path.realpath(inp))
+        fields = template_fields(inp, first_prefix)
+        outs = {s: os.path.normpath(os.path.join(outdir, template.format(stem=s, **fields)))
+                for s in sources}
+        for s, o in outs.items():
+            r = os.path.realpath(o)
+            if r in in_real:
+                raise MixinError(f"output {o} would overwrite an input file")
+            if r in seen:
+                other, s2 = seen[r]
+                if other == inp:
+                    raise MixinError(f"--filename gives {o} for both {s2} and {s} of {inp}")
+                raise MixinError(f"inputs {other} and {inp} would both write {o} "
+                                 f"(use --filename with {{parent}} or {{ext}} to tell them apart)")
+            seen[r] = (inp, s)
+        plan[inp] = outs
+    return plan
+
+
+# ------------------------------------------------------------------------------------------------
+# Folders
+# ------------------------------------------------------------------------------------------------
+
+def check_folder(d: str, what: str = "folder") -> None:
+    """Check, without creating anything, that files can be written in folder ``d`` (created
+    later if missing): ``d`` or its nearest existing ancestor is a writable folder."""
+    from .audio import check_output_dir
+
+    d = os.path.abspath(d)
+    if os.path.exists(d) and not os.path.isdir(d):
+        raise MixinError(f"{what} {d} is not a directory")
+    probe = d
+    while not os.path.exists(probe):
+        up = os.path.dirname(probe)
+        if up == probe:
+            break
+        probe = up
+    if not os.path.isdir(probe):
+        raise MixinError(f"cannot create {what} {d}: {probe} is not a directory")
+    try:
+        check_output_dir(probe)
+    except MixinError:
+        verb = "cannot write in" if probe == d else f"cannot create {what} {d}:"
+        raise MixinError(f"{verb} {probe}: not writable") from None
+
+
+def make_folders(d: str) -> list:
+    """Create folder ``d`` and missing parents; return the folders created (deepest last)."""
+    d = os.path.abspath(d)
+    missing = []
+    while not os.path.isdir(d):
+        missing.append(d)
+        up = os.path.dirname(d)
+        if up == d:
+            break
+        d = up
+    created = []
+    for m in reversed(missing):
+        try:
+            os.mkdir(m)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            remove_folders(created)
+            raise MixinError(f"cannot create folder {m}: {e.strerror}") from None
+        created.append(m)
+    return created
+
+
+def remove_folders(created: list) -> None:
+    """Remove the folders :func:`make_folders` created, if they are still empty."""
+    for d in reversed(created):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------------------------
+
+def _preflight(args, sources):
+    """Every check that needs no TensorFlow.
+
+    Returns (plan, subtypes, failures, model_dir): plan = dict input -> outputs (source -> path)
+    of the inputs that passed, subtypes = dict input -> libsndfile subtype of its outputs,
+    failures = list of (input, message). Raises MixinError for problems of the whole call.
+    """
+    from . import audio
+    from .model import model_paths
+    from .separate import default_model_dir, hop_size
+
+    hop_size(0.0 if args.no_overlap else args.overlap)
+    if args.batch_size < 1:
+        raise MixinError(f"--batch-size must be at least 1, got {args.batch_size}")
+    template = check_template(args.filename)
+    tail = os.path.splitext(template)[1]
+    if "{" not in tail:  # the same format for every input: check it once
+        try:
+            audio.output_subtype(template, args.format)
+        except MixinError as e:
+            raise MixinError(f"--filename {template!r}" + str(e)[len(template):]) from None
+    model_dir = args.pretrained_model_dir or default_model_dir()
+    if not os.path.isdir(model_dir):
+        raise MixinError(f"model directory not found: {model_dir}")
+    for p in model_paths(model_dir, sources).values():
+        if not os.path.isfile(p):
+            raise MixinError(f"model file not found: {p}")
+    check_folder(args.outdir, "--outdir")
+    full = output_paths(args.inputs, args.outdir, sources, template, args.first_prefix)
+
+    plan, subtypes, failures, folders_ok = {}, {}, [], {}
+    for inp, outs in full.items():
+        try:
+            kinds = {audio.output_subtype(o, args.format) for o in outs.values()}
+            if len(kinds) > 1:
+                raise MixinError(f"--filename gives {inp} outputs of different formats")
+            subtypes[inp] = kinds.pop()
+            audio.check_input(inp)
+            for o in outs.values():
+                if os.path.isdir(o):
+                    raise MixinError(f"output {o} is a directory")
+            existing = [o for o in outs.values() if os.path.exists(o)]
+            if existing and not args.overwrite:
+                raise MixinError(f"{existing[0]} exists (use --overwrite to replace it)")
+            for d in sorted({os.path.dirname(o) for o in outs.values()}):
+                if d not in folders_ok:
+                    try:
+                        check_folder(d)
+                        folders_ok[d] = None
+                    except MixinError as e:
+                        folders_ok[d] = str(e)
+                if folders_ok[d]:
+                    raise MixinError(folders_ok[d])
+        except MixinError as e:
+            failures.append((inp, str(e)))
+            continue
+        plan[inp] = outs
+    return plan, subtypes, failures, model_dir
+
+
+def _error(msg, inp=None):
+    """Print one ``error: ...`` line (naming the input if the message does not)."""
+    msg = " ".join(str(msg).split())
+    print(f"error: {msg}" if inp is None or inp in msg else f"error: {inp}: {msg}", file=sys.stderr)
+
+
+def _summary(failures, n_inputs):
+    if failures and n_inputs > 1:
+        names = ", ".join(inp for inp, _ in failures)
+        print(f"error: {len(failures)} of {n_inputs} input(s) failed: {names}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``xtract-mixin`` with ``argv`` (default: the command line); return the exit status."""
+    args = get_parser().parse_args(argv)
+    level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s")
+    log.setLevel(level)
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
+    say = (lambda *a: None) if args.quiet else print
+    sources = params.SOURCES[:2] if args.instrumental else params.SOURCES
+    try:
+        plan, subtypes, failures, model_dir = _preflight(args, sources)
+    except MixinError as e:
+        _error(e)
+        return 1
+    except ModuleNotFoundError as e:
+        _error(f"{e.name} is not installed for {sys.executable}: install MiXiN in this Python "
+               "(pip install .) or run the venv's (.venv/bin/xtract-mixin)")
+        return 1
+    n_inputs = len(plan) + len(failures)
+    for inp, msg in failures:
+        _error(msg, inp)
+    if not plan:
+        _summary(failures, n_inputs)
+        return 1
+
+    from .model import model_paths
+    from .separate import Separator, separate_file
+
+    paths = model_paths(model_dir, sources)
+    say("Loading models from:\n" + "\n".join(f"\t{paths[s]}" for s in sources))
+    try:
+        sep = Separator(model_dir, instrumental=args.instrumental,
+                        single_model=args.single_model,
+                        overlap=0.0 if args.no_overlap else args.overlap,
+                        batch_size=args.batch_size)
+    except MixinError as e:
+        _error(e)
+        return 1
+
+    for inp, outs in plan.items():
+        created = []
+        try:
+            log.debug("separating %s", inp)
+            for d in sorted({os.path.dirname(o) for o in outs.values()}):
+                created += make_folders(d)
+            separate_file(sep, inp, outs, subtype=subtypes[inp],
+                          progress=not args.quiet and sys.stderr.isatty())
+            say(f"{inp} -> " + ", ".join(outs[s] for s in sources))
+        except MixinError as e:
+            remove_folders(created)
+            failures.append((inp, str(e)))
+            _error(e, inp)
+        except KeyboardInterrupt:
+            remove_folders(created)
+            print("interrupted", file=sys.stderr)
+            return 130
+    _summary(failures, n_inputs)
+    if failures:
+        return 1
+    say("Done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
