@@ -78,6 +78,7 @@ def test_wheel_holds_the_package_models_and_scripts(wheel):
     assert "mixin/cli_xtract.py" in names and "mixin/separate.py" in names
     assert "xtract-mixin = mixin.cli_xtract:main" in scripts
     assert "mixin-eval = mixin.cli_eval:main" in scripts
+    assert "mixin-train = mixin.cli_train:main" in scripts
     assert wheel.stat().st_size < 5e6
 
 
