@@ -21,6 +21,7 @@ Files::
     logdir/joint.state.json        rounds and batches done, best round, settings, history
                                    ("finished" once early stopping has stopped the run)
     logdir/best/model_{s}.h5       the best round's networks
+    logdir/rounds/NNN/model_{s}.h5 every round's networks (600 KB a round: later choices, ablations)
     logdir/history_mix.csv         one row per round (losses, examples/s, SDR per target and set)
     logdir/catalogue.json          the training songs and their activity (a cache)
     model/model_{s}.h5             the best round's networks (written at the end)
@@ -243,6 +244,7 @@ def _write_json(path, obj):
 def _paths(cfg):
     lg, md = Path(cfg.logdir), Path(cfg.model_dir)
     return dict(last=lg / "joint.last.keras", state=lg / "joint.state.json", best=lg / "best",
+                rounds=lg / "rounds",
                 history=lg / "history_mix.csv", catalogue=lg / "catalogue.json",
                 model_history=md / "history_mix.csv", plot=md / "validation_sdr.png")
 
@@ -326,8 +328,9 @@ def train_mix(cfg: MixTrainConfig, progress=True):
         for k in ("last", "state", "history"):
             if p[k].exists():
                 p[k].unlink()
-        if p["best"].exists():
-            shutil.rmtree(p["best"])
+        for k in ("best", "rounds"):
+            if p[k].exists():
+                shutil.rmtree(p[k])
         state = None
 
     # held-out songs: never in the catalogue
@@ -413,6 +416,7 @@ def train_mix(cfg: MixTrainConfig, progress=True):
             if mon:
                 row.update({f"monitor_{k}": v for k, v in summarise(mon).items()})
             state["history"].append(row)
+            _save_models(nets, p["rounds"] / f"{state['rounds']:03d}")
             best = state["best"]
             if best is None or row["select_mean"] > best["select_mean"]:
                 _save_best(nets, p["best"], state, row)
@@ -446,12 +450,16 @@ def train_mix(cfg: MixTrainConfig, progress=True):
     return state
 
 
-def _save_best(nets, folder, state, row):
+def _save_models(nets, folder):
     from .model import save_cdae
 
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for s, m in nets.items():
         save_cdae(m, folder / params.MODEL_FILES[s])
+
+
+def _save_best(nets, folder, state, row):
+    _save_models(nets, folder)
     state["best"] = {k: row[k] for k in row if not k.startswith("songs_")}
 
 

@@ -199,6 +199,7 @@ def test_train_mix_end_to_end_and_resume(stem_root, tmp_path):
     models = load_models(tmp_path / "model")
     assert set(models) == set(params.SOURCES)
     assert (tmp_path / "model" / "validation_sdr.png").exists()
+    assert set(load_models(tmp_path / "logdir" / "rounds" / "001")) == set(params.SOURCES)
     # resume: one more round continues at batch 2
     assert train_util.main(args + ["--rounds", "2"]) == 0
     state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())

@@ -27,8 +27,24 @@ def test_training_record_beside_the_models():
     assert rec["project_version"] == mixin.__version__
     for s in params.SOURCES:
         info = rec["sources"][s]
-        assert info["epochs"] >= 1 and info["seconds"] > 0
-        assert np.isfinite(info["final_validation_loss"])
+        assert info["loss"] in ("mae", "mse")
+        if rec.get("stage") == "train-mix":  # trained together, chosen by separation SDR
+            assert info["batches"] >= 1 and info["seconds"] > 0
+            assert np.isfinite(rec["selection"]["select_mean"])
+        else:
+            assert info["epochs"] >= 1 and info["seconds"] > 0
+            assert np.isfinite(info["final_validation_loss"])
+
+
+def test_held_out_songs_are_not_in_the_training_data():
+    """Songs reported as held out are in no training split (nor in the rendered songs' vocals)."""
+    rec = json.loads((MODEL_DIR / "training.json").read_text())
+    split = rec["training_data"]["split_by_song"]
+    held = set(split.get("validation", [])) | set(split.get("test", []))
+    assert held and not held & set(split["train"])
+    for render in rec["training_data"].get("rendered", {}).values():
+        if render.get("split") == "train":
+            assert not held & set(render.get("vocal_songs", [])), render
 
 
 def test_shipped_models_are_not_dead_and_separate_a_synthetic_mix():
