@@ -371,13 +371,15 @@ def create_hdf5(data_dir="data", n_pool=None, mono=False, seed=0, overwrite=Fals
     tasks = _make_tasks(folders, mono, dtype.str)
     shape = coef_shape() + (1,)
     t0 = time.perf_counter()
+    import h5py
+
     tmp = {s: p + ".tmp" for s, p in paths.items()}
     files = {}
     counts = {s: {k: 0 for k in SPLITS} for s in sources}
     n_chunks = 0
     try:
         for s in sources:
-            hf = files[s] = __import__("h5py").File(tmp[s], "w")
+            hf = files[s] = h5py.File(tmp[s], "w")
             for split in SPLITS:
                 for xy in "xy":
                     hf.create_dataset(dataset_name(xy, split), shape=(0,) + shape,

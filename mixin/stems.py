@@ -228,7 +228,7 @@ def find_song_folders(stem_dirs, exclude=None):
     return found
 
 
-def _classify_folder(folder, files):
+def _classify_files(files):
     roles = {"percussive": [], "vocal": [], "harmonic": [], "ignore": []}
     for f in files:
         roles[classify(f)].append(f)
@@ -518,7 +518,7 @@ def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_off
     # ---- songs: find, classify, probe headers, skip unusable ones, limit
     songs, skipped, too_short = [], [], []
     for folder, files in find_song_folders(stem_dirs, exclude=data_dir):
-        roles = _classify_folder(folder, files)
+        roles = _classify_files(files)
         missing = [what for what, role in (("drum", "percussive"), ("vocal", "vocal")) if not roles[role]]
         if missing:
             log.warning("skipping song folder %s: no %s file (files: %s)", folder,

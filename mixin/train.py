@@ -154,7 +154,7 @@ def _h5_batches(path, split, batch_size, seed, start, stop, shuffle):
         b = start
         while stop is None or b < stop:
             idx = batch_indices(n, batch_size, seed, b, shuffle=shuffle)
-            # one hyperslab read per run of consecutive indices (h5py fancy indexing is slow)
+            # one read_direct per example (h5py's fancy indexing is much slower)
             xb = np.empty((len(idx),) + x.shape[1:], dtype=x.dtype)
             yb = np.empty_like(xb)
             for j, i in enumerate(idx):
@@ -241,7 +241,7 @@ def get_strategy():
 # callbacks
 # ------------------------------------------------------------------------------------------------
 
-def _callbacks(keras, model, paths, state, patience, monitor, batch_size, steps, n_replicas):
+def _callbacks(keras, paths, state, patience, monitor, batch_size):
     """EarlyStopping (resumable), throughput, CSV history and checkpoint/state writer."""
 
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -409,8 +409,9 @@ def _validate(epochs, batch_size, patience, seed, steps_per_epoch, loss, learnin
         raise MixinError(f"unknown sources {bad}; choose from {', '.join(params.SOURCES)}")
 
 
-def _plan(source, paths, counts, config, overwrite):
-    """Decide what to do for one source: 'fresh', 'resume' or 'done'; returns (action, state)."""
+def _plan(source, paths, config, overwrite):
+    """Decide what to do for one source: 'fresh', 'resume', 'finalize' (a finished run whose best
+    model is not yet copied to the model dir) or 'done'; returns (action, state)."""
     state = None if overwrite else read_state(paths["state"])
     if overwrite:
         return "fresh", None
@@ -496,7 +497,7 @@ def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SO
         if c["train"] == 0:
             raise MixinError(f"{hdf5_paths(data_dir, [s])[s]}: no training examples")
 
-    n_workers, is_chief = _tf_config_workers()
+    _, is_chief = _tf_config_workers()
     if not is_chief:  # non-chief workers of a multi-worker run write to a scratch folder
         scratch = tempfile.mkdtemp(prefix="mixin-worker-")
         model_dir, logdir = os.path.join(scratch, "model"), os.path.join(scratch, "logdir")
@@ -506,7 +507,7 @@ def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SO
         paths = _paths(model_dir, logdir, s)
         config = _config(s, data_dir, counts[s], epochs, batch_size, patience, seed, steps_per_epoch,
                          loss[s] if isinstance(loss, dict) else loss, learning_rate)
-        plans[s] = (paths, config) + _plan(s, paths, counts[s], config, overwrite)
+        plans[s] = (paths, config) + _plan(s, paths, config, overwrite)
 
     tf = import_tensorflow(log.isEnabledFor(logging.DEBUG))
     import keras
@@ -588,9 +589,8 @@ def _train_one(keras, strategy, source, paths, config, action, state, plot, eval
         epoch0 = 0
         state = dict(version=STATE_VERSION, config=config, epoch=0, best=None, wait=0, best_epoch=0,
                      finished=False, stopped_early=False)
-        for p in (paths["history"],):
-            if os.path.exists(p):
-                os.remove(p)  # only reached on a fresh start (no state, or --overwrite)
+        if os.path.exists(paths["history"]):
+            os.remove(paths["history"])  # only reached on a fresh start (no state, or --overwrite)
         _write_json(paths["state"], state)
 
     t0 = time.perf_counter()
@@ -599,8 +599,7 @@ def _train_one(keras, strategy, source, paths, config, action, state, plot, eval
         train_ds = make_dataset(h5, "train", bs, seed=config["seed"], start_batch=epoch0 * steps,
                                 infinite=True)
         val_ds = make_dataset(h5, "validation", bs, shuffle=False) if has_val else None
-        cbs, es = _callbacks(keras, model, paths, state, config["patience"], monitor, bs, steps,
-                             strategy.num_replicas_in_sync)
+        cbs, es = _callbacks(keras, paths, state, config["patience"], monitor, bs)
         log.info("%s: training on %d examples (%d batches of %d per epoch), validating on %d, "
                  "epochs %d..%d", source, counts["train"], steps, bs, counts["validation"],
                  epoch0 + 1, config["epochs"])
