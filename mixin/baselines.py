@@ -154,6 +154,7 @@ def oracle(references, batch=8):
         ``backward(M_s * C_mix)`` with ``M_s = |C_s|^2 / (sum_k |C_k|^2 + MASK_EPS)``; they add up
         to the mixture wherever the mixture is not silent.
     """
+    from .masks import soft_masks
     from .nsgt import get_nsgt
 
     names = list(references)
@@ -169,8 +170,8 @@ def oracle(references, batch=8):
     out = np.empty_like(chunks)
     for b in range(0, chunks.shape[1], batch):
         coefs = nsgt.forward(chunks[:, b:b + batch])  # (src, nb, ch, rows, cols)
-        power = np.abs(coefs) ** 2
+        masks = soft_masks({i: np.square(np.abs(c)) for i, c in enumerate(coefs)})
         mix = coefs.sum(axis=0)
-        denom = power.sum(axis=0) + params.MASK_EPS
-        out[:, b:b + batch] = nsgt.backward(power / denom * mix).astype(np.float32)
+        out[:, b:b + batch] = nsgt.backward(np.stack([masks[i] for i in range(len(names))]) * mix
+                                            ).astype(np.float32)
     return {k: unchunk(out[i], shape[0]) for i, k in enumerate(names)}

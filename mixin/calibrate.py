@@ -79,7 +79,9 @@ def scale_output(model, gain):
 
 def mask_error(powers, mix_mag, targets, gains):
     """Sum over sources of ||M_s * |X| - |S_s|||^2 for the soft masks of the estimates' powers
-    scaled by ``gains`` (amplitude gains; powers scale by their squares).
+    scaled by ``gains`` (amplitude gains; powers scale by their squares). The masks are those of
+    :func:`mixin.masks.soft_masks`, evaluated without materialising them (one temporary instead
+    of three scaled copies: this runs over the grid on large batches).
 
     powers, targets : dict source -> float32 [shape=(n, rows, cols)]; mix_mag : same shape.
     """

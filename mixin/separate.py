@@ -212,12 +212,10 @@ class Separator:
 
     @staticmethod
     def _soft_masks(est):
-        """M_s = E_s^2 / (sum of E^2 + 1e-7), as the published MiXiN (float32)."""
-        power = {s: np.square(e) for s, e in est.items()}
-        den = sum(power.values())
-        den += np.float32(params.MASK_EPS)
-        inv = np.reciprocal(den, out=den)
-        return {s: np.multiply(p, inv, out=p) for s, p in power.items()}
+        """M_s = E_s^2 / (sum of E^2 + 1e-7), as the published MiXiN (:func:`mixin.masks.soft_masks`)."""
+        from .masks import soft_masks
+
+        return soft_masks({s: np.square(e) for s, e in est.items()})
 
     # ---------------------------------------------------------------- streaming
     def stream(self, blocks, channels, progress=None):

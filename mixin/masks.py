@@ -1,0 +1,33 @@
+"""The soft mask of the published MiXiN, in one place.
+
+M_s = P_s / (sum_k P_k + MASK_EPS), where P_s is the power (squared magnitude) of source s's
+estimate. Used by the separator (P = the networks' estimates squared) and the oracle (P = the true
+sources' NSGT powers); ``calibrate.mask_error`` evaluates the same formula with per-source gains
+without materialising the masks (memory).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import params
+
+
+def soft_masks(powers: dict) -> dict:
+    """Soft masks from per-source powers, computed in place (the arrays of ``powers`` become the
+    masks).
+
+    Parameters
+    ----------
+    powers : dict source -> float32 array (all the same shape), >= 0
+
+    Returns
+    -------
+    dict source -> float32 array in [0, 1]; they sum to one wherever some power is well above
+    MASK_EPS (1e-7) and to less where all are near zero (that part of the mixture is in no output,
+    as in the published MiXiN).
+    """
+    den = sum(powers.values())
+    den += np.float32(params.MASK_EPS)
+    inv = np.reciprocal(den, out=den)
+    return {s: np.multiply(p, inv, out=p) for s, p in powers.items()}
