@@ -341,7 +341,8 @@ def train_mix(cfg: MixTrainConfig, progress=True):
     if missing:
         raise MixinError(f"validation song(s) not found in the stem dirs: {', '.join(missing)}")
     monitor_folders = _song_folders(cfg.monitor_dirs) if cfg.monitor_dirs else []
-    songs = build_catalogue(cfg.stem_dirs, exclude=held, jobs=max(1, cfg.workers),
+    # the catalogue reads every stem once (before training: all CPUs)
+    songs = build_catalogue(cfg.stem_dirs, exclude=held, jobs=os.cpu_count() or 1,
                             cache=p["catalogue"])
     log.info("training songs: %d (%.1f h) from %d stem dir(s); selection songs: %s; monitor songs: %d",
              len(songs), sum(s.frames for s in songs) / params.SAMPLE_RATE / 3600,

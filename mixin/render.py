@@ -147,10 +147,13 @@ def find_vocal_files(vocal_dirs):
             raise MixinError(f"vocal directory not found: {d}")
         if not d.is_dir():
             raise MixinError(f"vocal directory is not a directory: {d}")
-        here = []
-        for dirpath, dirnames, filenames in os.walk(d, followlinks=True):
-            dirnames[:] = sorted(x for x in dirnames if not x.startswith("."))
-            here += [Path(dirpath) / f for f in filenames if is_vocal_file(f)]
+        from .stems import find_song_folders  # noqa: PLC0415  (the one walk over song folders)
+
+        try:
+            songs = find_song_folders([d])
+        except MixinError:  # no audio at all
+            songs = []
+        here = [f for _, fs in songs for f in fs if is_vocal_file(f.name)]
         if not here:
             raise MixinError(f"no vocal stem (a file named like vocals.flac) under vocal directory {d}")
         files += sorted(here)
