@@ -40,3 +40,11 @@ def probability(text):
     if v > 1:
         raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
     return v
+
+
+def ema_momentum(text):
+    """An argparse ``type``: a moving-average momentum in [0, 1)."""
+    v = nonneg_float(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"expected a momentum in [0, 1), got {text!r}")
+    return v

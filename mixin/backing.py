@@ -5,7 +5,9 @@ a random key (12 tonics; major, minor, dorian or mixolydian), a 4-8 bar chord pr
 progressions or random diatonic ones, occasional 7ths and suspensions) looped with variations, bars of
 ``beats_per_bar`` beats at ``tempo_bpm`` starting at sample 0, and an arrangement of parts:
 
-- a bass line (most songs): roots, root-fifth, octaves, walking or syncopated eighths on the chords;
+- a bass line (most songs): roots, root-fifth, octaves, walking or syncopated eighths on the chords,
+  on a GM bass program or (:data:`P_SYNTH_BASS`) a synthesised bass (:mod:`mixin.synthbass`: sine sub,
+  808, filtered saw/square, reese), sometimes ducked on every beat like a side-chained bass;
 - 2-5 "other" parts among comping (block chords or strummed guitar voicings in rhythmic patterns),
   arpeggios, sustained pads, a lead melody (phrases with rests) and power chords on driven guitar.
 
@@ -17,7 +19,8 @@ each part with its own send). Parts, the bass or the whole "other" stem drop out
 
 Training songs use :data:`TRAIN_SOUNDFONTS` and the ``"train"`` programs of :data:`INSTRUMENTS`;
 held-out songs (validation and test) use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"`` programs, so
-that neither the instrument samples nor the programs of held-out songs are ever trained on.
+that neither the instrument samples nor the programs of held-out songs are ever trained on; likewise the
+synthesised basses (:data:`mixin.synthbass.KINDS`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 from . import fx
 from .errors import MixinError
 from .fluid import check_fluidsynth, check_soundfont, render_notes
+from .synthbass import KINDS as SYNTH_BASS_KINDS, duck, render_bass
 
 log = logging.getLogger("mixin")
 
@@ -76,7 +80,7 @@ FAMILY_FX = {
     "piano": "keys", "electric_piano": "keys", "organ": "keys", "clean_guitar": "guitar_clean",
     "acoustic_guitar": "guitar_clean", "driven_guitar": "guitar_drive", "bass": "bass", "strings": "pad",
     "brass": "lead", "synth_pad": "pad", "synth_lead": "lead", "mallets": "keys", "accordion": "keys",
-    "flute": "lead",
+    "flute": "lead", "synth_bass": "bass",
 }
 
 #: Scale steps (semitones above the tonic) of each mode.
@@ -99,6 +103,18 @@ PROGRESSIONS = {
     "dorian": [(0, 3, 0, 3), (0, 3, 6, 3), (0, 1, 3, 0), (0, 6, 3, 0)],
     "mixolydian": [(0, 6, 3, 0), (0, 6, 0, 3), (0, 3, 6, 3), (0, 4, 6, 3)],
 }
+
+#: Probability that a song's bass is a synthesised one (:mod:`mixin.synthbass`) instead of a GM program.
+P_SYNTH_BASS = 0.4
+
+#: Name recorded as the "soundfont" of synthesised parts.
+SYNTH_SOURCE = "mixin.synthbass"
+
+#: Side-chain ducking ("pumping" on every beat): probability for synthesised basses and for pads,
+#: depth (dB) and recovery (ms) ranges.
+P_DUCK = {"synth_bass": 0.5, "pad": 0.2}
+DUCK_DB = (4.0, 14.0)
+DUCK_RELEASE_MS = (80.0, 260.0)
 
 #: Level (active RMS, dBFS) of a part before its random gain: a full "other" stem peaks below 0 dBFS.
 PART_LEVEL_DB = -24.0
@@ -643,7 +659,8 @@ def render_backing(
 
     parts: list[dict[str, Any]] = []
     if has_bass:
-        parts.append({"stem": "bass", "role": "bass", "family": "bass",
+        synth = rng.random() < P_SYNTH_BASS
+        parts.append({"stem": "bass", "role": "bass", "family": "synth_bass" if synth else "bass",
                       "active": _activity(rng, n_bars, float(rng.choice([0.0, 0.1, 0.2])))})
     used: dict[str, int] = {}
     for role in roles:
@@ -665,7 +682,12 @@ def render_backing(
     part_info = []
     for part in parts:
         role, family = part["role"], part["family"]
-        program, soundfont = _pick(rng, heldout, family, fonts)
+        synth = family == "synth_bass"
+        if synth:
+            program = str(rng.choice(SYNTH_BASS_KINDS["heldout" if heldout else "train"]))
+            soundfont = SYNTH_SOURCE
+        else:
+            program, soundfont = _pick(rng, heldout, family, fonts)
         act = part["active"]
         if role == "bass":
             notes, pattern = _bass_part(rng, grid, bars, act)
@@ -688,8 +710,19 @@ def render_backing(
         vel_sd = {"pad": 3.0, "arpeggio": 5.0}.get(role, 6.0)
         fx_seed = int(rng.integers(2**31))
         takes = [_humanise(notes, grid, vel_sd) for _ in range(2 if double else 1)]
-        audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr) for t in takes])
+        if synth:
+            audio, fx_synth = render_bass(takes[0], n_samples, program, np.random.default_rng(fx_seed + 1), sr)
+        else:
+            audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr)
+                                    for t in takes])
         y, fx_info = fx.random_chain(audio, sr, np.random.default_rng(fx_seed), fx_role, reverb_on=False)
+        if synth:
+            fx_info["synth"] = fx_synth
+        p_duck = P_DUCK.get("synth_bass" if synth else role, 0.0)
+        if p_duck and rng.random() < p_duck:
+            fx_info["duck"] = {"depth_db": float(rng.uniform(*DUCK_DB)),
+                               "release_ms": float(rng.uniform(*DUCK_RELEASE_MS))}
+            y = duck(y, sr, grid.beat, fx_info["duck"]["depth_db"], fx_info["duck"]["release_ms"])
         y = fx.normalise(y, sr, PART_LEVEL_DB + gain_db)
         if double:
             pan_pos = 0.0
@@ -701,7 +734,7 @@ def render_backing(
         sends[part["stem"]] += send * y
         part_info.append({
             "stem": part["stem"], "role": role, "family": family, "fx_role": fx_role, "program": program,
-            "soundfont": os.path.basename(soundfont), "pattern": pattern, "n_notes": int(len(notes)),
+            "soundfont": os.path.basename(soundfont) if not synth else soundfont, "pattern": pattern, "n_notes": int(len(notes)),
             "active_bars": [int(v) for v in act], "gain_db": gain_db, "pan": pan_pos, "double_tracked": width,
             "reverb_send": send, "fx": fx_info,
         })

@@ -40,7 +40,8 @@ def _prog():
 
 
 def get_parser():
-    from mixin.argtypes import nonneg_float, nonneg_int, positive_float, positive_int, probability
+    from mixin.argtypes import (ema_momentum, nonneg_float, nonneg_int, positive_float, positive_int,
+                                probability)
     from mixin.stems import AUGMENT_GAIN_DB
     from mixin import __version__
     from mixin.hdf5 import DEFAULT_STORAGE, STORAGE
@@ -188,6 +189,9 @@ def get_parser():
                    help="probability weight of each --stem-dirs entry (default: by duration)")
     g.add_argument("--init-model-dir", default=None, metavar="DIR",
                    help="start from the three models in DIR instead of random weights")
+    g.add_argument("--ema", type=ema_momentum, default=0.0, metavar="M",
+                   help="validate and save an exponential moving average of the weights with "
+                        "momentum M, e.g. 0.99 (default: %(default)s = off, the raw weights)")
 
     g = p.add_argument_group("--calibrate: fit the networks' output gains for the soft masks")
     g.add_argument("--calibrate", action="store_true",
@@ -300,7 +304,7 @@ def main(argv=None):
                 steps_per_round=args.round_batches, rounds=args.rounds,
                 patience=args.patience or None, learning_rate=learning_rate, losses=losses,
                 workers=args.mix_workers, validation_duration=args.validation_duration,
-                init_model_dir=args.init_model_dir, overwrite=args.overwrite,
+                init_model_dir=args.init_model_dir, ema=args.ema, overwrite=args.overwrite,
                 plot=True), progress=not args.quiet)
         if args.calibrate:
             from mixin.calibrate import calibrate

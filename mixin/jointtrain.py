@@ -79,6 +79,7 @@ class MixTrainConfig:
     workers: int = 1
     validation_duration: float = 30.0
     init_model_dir: str | None = None
+    ema: float = 0.0
     overwrite: bool = False
     plot: bool = True
 
@@ -97,6 +98,8 @@ class MixTrainConfig:
                 raise MixinError(f"{name} must be an integer >= {lo}, got {v}")
         if not (0 < self.learning_rate < 1):
             raise MixinError(f"learning rate must be in (0, 1), got {self.learning_rate}")
+        if not (0.0 <= self.ema < 1.0):
+            raise MixinError(f"EMA momentum must be in [0, 1), got {self.ema}")
         if not (2.0 <= self.validation_duration <= 600.0):
             raise MixinError(f"validation duration must be 2-600 s, got {self.validation_duration}")
         for s, l in self.losses.items():
@@ -110,10 +113,13 @@ class MixTrainConfig:
 
     def identity(self):
         """What must not change when resuming (data, networks, losses, batch)."""
-        return dict(stem_dirs=[str(Path(d).resolve()) for d in self.stem_dirs],
-                    validation_songs=sorted(self.validation_songs), mix=self.mix.to_json(),
-                    seed=self.seed, batch_size=self.batch_size, losses=dict(self.losses),
-                    learning_rate=self.learning_rate, init_model_dir=self.init_model_dir)
+        ident = dict(stem_dirs=[str(Path(d).resolve()) for d in self.stem_dirs],
+                     validation_songs=sorted(self.validation_songs), mix=self.mix.to_json(),
+                     seed=self.seed, batch_size=self.batch_size, losses=dict(self.losses),
+                     learning_rate=self.learning_rate, init_model_dir=self.init_model_dir)
+        if self.ema:  # absent when off, so that logdirs from before the option still resume
+            ident["ema"] = self.ema
+        return ident
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,9 +213,10 @@ def summarise(scores):
 # networks
 # --------------------------------------------------------------------------------------------
 
-def build_joint(losses, learning_rate, init_model_dir=None):
+def build_joint(losses, learning_rate, init_model_dir=None, ema=0.0):
     """The three CDAEs as one Keras model (input: mixture magnitude; outputs: harmonic,
-    percussive, vocal), compiled with one loss per output and Adam."""
+    percussive, vocal), compiled with one loss per output and Adam (keeping an exponential moving
+    average of the weights with momentum ``ema`` when it is > 0)."""
     import keras
 
     from .model import build_cdae, input_shape, load_models
@@ -220,7 +227,9 @@ def build_joint(losses, learning_rate, init_model_dir=None):
             nets[s].set_weights(m.get_weights())
     inp = keras.Input(shape=input_shape())
     joint = keras.Model(inp, [nets[s](inp) for s in params.SOURCES], name="mixin_joint")
-    joint.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+    opt = keras.optimizers.Adam(learning_rate=learning_rate, use_ema=bool(ema),
+                                ema_momentum=float(ema) if ema else 0.99)
+    joint.compile(optimizer=opt,
                   loss=[losses[s] for s in params.SOURCES])
     return joint
 
@@ -315,7 +324,8 @@ def train_mix(cfg: MixTrainConfig, progress=True):
         state = json.loads(p["state"].read_text())
         if state.get("version") != STATE_VERSION:
             raise MixinError(f"{p['state']} is from another version; use --overwrite to start again")
-        diff = [k for k, v in cfg.identity().items() if json.loads(json.dumps(state["identity"].get(k))) != json.loads(json.dumps(v))]
+        ident = json.loads(json.dumps(cfg.identity()))
+        diff = sorted(k for k in set(ident) | set(state["identity"]) if state["identity"].get(k) != ident.get(k))
         if diff:
             raise MixinError(f"cannot resume {cfg.logdir}: {', '.join(diff)} differ from the "
                              f"checkpoint's; use the same settings, another --logdir, or --overwrite")
@@ -358,7 +368,7 @@ def train_mix(cfg: MixTrainConfig, progress=True):
         joint = keras.models.load_model(p["last"])
         log.info("resuming from %s at round %d (%d batches)", p["last"], state["rounds"], state["batches"])
     else:
-        joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir)
+        joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir, cfg.ema)
         state = dict(version=STATE_VERSION, identity=cfg.identity(), rounds=0, batches=0,
                      best=None, history=[], finished=False, mix=cfg.mix.to_json())
     nets = networks(joint)
@@ -407,6 +417,7 @@ def train_mix(cfg: MixTrainConfig, progress=True):
             train_s = time.perf_counter() - t0
             state["batches"] += cfg.steps_per_round
             state["rounds"] += 1
+            raw = _swap_in_average(joint) if cfg.ema else None
             sel, mon = validate()
             row = dict(round=state["rounds"], batches=state["batches"],
                        examples=state["batches"] * cfg.batch_size, seconds=train_s,
@@ -421,6 +432,9 @@ def train_mix(cfg: MixTrainConfig, progress=True):
             best = state["best"]
             if best is None or row["select_mean"] > best["select_mean"]:
                 _save_best(nets, p["best"], state, row)
+            if raw is not None:  # back to the raw weights to go on training
+                for v, w in zip(joint.trainable_variables, raw):
+                    v.assign(w)
             msg = (f"round {state['rounds']}/{cfg.rounds} ({state['batches']} batches, "
                    f"{row['examples_per_s']:.1f} examples/s): selection SDR {_fmt(row, 'select')}")
             if mon:
@@ -449,6 +463,14 @@ def train_mix(cfg: MixTrainConfig, progress=True):
              state["best"]["round"], state["best"]["batches"], _fmt(state["best"], "select"),
              cfg.model_dir)
     return state
+
+
+def _swap_in_average(joint):
+    """Put the optimizer's moving average of the weights into the networks (to validate and save
+    them); returns the raw weights to put back."""
+    raw = [v.numpy() for v in joint.trainable_variables]
+    joint.optimizer.finalize_variable_values(joint.trainable_variables)
+    return raw
 
 
 def _save_models(nets, folder):

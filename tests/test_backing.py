@@ -258,10 +258,14 @@ def test_backing_train_and_heldout_are_disjoint(backing, songs):
     assert not set(backing.TRAIN_SOUNDFONTS) & set(backing.HELDOUT_SOUNDFONTS)
     train_names = {f.rsplit("/", 1)[-1] for f in backing.TRAIN_SOUNDFONTS}
     held_names = {f.rsplit("/", 1)[-1] for f in backing.HELDOUT_SOUNDFONTS}
+    def kinds(split):
+        return {**{f: v[split] for f, v in backing.INSTRUMENTS.items()},
+                "synth_bass": backing.SYNTH_BASS_KINDS[split]}
     for name in ("a", "b"):
         for p in songs[name][1]["parts"]:
-            assert p["soundfont"] in train_names
-            assert p["program"] in backing.INSTRUMENTS[p["family"]]["train"]
+            assert p["soundfont"] in train_names | {backing.SYNTH_SOURCE}
+            assert p["program"] in kinds("train")[p["family"]]
+            assert (p["family"] == "synth_bass") == (p["soundfont"] == backing.SYNTH_SOURCE)
     with pytest.raises(MixinError, match="held-out songs must use"):
         backing.render_backing(120.0, 4, SR, np.random.default_rng(0), heldout=True, soundfonts=(FLUID_R3,))
     with pytest.raises(MixinError, match="training songs must use"):
@@ -269,8 +273,8 @@ def test_backing_train_and_heldout_are_disjoint(backing, songs):
     if "h" not in songs:
         pytest.skip("held-out SoundFont not installed")
     for p in songs["h"][1]["parts"]:
-        assert p["soundfont"] in held_names
-        assert p["program"] in backing.INSTRUMENTS[p["family"]]["heldout"]
+        assert p["soundfont"] in held_names | {backing.SYNTH_SOURCE}
+        assert p["program"] in kinds("heldout")[p["family"]]
 
 
 def test_backing_many_seeds_not_silent(backing):
@@ -283,6 +287,7 @@ def test_backing_many_seeds_not_silent(backing):
         assert (fx.active_rms_db(stems["bass"], SR) > -45.0) == info["has_bass"]
         families |= {p["family"] for p in info["parts"]}
     assert len(families) >= 4
+    assert {"bass", "synth_bass"} <= families  # GM and synthesised basses both occur
 
 
 def test_backing_is_bar_aligned(songs):

@@ -222,3 +222,37 @@ def test_train_mix_argument_errors(stem_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_util.main(["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", "x",
                          "--mix-remix", "2"])
+
+
+def test_train_mix_ema_saves_the_average_and_resumes(stem_root, tmp_path):
+    """With --ema the rounds' models are the optimizer's moving average, training goes on from the
+    raw weights (they differ), and a resumed run keeps the average."""
+    import keras
+    import train_util
+
+    from mixin.jointtrain import networks
+    from mixin.model import load_models
+
+    names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())
+    args = ["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", names[0],
+            "--batch-size", "2", "--round-batches", "3", "--validation-duration", "4", "--ema", "0.5",
+            "--learning-rate", "1e-3",
+            "--model-dir", str(tmp_path / "model"), "--logdir", str(tmp_path / "logdir"), "-q"]
+    assert train_util.main(args + ["--rounds", "1"]) == 0
+    state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())
+    assert state["identity"]["ema"] == 0.5
+    joint = keras.models.load_model(tmp_path / "logdir" / "joint.last.keras")
+    saved = load_models(tmp_path / "logdir" / "rounds" / "001")
+    raw = networks(joint)
+    avg = {id(v): a for v, a in zip(joint.trainable_variables,
+                                    joint.optimizer._model_variables_moving_average)}
+    for s in params.SOURCES:
+        w_saved = saved[s].get_weights()
+        w_raw = raw[s].get_weights()
+        assert any(not np.allclose(a, b) for a, b in zip(w_saved, w_raw))
+        w_avg = [np.asarray(avg[id(v)]) for v in raw[s].trainable_variables]
+        assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(w_saved, w_avg))
+    assert train_util.main(args + ["--rounds", "2"]) == 0
+    assert json.loads((tmp_path / "logdir" / "joint.state.json").read_text())["rounds"] == 2
+    # the moving average is part of the resume identity
+    assert train_util.main([a for a in args if a not in ("--ema", "0.5")] + ["--rounds", "3"]) == 1
