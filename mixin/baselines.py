@@ -10,7 +10,8 @@
   excerpts: margin 10 scores 1.4 to 3.7 dB higher vocal SDR than margin 1).
 - :func:`oracle`: the upper bound of MiXiN's masking: soft masks ``|S_s|^2 / sum_s |S_s|^2`` built
   from the true stems' NSGT coefficients, chunk by chunk with the original's hard chunks of
-  ``CHUNK_SIZE`` samples (the separator's ``--no-overlap``), applied to the mixture's coefficients.
+  ``CHUNK_SIZE`` samples (:mod:`mixin.chunks`; the separator's ``--no-overlap``), applied to the
+  mixture's coefficients.
 
 librosa is an evaluation-only dependency: it is imported inside the functions that need it.
 Every function takes and returns audio as float arrays [shape=(n_samples, n_channels)].
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import params
 from .errors import MixinError
 
 #: STFT of the librosa baselines (librosa's defaults).
@@ -114,31 +114,7 @@ def repet_sim(x, sr, width_s=REPET_WIDTH_S, margin=10.0, power=2.0,
     return out
 
 
-def chunk(x, size=params.CHUNK_SIZE):
-    """Split channels into hard chunks, the last one zero-padded.
-
-    Parameters
-    ----------
-    x : array [shape=(n_samples, n_channels)]
-
-    Returns
-    -------
-    chunks : array [shape=(n_chunks, n_channels, size)]
-    """
-    n, ch = x.shape
-    n_chunks = max(1, -(-n // size))
-    padded = np.zeros((n_chunks * size, ch), dtype=x.dtype)
-    padded[:n] = x
-    return padded.reshape(n_chunks, size, ch).transpose(0, 2, 1)
-
-
-def unchunk(chunks, n):
-    """Inverse of :func:`chunk`: [shape=(n_chunks, n_channels, size)] -> [shape=(n, n_channels)]."""
-    n_chunks, ch, size = chunks.shape
-    return chunks.transpose(0, 2, 1).reshape(n_chunks * size, ch)[:n]
-
-
-def oracle(references, batch=8):
+def oracle(references: dict[str, np.ndarray], batch: int = 8) -> dict[str, np.ndarray]:
     """Oracle NSGT soft masks from the true sources, applied to their sum (the mixture).
 
     Parameters
@@ -154,6 +130,7 @@ def oracle(references, batch=8):
         ``backward(M_s * C_mix)`` with ``M_s = |C_s|^2 / (sum_k |C_k|^2 + MASK_EPS)``; they add up
         to the mixture wherever the mixture is not silent.
     """
+    from .chunks import cut, overlap_add
     from .masks import soft_masks
     from .nsgt import get_nsgt
 
@@ -166,7 +143,7 @@ def oracle(references, batch=8):
         if r.shape != shape:
             raise MixinError(f"oracle: source {k} has shape {r.shape}, expected {shape}")
     nsgt = get_nsgt()
-    chunks = np.stack([chunk(r.astype(np.float32, copy=False)) for r in refs])  # (src, nc, ch, L)
+    chunks = np.stack([cut(r.T.astype(np.float32, copy=False)) for r in refs])  # (src, nc, ch, L)
     out = np.empty_like(chunks)
     for b in range(0, chunks.shape[1], batch):
         coefs = nsgt.forward(chunks[:, b:b + batch])  # (src, nb, ch, rows, cols)
@@ -174,4 +151,4 @@ def oracle(references, batch=8):
         mix = coefs.sum(axis=0)
         out[:, b:b + batch] = nsgt.backward(np.stack([masks[i] for i in range(len(names))]) * mix
                                             ).astype(np.float32)
-    return {k: unchunk(out[i], shape[0]) for i, k in enumerate(names)}
+    return {k: overlap_add(out[i], shape[0]).T for i, k in enumerate(names)}

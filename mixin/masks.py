@@ -1,9 +1,9 @@
 """The soft mask of the published MiXiN, in one place.
 
 M_s = P_s / (sum_k P_k + MASK_EPS), where P_s is the power (squared magnitude) of source s's
-estimate. Used by the separator (P = the networks' estimates squared) and the oracle (P = the true
-sources' NSGT powers); ``calibrate.mask_error`` evaluates the same formula with per-source gains
-without materialising the masks (memory).
+estimate. Used by the separator (P = the networks' estimates squared), the oracle (P = the true
+sources' NSGT powers) and the calibration (``calibrate.mask_error``: P = the estimates' powers
+times the squared gains).
 """
 
 from __future__ import annotations

@@ -15,19 +15,22 @@ channels, and the signal is streamed so that memory does not grow with the lengt
 Chunks overlap by default: consecutive chunks share ``overlap * CHUNK_SIZE`` samples, over which the
 earlier chunk's output fades out and the later one's fades in (sin^2/cos^2 tapers summing to one),
 which removes the discontinuities at hard chunk boundaries. ``overlap=0`` reproduces the original's
-hard boundaries exactly.
+hard boundaries exactly. Cutting, the chunk count and the overlap-add weights come from
+:mod:`mixin.chunks`; :meth:`Separator.stream` overlap-adds incrementally, as
+:func:`mixin.chunks.overlap_add` does for a whole signal.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import params
+from .chunks import cut, hop_size, n_chunks, weights
 from .errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -56,25 +59,6 @@ DEFAULT_BATCH = 8
 
 #: Samples per block when streaming from a file (at the file's rate).
 READ_BLOCK = 1 << 18
-
-
-def hop_size(overlap, chunk=params.CHUNK_SIZE):
-    """Hop between chunk starts for an overlap fraction in [0, 0.5]."""
-    if not isinstance(overlap, (int, float)) or not 0 <= overlap <= 0.5 or math.isnan(overlap):
-        raise MixinError(f"overlap must be a fraction between 0 and 0.5, got {overlap!r}")
-    return chunk - int(round(overlap * chunk))
-
-
-def n_chunks(n_samples, hop):
-    """Number of chunks that cover ``n_samples`` (at least one): every sample is processed."""
-    return max(1, -(-int(n_samples) // hop))
-
-
-def _tapers(length):
-    """Rising and falling tapers of ``length`` samples that sum to one (sin^2 and cos^2)."""
-    t = (np.arange(length, dtype=np.float64) + 0.5) / max(length, 1)
-    rise = np.sin(0.5 * np.pi * t) ** 2
-    return rise.astype(np.float32), (1.0 - rise).astype(np.float32)
 
 
 class Separator:
@@ -218,7 +202,8 @@ class Separator:
         return soft_masks({s: np.square(e) for s, e in est.items()})
 
     # ---------------------------------------------------------------- streaming
-    def stream(self, blocks, channels, progress=None):
+    def stream(self, blocks: Iterable[np.ndarray], channels: int,
+               progress: Callable[[int], object] | None = None) -> Iterator[dict[str, np.ndarray]]:
         """Separate a stream of 44.1 kHz blocks.
 
         Parameters
@@ -234,8 +219,7 @@ class Separator:
         number of input samples.
         """
         N, H = self.chunk, self.hop
-        T = N - H
-        rise, fall = _tapers(T)
+        w_first, w_later = weights(H, N)
         frames_per_batch = max(1, self.batch_size // channels)
         jit = self.jit
 
@@ -275,13 +259,10 @@ class Separator:
                 if ended:
                     break
                 continue
-            frames = np.zeros((len(ks), channels, N), np.float32)
-            for i, kk in enumerate(ks):
-                seg = buf[kk * H - buf_start: kk * H - buf_start + N]
-                frames[i, :, :len(seg)] = seg.T
+            b0 = ks[0] * H - buf_start  # chunks ks from the buffer (the last may be zero-padded)
+            frames = cut(buf[b0:b0 + (len(ks) - 1) * H + N].T, H, N)[:len(ks)]
             res = self.process_chunks(frames.reshape(-1, N), jit=jit)
-            # overlap-add with tapers: no rising taper on the first chunk; the falling taper of the
-            # last chunk lies beyond the input's end
+            # overlap-add with the chunks' weights (mixin.chunks.overlap_add, incrementally)
             end = ks[-1] * H + N
             for s in self.sources:
                 y = res[s].reshape(len(ks), channels, N)
@@ -290,12 +271,8 @@ class Separator:
                 if grow > 0:
                     a = np.concatenate([a, np.zeros((grow, channels), np.float32)])
                 for i, kk in enumerate(ks):
-                    seg = y[i].T.copy()
-                    if T and kk > 0:
-                        seg[:T] *= rise[:, None]
-                    if T:
-                        seg[N - T:] *= fall[:, None]
-                    a[kk * H - out_start: kk * H - out_start + N] += seg
+                    w = w_later if kk else w_first
+                    a[kk * H - out_start: kk * H - out_start + N] += y[i].T * w[:, None]
                 acc[s] = a
             k = ks[-1] + 1
             if progress is not None:

@@ -291,13 +291,6 @@ def test_repet_sim_shape():
     assert v.shape == (2000, 2) and np.all(np.isfinite(v))
 
 
-def test_chunk_unchunk_roundtrip():
-    x = np.arange(2 * 100003, dtype=np.float32).reshape(-1, 2)
-    c = baselines.chunk(x)
-    assert c.shape == (3, 2, 44032)
-    np.testing.assert_array_equal(baselines.unchunk(c, len(x)), x)
-
-
 # ------------------------------------------------------------------------------------- systems
 def test_make_systems_names_and_errors(tmp_path, tiny_models):
     names = [s.name for s in evaluate.make_systems([f"orig={tiny_models}"])]
