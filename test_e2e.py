@@ -152,23 +152,23 @@ def main(argv=None):
 
     # 3 -----------------------------------------------------------------------------------------
     nextstep(3, "Verifying the prepared segments")
-    import soundfile as sf
+    from mixin import audio, layout
+    from mixin.errors import MixinError
 
     folders = sorted(f for f in os.listdir("data") if os.path.isdir(os.path.join("data", f)))
-    expected = [f"{song:03d}{seg:04d}{kind}" for song in (0, 1) for seg in (1, 2) for kind in ("nov", "v")]
-    if folders != sorted(expected):
-        errexit(f"--prepare-stems wrote folders {folders}, expected {sorted(expected)}")
+    expected = [(song, seg, kind) for song in (0, 1) for seg in (1, 2) for kind in layout.KINDS]
+    names = sorted(layout.segment_name(*e) for e in expected)
+    if folders != names:
+        errexit(f"--prepare-stems wrote folders {folders}, expected {names}")
     n_tested = 0
     channels = set()
-    for f in expected:
-        names = ["mix", "harmonic", "percussive"] + (["vocal"] if f.endswith("v") and
-                                                     not f.endswith("nov") else [])
-        for name in names:
-            path = os.path.join("data", f, f"{name}.wav")
+    for song, seg, kind in expected:
+        for part in layout.SEGMENT_PARTS[kind]:
+            path = layout.segment_file(layout.segment_folder("data", song, seg, kind), part)
             try:
-                info = sf.info(path)
-            except Exception as e:
-                errexit(f"cannot read {path}: {e}")
+                info = audio.probe(path)
+            except MixinError as e:
+                errexit(str(e))
             n_tested += 1
             channels.add(info.channels)
             if info.samplerate != SAMPLE_RATE or info.frames != 10 * SAMPLE_RATE:
@@ -176,15 +176,15 @@ def main(argv=None):
                         f"expected 10 s at {SAMPLE_RATE} Hz")
     if n_tested != 28:
         errexit(f"expected 28 segment files, found {n_tested}")
-    if not os.path.isfile(os.path.join("data", "songs.json")):
-        errexit("data/songs.json is missing")
+    if not layout.songs_json("data").is_file():
+        errexit(f"{layout.songs_json('data')} is missing")
     success(f"good: 8 folders, 28 files of 10 s at 44.1 kHz ({'/'.join(map(str, sorted(channels)))} "
             f"channel(s))")
 
     # 4 -----------------------------------------------------------------------------------------
     nextstep(4, "Creating the HDF5 datasets")
     _, t = run([train_util, "--create-hdf5", "--n-pool", str(args.n_pool)], "train_util.py --create-hdf5")
-    hdf5_files = [f"data_{s}.hdf5" for s in SOURCES]
+    hdf5_files = [layout.hdf5_path("data", s).name for s in SOURCES]
     found = sorted(f for f in os.listdir("data") if f.endswith(".hdf5"))
     if found != sorted(hdf5_files):
         errexit(f"--create-hdf5 wrote {found}, expected {hdf5_files}")
@@ -192,14 +192,14 @@ def main(argv=None):
 
     # 5 -----------------------------------------------------------------------------------------
     nextstep(5, "Verifying the datasets and their shapes in all three files")
-    import json
-
     import h5py
 
     from mixin.nsgt import coef_shape
 
-    with open(os.path.join("data", "songs.json")) as fh:
-        split = json.load(fh)["split"]
+    try:
+        split = layout.read_songs("data")["split"]
+    except MixinError as e:
+        errexit(str(e))
     n_chunks = -(-10 * SAMPLE_RATE // 44032)  # every chunk, the last zero-padded: 11
     (n_ch,) = channels if len(channels) == 1 else (None,)
     if n_ch is None:
@@ -276,22 +276,23 @@ def main(argv=None):
 
     # 9 -----------------------------------------------------------------------------------------
     nextstep(9, "Separating a file with the freshly trained models")
-    song = os.path.join("data", "0000001v", "mix.wav")
+    song = layout.segment_file(layout.segment_folder("data", 0, 1, "v"), "mix")
     outdir = tempfile.mkdtemp(prefix="mixin-e2e-")
     try:
         _, t = run([os.path.join(HERE, "xtract_mixin.py"), "--pretrained-model-dir", "model",
-                    "--outdir", outdir, song], "xtract_mixin.py")
-        info_in = sf.info(song)
+                    "--outdir", outdir, str(song)], "xtract_mixin.py")
+        info_in = audio.probe(song)
         for s in SOURCES:
             path = os.path.join(outdir, f"mix_{s}.wav")
             if not os.path.isfile(path):
                 errexit(f"xtract_mixin.py did not write {path}: {sorted(os.listdir(outdir))}")
-            out_audio, sr = sf.read(path, dtype="float32", always_2d=True)
+            try:
+                out_audio, sr = audio.read_audio(path)  # non-finite samples are an error
+            except MixinError as e:
+                errexit(str(e))
             if sr != info_in.samplerate or out_audio.shape != (info_in.frames, info_in.channels):
                 errexit(f"{path}: {out_audio.shape} at {sr} Hz, expected "
                         f"{(info_in.frames, info_in.channels)} at {info_in.samplerate} Hz")
-            if not np.all(np.isfinite(out_audio)):
-                errexit(f"{path}: non-finite samples")
     finally:
         shutil.rmtree(outdir, ignore_errors=True)
     success(f"good ({t:.1f} s): three outputs of the input's length and channels")

@@ -1,11 +1,10 @@
 """Calibration: the networks' output scales, fitted for the soft masks (a stage after training).
 
 The soft masks ``M_s = E_s^2 / (E_h^2 + E_p^2 + E_v^2 + 1e-7)`` depend only on the *ratios* of the
-three estimates. Each network is trained on its own (MAE), and each underestimates its source by
-its own amount — measured on the training songs with the networks of set A (README, "The shipped
-models"): harmonic 10-15 dB low in most bands, percussive 3-6 dB — so the ratios, and with them the masks, lean towards the
-network that underestimates least. :func:`calibrate` fits one gain per network (percussive and
-vocal, relative to harmonic, which keeps its scale) that minimises the squared error of the
+three estimates. Each network is trained on its own (MAE) and misjudges its source's level by its
+own amount (README, "--calibrate"), so the ratios, and with them the masks, lean towards one
+source. :func:`calibrate` fits one gain per network (percussive and vocal, relative to harmonic,
+which keeps its scale) that minimises the squared error of the
 masked mixture magnitudes ``M_s * |X|`` against the true source magnitudes ``|S_s|`` on chunks of
 the training songs, and folds each gain into the network's last convolution: its ReLU is
 positively homogeneous (``relu(g * z) = g * relu(z)`` for ``g > 0``), so scaling that layer's
@@ -13,8 +12,9 @@ kernel and bias by ``g`` scales the output by exactly ``g``. The calibrated mode
 MiXiN models (the published architecture, the same files), interchangeable with any other.
 
 Data: ``n_chunks`` chunks (one channel each) drawn with ``seed`` from the ``v`` segment folders
-(mixture with vocals) of the real training songs recorded in ``data/songs.json`` — never a
-validation or test song, and not the remixes, so the fit reflects natural stem balances.
+(mixture with vocals; names in :mod:`mixin.layout`) of the real training songs recorded in
+``data/songs.json`` — never a validation or test song, and not the remixes, so the fit reflects
+natural stem balances.
 
 Search: a grid of gains in dB (``GRID_DB``: -24 .. +24 in 6 dB steps, both gains), then a 1 dB
 grid of +-3 dB around the best point (130 evaluations of the error).
@@ -28,17 +28,19 @@ before and after, the chunks and the seed. A directory already calibrated is ref
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import params
+from . import fileio, layout, params
 from .errors import MixinError
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger("mixin")
 
@@ -55,8 +57,9 @@ ANCHOR = "harmonic"
 UNCALIBRATED = "model_{}.uncalibrated.h5"
 
 
-def last_conv(model):
-    """The model's last Conv2D layer (the 1x1 ReLU output layer of the CDAE)."""
+def last_conv(model: keras.Model) -> keras.layers.Conv2D:
+    """The model's last Conv2D layer (the 1x1 ReLU output layer of the CDAE). Raises
+    :class:`MixinError` if there is none or its activation is not a ReLU."""
     convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     if not convs:
         raise MixinError(f"model {model.name} has no Conv2D layer to calibrate")
@@ -68,8 +71,9 @@ def last_conv(model):
     return layer
 
 
-def scale_output(model, gain):
-    """Multiply the model's output by ``gain`` (> 0) by scaling its last convolution, in place."""
+def scale_output(model: keras.Model, gain: float) -> keras.Model:
+    """Multiply the model's output by ``gain`` (> 0, finite; else :class:`MixinError`) by scaling
+    its last convolution, in place; returns ``model``."""
     if not gain > 0 or not np.isfinite(gain):
         raise MixinError(f"a calibration gain must be a positive number, got {gain}")
     layer = last_conv(model)
@@ -77,34 +81,36 @@ def scale_output(model, gain):
     return model
 
 
-def mask_error(powers, mix_mag, targets, gains):
-    """Sum over sources of ||M_s * |X| - |S_s|||^2 for the soft masks of the estimates' powers
-    scaled by ``gains`` (amplitude gains; powers scale by their squares). The masks are those of
-    :func:`mixin.masks.soft_masks`, evaluated without materialising them (one temporary instead
-    of three scaled copies: this runs over the grid on large batches).
+def mask_error(powers: dict[str, np.ndarray], mix_mag: np.ndarray, targets: dict[str, np.ndarray],
+               gains: dict[str, float], block: int = 8) -> float:
+    """Sum over sources of ||M_s * |X| - |S_s|||^2, where M_s are the soft masks
+    (:func:`mixin.masks.soft_masks`) of the estimates' powers scaled by ``gains`` (amplitude
+    gains; powers scale by their squares). Computed ``block`` chunks at a time: the masks take
+    the memory of ``block`` chunks, however many chunks there are.
 
     powers, targets : dict source -> float32 [shape=(n, rows, cols)]; mix_mag : same shape.
     """
+    from .masks import soft_masks
+
     g2 = {s: np.float32(gains[s] ** 2) for s in powers}
-    den = np.full_like(mix_mag, params.MASK_EPS)
-    for s, p in powers.items():
-        den += g2[s] * p
-    inv = np.reciprocal(den, out=den)  # (one temporary more: d, reused for every source)
-    inv *= mix_mag
-    d = np.empty_like(inv)
     err = 0.0
-    for s, p in powers.items():
-        np.multiply(p, inv, out=d)
-        d *= g2[s]
-        d -= targets[s]
-        err += float(np.vdot(d.ravel(), d.ravel()))
+    for a in range(0, len(mix_mag), block):
+        b = slice(a, a + block)
+        masks = soft_masks({s: g2[s] * p[b] for s, p in powers.items()})
+        for s, d in masks.items():
+            d *= mix_mag[b]
+            d -= targets[s][b]
+            err += float(np.vdot(d.ravel(), d.ravel()))
     return err
 
 
-def fit_gains(powers, mix_mag, targets, anchor=ANCHOR, grid=GRID_DB, fine=FINE_DB):
+def fit_gains(powers: dict[str, np.ndarray], mix_mag: np.ndarray, targets: dict[str, np.ndarray],
+              anchor: str = ANCHOR, grid: tuple[float, float, float] = GRID_DB,
+              fine: tuple[float, float] = FINE_DB) -> tuple[dict[str, float], float, float]:
     """Gains (dB) of the non-anchor sources minimising :func:`mask_error` (coarse, then fine grid).
 
-    Returns (gains_db dict source -> float, error at 0 dB, error at the fit).
+    Arrays as in :func:`mask_error`. Returns (gains_db dict source -> dB, the anchor's 0.0
+    included; error at 0 dB; error at the fit).
     """
     others = [s for s in powers if s != anchor]
     coarse = np.arange(grid[0], grid[1] + grid[2] / 2, grid[2])
@@ -130,20 +136,20 @@ def fit_gains(powers, mix_mag, targets, anchor=ANCHOR, grid=GRID_DB, fine=FINE_D
 
 
 def _training_chunks(data_dir, n_chunks, seed):
-    """(folder, chunk, channel) triples drawn from the ``v`` folders of the real training songs."""
-    from .stems import read_songs
-
-    doc = read_songs(data_dir)
+    """(folder, chunk, channel) triples drawn from the ``v`` folders of the real training songs:
+    the whole chunks of each segment (``segment_samples // CHUNK_SIZE``), never its zero-padded
+    last one."""
+    doc = layout.read_songs(data_dir)
     train = set(doc["split"]["train"])
     songs = [s for s in doc["songs"] if s["index"] in train and not s["augmented"]]
     if not songs:
-        raise MixinError(f"no real training song in {data_dir}/songs.json to calibrate on")
+        raise MixinError(f"no real training song in {layout.songs_json(data_dir)} to calibrate on")
     per_seg = doc["segment_samples"] // params.CHUNK_SIZE
     if per_seg < 1:
         raise MixinError(f"segments of {doc['segment_samples']} samples are shorter than one chunk "
                          f"({params.CHUNK_SIZE} samples): nothing to calibrate on")
-    slots = [(Path(data_dir) / f, k, c) for s in songs for f in s["folders"] if f.endswith("v")
-             and not f.endswith("nov") for k in range(per_seg) for c in range(s["channels"])]
+    slots = [(layout.segment_folder(data_dir, s["index"], g, "v"), k, c) for s in songs
+             for g in s["segments"] for k in range(per_seg) for c in range(s["channels"])]
     missing = sorted({str(p) for p, _, _ in slots if not p.is_dir()})
     if missing:
         raise MixinError(f"segment folder missing: {missing[0]} (run --prepare-stems again)")
@@ -153,28 +159,35 @@ def _training_chunks(data_dir, n_chunks, seed):
 
 
 def _read_chunks(chunks):
-    """Mixture and source chunks: dict name -> float32 [shape=(n, CHUNK_SIZE)]."""
+    """Mixture and source chunks (hard chunks of :func:`mixin.chunks.cut`): dict name -> float32
+    [shape=(n, CHUNK_SIZE)]."""
     from . import audio
+    from .chunks import cut
 
-    names = ("mix",) + params.SOURCES
+    names = layout.SEGMENT_PARTS["v"]  # "mix" and the three sources
     out = {n: np.empty((len(chunks), params.CHUNK_SIZE), np.float32) for n in names}
     cache_key, cache = None, None
-    N = params.CHUNK_SIZE
     for i, (folder, k, c) in enumerate(chunks):
-        if folder != cache_key:
-            cache = {n: audio.read_audio(folder / f"{n}.wav")[0] for n in names}
+        if folder != cache_key:  # the folder's chunks [shape=(n_chunks, n_channels, CHUNK_SIZE)]
+            cache = {n: cut(audio.read_audio(layout.segment_file(folder, n))[0].T) for n in names}
             cache_key = folder
         for n in names:
-            out[n][i] = cache[n][k * N:(k + 1) * N, c]
+            out[n][i] = cache[n][k, c]
     return out
 
 
-def calibrate(data_dir="data", model_dir="model", n_chunks=128, seed=0, overwrite=False,
-              batch_size=8):
+def calibrate(data_dir: str | os.PathLike = "data", model_dir: str | os.PathLike = "model",
+              n_chunks: int = 128, seed: int = 0, overwrite: bool = False,
+              batch_size: int = 8) -> dict[str, Any]:
     """Fit and fold the output gains of the three networks in ``model_dir`` (see the module
-    documentation). Returns the record written to ``model_dir/calibration.json``."""
+    documentation). Returns the record written to ``model_dir/calibration.json``.
+
+    Raises :class:`MixinError` if ``n_chunks`` is not a positive integer, a model file or the
+    prepared data is missing, or ``model_dir`` is already calibrated and not ``overwrite``.
+    """
     from .model import load_cdae, model_paths, save_cdae
     from .nsgt import get_nsgt
+    from .separate import Separator
 
     t0 = time.perf_counter()
     if int(n_chunks) != n_chunks or n_chunks < 1:
@@ -197,7 +210,8 @@ def calibrate(data_dir="data", model_dir="model", n_chunks=128, seed=0, overwrit
     chunks, songs = _training_chunks(data_dir, int(n_chunks), seed)
     models = {s: load_cdae(p) for s, p in sources.items()}
 
-    # magnitudes and estimates, batch by batch
+    # magnitudes and estimates, batch by batch (the networks run as in separation)
+    sep = Separator(models=models)
     nsgt = get_nsgt()
     data = _read_chunks(chunks)
     n = len(chunks)
@@ -209,10 +223,10 @@ def calibrate(data_dir="data", model_dir="model", n_chunks=128, seed=0, overwrit
         b = slice(a, a + batch_size)
         mag = np.abs(nsgt.forward(data["mix"][b])).astype(np.float32)
         mix_mag[b] = mag
+        est = sep.estimate(mag)
         for s in params.SOURCES:
             targets[s][b] = np.abs(nsgt.forward(data[s][b]))
-            est = np.asarray(models[s](mag[..., None], training=False))[..., 0]
-            powers[s][b] = np.square(est)
+            powers[s][b] = np.square(est[s])
     del data
     gains_db, before, after = fit_gains(powers, mix_mag, targets)
     log.info("calibration gains (dB, relative to %s): %s; mask error %.4g -> %.4g (%.1f %%)", ANCHOR,
@@ -222,9 +236,7 @@ def calibrate(data_dir="data", model_dir="model", n_chunks=128, seed=0, overwrit
     # keep the uncalibrated models, write the calibrated ones
     if not again:
         for s, p in paths.items():
-            unc = model_dir / UNCALIBRATED.format(s)
-            shutil.copyfile(p, str(unc) + ".tmp")
-            os.replace(str(unc) + ".tmp", unc)
+            fileio.copy_file(p, model_dir / UNCALIBRATED.format(s))
     for s, p in paths.items():
         save_cdae(scale_output(models[s], 10 ** (gains_db[s] / 20)), p)
     record = {
@@ -238,7 +250,5 @@ def calibrate(data_dir="data", model_dir="model", n_chunks=128, seed=0, overwrit
         "seconds": round(time.perf_counter() - t0, 1),
         "uncalibrated_models": {s: UNCALIBRATED.format(s) for s in paths},
     }
-    tmp = record_path.with_name(".tmp-" + CALIBRATION_JSON)
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, record_path)
+    fileio.write_json(record_path, record)
     return record

@@ -278,14 +278,16 @@ def main(argv=None):
             create_hdf5(args.data_dir, n_pool=args.n_pool, mono=args.mono, seed=args.seed,
                         overwrite=args.overwrite, storage=args.hdf5_storage, sources=args.sources)
         if args.train:
-            from mixin.train import train
+            from mixin.train import TrainConfig, train
 
-            train(args.data_dir, args.model_dir, args.logdir, sources=args.sources,
-                  epochs=args.epochs, batch_size=args.batch_size or 64,
-                  patience=2 if args.patience is None else args.patience,
-                  seed=args.seed, plot=args.plot_training, steps_per_epoch=args.steps_per_epoch,
-                  loss=loss, learning_rate=learning_rate, overwrite=args.overwrite,
-                  eval_batches=args.eval_batches)
+            train(TrainConfig(
+                data_dir=args.data_dir, model_dir=args.model_dir, logdir=args.logdir,
+                sources=tuple(args.sources), epochs=args.epochs,
+                batch_size=args.batch_size or TrainConfig.batch_size,
+                patience=TrainConfig.patience if args.patience is None else args.patience,
+                seed=args.seed, plot=args.plot_training, steps_per_epoch=args.steps_per_epoch,
+                loss=loss, learning_rate=learning_rate, overwrite=args.overwrite,
+                eval_batches=args.eval_batches))
         if args.train_mix:
             from mixin.jointtrain import MixTrainConfig, train_mix
             from mixin.mixing import MixConfig

@@ -28,20 +28,24 @@ import csv
 import functools
 import importlib.util
 import io
-import json
 import logging
 import math
 import multiprocessing
 import os
-import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import params
+from . import fileio, params
 from .errors import MixinError
+
+if TYPE_CHECKING:
+    from .separate import Separator
 
 log = logging.getLogger("mixin")
 
@@ -102,7 +106,8 @@ def _song_from_folder(folder, stems):
     return Song(name=Path(folder).name, path=str(folder), stems=dict(stems))
 
 
-def find_songs(roots, names=None):
+def find_songs(roots: Iterable[str | os.PathLike],
+               names: Iterable[str] | None = None) -> list[Song]:
     """Find song folders.
 
     Parameters
@@ -173,8 +178,9 @@ def find_songs(roots, names=None):
     return songs
 
 
-def active_windows(x, win):
-    """Which ``win``-sample windows of ``x`` [shape=(n, ch)] are active (RMS > ACTIVE_RMS)."""
+def active_windows(x: np.ndarray, win: int) -> np.ndarray:
+    """Which ``win``-sample windows of ``x`` [shape=(n, ch)] are active (RMS > ACTIVE_RMS):
+    bool [shape=(n // win,)] (a partial last window is left out)."""
     n = (x.shape[0] // win) * win
     if n == 0:
         return np.zeros(0, dtype=bool)
@@ -182,7 +188,7 @@ def active_windows(x, win):
     return power > ACTIVE_RMS ** 2
 
 
-def auto_offset(references, sr, duration):
+def auto_offset(references: dict[str, np.ndarray], sr: int, duration: float) -> int:
     """Start (whole seconds) of the ``duration`` s excerpt with the most 1 s windows in which every
     target is active (the earliest such excerpt on ties).
 
@@ -198,7 +204,8 @@ def auto_offset(references, sr, duration):
     return int(np.argmax(counts))
 
 
-def load_song(song, offset=0.0, duration=None, mono=False):
+def load_song(song: Song, offset: float | str = 0.0, duration: float | None = None,
+              mono: bool = False) -> tuple[dict[str, np.ndarray], int, float]:
     """Read a song's stems and build the target references for an excerpt.
 
     Parameters
@@ -217,6 +224,9 @@ def load_song(song, offset=0.0, duration=None, mono=False):
     references : dict target -> float32 array [shape=(n, ch)]
     sr : int
     start : float, the excerpt's start in seconds
+
+    Raises :class:`MixinError` for unreadable stems, stems of different rates or channel
+    counts, a rate other than 44.1 kHz, or an offset past the end.
     """
     from .audio import read_audio
 
@@ -263,7 +273,7 @@ def load_song(song, offset=0.0, duration=None, mono=False):
 # ============================================================================================
 
 @functools.lru_cache(maxsize=1)
-def museval_metrics():
+def museval_metrics() -> ModuleType:
     """museval's BSS Eval v4 module (``museval.metrics``).
 
     ``import museval`` imports musdb and stempeg, which refuse to load without ffmpeg on the PATH
@@ -285,7 +295,7 @@ def museval_metrics():
     return module
 
 
-def silent_windows(x, win, hop):
+def silent_windows(x: np.ndarray, win: int, hop: int) -> np.ndarray:
     """museval's silence test per window: the channel sum is exactly zero throughout.
 
     x : array [shape=(n, ch)]; returns bool [shape=(n_windows,)] with museval's framing.
@@ -299,13 +309,14 @@ def silent_windows(x, win, hop):
     return out
 
 
-def dither(x, seed=0):
+def dither(x: np.ndarray, seed: int = 0) -> np.ndarray:
     """``x`` plus deterministic noise of RMS :data:`DITHER_RMS` (same shape, float32)."""
     rng = np.random.default_rng(seed)
     return (x + rng.standard_normal(x.shape) * DITHER_RMS).astype(np.float32)
 
 
-def bss_eval_v4(references, estimates, win, hop=None):
+def bss_eval_v4(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray | None],
+                win: int, hop: int | None = None) -> dict[str, dict[str, np.ndarray]]:
     """BSS Eval v4 of estimates against references, per 1-s (``win``) window.
 
     Parameters
@@ -359,19 +370,19 @@ def bss_eval_v4(references, estimates, win, hop=None):
     return frames
 
 
-def median_over_windows(values):
+def median_over_windows(values: Iterable[float] | np.ndarray) -> float:
     """Median of a song's window scores, ignoring NaN windows (NaN if none is valid)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[~np.isnan(v)]
     return float(np.median(v)) if v.size else float("nan")
 
 
-def median_over_songs(values):
+def median_over_songs(values: Iterable[float] | np.ndarray) -> float:
     """Median of song medians, ignoring NaN songs (NaN if none is valid)."""
     return median_over_windows(values)
 
 
-def song_medians(frames):
+def song_medians(frames: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
     """dict target -> metric -> per-window array  =>  dict target -> metric -> median."""
     return {t: {m: median_over_windows(v) for m, v in d.items()} for t, d in frames.items()}
 
@@ -386,10 +397,14 @@ class System:
     name = "system"
     kind = "system"
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
+        """What the results record about the system (JSON-serialisable)."""
         return {"name": self.name, "kind": self.kind}
 
-    def separate(self, mixture, sr, references):  # pragma: no cover - interface
+    def separate(self, mixture: np.ndarray, sr: int,  # pragma: no cover - interface
+                 references: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
+        """Estimates [shape=mixture.shape] per target of ``mixture`` [shape=(n, ch)] at ``sr`` Hz
+        (None: not estimated); only the oracle looks at ``references``."""
         raise NotImplementedError
 
 
@@ -401,14 +416,15 @@ class ModelSystem(System):
 
     kind = "mixin"
 
-    def __init__(self, name, model_dir, overlap=None):
+    def __init__(self, name: str, model_dir: str | os.PathLike, overlap: float | None = None) -> None:
         self.name, self.model_dir, self.overlap = name, str(model_dir), overlap
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "model_dir": self.model_dir,
                 "overlap": params.DEFAULT_OVERLAP if self.overlap is None else self.overlap}
 
-    def separator(self):
+    def separator(self) -> Separator:
+        """The separator of these models (one per process and setting: models load once)."""
         key = (self.model_dir, self.overlap)
         if key not in _SEPARATORS:  # one per process: models load once per worker
             from .separate import Separator
@@ -417,7 +433,8 @@ class ModelSystem(System):
             _SEPARATORS[key] = Separator(model_dir=self.model_dir, **kw)
         return _SEPARATORS[key]
 
-    def separate(self, mixture, sr, references):
+    def separate(self, mixture: np.ndarray, sr: int,
+                 references: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
         out = self.separator().separate(mixture, sr)
         return {t: out.get(t) for t in TARGETS}
 
@@ -428,10 +445,11 @@ class HPSSSystem(System):
     name = "HPSS/REPET-SIM"
     kind = "hpss"
 
-    def __init__(self, vocal=True):
+    def __init__(self, vocal: bool = True) -> None:
         self.vocal = vocal
 
-    def separate(self, mixture, sr, references):
+    def separate(self, mixture: np.ndarray, sr: int,
+                 references: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
         from . import baselines
 
         h, p = baselines.hpss(mixture, sr)
@@ -445,13 +463,14 @@ class OracleSystem(System):
     name = "oracle"
     kind = "oracle"
 
-    def separate(self, mixture, sr, references):
+    def separate(self, mixture: np.ndarray, sr: int,
+                 references: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
         from . import baselines
 
         return baselines.oracle(references)
 
 
-def parse_model_spec(spec):
+def parse_model_spec(spec: str) -> tuple[str, str]:
     """``DIR`` or ``LABEL=DIR`` -> (label, dir). The label defaults to the folder's name."""
     label, sep, path = spec.partition("=")
     if not sep:
@@ -462,7 +481,7 @@ def parse_model_spec(spec):
     return label, path
 
 
-def check_model_dir(path):
+def check_model_dir(path: str | os.PathLike) -> None:
     """A model directory must hold the three networks; raise MixinError naming what is missing."""
     from .model import model_paths
 
@@ -473,7 +492,8 @@ def check_model_dir(path):
         raise MixinError(f"model file not found: {missing[0]}")
 
 
-def make_systems(model_dirs=(), variants="both", hpss=True, oracle=True):
+def make_systems(model_dirs: Iterable[str] = (), variants: str = "both", hpss: bool = True,
+                 oracle: bool = True) -> list[System]:
     """Build the systems to compare.
 
     Parameters
@@ -482,6 +502,11 @@ def make_systems(model_dirs=(), variants="both", hpss=True, oracle=True):
     variants : "both", "default" or "no-overlap"
         MiXiN with the default overlap (named LABEL) and/or the original's hard chunks
         (named "LABEL no-overlap").
+    hpss, oracle : bool
+        Add the HPSS/REPET-SIM baseline (needs librosa) and the oracle soft mask.
+
+    Raises :class:`MixinError` for a bad ``variants``, a model directory without the three
+    networks, a missing librosa, two systems of one name, or no system at all.
     """
     if variants not in ("both", "default", "no-overlap"):
         raise MixinError(f"variants must be both, default or no-overlap, got {variants!r}")
@@ -513,7 +538,8 @@ def make_systems(model_dirs=(), variants="both", hpss=True, oracle=True):
 # Running
 # ============================================================================================
 
-def evaluate_song(song, systems, offset="auto", duration=None, mono=False):
+def evaluate_song(song: Song, systems: Sequence[System], offset: float | str = "auto",
+                  duration: float | None = None, mono: bool = False) -> dict[str, Any]:
     """Separate one song's mixture with every system and score it.
 
     Returns
@@ -553,7 +579,9 @@ def _worker_init(level):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def run(songs, systems, offset="auto", duration=None, mono=False, jobs=1, progress=True):
+def run(songs: Sequence[Song], systems: Sequence[System], offset: float | str = "auto",
+        duration: float | None = None, mono: bool = False, jobs: int = 1,
+        progress: bool = True) -> dict[str, Any]:
     """Evaluate every system on every song; songs in parallel with ``jobs`` processes.
 
     Returns
@@ -634,11 +662,12 @@ def _fmt(v, width=7):
     return f"{'n/a':>{width}}" if v is None or math.isnan(v) else f"{v:{width}.2f}"
 
 
-def system_names(results):
+def system_names(results: dict[str, Any]) -> list[str]:
+    """The names of the systems of :func:`run`'s results, in their order."""
     return [s["name"] for s in results["config"]["systems"]]
 
 
-def format_table(results, metrics=METRICS):
+def format_table(results: dict[str, Any], metrics: Sequence[str] = METRICS) -> str:
     """Plain-text table of the medians: one row per system; columns SDR-H SDR-P SDR-V SIR-H ..."""
     names = system_names(results)
     w = max(8, max(len(n) for n in names))
@@ -652,7 +681,7 @@ def format_table(results, metrics=METRICS):
     return "\n".join(lines)
 
 
-def format_markdown(results):
+def format_markdown(results: dict[str, Any]) -> str:
     """Markdown: median SDR per system and target, then SDR/SIR/ISR/SAR per system and target."""
     names = system_names(results)
     lines = ["| system | " + " | ".join(f"{t} SDR" for t in TARGETS) + " |",
@@ -669,28 +698,11 @@ def format_markdown(results):
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path, write):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _write_text(path, text):
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def check_outdir(outdir, overwrite=False):
+def check_outdir(outdir: str | os.PathLike, overwrite: bool = False) -> None:
     """Refuse to overwrite earlier results unless asked; make sure the folder can be written.
 
     Nothing is created: a missing folder must be creatable (its nearest existing parent a
-    writable folder); :func:`write_results` creates it.
+    writable folder); :func:`write_results` creates it. Raises :class:`MixinError`.
     """
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
@@ -708,15 +720,17 @@ def check_outdir(outdir, overwrite=False):
         raise MixinError(f"output folder is not writable: {parent}")
 
 
-def write_results(results, outdir, overwrite=False):
-    """Write scores.json, songs.csv, medians.csv, medians.md and boxplot.png; return their paths."""
+def write_results(results: dict[str, Any], outdir: str | os.PathLike,
+                  overwrite: bool = False) -> list[Path]:
+    """Write scores.json, songs.csv, medians.csv, medians.md and boxplot.png, each atomically
+    (:mod:`mixin.fileio`); return their paths. :class:`MixinError` as :func:`check_outdir`."""
     check_outdir(outdir, overwrite)
     outdir = Path(outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MixinError(f"cannot create output folder {outdir}: {e.strerror}") from None
-    _write_text(outdir / "scores.json", json.dumps(_json_safe(results), indent=1) + "\n")
+    fileio.write_json(outdir / "scores.json", _json_safe(results))
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -728,7 +742,7 @@ def write_results(results, outdir, overwrite=False):
                 w.writerow([n, r["name"], t, *(_csv_num(s["medians"][t][m]) for m in METRICS),
                             f"{r['offset_s']:g}", f"{r['duration_s']:.3f}",
                             f"{s['separate_s']:.3f}"])
-    _write_text(outdir / "songs.csv", buf.getvalue())
+    fileio.write_text(outdir / "songs.csv", buf.getvalue())
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -738,8 +752,8 @@ def write_results(results, outdir, overwrite=False):
             valid = sum(not math.isnan(r["systems"][n]["medians"][t]["SDR"])
                         for r in results["songs"])
             w.writerow([n, t, *(_csv_num(results["medians"][n][t][m]) for m in METRICS), valid])
-    _write_text(outdir / "medians.csv", buf.getvalue())
-    _write_text(outdir / "medians.md", format_markdown(results))
+    fileio.write_text(outdir / "medians.csv", buf.getvalue())
+    fileio.write_text(outdir / "medians.md", format_markdown(results))
     plot_boxes(results, outdir / "boxplot.png")
     return [outdir / f for f in OUTPUT_FILES]
 
@@ -748,7 +762,7 @@ def _csv_num(v):
     return "" if math.isnan(v) else f"{v:.4f}"
 
 
-def plot_boxes(results, path):
+def plot_boxes(results: dict[str, Any], path: str | os.PathLike) -> None:
     """Box plot of SDR per 1 s window (all songs pooled), one panel per target, systems side by
     side; a diamond marks the table's value (median over songs of the per-song medians)."""
     import matplotlib
@@ -789,5 +803,6 @@ def plot_boxes(results, path):
                  f"{'mono' if cfg['mono'] else 'stereo'} (diamond: median of song medians)",
                  fontsize=9)
     fig.tight_layout()
-    _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    with fileio.atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)

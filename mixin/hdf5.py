@@ -1,7 +1,8 @@
 """Training datasets: NSGT magnitudes of the prepared segments, split by song, in HDF5.
 
 :func:`create_hdf5` reads the segment folders that :func:`mixin.stems.prepare_stems` wrote
-(``data/{song:03d}{segment:04d}v/`` and ``…nov/``) and writes one file per source::
+(``data/{song:03d}{segment:04d}v/`` and ``…nov/``, named in :mod:`mixin.layout`) and writes one
+file per source::
 
     data/data_harmonic.hdf5, data/data_percussive.hdf5, data/data_vocal.hdf5
 
@@ -44,21 +45,19 @@ import json
 import logging
 import multiprocessing
 import os
-import re
 import time
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from . import params
+from . import layout, params
 from .errors import MixinError
 
 log = logging.getLogger("mixin")
 
 #: The three splits, in file order.
 SPLITS = ("train", "validation", "test")
-
-#: Segment folder names written by :mod:`mixin.stems`: song digits, 4 segment digits, v/nov.
-FOLDER_RE = re.compile(r"^(\d{3,})(\d{4})(v|nov)$")
 
 #: Storage options: numpy dtype and HDF5 filter keyword arguments for ``create_dataset``.
 STORAGE = {
@@ -70,7 +69,7 @@ STORAGE = {
     "float16-gzip": dict(dtype="float16", compression="gzip", compression_opts=4, shuffle=True),
 }
 
-#: Chosen by measurement on real stems (README, "Training data storage"): float16 halves the size
+#: Chosen by measurement on real stems (README, "--create-hdf5"): float16 halves the size
 #: and the read bandwidth with no measurable change in validation loss; compression saves little
 #: more on NSGT magnitudes and costs CPU that training needs.
 DEFAULT_STORAGE = "float16"
@@ -79,38 +78,41 @@ DEFAULT_STORAGE = "float16"
 CHUNKS_PER_TASK = 4
 
 
-def hdf5_paths(data_dir, sources=params.SOURCES):
-    """Paths of the dataset files for ``sources`` inside ``data_dir`` (a dict keyed by source)."""
-    return {s: os.path.join(str(data_dir), f"data_{s}.hdf5") for s in sources}
+def hdf5_paths(data_dir: str | os.PathLike,
+               sources: Iterable[str] = params.SOURCES) -> dict[str, str]:
+    """Paths (str) of the dataset files for ``sources`` inside ``data_dir`` (a dict keyed by
+    source): :func:`mixin.layout.hdf5_path`."""
+    return {s: str(layout.hdf5_path(data_dir, s)) for s in sources}
 
 
-def dataset_name(xy, split):
+def dataset_name(xy: str, split: str) -> str:
     """Name of a dataset in the original layout, e.g. ``data-x-train``."""
     return f"data-{xy}-{split}"
 
 
-def find_segments(data_dir):
-    """The prepared segment folders in ``data_dir``, sorted by (song, segment, kind).
+def find_segments(data_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The prepared segment folders in ``data_dir``, sorted by (song, segment, kind: v first).
 
-    Returns a list of dicts (name, path, song, segment, vocal: bool). Raises :class:`MixinError`
-    if ``data_dir`` holds none.
+    Returns a list of dicts (name, path: str, song, segment, vocal: bool). Raises
+    :class:`MixinError` if ``data_dir`` is missing or holds none.
     """
     data_dir = str(data_dir)
     if not os.path.isdir(data_dir):
         raise MixinError(f"data directory not found: {data_dir} (run --prepare-stems first)")
     found = []
     for entry in os.scandir(data_dir):
-        m = FOLDER_RE.match(entry.name)
-        if m and entry.is_dir():
-            found.append(dict(name=entry.name, path=entry.path, song=int(m.group(1)),
-                              segment=int(m.group(2)), vocal=m.group(3) == "v"))
+        seg = layout.parse_segment_folder(entry.name)
+        if seg and entry.is_dir():
+            found.append(dict(name=entry.name, path=entry.path, song=seg.song,
+                              segment=seg.segment, vocal=seg.kind == "v"))
     if not found:
         raise MixinError(f"no prepared segments in {data_dir} (run --prepare-stems first)")
     found.sort(key=lambda f: (f["song"], f["segment"], not f["vocal"]))
     return found
 
 
-def assign_splits(data_dir, song_ids, seed=0):
+def assign_splits(data_dir: str | os.PathLike, song_ids: Iterable[int],
+                  seed: int = 0) -> dict[str, list[int]]:
     """The train/validation/test songs of the prepared segments.
 
     The split recorded in ``songs.json`` by :func:`mixin.stems.prepare_stems` is authoritative
@@ -119,9 +121,9 @@ def assign_splits(data_dir, song_ids, seed=0):
     real songs (``seed``), augmented songs going to training. Returns {split: sorted song indices}
     restricted to ``song_ids``; :class:`MixinError` if a segment's song is not in the table.
     """
-    from .stems import read_songs, split_songs
+    from .stems import split_songs
 
-    doc = read_songs(data_dir)
+    doc = layout.read_songs(data_dir)
     song_ids = sorted(set(int(s) for s in song_ids))
     split = doc.get("split")
     if not split:
@@ -134,14 +136,14 @@ def assign_splits(data_dir, song_ids, seed=0):
     try:
         split = {k: sorted(int(i) for i in split.get(k, [])) for k in SPLITS}
     except (TypeError, ValueError, AttributeError):
-        raise MixinError(f"{data_dir}/songs.json: unreadable split {split!r}") from None
+        raise MixinError(f"{layout.songs_json(data_dir)}: unreadable split {split!r}") from None
     listed = [i for k in SPLITS for i in split[k]]
     if len(listed) != len(set(listed)):
-        raise MixinError(f"{data_dir}/songs.json: a song is in two splits: {split}")
+        raise MixinError(f"{layout.songs_json(data_dir)}: a song is in two splits: {split}")
     missing = sorted(set(song_ids) - set(listed))
     if missing:
-        raise MixinError(f"{data_dir}: segment folders of songs {missing} are not in songs.json; "
-                         f"re-run --prepare-stems --overwrite")
+        raise MixinError(f"{data_dir}: segment folders of songs {missing} are not in "
+                         f"{layout.SONGS_JSON}; re-run --prepare-stems --overwrite")
     keep = set(song_ids)
     return {k: [i for i in v if i in keep] for k, v in split.items()}
 
@@ -150,7 +152,7 @@ def _segment_length(folder):
     """Frames of the segment's mix.wav (after checking it is 44.1 kHz)."""
     import soundfile as sf
 
-    path = os.path.join(folder["path"], "mix.wav")
+    path = str(layout.segment_file(folder["path"], "mix"))
     try:
         info = sf.info(path)
     except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/OSError
@@ -161,8 +163,8 @@ def _segment_length(folder):
 
 
 def _read_range(path, start, stop, mono, n_frames):
-    """Samples [start, stop) of a wav of ``n_frames`` samples as float32
-    [shape=(n_channels, stop - start)], zero-padded past its end."""
+    """Samples [start, min(stop, n_frames)) of a wav of ``n_frames`` samples as float32
+    [shape=(n_channels, min(stop, n_frames) - start)]."""
     import soundfile as sf
 
     try:
@@ -179,18 +181,16 @@ def _read_range(path, start, stop, mono, n_frames):
     x = x.T
     if mono:
         x = x.mean(axis=0, keepdims=True)
-    if x.shape[1] < stop - start:
-        x = np.pad(x, ((0, 0), (0, stop - start - x.shape[1])))
     return x
 
 
-def to_float16(a):
-    """Non-negative float32 values to float16, rounded to nearest even, as ``a.astype(float16)``.
-
-    NumPy converts values that become float16 subnormals (below 2**-14, about a third of NSGT
-    magnitudes) in a slow scalar path (~45 ns per value, against ~3 ns for normal values); here
-    they are rounded directly to their bit patterns, round(a * 2**24), which is exact.
+def to_float16(a: np.ndarray) -> np.ndarray:
+    """Non-negative float32 values to float16 of the same shape, rounded to nearest even: the
+    result of ``a.astype(float16)``, faster. Values below 2**-14 (float16 subnormals) are
+    rounded directly to their bit patterns, round(a * 2**24), which is exact.
     """
+    # NumPy converts values that become float16 subnormals (about a third of NSGT magnitudes)
+    # in a slow scalar path (~45 ns per value, against ~3 ns for normal values).
     a = np.asarray(a, dtype=np.float32)
     tiny = np.float32(2.0 ** -14)  # smallest normal float16
     with np.errstate(over="ignore", invalid="ignore"):
@@ -203,7 +203,8 @@ def to_float16(a):
 
 
 def _compute_task(task):
-    """Worker: NSGT magnitudes of chunks [c0, c1) of the folders of one segment.
+    """Worker: NSGT magnitudes of chunks [c0, c1) of the folders of one segment (hard chunks of
+    :func:`mixin.chunks.cut`, the segment's last one zero-padded).
 
     The ``v`` and ``nov`` folders of a segment hold the same harmonic and percussive stems (only
     the mixture differs), so when their samples are equal their magnitudes are computed once.
@@ -211,6 +212,7 @@ def _compute_task(task):
     Returns (task, [{name: array [shape=(n_chunks * n_channels, n_rows, n_cols)] of ``dtype``}
     per folder]), examples ordered chunk-major then channel.
     """
+    from .chunks import cut
     from .nsgt import get_nsgt
 
     nsgt = get_nsgt()
@@ -222,7 +224,7 @@ def _compute_task(task):
         out = {}
         n_ch = None
         for name in folder["files"]:
-            path = os.path.join(folder["path"], f"{name}.wav")
+            path = str(layout.segment_file(folder["path"], name))
             x = _read_range(path, start, stop, task["mono"], folder["n_frames"])  # (ch, n)
             if n_ch is None:
                 n_ch = x.shape[0]
@@ -233,8 +235,7 @@ def _compute_task(task):
                 mag = next((m for xs, m in cache if xs.shape == x.shape and np.array_equal(xs, x)),
                            None)
             if mag is None:
-                chunks = x.reshape(n_ch, -1, L).transpose(1, 0, 2)  # (n_chunks, ch, L)
-                mag = np.abs(nsgt.forward(chunks))  # (n_chunks, ch, rows, cols)
+                mag = np.abs(nsgt.forward(cut(x, L)))  # (n_chunks, ch, rows, cols)
                 mag = mag.reshape((-1,) + mag.shape[2:])
                 mag = to_float16(mag) if task["dtype"] == "<f2" else mag.astype(task["dtype"])
                 if name != "mix":
@@ -248,9 +249,9 @@ def _check_folder(folder, n_frames):
     """Every wav the folder needs exists and has the mix's length; returns the list of names."""
     import soundfile as sf
 
-    names = ["mix", "harmonic", "percussive"] + (["vocal"] if folder["vocal"] else [])
+    names = list(layout.SEGMENT_PARTS["v" if folder["vocal"] else "nov"])
     for name in names[1:]:
-        path = os.path.join(folder["path"], f"{name}.wav")
+        path = str(layout.segment_file(folder["path"], name))
         if not os.path.isfile(path):
             raise MixinError(f"missing {path} (re-run --prepare-stems)")
         try:
@@ -264,6 +265,8 @@ def _check_folder(folder, n_frames):
 
 def _make_tasks(folders, mono, dtype):
     """Tasks of at most CHUNKS_PER_TASK chunks of one segment (its v and nov folders together)."""
+    from .chunks import n_chunks
+
     groups = {}
     for f in folders:
         n_frames, n_ch = _segment_length(f)
@@ -274,10 +277,10 @@ def _make_tasks(folders, mono, dtype):
         groups.setdefault((f["song"], f["segment"], n_frames), []).append(f)
     tasks = []
     for (song, segment, n_frames), group in sorted(groups.items()):
-        n_chunks = -(-n_frames // params.CHUNK_SIZE)
-        for c0 in range(0, n_chunks, CHUNKS_PER_TASK):
+        count = n_chunks(n_frames, params.CHUNK_SIZE)
+        for c0 in range(0, count, CHUNKS_PER_TASK):
             tasks.append(dict(song=song, segment=segment, folders=group, c0=c0,
-                              c1=min(c0 + CHUNKS_PER_TASK, n_chunks), mono=mono, dtype=dtype))
+                              c1=min(c0 + CHUNKS_PER_TASK, count), mono=mono, dtype=dtype))
     return tasks
 
 
@@ -315,8 +318,9 @@ def _ordered_results(tasks, n_pool):
             yield res
 
 
-def create_hdf5(data_dir="data", n_pool=None, mono=False, seed=0, overwrite=False,
-                storage=None, sources=params.SOURCES):
+def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None, mono: bool = False,
+                seed: int = 0, overwrite: bool = False, storage: str | None = None,
+                sources: Sequence[str] = params.SOURCES) -> dict[str, Any]:
     """Compute the training datasets of the prepared segments in ``data_dir``.
 
     Parameters
@@ -338,7 +342,11 @@ def create_hdf5(data_dir="data", n_pool=None, mono=False, seed=0, overwrite=Fals
 
     Returns
     -------
-    dict: per source {split: number of examples}, plus "chunks", "seconds", "storage", "splits".
+    dict: "counts" (per source {split: number of examples}), "chunks", "seconds" (wall time),
+    "storage", "splits" ({split: song indices}), "files" (per source, the path).
+
+    Raises :class:`MixinError` for bad arguments, no prepared segments or ``songs.json``,
+    unreadable segment audio, or existing files without ``overwrite``.
     """
     from .nsgt import coef_shape
 
@@ -476,7 +484,8 @@ def _progress(total):
     return tqdm(total=total, unit="task", desc="create-hdf5", leave=False)
 
 
-def check_hdf5(data_dir, sources=params.SOURCES):
+def check_hdf5(data_dir: str | os.PathLike,
+               sources: Iterable[str] = params.SOURCES) -> dict[str, dict[str, int]]:
     """Open and validate the dataset files; returns {source: {split: n_examples}}.
 
     Raises :class:`MixinError` if a file is missing, incomplete, or has the wrong shape.

@@ -17,9 +17,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from . import params
+from . import fileio, params
 from .errors import MixinError
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger("mixin")
 
@@ -28,8 +34,9 @@ N_LAYERS = 13
 N_PARAMS = 37005
 
 
-def import_tensorflow(verbose=False):
-    """Import TensorFlow quietly (its C++ log level follows ``verbose``) and return ``tf``."""
+def import_tensorflow(verbose: bool = False) -> ModuleType:
+    """Import TensorFlow quietly (its C++ log level follows ``verbose``, unless
+    ``TF_CPP_MIN_LOG_LEVEL`` is set) and return the ``tensorflow`` module."""
     import sys
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
@@ -54,14 +61,14 @@ def import_tensorflow(verbose=False):
     return tf
 
 
-def input_shape():
+def input_shape() -> tuple[int, int, int]:
     """The networks' input shape, derived from the transform: (n_bands, n_cols, 1) = (96, 1948, 1)."""
     from .nsgt import coef_shape
 
     return coef_shape() + (1,)
 
 
-def build_cdae(shape=None, name=None):
+def build_cdae(shape: tuple[int, int, int] | None = None, name: str | None = None) -> keras.Model:
     """Build an untrained MiXiN CDAE (Keras 3 functional model), uncompiled.
 
     Parameters
@@ -69,6 +76,8 @@ def build_cdae(shape=None, name=None):
     shape : tuple (rows, cols, 1), optional
         Input shape; defaults to :func:`input_shape`. The crop is derived so that the output
         shape equals the input shape for any size.
+    name : str, optional
+        The model's name (default "mixin_cdae").
     """
     import_tensorflow()
     import keras
@@ -98,8 +107,9 @@ def build_cdae(shape=None, name=None):
     return keras.Model(inp, out, name=name or "mixin_cdae")
 
 
-def compile_cdae(model, loss="mae", learning_rate=1e-3):
-    """Compile with Adam and the given loss (the published models: MAE), reporting MAE."""
+def compile_cdae(model: keras.Model, loss: str = "mae", learning_rate: float = 1e-3) -> keras.Model:
+    """Compile ``model`` in place with Adam and ``loss`` (a Keras loss name; the published
+    models: "mae"), reporting MAE; returns it. The arguments are not checked here."""
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss,
@@ -107,12 +117,15 @@ def compile_cdae(model, loss="mae", learning_rate=1e-3):
     return model
 
 
-def model_paths(model_dir, sources=params.SOURCES):
-    """Paths of the model files for ``sources`` inside ``model_dir`` (a dict keyed by source)."""
+def model_paths(model_dir: str | os.PathLike,
+                sources: Iterable[str] = params.SOURCES) -> dict[str, str]:
+    """Paths (str) of the model files for ``sources`` inside ``model_dir`` (a dict keyed by
+    source; names in :data:`mixin.params.MODEL_FILES`)."""
     return {s: os.path.join(str(model_dir), params.MODEL_FILES[s]) for s in sources}
 
 
-def load_cdae(path, expected_shape=None):
+def load_cdae(path: str | os.PathLike,
+              expected_shape: tuple[int, int, int] | None = None) -> keras.Model:
     """Load one CDAE from a Keras ``.h5`` (legacy Keras 2 files included) or ``.keras`` file.
 
     Raises :class:`MixinError` naming the file if it is missing, unreadable, or does not map
@@ -139,10 +152,12 @@ def load_cdae(path, expected_shape=None):
     return model
 
 
-def load_models(model_dir, sources=params.SOURCES):
+def load_models(model_dir: str | os.PathLike,
+                sources: Iterable[str] = params.SOURCES) -> dict[str, keras.Model]:
     """Load the CDAEs for ``sources`` from ``model_dir``; a dict keyed by source.
 
-    Every file is checked before any is loaded, so a missing one is reported at once.
+    Every file is checked before any is loaded, so a missing one is reported at once
+    (:class:`MixinError`, as from :func:`load_cdae`).
     """
     if not os.path.isdir(str(model_dir)):
         raise MixinError(f"model directory not found: {model_dir}")
@@ -153,13 +168,12 @@ def load_models(model_dir, sources=params.SOURCES):
     return {s: load_cdae(p) for s, p in paths.items()}
 
 
-def save_cdae(model, path):
-    """Save a CDAE in the HDF5 format that ``xtract_mixin.py --pretrained-model-dir`` loads.
+def save_cdae(model: keras.Model, path: str | os.PathLike) -> None:
+    """Save a CDAE in the HDF5 format that ``xtract_mixin.py --pretrained-model-dir`` loads
+    (``path`` should end in ``.h5``).
 
-    Written to a temporary file first and renamed, so an interrupted save never leaves a
+    Written atomically (:func:`mixin.fileio.atomic_path`): an interrupted save never leaves a
     half-written model behind.
     """
-    path = str(path)
-    tmp = path + ".tmp.h5"
-    model.save(tmp)
-    os.replace(tmp, path)
+    with fileio.atomic_path(path) as tmp:
+        model.save(str(tmp))

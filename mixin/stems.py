@@ -29,17 +29,18 @@ Segments
     D = round(segment_duration * 44100) samples; segment i covers samples [i*D, (i+1)*D).
     Segments ``segment_offset`` .. ``segment_limit - 1`` (None = all) are written, including
     the last full one (the original skipped it); a final partial segment (< D samples) is
-    dropped, so every segment file has exactly D samples. Each segment writes
-    ``data/{song:03d}{segment:04d}v/`` (mix.wav = harmonic + percussive + vocal, harmonic.wav,
-    percussive.wav, vocal.wav) and ``.../{song:03d}{segment:04d}nov/`` (mix.wav = harmonic +
-    percussive, harmonic.wav, percussive.wav), as 32-bit float WAV (sums never clip). Each
-    folder is written under a temporary name and renamed when complete.
+    dropped, so every segment file has exactly D samples. Each segment writes a ``v`` folder
+    (mix.wav = harmonic + percussive + vocal, harmonic.wav, percussive.wav, vocal.wav) and a
+    ``nov`` folder (mix.wav = harmonic + percussive, harmonic.wav, percussive.wav), named as
+    in :mod:`mixin.layout` (``data/{song:03d}{segment:04d}v/``), as 32-bit float WAV (sums
+    never clip). Each folder is written under a temporary name and renamed when complete.
 
 songs.json
     Written last (its presence marks a complete preparation): for every song its index,
     source folder, duration, channels, segments written, whether it is an augmented remix,
     and its split; plus the split itself (:func:`split_songs` over the real songs, augmented
-    songs added to training). Read it with :func:`read_songs`.
+    songs added to training); fields in :mod:`mixin.layout`. Read it with
+    :func:`mixin.layout.read_songs`.
 
 Augmentation (``augment`` = N)
     N extra songs numbered after the real ones, each remixed from the percussive part of one
@@ -65,20 +66,20 @@ remix); nothing holds all songs at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import os
-import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import audio, params
+from . import audio, fileio, layout, params
 from .errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -93,16 +94,6 @@ LENGTH_TOLERANCE = 4
 #: The classes of stem files, in the order of the decision.
 ROLES = ("percussive", "vocal", "harmonic")
 
-#: Name of the song table written beside the segment folders.
-SONGS_JSON = "songs.json"
-
-#: Segment folder names: song (3 digits), segment (4 digits), "v" (with vocals) or "nov".
-SEGMENT_DIR_RE = re.compile(r"^(\d{3})(\d{4})(v|nov)$")
-
-#: Files of each kind of segment folder.
-SEGMENT_FILES = {"v": ("mix.wav", "harmonic.wav", "percussive.wav", "vocal.wav"),
-                 "nov": ("mix.wav", "harmonic.wav", "percussive.wav")}
-
 #: Fractions of songs in validation and test (the rest is training).
 SPLIT_FRACTIONS = {"validation": 0.1, "test": 0.1}
 
@@ -114,7 +105,7 @@ _MAX_SONGS = 1000
 _MAX_SEGMENTS = 10000
 
 
-def classify(filename):
+def classify(filename: str | os.PathLike) -> str:
     """Class of a stem file from its name: 'percussive', 'vocal', 'ignore' (a mixture) or
     'harmonic' — the original's rule ("drum", then "vocal", then "mix", else harmonic)."""
     name = Path(filename).name.lower()
@@ -166,10 +157,6 @@ def _umask():
     return mask
 
 
-def _one_line(e):
-    return " ".join(str(e).split())[:300] or type(e).__name__
-
-
 # --------------------------------------------------------------------------------------------
 # discovering songs
 # --------------------------------------------------------------------------------------------
@@ -192,7 +179,8 @@ def _audio_files(folder, names):
                   if not f.startswith(".") and Path(f).suffix.lower() in AUDIO_EXTENSIONS)
 
 
-def find_song_folders(stem_dirs, exclude=None):
+def find_song_folders(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
+                      exclude: str | os.PathLike | None = None) -> list[tuple[Path, list[Path]]]:
     """Song folders under ``stem_dirs``: [(folder, [audio files])], stem dirs in the given
     order, sorted by path inside each; the folder ``exclude`` (the data dir, when it lies
     inside a stem dir) is not searched. MixinError if a stem dir is missing or holds no audio."""
@@ -268,7 +256,7 @@ def _check_channels(where, chans):
 # split and augmentation plan
 # --------------------------------------------------------------------------------------------
 
-def split_songs(n_songs, seed=0):
+def split_songs(n_songs: int, seed: int = 0) -> dict[str, list[int]]:
     """Split song indices 0..n_songs-1 into training, validation and test, by song.
 
     Deterministic from ``(n_songs, seed)``. Validation and test get round(10 %) of the songs
@@ -292,7 +280,8 @@ def split_songs(n_songs, seed=0):
     return {"train": sorted(train), "validation": sorted(val), "test": sorted(test)}
 
 
-def named_split(songs, validation_songs=(), test_songs=()):
+def named_split(songs: Sequence[Song], validation_songs: Iterable[str] | None = (),
+                test_songs: Iterable[str] | None = ()) -> dict[str, list[int]]:
     """Split real songs by folder name: the named songs validate / test, the rest train.
 
     ``songs``: list of :class:`Song` (``folder`` set). MixinError naming an unknown or
@@ -318,7 +307,8 @@ def named_split(songs, validation_songs=(), test_songs=()):
     return {k: split[k] for k in ("train", "validation", "test")}
 
 
-def plan_remixes(songs, train, n_remix, seed=0, gain_db=AUGMENT_GAIN_DB):
+def plan_remixes(songs: Sequence[Song], train: Iterable[int], n_remix: int, seed: int = 0,
+                 gain_db: float = AUGMENT_GAIN_DB) -> list[dict[str, dict[str, Any]]]:
     """Choose sources, gains and offsets of ``n_remix`` augmented songs from the training songs.
 
     ``songs``: the real songs (``length`` set); ``train``: indices of training songs.
@@ -417,19 +407,20 @@ def _segment_range(length, seg_samples, offset, limit):
 def _existing_preparation(data_dir):
     if not data_dir.is_dir():
         return []
-    found = [p for p in data_dir.iterdir() if p.is_dir() and SEGMENT_DIR_RE.match(p.name)]
-    if (data_dir / SONGS_JSON).exists():
-        found.insert(0, data_dir / SONGS_JSON)
+    found = [p for p in data_dir.iterdir() if p.is_dir() and layout.parse_segment_folder(p.name)]
+    if layout.songs_json(data_dir).exists():
+        found.insert(0, layout.songs_json(data_dir))
     return found
 
 
 def _write_folder(data_dir, name, files, overwrite):
-    """Write {filename: array} into ``data_dir/name`` via a temporary folder and a rename."""
+    """Write {part: array} as the part files of ``data_dir/name`` (:func:`mixin.layout.segment_file`)
+    via a temporary folder and a rename."""
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=data_dir))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
-        for fname, x in files.items():
-            _write_audio(tmp / fname, x, params.SAMPLE_RATE)
+        for part, x in files.items():
+            _write_audio(layout.segment_file(tmp, part), x, params.SAMPLE_RATE)
         final = data_dir / name
         if final.exists():
             if not overwrite:  # appeared while we ran
@@ -446,20 +437,23 @@ def _write_segments(data_dir, song, parts, seg_samples, overwrite):
     for seg in song.segments:
         sl = slice(seg * seg_samples, (seg + 1) * seg_samples)
         hs, ps, vs = h[sl], p[sl], v[sl]
-        stem = f"{song.index:03d}{seg:04d}"
         hp = hs + ps
-        _write_folder(data_dir, stem + "v", {"mix.wav": hp + vs, "harmonic.wav": hs,
-                                             "percussive.wav": ps, "vocal.wav": vs}, overwrite)
-        _write_folder(data_dir, stem + "nov", {"mix.wav": hp, "harmonic.wav": hs,
-                                               "percussive.wav": ps}, overwrite)
+        for kind, mix in (("v", hp + vs), ("nov", hp)):
+            arrays = {"mix": mix, "harmonic": hs, "percussive": ps, "vocal": vs}
+            _write_folder(data_dir, layout.segment_name(song.index, seg, kind),
+                          {part: arrays[part] for part in layout.SEGMENT_PARTS[kind]}, overwrite)
 
 
-def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_offset=0,
-                  track_limit=-1, segment_limit=None, augment=0, seed=0, overwrite=False,
-                  augment_gain_db=AUGMENT_GAIN_DB, augment_segments=None, validation_songs=None,
-                  test_songs=None):
+def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
+                  data_dir: str | os.PathLike = "data", segment_duration: float = 30.0,
+                  segment_offset: int = 0, track_limit: int = -1, segment_limit: int | None = None,
+                  augment: int = 0, seed: int = 0, overwrite: bool = False,
+                  augment_gain_db: float = AUGMENT_GAIN_DB, augment_segments: int | None = None,
+                  validation_songs: Iterable[str] | None = None,
+                  test_songs: Iterable[str] | None = None) -> dict[str, Any]:
     """Cut the songs under ``stem_dirs`` into segment folders in ``data_dir`` (see the module
-    documentation for the rules) and write ``data_dir/songs.json``.
+    documentation for the rules) and write ``data_dir/songs.json``. Raises :class:`MixinError`
+    for bad arguments, unusable stems, or a previous preparation without ``overwrite``.
 
     Parameters
     ----------
@@ -578,9 +572,9 @@ def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_off
         raise MixinError(f"{data_dir} already holds prepared data ({existing[0].name}, {len(existing)} "
                          "entries); use --overwrite to replace it")
     data_dir.mkdir(parents=True, exist_ok=True)
-    if overwrite and (data_dir / SONGS_JSON).exists():
-        (data_dir / SONGS_JSON).unlink()  # written again last: marks a complete preparation
-    if any(data_dir.glob("data_*.hdf5")):
+    if overwrite and layout.songs_json(data_dir).exists():
+        layout.songs_json(data_dir).unlink()  # written again last: marks a complete preparation
+    if any(data_dir.glob(layout.HDF5_GLOB)):
         log.warning("%s holds HDF5 files built from earlier segments: rebuild them with --create-hdf5",
                     data_dir)
 
@@ -598,7 +592,7 @@ def prepare_stems(stem_dirs, data_dir="data", segment_duration=30.0, segment_off
         del parts
         log.info("song %03d (%s): %d segments", song.index, what, len(song.segments))
 
-    written = {f"{s.index:03d}{g:04d}{k}" for s in songs for g in s.segments for k in ("v", "nov")}
+    written = {f for s in songs for f in _folders(s)}
     stale = [p for p in _existing_preparation(data_dir) if p.is_dir() and p.name not in written]
     for p in stale:
         shutil.rmtree(p)
@@ -647,7 +641,7 @@ def _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, seg
             "channels": s.channels,
             "n_segments": len(s.segments),
             "segments": s.segments,
-            "folders": [f"{s.index:03d}{g:04d}{k}" for g in s.segments for k in ("v", "nov")],
+            "folders": _folders(s),
         }
         if s.remix is None:
             entry["files"] = {role: [f.name for f in fs] for role, fs in s.files.items()}
@@ -655,7 +649,7 @@ def _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, seg
             entry["remix"] = s.remix
         table.append(entry)
     doc = {
-        "format": "mixin-songs/1",
+        "format": layout.SONGS_FORMAT,
         "sample_rate": params.SAMPLE_RATE,
         "segment_duration": segment_duration,
         "segment_samples": seg_samples,
@@ -668,24 +662,10 @@ def _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, seg
         "split": split,
         "songs": table,
     }
-    tmp = data_dir / (".tmp-" + SONGS_JSON)
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, data_dir / SONGS_JSON)
+    fileio.write_json(layout.songs_json(data_dir), doc)
 
 
-def read_songs(data_dir="data"):
-    """The song table written by :func:`prepare_stems` (``data_dir/songs.json``) as a dict:
-    keys 'split' (dict train/validation/test -> song indices), 'songs' (list, position = song
-    index; each with 'source', 'augmented', 'split', 'duration', 'channels', 'n_segments',
-    'segments', 'folders'), 'segment_samples', ... MixinError if there is none or it is
-    unreadable."""
-    path = Path(data_dir) / SONGS_JSON
-    if not path.is_file():
-        raise MixinError(f"no prepared stems in {data_dir} ({SONGS_JSON} missing): "
-                         "run --prepare-stems first")
-    try:
-        doc = json.loads(path.read_text())
-        doc["songs"], doc["split"]  # noqa: B018  (presence check)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise MixinError(f"cannot read {path}: {_one_line(e)}") from None
-    return doc
+def _folders(song):
+    """The segment folder names of ``song``, as listed in songs.json (v, nov per segment)."""
+    return [layout.segment_name(song.index, g, k) for g in song.segments for k in layout.KINDS]
+

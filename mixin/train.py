@@ -1,8 +1,8 @@
 """Training the three CDAEs from the HDF5 datasets, resumable and reproducible.
 
-:func:`train` trains, for each source, the published CDAE (:func:`mixin.model.build_cdae`, Adam,
-MAE) on ``data/data_{source}.hdf5`` and saves ``model/model_{source}.h5`` in the format that
-``xtract_mixin.py --pretrained-model-dir`` loads.
+:func:`train` trains, for each source, the published CDAE (:func:`mixin.model.build_cdae`, Adam)
+on ``data/data_{source}.hdf5`` and saves ``model/model_{source}.h5`` in the format that
+``xtract_mixin.py --pretrained-model-dir`` loads. Its settings are a :class:`TrainConfig`.
 
 Data: batches stream from HDF5 through ``tf.data`` (a Python generator reading one batch of
 examples at a time, prefetched while the previous batch trains), so memory does not depend on the
@@ -19,6 +19,8 @@ Files (``{s}`` = source)::
     model/model_{s}.h5              the final model (the best epoch's weights)
     model/history_{s}.csv           a copy of the history
     model/{s}_train_loss.png, model/{s}_train_mae.png   with ``plot=True`` (Agg backend)
+
+Every file but the Keras CSV history is written atomically (:mod:`mixin.fileio`).
 
 Resuming: re-running continues each source from ``last.keras`` (weights and optimizer state) at
 the epoch recorded in the state file, with the same batches an uninterrupted run would have seen;
@@ -53,15 +55,19 @@ import json
 import logging
 import math
 import os
-import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import params
+from . import fileio, layout, params
 from .errors import MixinError
-from .hdf5 import SPLITS, check_hdf5, dataset_name, hdf5_paths
+from .hdf5 import SPLITS, check_hdf5, dataset_name
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger("mixin")
 
@@ -81,6 +87,72 @@ PREFETCH = 2
 STATE_VERSION = 1
 
 
+@dataclass
+class TrainConfig:
+    """Settings of :func:`train`, validated once by :meth:`check` (which :func:`train` calls).
+
+    Defaults are the command's (``train_util.py --train``): the measured best learning rate and
+    losses; the original MiXiN trained with ``learning_rate=1e-3, loss="mae"``.
+    """
+
+    data_dir: str | os.PathLike = "data"       #: holds data_{source}.hdf5 (--create-hdf5)
+    model_dir: str | os.PathLike = "model"     #: final models, histories, plots
+    logdir: str | os.PathLike = "logdir"       #: checkpoints, state, history (for resuming)
+    sources: tuple[str, ...] = params.SOURCES  #: networks to train, in this order
+    epochs: int = 100                          #: at most this many (early stopping ends sooner)
+    batch_size: int = 64                       #: examples per batch (global, when distributed)
+    patience: int = 2                          #: epochs without a lower validation loss
+    seed: int = 0                              #: initial weights and batch order
+    steps_per_epoch: int | None = None         #: batches per epoch (None: one pass)
+    #: "mae" or "mse" for every network, or a dict source -> loss (:data:`DEFAULT_LOSSES`)
+    loss: str | dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LOSSES))
+    learning_rate: float = DEFAULT_LEARNING_RATE  #: Adam's, in (0, 1)
+    #: batches of training data scored for the final training MAE (None: all; validation and
+    #: test are always scored in full)
+    eval_batches: int | None = None
+    plot: bool = False                         #: loss/MAE curves as PNG beside the models
+    overwrite: bool = False                    #: start afresh, replacing checkpoints and models
+    deterministic: bool = False                #: TensorFlow op determinism (slower)
+
+    def check(self) -> TrainConfig:
+        """Raise :class:`MixinError` naming the first bad setting and its value; return self."""
+        def integer(name, v, lo, optional=False):
+            if optional and v is None:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise MixinError(f"{name} must be an integer >= {lo}, got {v!r}")
+
+        integer("--epochs", self.epochs, 1)
+        integer("--batch-size", self.batch_size, 1)
+        integer("--patience", self.patience, 0)
+        integer("--seed", self.seed, 0)
+        integer("--steps-per-epoch", self.steps_per_epoch, 1, optional=True)
+        integer("--eval-batches", self.eval_batches, 1, optional=True)
+        if isinstance(self.sources, str):
+            raise MixinError(f"sources must be a list of source names, got {self.sources!r}")
+        bad = [s for s in self.sources if s not in params.SOURCES]
+        if bad or not self.sources or len(set(self.sources)) != len(self.sources):
+            raise MixinError(f"unknown, repeated or no sources {list(self.sources)!r}; choose "
+                             f"from {', '.join(params.SOURCES)}")
+        if isinstance(self.loss, dict):
+            missing = [s for s in self.sources if s not in self.loss]
+            if missing:
+                raise MixinError(f"no loss given for {', '.join(missing)} (loss {self.loss!r})")
+        for s in self.sources:
+            if self.loss_of(s) not in LOSSES:
+                raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss_of(s)!r} "
+                                 f"for {s}")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) \
+                or not math.isfinite(lr) or not 0 < lr < 1:
+            raise MixinError(f"--learning-rate must be in (0, 1), got {lr!r}")
+        return self
+
+    def loss_of(self, source: str) -> str:
+        """The loss of ``source``'s network."""
+        return self.loss[source] if isinstance(self.loss, dict) else self.loss
+
+
 def _paths(model_dir, logdir, source):
     return dict(
         best=os.path.join(logdir, f"model_{source}.best.h5"),
@@ -94,13 +166,15 @@ def _paths(model_dir, logdir, source):
     )
 
 
-def checkpoint_paths(model_dir, logdir, source):
-    """Every file :func:`train` writes for ``source`` (a dict: best, last, state, history, model…)."""
+def checkpoint_paths(model_dir: str | os.PathLike, logdir: str | os.PathLike,
+                     source: str) -> dict[str, str]:
+    """Every file :func:`train` writes for ``source`` (a dict of str: best, last, state, history,
+    model, model_history, plot_loss, plot_mae; see the module documentation)."""
     return _paths(str(model_dir), str(logdir), source)
 
 
-def read_state(path):
-    """The JSON state file of one source, or None if absent."""
+def read_state(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The JSON state file of one source, or None if absent; :class:`MixinError` if unreadable."""
     if not os.path.exists(path):
         return None
     try:
@@ -108,13 +182,6 @@ def read_state(path):
             return json.load(f)
     except (OSError, ValueError) as e:
         raise MixinError(f"cannot read training state {path}: {e}; use --overwrite to start again") from None
-
-
-def _write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -125,8 +192,10 @@ def _n_batches(n, batch_size):
     return -(-n // batch_size)
 
 
-def batch_indices(n, batch_size, seed, batch, shuffle=True):
-    """Sorted example indices of global batch number ``batch`` of a shuffled stream.
+def batch_indices(n: int, batch_size: int, seed: int, batch: int,
+                  shuffle: bool = True) -> np.ndarray:
+    """Sorted example indices (int array, at most ``batch_size``) of global batch number ``batch``
+    of a shuffled stream.
 
     The stream is a sequence of passes over the ``n`` examples; pass ``p`` uses the permutation
     drawn from ``(seed, p)``. So batch ``b`` depends only on (n, batch_size, seed, b).
@@ -164,9 +233,11 @@ def _h5_batches(path, split, batch_size, seed, start, stop, shuffle):
             b += 1
 
 
-def make_dataset(path, split, batch_size, seed=0, start_batch=0, n_batches=None, shuffle=True,
-                 infinite=False):
-    """A ``tf.data.Dataset`` of (x, y) float32 batches streamed from one split of an HDF5 file.
+def make_dataset(path: str | os.PathLike, split: str, batch_size: int, seed: int = 0,
+                 start_batch: int = 0, n_batches: int | None = None, shuffle: bool = True,
+                 infinite: bool = False) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` of (x, y) float32 batches [shape=(b, 96, 1948, 1)] streamed from one
+    split of an HDF5 file (:class:`MixinError` if the split has no examples).
 
     ``infinite=True``: shuffled batches from global batch ``start_batch`` on, forever (give
     ``steps_per_epoch`` to ``fit``). Otherwise ``n_batches`` batches (default: one pass).
@@ -213,7 +284,7 @@ def _tf_config_workers():
     return n, is_chief
 
 
-def get_strategy():
+def get_strategy() -> tuple[tf.distribute.Strategy, bool]:
     """The distribution strategy for the visible devices; returns (strategy, is_chief).
 
     MultiWorkerMirroredStrategy if ``TF_CONFIG`` names more than one worker; MirroredStrategy over
@@ -292,13 +363,12 @@ def _callbacks(keras, paths, state, patience, monitor, batch_size):
             logs = logs or {}
             if self.es.best_epoch == epoch and self.es.best is not None:
                 _save_h5(self.model, paths["best"])
-            tmp = paths["last"][:-len(".keras")] + ".tmp.keras"
-            self.model.save(tmp)
-            os.replace(tmp, paths["last"])
+            with fileio.atomic_path(paths["last"]) as tmp:  # keeps the .keras extension
+                self.model.save(str(tmp))
             state.update(epoch=epoch + 1, best=_f(self.es.best), best_epoch=int(self.es.best_epoch),
                          wait=int(self.es.wait),
                          last_logs={k: _f(v) for k, v in logs.items()})
-            _write_json(paths["state"], state)
+            fileio.write_json(paths["state"], state, sort_keys=True)
 
     best_weights = None
     if state.get("best") is not None and os.path.exists(paths["best"]):
@@ -343,8 +413,8 @@ def _f(v):
 # plots
 # ------------------------------------------------------------------------------------------------
 
-def read_history(path):
-    """The CSV history as {column: list of floats}."""
+def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
+    """The CSV history as {column: list of floats} (NaN where a value is not a number)."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     cols = {}
@@ -357,8 +427,10 @@ def read_history(path):
     return cols
 
 
-def plot_history(history_csv, source, loss_png, mae_png, loss_name="mae"):
-    """Loss and MAE curves (train vs validation) as PNG files (Agg backend, never a window)."""
+def plot_history(history_csv: str | os.PathLike, source: str, loss_png: str | os.PathLike,
+                 mae_png: str | os.PathLike, loss_name: str = "mae") -> None:
+    """Loss and MAE curves (train vs validation) per epoch as PNG files, written atomically (Agg
+    backend, never a window). ``loss_name`` only labels the loss plot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -377,37 +449,13 @@ def plot_history(history_csv, source, loss_png, mae_png, loss_name="mae"):
         ax.set_ylabel(key)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right")
-        png = str(png)
-        tmp = png + ".tmp.png"
-        fig.savefig(tmp)
-        os.replace(tmp, png)
+        with fileio.atomic_open(png, "wb") as f:
+            fig.savefig(f, format="png")
 
 
 # ------------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------------
-
-def _validate(epochs, batch_size, patience, seed, steps_per_epoch, loss, learning_rate, sources):
-    def posint(name, v, minimum=1):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-            raise MixinError(f"{name} must be an integer >= {minimum}, got {v!r}")
-
-    posint("--epochs", epochs)
-    posint("--batch-size", batch_size)
-    posint("--patience", patience, 0)
-    posint("--seed", seed, 0)
-    if steps_per_epoch is not None:
-        posint("--steps-per-epoch", steps_per_epoch)
-    for v in (loss.values() if isinstance(loss, dict) else [loss]):
-        if v not in LOSSES:
-            raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {v!r}")
-    if not isinstance(learning_rate, (int, float)) or not 0 < learning_rate < 1 \
-            or not math.isfinite(learning_rate):
-        raise MixinError(f"--learning-rate must be in (0, 1), got {learning_rate!r}")
-    bad = [s for s in sources if s not in params.SOURCES]
-    if bad or not sources:
-        raise MixinError(f"unknown sources {bad}; choose from {', '.join(params.SOURCES)}")
-
 
 def _plan(source, paths, config, overwrite):
     """Decide what to do for one source: 'fresh', 'resume', 'finalize' (a finished run whose best
@@ -445,57 +493,29 @@ def _plan(source, paths, config, overwrite):
     return "resume", state
 
 
-def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SOURCES, epochs=100,
-          batch_size=64, patience=2, seed=0, plot=False, steps_per_epoch=None, loss="mae",
-          learning_rate=1e-3, overwrite=False, eval_batches=None, deterministic=False):
-    """Train the CDAEs for ``sources`` on ``data_dir/data_{source}.hdf5``.
+def train(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+    """Train (or resume) the CDAEs of ``cfg.sources`` on ``cfg.data_dir/data_{source}.hdf5``.
 
-    Parameters
-    ----------
-    data_dir, model_dir, logdir : str
-        Input datasets, final models, checkpoints/history/state.
-    sources : sequence of str
-        Which networks to train, in order.
-    epochs : int
-        Maximum number of epochs (early stopping usually ends sooner).
-    batch_size : int
-        Examples per batch (global batch under a distribution strategy).
-    patience : int
-        Epochs without a lower validation loss before stopping.
-    seed : int
-        Seeds the initial weights and the batch order.
-    plot : bool
-        Write loss/MAE curves as PNG beside the models.
-    steps_per_epoch : int, optional
-        Batches per epoch (default: one pass over the training examples).
-    loss : {"mae", "mse"} or dict source -> {"mae", "mse"}
-        One loss for every network, or one per source (:data:`DEFAULT_LOSSES`, the measured best).
-    learning_rate : float
-        Adam's learning rate.
-    overwrite : bool
-        Start from scratch and replace existing checkpoints and models.
-    eval_batches : int, optional
-        Batches of training data used for the final training-set MAE (default: all of them;
-        validation and test are always scored in full).
-    deterministic : bool
-        Enable TensorFlow op determinism (see the module docstring).
+    ``cfg`` is checked first (:meth:`TrainConfig.check`). Raises :class:`MixinError` for a bad
+    setting, missing or incomplete HDF5 files or a split without training examples, an existing
+    model or checkpoint this logdir did not make (without ``overwrite``), or a checkpoint trained
+    with another loss, batch size or channel layout.
 
     Returns
     -------
-    dict {source: {"train": mae, "validation": mae or None, "test": mae or None, "epochs": n,
-    "model": path, ...}}
+    dict {source: {"train": mae, "validation": mae or None, "test": mae or None,
+    "positive_fraction", "epochs": n, "best_epoch", "stopped_early", "model": path, "seconds"}}
+    (for a source already trained, its recorded metrics).
     """
     from .model import import_tensorflow
 
-    sources = tuple(sources)
-    _validate(epochs, batch_size, patience, seed, steps_per_epoch, loss, learning_rate, sources)
-    if eval_batches is not None and (not isinstance(eval_batches, int) or eval_batches < 1):
-        raise MixinError(f"eval_batches must be a positive integer, got {eval_batches!r}")
-    data_dir, model_dir, logdir = str(data_dir), str(model_dir), str(logdir)
+    cfg.check()
+    sources = tuple(cfg.sources)
+    data_dir, model_dir, logdir = str(cfg.data_dir), str(cfg.model_dir), str(cfg.logdir)
     counts = check_hdf5(data_dir, sources)
     for s, c in counts.items():
         if c["train"] == 0:
-            raise MixinError(f"{hdf5_paths(data_dir, [s])[s]}: no training examples")
+            raise MixinError(f"{layout.hdf5_path(data_dir, s)}: no training examples")
 
     _, is_chief = _tf_config_workers()
     if not is_chief:  # non-chief workers of a multi-worker run write to a scratch folder
@@ -505,9 +525,8 @@ def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SO
     plans = {}
     for s in sources:
         paths = _paths(model_dir, logdir, s)
-        config = _config(s, data_dir, counts[s], epochs, batch_size, patience, seed, steps_per_epoch,
-                         loss[s] if isinstance(loss, dict) else loss, learning_rate)
-        plans[s] = (paths, config) + _plan(s, paths, config, overwrite)
+        config = _config(s, data_dir, counts[s], cfg)
+        plans[s] = (paths, config) + _plan(s, paths, config, cfg.overwrite)
 
     tf = import_tensorflow(log.isEnabledFor(logging.DEBUG))
     import keras
@@ -517,7 +536,7 @@ def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SO
 
         absl_logging.set_verbosity(absl_logging.ERROR)
 
-    if deterministic:
+    if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy, _ = get_strategy()
     os.makedirs(model_dir, exist_ok=True)
@@ -530,8 +549,8 @@ def train(data_dir="data", model_dir="model", logdir="logdir", sources=params.SO
             log.info("%s: already trained (%s); --overwrite to train again", s, paths["state"])
             results[s] = state.get("metrics", {})
         else:
-            results[s] = _train_one(keras, strategy, s, paths, config, action, state, plot,
-                                    eval_batches)
+            results[s] = _train_one(keras, strategy, s, paths, config, action, state, cfg.plot,
+                                    cfg.eval_batches)
         m = results[s]
         print(f"{s}: MAE train {_fmt(m.get('train'))}, validation {_fmt(m.get('validation'))}, "
               f"test {_fmt(m.get('test'))}  ({paths['model']})", flush=True)
@@ -542,16 +561,19 @@ def _fmt(v):
     return "n/a" if v is None else f"{v:.6f}"
 
 
-def _config(source, data_dir, counts, epochs, batch_size, patience, seed, steps_per_epoch, loss, lr):
+def _config(source, data_dir, counts, cfg):
+    """The settings of one source's run, as recorded in its state file (compared on resume)."""
     import h5py
 
-    path = hdf5_paths(data_dir, [source])[source]
+    path = str(layout.hdf5_path(data_dir, source))
     with h5py.File(path, "r") as hf:
         storage = str(hf.attrs.get("storage", "unknown"))
         mono = bool(hf.attrs.get("mono", False))
     return dict(source=source, hdf5=os.path.abspath(path), counts=counts, storage=storage,
-                mono_data=mono, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
-                steps_per_epoch=steps_per_epoch, loss=loss, learning_rate=lr)
+                mono_data=mono, epochs=int(cfg.epochs), batch_size=int(cfg.batch_size),
+                patience=int(cfg.patience), seed=int(cfg.seed),
+                steps_per_epoch=None if cfg.steps_per_epoch is None else int(cfg.steps_per_epoch),
+                loss=cfg.loss_of(source), learning_rate=float(cfg.learning_rate))
 
 
 def _train_one(keras, strategy, source, paths, config, action, state, plot, eval_batches):
@@ -591,7 +613,7 @@ def _train_one(keras, strategy, source, paths, config, action, state, plot, eval
                      finished=False, stopped_early=False)
         if os.path.exists(paths["history"]):
             os.remove(paths["history"])  # only reached on a fresh start (no state, or --overwrite)
-        _write_json(paths["state"], state)
+        fileio.write_json(paths["state"], state, sort_keys=True)
 
     t0 = time.perf_counter()
     stopped_early = bool(state.get("stopped_early"))
@@ -619,7 +641,7 @@ def _train_one(keras, strategy, source, paths, config, action, state, plot, eval
         model.set_weights(best.get_weights())
     _save_h5(model, paths["model"])
     if os.path.exists(paths["history"]):
-        shutil.copyfile(paths["history"], paths["model_history"])
+        fileio.copy_file(paths["history"], paths["model_history"])
         if plot:
             plot_history(paths["history"], source, paths["plot_loss"], paths["plot_mae"], config["loss"])
 
@@ -646,6 +668,6 @@ def _train_one(keras, strategy, source, paths, config, action, state, plot, eval
     state = read_state(paths["state"]) or state
     state.update(finished=True, stopped_early=stopped_early, metrics=metrics,
                  train_seconds=round(seconds, 1), model=os.path.abspath(paths["model"]))
-    _write_json(paths["state"], state)
+    fileio.write_json(paths["state"], state, sort_keys=True)
     return dict(metrics, epochs=state.get("epoch"), best_epoch=state.get("best_epoch", 0) + 1,
                 stopped_early=stopped_early, model=paths["model"], seconds=seconds)

@@ -1,6 +1,5 @@
 """Tests of the --create-hdf5 stage (mixin.hdf5) on tiny prepared synthetic songs."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixin import params
+from mixin import layout, params
 from mixin.errors import MixinError
 from mixin.hdf5 import SPLITS, check_hdf5, create_hdf5, find_segments, hdf5_paths, to_float16
 from mixin.nsgt import coef_shape, get_nsgt
@@ -47,8 +46,7 @@ def built(prepared, tmp_path_factory):
 
 
 def _split(data):
-    with open(Path(data) / "songs.json") as f:
-        return json.load(f)["split"]
+    return layout.read_songs(data)["split"]
 
 
 def test_shapes_counts_and_split_by_song(built):
@@ -98,9 +96,9 @@ def test_x_and_y_are_nsgt_magnitudes(built, chunk):
             row = rows[0]
             x = hf["data-x-validation"][row, ..., 0].astype(np.float32)
             y = hf["data-y-validation"][row, ..., 0].astype(np.float32)
-        folder = Path(data) / f"{song:03d}0001v"
-        want_x = _mag(folder / "mix.wav", chunk, 1)
-        want_y = _mag(folder / f"{s}.wav", chunk, 1)
+        folder = layout.segment_folder(data, song, 1, "v")
+        want_x = _mag(layout.segment_file(folder, "mix"), chunk, 1)
+        want_y = _mag(layout.segment_file(folder, s), chunk, 1)
         np.testing.assert_allclose(x, want_x, rtol=1e-3, atol=1e-7)
         np.testing.assert_allclose(y, want_y, rtol=1e-3, atol=1e-7)
         assert want_x.max() > 1e-3  # a real signal, not silence
@@ -109,8 +107,8 @@ def test_x_and_y_are_nsgt_magnitudes(built, chunk):
             assert len(rows) == 2
             with h5py.File(hdf5_paths(data)[s], "r") as hf:
                 x_nov = hf["data-x-validation"][rows[1], ..., 0].astype(np.float32)
-            np.testing.assert_allclose(x_nov, _mag(Path(data) / f"{song:03d}0001nov" / "mix.wav",
-                                                   chunk, 1), rtol=1e-3, atol=1e-7)
+            nov = layout.segment_file(layout.segment_folder(data, song, 1, "nov"), "mix")
+            np.testing.assert_allclose(x_nov, _mag(nov, chunk, 1), rtol=1e-3, atol=1e-7)
 
 
 def test_harmonic_and_percussive_share_x(built):
@@ -149,7 +147,8 @@ def test_mono_downmix(prepared, tmp_path):
         assert set(idx[:, 3].tolist()) == {-1}
         row = np.flatnonzero((idx[:, 1] == 0) & (idx[:, 2] == 1))[0]
         x = hf["data-x-test"][row, ..., 0].astype(np.float32)
-    mix, _ = sf.read(Path(data) / f"{split['test'][0]:03d}0000v" / "mix.wav", dtype="float32")
+    mix, _ = sf.read(layout.segment_file(layout.segment_folder(data, split["test"][0], 0, "v"), "mix"),
+                     dtype="float32")
     want = np.abs(get_nsgt().forward(mix.mean(axis=1)[L:2 * L]))
     np.testing.assert_allclose(x, want, rtol=1e-3, atol=1e-7)
 
@@ -179,12 +178,13 @@ def test_bad_inputs(prepared, tmp_path):
     with pytest.raises(MixinError, match="unknown storage"):
         create_hdf5(data, storage="float8")
     # segments without songs.json: an interrupted preparation
-    (data / "songs.json").rename(data / "songs.json.bak")
-    with pytest.raises(MixinError, match="songs.json"):
+    songs = layout.songs_json(data)
+    songs.rename(data / "songs.json.bak")
+    with pytest.raises(MixinError, match=layout.SONGS_JSON):
         create_hdf5(data, n_pool=1)
-    (data / "songs.json.bak").rename(data / "songs.json")
+    (data / "songs.json.bak").rename(songs)
     # a vocal file missing, then a stem shorter than the mixture
-    folder = sorted(p for p in data.iterdir() if p.name.endswith("1v") and p.is_dir())[-1]
+    folder = sorted(p for p in data.iterdir() if layout.parse_segment_folder(p) == (2, 1, "v"))[-1]
     vocal = folder / "vocal.wav"
     x, sr = sf.read(vocal, dtype="float32")
     vocal.unlink()

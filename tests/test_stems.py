@@ -10,9 +10,10 @@ import soundfile as sf
 import soxr
 from scipy import signal
 
+from mixin import layout
 from mixin.errors import MixinError
-from mixin.stems import (LENGTH_TOLERANCE, SEGMENT_FILES, classify, prepare_stems, read_songs,
-                         split_songs)
+from mixin.layout import SEGMENT_FILES, read_songs
+from mixin.stems import LENGTH_TOLERANCE, classify, prepare_stems, split_songs
 from mixin.synth import make_song, write_stem_folders
 
 SR = 44100
@@ -41,7 +42,7 @@ def _check_sums(data):
     """In every segment folder: mix == harmonic + percussive (+ vocal); same lengths."""
     n = 0
     for d in _segment_dirs(data):
-        kind = "v" if d.endswith("v") and not d.endswith("nov") else "nov"
+        kind = layout.parse_segment_folder(d).kind
         files = {f: _read(Path(data) / d / f) for f in SEGMENT_FILES[kind]}
         assert sorted(p.name for p in (Path(data) / d).iterdir()) == sorted(SEGMENT_FILES[kind])
         expected = files["harmonic.wav"] + files["percussive.wav"]
@@ -65,6 +66,7 @@ def test_e2e_example_8_folders_28_files(synth35, tmp_path):
     summary = prepare_stems([synth35], data, segment_duration=10, segment_offset=1,
                             segment_limit=3, track_limit=2)
     dirs = _segment_dirs(data)
+    # literal names: the on-disk layout that existing data dirs have (mixin.layout builds them)
     assert dirs == ["0000001nov", "0000001v", "0000002nov", "0000002v",
                     "0010001nov", "0010001v", "0010002nov", "0010002v"]
     assert (summary["songs"], summary["segments"], summary["folders"], summary["files"]) == (2, 4, 8, 28)
@@ -101,7 +103,8 @@ def test_last_full_segment_included_partial_dropped(tmp_path):
     summary = prepare_stems(tmp_path / "stems", tmp_path / "data", segment_duration=1.0)
     # 3 full segments (0, 1, 2; the original stopped at 1); the last 0.5 s is dropped
     assert summary["segments"] == 3
-    assert _segment_dirs(tmp_path / "data") == [f"000000{i}{k}" for i in range(3) for k in ("nov", "v")]
+    assert _segment_dirs(tmp_path / "data") == [layout.segment_name(0, i, k) for i in range(3)
+                                                for k in ("nov", "v")]
     np.testing.assert_allclose(_read(tmp_path / "data" / "0000002v" / "percussive.wav"),
                                _read(tmp_path / "stems" / "a" / "drums.wav")[2 * SR: 3 * SR], atol=1e-6)
 
@@ -131,8 +134,8 @@ def test_mixture_ignored_missing_vocals_skipped_numbering(tmp_path, caplog):
     assert summary["skipped"] == [str(stems / "b_novocals")]
     assert summary["songs"] == 2
     # songs numbered among the usable ones: a -> 000, c -> 001
-    assert _segment_dirs(tmp_path / "data") == [f"{s:03d}000{i}{k}" for s in (0, 1) for i in (0, 1)
-                                                for k in ("nov", "v")]
+    assert _segment_dirs(tmp_path / "data") == [layout.segment_name(s, i, k) for s in (0, 1)
+                                                for i in (0, 1) for k in ("nov", "v")]
     mix = _read(tmp_path / "data" / "0000001v" / "mix.wav")
     expected = sum(x[SR: 2 * SR] for x in (a["drums"], a["bass"], a["other"], a["vocals"]))
     np.testing.assert_allclose(mix, expected, atol=2e-4)  # 16-bit stems vs float synth
@@ -392,11 +395,12 @@ def test_named_split_and_augment_bad(five_songs, tmp_path, kwargs, match):
 
 def test_songs_json_is_valid_json_with_split_per_song(five_songs, tmp_path):
     prepare_stems([five_songs], tmp_path / "d", segment_duration=1.0, segment_limit=1)
-    doc = json.loads((tmp_path / "d" / "songs.json").read_text())
+    doc = json.loads(layout.songs_json(tmp_path / "d").read_text())
     for name, idx in doc["split"].items():
         for i in idx:
             assert doc["songs"][i]["split"] == name
-    assert all(s["folders"] == [f"{s['index']:03d}0000v", f"{s['index']:03d}0000nov"] for s in doc["songs"])
+    assert all(s["folders"] == [layout.segment_name(s["index"], 0, k) for k in ("v", "nov")]
+               for s in doc["songs"])
 
 
 def test_read_songs_missing(tmp_path):

@@ -17,10 +17,17 @@ from mixin.errors import MixinError
 from mixin.hdf5 import create_hdf5
 from mixin.stems import prepare_stems
 from mixin.synth import write_stem_folders
-from mixin.train import batch_indices, checkpoint_paths, make_dataset, plot_history, read_state, train
+from mixin.train import (TrainConfig, batch_indices, checkpoint_paths, make_dataset, plot_history,
+                         read_state, train)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(epochs=2, batch_size=4, steps_per_epoch=2, eval_batches=1)
+
+
+def cfg(data, model_dir, logdir, **kw):
+    """A TrainConfig of the vocal network only, fast unless ``kw`` says otherwise."""
+    return TrainConfig(data_dir=data, model_dir=model_dir, logdir=logdir,
+                       **{"sources": ("vocal",), **FAST, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +83,7 @@ def test_train_checkpoints_history_models_plots_and_resume(data, tmp_path):
     from mixin.model import load_cdae, load_models
 
     model_dir, logdir = tmp_path / "model", tmp_path / "logdir"
-    res = train(data, model_dir, logdir, sources=("vocal",), plot=True, **FAST)
+    res = train(cfg(data, model_dir, logdir, plot=True))
     p = checkpoint_paths(model_dir, logdir, "vocal")
     for key in ("best", "last", "state", "history", "model", "model_history", "plot_loss", "plot_mae"):
         assert os.path.isfile(p[key]), key
@@ -99,7 +106,7 @@ def test_train_checkpoints_history_models_plots_and_resume(data, tmp_path):
         load_models(model_dir)
 
     # resume: one more epoch continues from the checkpoint, history kept
-    train(data, model_dir, logdir, sources=("vocal",), **dict(FAST, epochs=3))
+    train(cfg(data, model_dir, logdir, epochs=3))
     rows3 = _rows(p["history"])
     assert [int(r["epoch"]) for r in rows3] == [0, 1, 2]
     assert rows3[:2] == rows
@@ -107,14 +114,14 @@ def test_train_checkpoints_history_models_plots_and_resume(data, tmp_path):
 
     # the same run as one uninterrupted training gives the same weights
     straight = tmp_path / "straight"
-    train(data, straight / "model", straight / "logdir", sources=("vocal",), **dict(FAST, epochs=3))
+    train(cfg(data, straight / "model", straight / "logdir", epochs=3))
     a = load_cdae(checkpoint_paths(straight / "model", straight / "logdir", "vocal")["best"])
     for wa, wb in zip(a.get_weights(), load_cdae(p["best"]).get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
 
     # finished: re-running does not touch the model
     mtime = os.stat(p["model"]).st_mtime_ns
-    again = train(data, model_dir, logdir, sources=("vocal",), **dict(FAST, epochs=3))
+    again = train(cfg(data, model_dir, logdir, epochs=3))
     assert os.stat(p["model"]).st_mtime_ns == mtime
     assert again["vocal"]["validation"] == pytest.approx(read_state(p["state"])["metrics"]["validation"])
 
@@ -125,34 +132,50 @@ def test_never_replaces_a_foreign_model(data, tmp_path):
     foreign = model_dir / "model_vocal.h5"
     foreign.write_bytes(b"the user's model")
     with pytest.raises(MixinError, match="--overwrite"):
-        train(data, model_dir, logdir, sources=("vocal",), **FAST)
+        train(cfg(data, model_dir, logdir))
     assert foreign.read_bytes() == b"the user's model"
     assert not logdir.exists() or not list(logdir.iterdir())
-    train(data, model_dir, logdir, sources=("vocal",), overwrite=True, **dict(FAST, epochs=1))
+    train(cfg(data, model_dir, logdir, overwrite=True, epochs=1))
     assert foreign.read_bytes() != b"the user's model"
     # a checkpoint without its state file is refused too
     os.remove(checkpoint_paths(model_dir, logdir, "vocal")["state"])
     os.remove(foreign)
     with pytest.raises(MixinError, match="without .*state.json"):
-        train(data, model_dir, logdir, sources=("vocal",), **FAST)
+        train(cfg(data, model_dir, logdir))
+
+
+def test_config_check_names_the_setting_and_value():
+    assert TrainConfig().check().loss_of("vocal") == "mse"  # the measured best, as the command's
+    assert TrainConfig(loss="mae").loss_of("vocal") == "mae"
+    for kw, msg in ((dict(epochs=0), "--epochs .* got 0"), (dict(batch_size=-1), "--batch-size .* got -1"),
+                    (dict(batch_size=2.0), "--batch-size .* got 2.0"),
+                    (dict(learning_rate=0.0), r"--learning-rate .* got 0.0"),
+                    (dict(learning_rate=float("nan")), "--learning-rate .* got nan"),
+                    (dict(loss="hinge"), "loss .* got 'hinge'"),
+                    (dict(loss={"harmonic": "mae"}), "no loss given for percussive, vocal"),
+                    (dict(steps_per_epoch=0), "--steps-per-epoch .* got 0"),
+                    (dict(eval_batches=0), "--eval-batches .* got 0"),
+                    (dict(sources=("drums",)), "sources .*'drums'"), (dict(sources=()), "sources"),
+                    (dict(sources=("vocal", "vocal")), "repeated"), (dict(sources="vocal"), "sources"),
+                    (dict(patience=-1), "--patience .* got -1"), (dict(seed=True), "--seed .* got True")):
+        with pytest.raises(MixinError, match=msg):
+            TrainConfig(**kw).check()
 
 
 def test_bad_inputs(data, tmp_path):
     with pytest.raises(MixinError, match="run --create-hdf5 first"):
-        train(tmp_path / "nothing", tmp_path / "m", tmp_path / "l", sources=("vocal",))
+        train(cfg(tmp_path / "nothing", tmp_path / "m", tmp_path / "l"))
     with pytest.raises(MixinError, match="run --create-hdf5 first"):
-        train(data, tmp_path / "m", tmp_path / "l")  # harmonic/percussive files were not made
-    for kw, msg in ((dict(epochs=0), "--epochs"), (dict(batch_size=-1), "--batch-size"),
-                    (dict(learning_rate=0.0), "--learning-rate"), (dict(loss="hinge"), "loss"),
-                    (dict(steps_per_epoch=0), "--steps-per-epoch"), (dict(sources=("drums",)), "sources"),
-                    (dict(patience=-1), "--patience")):
-        with pytest.raises(MixinError, match=msg):
-            train(data, tmp_path / "m", tmp_path / "l", **dict(dict(sources=("vocal",)), **kw))
+        train(TrainConfig(data, tmp_path / "m", tmp_path / "l"))  # no harmonic/percussive files
+    for kw, msg in ((dict(epochs=0), "--epochs"), (dict(learning_rate=0.0), "--learning-rate"),
+                    (dict(sources=("drums",)), "sources")):
+        with pytest.raises(MixinError, match=msg):  # train() checks its config
+            train(cfg(data, tmp_path / "m", tmp_path / "l", **kw))
     assert not (tmp_path / "m").exists() and not (tmp_path / "l").exists()
     # a changed loss cannot resume a checkpoint
-    train(data, tmp_path / "m", tmp_path / "l", sources=("vocal",), **dict(FAST, epochs=1))
+    train(cfg(data, tmp_path / "m", tmp_path / "l", loss="mae", epochs=1))
     with pytest.raises(MixinError, match="loss"):
-        train(data, tmp_path / "m", tmp_path / "l", sources=("vocal",), loss="mse", **FAST)
+        train(cfg(data, tmp_path / "m", tmp_path / "l", loss="mse"))
 
 
 def test_plot_history_without_validation(tmp_path):
@@ -176,8 +199,10 @@ def test_mirrored_strategy_on_two_logical_cpus(data, tmp_path):
         from mixin.train import get_strategy, train
         strategy, chief = get_strategy()
         print("REPLICAS", strategy.num_replicas_in_sync, type(strategy).__name__, flush=True)
-        train({str(data)!r}, {str(tmp_path / 'model')!r}, {str(tmp_path / 'logdir')!r},
-              sources=("vocal",), epochs=2, batch_size=4, steps_per_epoch=2, eval_batches=1)
+        from mixin.train import TrainConfig
+        train(TrainConfig({str(data)!r}, {str(tmp_path / 'model')!r}, {str(tmp_path / 'logdir')!r},
+                          sources=("vocal",), epochs=2, batch_size=4, steps_per_epoch=2,
+                          eval_batches=1))
     """)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("TF_CONFIG", None)
