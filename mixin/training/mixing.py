@@ -9,9 +9,9 @@ returns the NSGT magnitudes of the mixture and of each source. Disk use is the s
 
 Songs
     Folders of stem files in the MUSDB18-HQ layout (``drums``, ``vocals``, ``bass``, ``other``,
-    ...), classed by file name as :func:`mixin.stems.classify` (drum -> percussive, vocal ->
-    vocal, mix -> ignored, anything else -> harmonic, summed). A song may lack vocals (rendered
-    backings): its vocal part is silent. Stems must be at 44.1 kHz.
+    ...), classed by file name as :func:`mixin.training.stems.classify` (drum -> percussive,
+    vocal -> vocal, mix -> ignored, anything else -> harmonic, summed). A song may lack vocals
+    (rendered backings): its vocal part is silent. Stems must be at 44.1 kHz.
 
 Determinism
     Example ``i`` of a stream depends only on (catalogue, config, seed, i): batch ``b`` holds
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params
-from .errors import MixinError
+from .. import params
+from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -430,7 +430,7 @@ class Mixer:
         coefficients, exactly as if the scaled signals had been transformed).
         """
         if self._nsgt is None:
-            from .nsgt import get_nsgt
+            from ..nsgt import get_nsgt
 
             self._nsgt = get_nsgt()
         idx = range(b * batch_size, (b + 1) * batch_size)

@@ -3,8 +3,8 @@
 :func:`train_mix` is the ``train_util.py --train-mix`` stage. Unlike ``--train`` (one network at a
 time, from HDF5, early stopping on each network's own loss), it
 
-- draws examples from stem folders on the fly (:mod:`mixin.mixing`): hours of material without an
-  HDF5 copy, cross-song remixes, random gains, EQ, speed and silence;
+- draws examples from stem folders on the fly (:mod:`mixin.training.mixing`): hours of material
+  without an HDF5 copy, cross-song remixes, random gains, EQ, speed and silence;
 - trains the three networks in one step on the same examples (each network still has its own
   loss and its own weights; Adam scales every parameter's step by its own gradient statistics, so
   summing the three losses trains each network exactly as alone);
@@ -48,8 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params
-from .errors import MixinError
+from .. import params
+from ..errors import MixinError
 from .train import DEFAULT_LOSSES
 from .mixing import ACTIVE_RMS, BatchStream, MixConfig, Mixer, build_catalogue
 
@@ -138,8 +138,8 @@ def load_validation_song(folder, duration):
     """The ``duration`` s excerpt of a song folder where its sources are most active.
 
     Returns :class:`ValSong` (targets missing in the folder are silent)."""
-    from .audio import read_audio
-    from .evaluate import active_windows
+    from ..audio import read_audio
+    from ..evaluation.evaluate import active_windows
     from .mixing import _song_files
 
     folder = Path(folder)
@@ -219,7 +219,7 @@ def build_joint(losses, learning_rate, init_model_dir=None, ema=0.0):
     average of the weights with momentum ``ema`` when it is > 0)."""
     import keras
 
-    from .model import build_cdae, input_shape, load_models
+    from ..model import build_cdae, input_shape, load_models
 
     nets = {s: build_cdae(name=f"cdae_{s}") for s in params.SOURCES}
     if init_model_dir:
@@ -311,8 +311,8 @@ def _song_folders(dirs, names=None):
 
 def train_mix(cfg: MixTrainConfig, progress=True):
     """Train (or resume) the three networks on mixed-on-the-fly examples; returns the state."""
-    from .model import import_tensorflow
-    from .separate import Separator
+    from ..model import import_tensorflow
+    from ..separation.separate import Separator
 
     cfg.check()
     p = _paths(cfg)
@@ -474,7 +474,7 @@ def _swap_in_average(joint):
 
 
 def _save_models(nets, folder):
-    from .model import save_cdae
+    from ..model import save_cdae
 
     folder.mkdir(parents=True, exist_ok=True)
     for s, m in nets.items():
