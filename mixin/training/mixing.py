@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import params
+from .. import fileio, params
 from ..errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -246,11 +246,8 @@ def build_catalogue(stem_dirs, exclude=(), jobs=1, cache=None):
     if not songs:
         raise MixinError("no usable training songs (each needs drums or harmonic stems, >= 1 s)")
     if cache:
-        tmp = str(cache) + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"version": CATALOGUE_VERSION, "key": key,
-                       "songs": [dataclasses.asdict(s) for s in songs]}, f)
-        os.replace(tmp, cache)
+        fileio.write_json(cache, {"version": CATALOGUE_VERSION, "key": key,
+                                  "songs": [dataclasses.asdict(s) for s in songs]}, indent=None)
     return songs
 
 

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import params
+from ... import fileio, params
 from ...errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -582,23 +582,17 @@ def _csv_row(r):
     }
 
 
-def _write_atomic(path, text):
-    tmp = path.with_name(".tmp-" + path.name)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_tables(render_dir, records, doc_fields):
     """Write ``songs.json`` and ``songs.csv`` (atomically) for ``records`` (sorted by index)."""
     render_dir = Path(render_dir)
     doc = {"format": FORMAT, **doc_fields, "songs": records}
-    _write_atomic(render_dir / SONGS_JSON, json.dumps(doc, indent=1) + "\n")
+    fileio.write_json(render_dir / SONGS_JSON, doc, indent=1)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in records:
         w.writerow(_csv_row(r))
-    _write_atomic(render_dir / SONGS_CSV, buf.getvalue())
+    fileio.write_text(render_dir / SONGS_CSV, buf.getvalue())
 
 
 def read_songs(render_dir):
