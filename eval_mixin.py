@@ -4,7 +4,7 @@
     ./eval_mixin.py ../shared/stems --model-dir orig=../shared/mixin-original-models \
         --duration 20 --mono --jobs 2 --outdir eval-results
 
-A thin wrapper: the command is :func:`mixin.cli_eval.main`, installed as ``mixin-eval``.
+A thin wrapper: the command is :func:`mixin.cli.eval.main`, installed as ``mixin-eval``.
 """
 
 import os
@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mixin.cli_eval import get_parser, main  # noqa: E402,F401
+from mixin.cli.eval import get_parser, main  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 """End-to-end test of MiXiN training: stems -> segments -> HDF5 -> trained models -> separation.
 
     STEM_DIR=/path/to/musdb18hq/test ./test_e2e.py [--delete]
-    python -m mixin.synth /tmp/stems --songs 2 --duration 45 && STEM_DIR=/tmp/stems ./test_e2e.py
+    python -m mixin.training.render.synth /tmp/stems --songs 2 --duration 45 && STEM_DIR=/tmp/stems ./test_e2e.py
 
 Runs ``train_util.py`` and ``xtract_mixin.py`` as subprocesses in the current directory, which
 gets ``data/``, ``model/`` and ``logdir/``. Without ``--delete`` it refuses to start if any of
@@ -109,8 +109,8 @@ def main(argv=None):
     stem_dir = os.environ.get("STEM_DIR")
     if not stem_dir:
         errexit("STEM_DIR is not set: run e.g. STEM_DIR=/path/to/musdb18hq/test ./test_e2e.py, or make "
-                "synthetic stems first: python -m mixin.synth /tmp/stems --songs 2 --duration 45 && "
-                "STEM_DIR=/tmp/stems ./test_e2e.py")
+                "synthetic stems first: python -m mixin.training.render.synth /tmp/stems --songs 2 "
+                "--duration 45 && STEM_DIR=/tmp/stems ./test_e2e.py")
     if not os.path.isdir(stem_dir):
         errexit(f"STEM_DIR={stem_dir} is not a directory")
 
@@ -299,7 +299,7 @@ def main(argv=None):
 
     # 10 ----------------------------------------------------------------------------------------
     nextstep(10, "Training on examples mixed on the fly (--train-mix)")
-    from mixin.stems import find_song_folders
+    from mixin.training.stems import find_song_folders
 
     held = find_song_folders([stem_dir])[0][0].name
     _, t = run([train_util, "--train-mix", "--stem-dirs", stem_dir, "--validation-songs", held,

@@ -3,7 +3,7 @@
 
     ./train_util.py --help
 
-A thin wrapper: the command is :func:`mixin.cli_train.main`, installed as ``mixin-train``.
+A thin wrapper: the command is :func:`mixin.cli.train.main`, installed as ``mixin-train``.
 """
 
 import os
@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mixin.cli_train import get_parser, main  # noqa: E402,F401
+from mixin.cli.train import get_parser, main  # noqa: E402,F401
 
 if __name__ == "__main__":
     sys.exit(main())

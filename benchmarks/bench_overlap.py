@@ -54,8 +54,9 @@ def main(argv=None):
     p.add_argument("--mono", action="store_true")
     args = p.parse_args(argv)
 
-    from mixin.evaluate import bss_eval_v4, find_songs, load_song, median_over_songs, song_medians
-    from mixin.separate import Separator
+    from mixin.evaluation.evaluate import (bss_eval_v4, find_songs, load_song, median_over_songs,
+                                           song_medians)
+    from mixin.separation.separate import Separator
 
     songs = find_songs(args.stems, args.songs)
     data = [load_song(s, offset="auto", duration=args.duration, mono=args.mono) for s in songs]

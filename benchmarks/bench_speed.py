@@ -4,11 +4,12 @@
     python benchmarks/bench_speed.py [--minutes 3] [--channels 2] [--overlap F] [--model-dir DIR]
                                      [--baseline-seconds 20]
 
-It makes a test song (mixin.synth), times TensorFlow start-up and model loading, then separates
-the file with mixin.separate.separate_file and prints seconds per second of audio for reading and
-resampling, the transform, the networks and writing. With --baseline-seconds it also runs the
-original MiXiN's loop (mono, one chunk at a time, one Keras predict() per chunk and model, float64
-transform) in the same process on that many seconds, and prints the speed-up against it.
+It makes a test song (mixin.training.render.synth), times TensorFlow start-up and model loading,
+then separates the file with mixin.separation.separate.separate_file and prints seconds per second
+of audio for reading and resampling, the transform, the networks and writing. With
+--baseline-seconds it also runs the original MiXiN's loop (mono, one chunk at a time, one Keras
+predict() per chunk and model, float64 transform) in the same process on that many seconds, and
+prints the speed-up against it.
 """
 
 import argparse
@@ -27,7 +28,7 @@ from mixin import params  # noqa: E402
 
 def make_song(path, seconds, channels, sr=params.SAMPLE_RATE, seed=0):
     """Write a synthetic mix (drums, bass, chords, voice) of the given length, block by block."""
-    from mixin.synth import make_song as synth_song
+    from mixin.training.render.synth import make_song as synth_song
 
     with sf.SoundFile(str(path), "w", sr, channels, "PCM_16") as f:
         left = int(seconds * sr)
@@ -81,7 +82,7 @@ def main(argv=None):
 
         t0 = time.perf_counter()
         from mixin.model import import_tensorflow
-        from mixin.separate import Separator, separate_file
+        from mixin.separation.separate import Separator, separate_file
 
         import_tensorflow()
         t_import = time.perf_counter() - t0

@@ -8,7 +8,8 @@ With no --stem-dir it makes synthetic stem folders (two songs). It measures, in 
 - the HDF5 path: --prepare-stems + --create-hdf5 time and disk per minute of stereo song, and
   reading training batches of all three files (what --train feeds the networks);
 - on the fly (--train-mix): disk of the stems themselves, and examples per second of
-  :class:`mixin.mixing.Mixer` (reading, speed change, transform, gains/EQ), in this process;
+  :class:`mixin.training.mixing.Mixer` (reading, speed change, transform, gains/EQ), in this
+  process;
 - one training step of the three networks together (what both paths feed), examples per second.
 """
 
@@ -41,16 +42,16 @@ def main(argv=None):
     p.add_argument("--batches", type=int, default=8, help="batches timed per measurement")
     args = p.parse_args(argv)
 
-    from mixin.hdf5 import create_hdf5, hdf5_paths
-    from mixin.mixing import MixConfig, Mixer, build_catalogue
-    from mixin.stems import prepare_stems
-    from mixin.train import _h5_batches
+    from mixin.training.hdf5 import create_hdf5, hdf5_paths
+    from mixin.training.mixing import MixConfig, Mixer, build_catalogue
+    from mixin.training.stems import prepare_stems
+    from mixin.training.train import _h5_batches
 
     work = tempfile.mkdtemp(prefix="mixin-bench-data-")
     try:
         stems = args.stem_dir
         if stems is None:
-            from mixin.synth import write_stem_folders
+            from mixin.training.render.synth import write_stem_folders
 
             stems = os.path.join(work, "stems")
             write_stem_folders(stems, 2, args.minutes * 30.0, seed=0)
@@ -90,8 +91,8 @@ def main(argv=None):
             mixer1.batch(k + 1, b)
         fly1_rate = args.batches * b / (time.perf_counter() - t)
 
-        from mixin.jointtrain import build_joint
-        from mixin.train import DEFAULT_LOSSES
+        from mixin.training.jointtrain import build_joint
+        from mixin.training.train import DEFAULT_LOSSES
 
         joint = build_joint(DEFAULT_LOSSES, 1e-4)
         x, ys = mixer.batch(0, b)

@@ -14,9 +14,10 @@ from .errors import MixinError  # noqa: E402
 def xtract_mixin(x, instrumental=False, single_model=False, pretrained_model_dir=None, **kwargs):
     """Separate ``x`` into (harmonic, percussive, vocal).
 
-    See :func:`mixin.separate.xtract_mixin` (imported lazily so that ``import mixin`` stays light).
+    See :func:`mixin.separation.separate.xtract_mixin` (imported lazily so that ``import mixin``
+    stays light).
     """
-    from .separate import xtract_mixin as _x
+    from .separation.separate import xtract_mixin as _x
 
     return _x(x, instrumental=instrumental, single_model=single_model,
               pretrained_model_dir=pretrained_model_dir, **kwargs)

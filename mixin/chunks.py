@@ -1,11 +1,11 @@
 """Chunking: cutting a signal into chunks of ``CHUNK_SIZE`` samples and overlap-adding them back.
 
 MiXiN transforms one chunk at a time, so every stage that touches audio cuts it the same way: the
-separator (:mod:`mixin.separate`, overlapping chunks cross-faded), the training data
-(:mod:`mixin.hdf5`) and the calibration (:mod:`mixin.calibrate`, hard chunks), and the oracle
-(:mod:`mixin.baselines`, hard chunks). This module is that one rule, in a module of its own
-beside :mod:`mixin.params` because it needs only numpy and the chunk size: the training-data
-workers and the evaluation use it without importing the separator.
+separator (:mod:`mixin.separation.separate`, overlapping chunks cross-faded), the training data
+(:mod:`mixin.training.hdf5`) and the calibration (:mod:`mixin.training.calibrate`, hard chunks), and
+the oracle (:mod:`mixin.evaluation.baselines`, hard chunks). This module is that one rule, in a
+module of its own beside :mod:`mixin.params` because it needs only numpy and the chunk size: the
+training-data workers and the evaluation use it without importing the separator.
 
 Chunk ``k`` covers samples ``[k * hop, k * hop + size)``; there are ``ceil(n_samples / hop)``
 chunks (at least one), the last ones zero-padded past the signal's end, so every sample is in some

@@ -1,15 +1,15 @@
 """The on-disk layout of the faithful training path: segment folders, songs.json, HDF5 files.
 
-``--prepare-stems`` (:mod:`mixin.stems`) writes, in the data dir::
+``--prepare-stems`` (:mod:`mixin.training.stems`) writes, in the data dir::
 
     {song:03d}{segment:04d}v/     mix.wav (harmonic + percussive + vocal), harmonic.wav,
                                   percussive.wav, vocal.wav
     {song:03d}{segment:04d}nov/   mix.wav (harmonic + percussive), harmonic.wav, percussive.wav
     songs.json                    the song table (written last: marks a complete preparation)
 
-``--create-hdf5`` (:mod:`mixin.hdf5`) reads them and writes ``data_{source}.hdf5`` beside them;
-``--calibrate`` (:mod:`mixin.calibrate`) reads the ``v`` folders. Every name is built and parsed
-here. Song numbers have 3 digits (more are parsed: ``1234`` ``0005`` ``v`` is song 1234).
+``--create-hdf5`` (:mod:`mixin.training.hdf5`) reads them and writes ``data_{source}.hdf5`` beside
+them; ``--calibrate`` (:mod:`mixin.training.calibrate`) reads the ``v`` folders. Every name is built
+and parsed here. Song numbers have 3 digits (more are parsed: ``1234`` ``0005`` ``v`` is song 1234).
 
 songs.json (``"format": "mixin-songs/1"``) holds ``split`` ({train, validation, test: [song
 indices]}), ``segment_samples`` and the other settings of the preparation, and ``songs``: a list

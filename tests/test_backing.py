@@ -1,11 +1,12 @@
-"""FluidSynth rendering (mixin.fluid), effects (mixin.fx) and generated backing music (mixin.backing)."""
+"""FluidSynth rendering (fluid), effects (fx) and generated backing music (backing) of
+mixin.training.render."""
 
 import json
 
 import numpy as np
 import pytest
 
-from mixin import fx
+from mixin.training.render import fx
 from mixin.errors import MixinError
 
 SR = 44100
@@ -14,7 +15,7 @@ FLUID_R3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 
 def _need(*soundfonts):
     """Skip (with the reason) unless FluidSynth, pyfluidsynth and the SoundFonts are usable."""
-    from mixin.fluid import check_fluidsynth, check_soundfont
+    from mixin.training.render.fluid import check_fluidsynth, check_soundfont
 
     try:
         check_fluidsynth()
@@ -31,7 +32,7 @@ def fluid_r3():
 
 
 # ---------------------------------------------------------------------------------------------
-# mixin.fluid
+# mixin.training.render.fluid
 
 
 def _onset(x, rel=1e-3):
@@ -40,7 +41,7 @@ def _onset(x, rel=1e-3):
 
 
 def test_render_notes_shape_onset_and_determinism(fluid_r3):
-    from mixin.fluid import render_notes
+    from mixin.training.render.fluid import render_notes
 
     notes = [(0.25, 0.6, 60, 100), (0.25, 0.6, 64, 90)]
     n = 44100 + 123
@@ -56,7 +57,7 @@ def test_render_notes_shape_onset_and_determinism(fluid_r3):
 
 
 def test_render_notes_velocity_and_release(fluid_r3):
-    from mixin.fluid import render_notes
+    from mixin.training.render.fluid import render_notes
 
     def rms(v):
         x = render_notes(fluid_r3, [(0.05, 0.5, 57, v)], SR, program=0)
@@ -69,7 +70,7 @@ def test_render_notes_velocity_and_release(fluid_r3):
 
 
 def test_render_notes_drums_and_edges(fluid_r3):
-    from mixin.fluid import render_notes
+    from mixin.training.render.fluid import render_notes
 
     d = render_notes(fluid_r3, [(0.1, 0.1, 36, 110), (0.5, 0.5, 38, 100)], SR, drums=True)
     assert abs(_onset(d) - 0.1 * SR) <= 0.004 * SR
@@ -81,7 +82,7 @@ def test_render_notes_drums_and_edges(fluid_r3):
 
 
 def test_missing_soundfont_one_line(tmp_path):
-    from mixin.fluid import check_soundfont, render_notes
+    from mixin.training.render.fluid import check_soundfont, render_notes
 
     missing = tmp_path / "FluidR3_GM.sf2"
     with pytest.raises(MixinError) as e:
@@ -95,7 +96,7 @@ def test_missing_soundfont_one_line(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# mixin.fx
+# mixin.training.render.fx
 
 
 def _test_signal(seconds=2.0, seed=0):
@@ -203,12 +204,12 @@ def test_distort_levels_and_kinds():
 
 
 # ---------------------------------------------------------------------------------------------
-# mixin.backing
+# mixin.training.render.backing
 
 
 @pytest.fixture(scope="module")
 def backing():
-    from mixin import backing as bk
+    from mixin.training.render import backing as bk
 
     _need(*bk.TRAIN_SOUNDFONTS)
     return bk

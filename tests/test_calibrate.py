@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mixin import params
-from mixin.calibrate import UNCALIBRATED, calibrate, fit_gains, mask_error, scale_output
+from mixin.training.calibrate import UNCALIBRATED, calibrate, fit_gains, mask_error, scale_output
 from mixin.errors import MixinError
 
 
@@ -56,8 +56,8 @@ def test_fit_reduces_the_error_and_undoes_a_known_bias():
 @pytest.fixture
 def prepared(tmp_path, tiny_models):
     """Three synthetic songs cut into 1 s segments, and a copy of the tiny models."""
-    from mixin.stems import prepare_stems
-    from mixin.synth import write_stem_folders
+    from mixin.training.stems import prepare_stems
+    from mixin.training.render.synth import write_stem_folders
 
     write_stem_folders(tmp_path / "stems", 3, 3.2, seed=5)
     prepare_stems([tmp_path / "stems"], tmp_path / "data", segment_duration=1.0,

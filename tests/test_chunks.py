@@ -104,7 +104,7 @@ def test_bad_arguments():
 @pytest.mark.parametrize("overlap", [0.0, 0.25])
 def test_separator_is_the_core_s_overlap_add(tiny_models, overlap):
     """Streaming (one batch here) gives exactly overlap_add of the separated chunks of cut."""
-    from mixin.separate import Separator
+    from mixin.separation.separate import Separator
 
     sep = Separator(tiny_models, overlap=overlap, batch_size=64)
     x = _signal(3 * N + 17, 2) * np.float32(0.3)

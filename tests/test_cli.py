@@ -196,7 +196,7 @@ def test_checks_answer_before_tensorflow(tmp_path):
                           "--pretrained-model-dir", str(tmp_path / "nomodels")],
     }
     code = ("import json, sys, time\n"
-            "from mixin.cli_xtract import main\n"
+            "from mixin.cli.xtract import main\n"
             "res = {}\n"
             f"for name, argv in json.loads({json.dumps(json.dumps(calls))}).items():\n"
             "    t = time.perf_counter(); rc = main(argv)\n"
@@ -324,7 +324,7 @@ def test_musdb_layout_in_one_call(tmp_path, capsys, tiny_models):
 
 
 def test_template_fields_and_names(tmp_path):
-    from mixin.cli_xtract import output_paths
+    from mixin.cli.xtract import output_paths
 
     a = tmp_path / "Band" / "take_1.wav"
     plan = output_paths([str(a)], "out", ("harmonic", "vocal"), "{parent}-{name}.{ext}/{stem}.flac")

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from conftest import shared_path
 from eval_mixin import main
-from mixin import baselines, evaluate
+from mixin.evaluation import baselines, evaluate
 from mixin.errors import MixinError
 
 SR = 44100
@@ -307,7 +307,8 @@ def test_make_systems_names_and_errors(tmp_path, tiny_models):
 
 
 def test_model_system_with_real_separator(song_a, tiny_models):
-    """The plumbing to mixin.separate: both variants, shapes, and the masks' sum is the mixture."""
+    """The plumbing to mixin.separation.separate: both variants, shapes, and the masks' sum is the
+    mixture."""
     refs, sr, _ = song_a
     mix = np.sum(list(refs.values()), axis=0)[:SR]
     for system in evaluate.make_systems([f"tiny={tiny_models}"], hpss=False, oracle=False):

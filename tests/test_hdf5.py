@@ -1,4 +1,4 @@
-"""Tests of the --create-hdf5 stage (mixin.hdf5) on tiny prepared synthetic songs."""
+"""Tests of the --create-hdf5 stage (mixin.training.hdf5) on tiny prepared synthetic songs."""
 
 import shutil
 from pathlib import Path
@@ -10,10 +10,11 @@ import soundfile as sf
 
 from mixin import layout, params
 from mixin.errors import MixinError
-from mixin.hdf5 import SPLITS, check_hdf5, create_hdf5, find_segments, hdf5_paths, to_float16
+from mixin.training.hdf5 import (SPLITS, check_hdf5, create_hdf5, find_segments, hdf5_paths,
+                                 to_float16)
 from mixin.nsgt import coef_shape, get_nsgt
-from mixin.stems import prepare_stems
-from mixin.synth import write_stem_folders
+from mixin.training.stems import prepare_stems
+from mixin.training.render.synth import write_stem_folders
 
 L = params.CHUNK_SIZE
 SEG = 3.0  # seconds per segment: 132300 samples = 3 full chunks + a partial one of 204 samples

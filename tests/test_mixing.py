@@ -1,4 +1,5 @@
-"""On-the-fly mixing (mixin.mixing) and joint training chosen by separation quality (mixin.jointtrain)."""
+"""On-the-fly mixing (mixin.training.mixing) and joint training chosen by separation quality
+(mixin.training.jointtrain)."""
 
 import json
 
@@ -7,7 +8,7 @@ import pytest
 
 from mixin import params
 from mixin.errors import MixinError
-from mixin.mixing import BatchStream, MixConfig, Mixer, build_catalogue
+from mixin.training.mixing import BatchStream, MixConfig, Mixer, build_catalogue
 
 PLAIN = dict(remix=0.0, gain_db=0.0, level_db=None, eq_db=0.0, shift=0.0, silence=0.0,
              variants=1)
@@ -16,7 +17,7 @@ PLAIN = dict(remix=0.0, gain_db=0.0, level_db=None, eq_db=0.0, shift=0.0, silenc
 @pytest.fixture(scope="module")
 def stem_root(tmp_path_factory):
     """Three synthetic songs (12 s, stereo) in the MUSDB18-HQ layout; one has no vocals."""
-    from mixin.synth import write_stem_folders
+    from mixin.training.render.synth import write_stem_folders
 
     root = tmp_path_factory.mktemp("mixstems")
     write_stem_folders(root, 3, 12.0, seed=3)
@@ -167,7 +168,7 @@ def test_bad_config(bad):
 
 
 def test_window_sdr():
-    from mixin.jointtrain import summarise, window_sdr
+    from mixin.training.jointtrain import summarise, window_sdr
 
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((3 * params.SAMPLE_RATE, 2)).astype(np.float32) * 0.1
@@ -230,7 +231,7 @@ def test_train_mix_ema_saves_the_average_and_resumes(stem_root, tmp_path):
     import keras
     import train_util
 
-    from mixin.jointtrain import networks
+    from mixin.training.jointtrain import networks
     from mixin.model import load_models
 
     names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())

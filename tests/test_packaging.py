@@ -75,10 +75,13 @@ def test_wheel_holds_the_package_models_and_scripts(wheel):
     for s in ("harmonic", "percussive", "vocal"):
         assert f"mixin/pretrained/model_{s}.h5" in names
     assert "mixin/pretrained/training.json" in names
-    assert "mixin/cli_xtract.py" in names and "mixin/separate.py" in names
-    assert "xtract-mixin = mixin.cli_xtract:main" in scripts
-    assert "mixin-eval = mixin.cli_eval:main" in scripts
-    assert "mixin-train = mixin.cli_train:main" in scripts
+    assert "mixin/cli/xtract.py" in names and "mixin/separation/separate.py" in names
+    # every module of the checkout: pyproject.toml lists the subpackages one by one
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "mixin").rglob("*.py")}
+    assert modules <= names, sorted(modules - names)
+    assert "xtract-mixin = mixin.cli.xtract:main" in scripts
+    assert "mixin-eval = mixin.cli.eval:main" in scripts
+    assert "mixin-train = mixin.cli.train:main" in scripts
     assert wheel.stat().st_size < 5e6
 
 
@@ -110,7 +113,7 @@ def test_installed_commands_work_from_another_directory(venv, tmp_path):
 def test_python_api_from_another_directory(venv, tmp_path):
     code = ("import numpy as np, mixin\n"
             "from mixin import xtract_mixin\n"
-            "from mixin.separate import default_model_dir\n"
+            "from mixin.separation.separate import default_model_dir\n"
             "x = 0.1 * np.random.default_rng(0).standard_normal(22050).astype(np.float32)\n"
             "h, p, v = xtract_mixin(x)\n"
             "assert h.shape == p.shape == v.shape == x.shape\n"

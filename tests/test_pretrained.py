@@ -49,8 +49,8 @@ def test_held_out_songs_are_not_in_the_training_data():
 
 def test_shipped_models_are_not_dead_and_separate_a_synthetic_mix():
     """Each network answers a real mix (no all-zero ReLU output) and the masks share the song out."""
-    from mixin.separate import Separator
-    from mixin.synth import make_song
+    from mixin.separation.separate import Separator
+    from mixin.training.render.synth import make_song
 
     stems = make_song(6.0, seed=123, channels=1)
     mix = sum(stems.values())[:, 0]

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from conftest import ROOT, shared_path
-from mixin import evaluate
+from mixin.evaluation import evaluate
 
 MODEL_DIR = ROOT / "pretrained-models"
 HELD_OUT = ("Potassium", "Sodium")

@@ -1,4 +1,4 @@
-"""The --render-stems stage (mixin.render, mixin.grooves, mixin.drumkits): short songs only.
+"""The --render-stems stage (render, grooves, drumkits of mixin.training.render): short songs only.
 
 Needs FluidSynth, the Debian drum kits / SoundFonts and ../shared/groove-midi; each test skips with
 the reason when what it needs is absent.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mixin import drumkits, grooves, render
+from mixin.training.render import drumkits, grooves, render
 from mixin.errors import MixinError
 
 HERE = Path(__file__).resolve().parent
@@ -27,7 +27,7 @@ def _skip_unless_groove():
 
 
 def _skip_unless_fluidsynth():
-    from mixin import fluid
+    from mixin.training.render import fluid
 
     try:
         fluid.check_fluidsynth()
@@ -42,7 +42,7 @@ def _skip_unless_renderable(split="train"):
         render.check_resources(split)
     except MixinError as e:
         pytest.skip(str(e))
-    except ImportError as e:  # mixin.backing not there yet
+    except ImportError as e:  # mixin.training.render.backing not there yet
         pytest.skip(f"cannot import the backing renderer: {e}")
 
 
@@ -237,7 +237,7 @@ def test_no_kit_gives_one_line_error_with_apt_line(tmp_path, monkeypatch):
 
 def test_missing_fluidsynth_gives_one_line_error(tmp_path, monkeypatch):
     _skip_unless_groove()
-    from mixin import fluid
+    from mixin.training.render import fluid
 
     def missing():
         raise MixinError("FluidSynth is not available (no library): install it with `apt-get install fluidsynth`")
@@ -306,7 +306,7 @@ def test_render_is_deterministic_and_sums_to_the_prepared_mixture(tmp_path, voca
     assert len(rows) == 3 and rows[0].startswith("folder,index,split")
 
     # headroom, and the mixture prepare-stems builds is the sum of the stems read back
-    from mixin.stems import prepare_stems
+    from mixin.training.stems import prepare_stems
 
     for folder in a["folders"]:
         st = _read_stems(tmp_path / "a" / folder)

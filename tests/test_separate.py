@@ -6,7 +6,7 @@ import pytest
 from conftest import shared_path
 from mixin import params
 from mixin.errors import MixinError
-from mixin.separate import Separator, hop_size, n_chunks, xtract_mixin
+from mixin.separation.separate import Separator, hop_size, n_chunks, xtract_mixin
 
 N = params.CHUNK_SIZE
 
@@ -162,7 +162,7 @@ def test_default_model_dir_is_the_checkout_s(monkeypatch, tmp_path):
     """In a checkout: pretrained-models/ beside the package; installed: mixin/pretrained/."""
     from conftest import ROOT
 
-    from mixin import separate
+    from mixin.separation import separate
 
     assert separate.default_model_dir() == str(ROOT / "pretrained-models")
     pkg = tmp_path / "site-packages" / "mixin"

@@ -1,4 +1,4 @@
-"""Tests of the --prepare-stems stage (mixin.stems) on small synthetic stem folders."""
+"""Tests of the --prepare-stems stage (mixin.training.stems) on small synthetic stem folders."""
 
 import json
 import logging
@@ -13,8 +13,8 @@ from scipy import signal
 from mixin import layout
 from mixin.errors import MixinError
 from mixin.layout import SEGMENT_FILES, read_songs
-from mixin.stems import LENGTH_TOLERANCE, classify, prepare_stems, split_songs
-from mixin.synth import make_song, write_stem_folders
+from mixin.training.stems import LENGTH_TOLERANCE, classify, prepare_stems, split_songs
+from mixin.training.render.synth import make_song, write_stem_folders
 
 SR = 44100
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -1,4 +1,4 @@
-"""Tests of the synthetic stem generator (mixin.synth)."""
+"""Tests of the synthetic stem generator (mixin.training.render.synth)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,8 @@ import soundfile as sf
 from scipy import signal
 
 from mixin.errors import MixinError
-from mixin.synth import MIX_PEAK, STEMS, main, make_example_mix, make_song, write_stem_folders
+from mixin.training.render.synth import (MIX_PEAK, STEMS, main, make_example_mix, make_song,
+                                         write_stem_folders)
 
 SR = 44100
 

@@ -1,9 +1,10 @@
-"""Synthesised basses of the renderer (mixin.synthbass): pitch, spectrum, level, ducking."""
+"""Synthesised basses of the renderer (mixin.training.render.synthbass): pitch, spectrum, level,
+ducking."""
 
 import numpy as np
 import pytest
 
-from mixin import synthbass
+from mixin.training.render import synthbass
 from mixin.errors import MixinError
 
 SR = 44100

@@ -1,4 +1,4 @@
-"""Tests of the --train stage (mixin.train): a few steps on tiny synthetic data."""
+"""Tests of the --train stage (mixin.training.train): a few steps on tiny synthetic data."""
 
 import csv
 import json
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from mixin.errors import MixinError
-from mixin.hdf5 import create_hdf5
-from mixin.stems import prepare_stems
-from mixin.synth import write_stem_folders
-from mixin.train import (TrainConfig, batch_indices, checkpoint_paths, make_dataset, plot_history,
-                         read_state, train)
+from mixin.training.hdf5 import create_hdf5
+from mixin.training.stems import prepare_stems
+from mixin.training.render.synth import write_stem_folders
+from mixin.training.train import (TrainConfig, batch_indices, checkpoint_paths, make_dataset,
+                                  plot_history, read_state, train)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(epochs=2, batch_size=4, steps_per_epoch=2, eval_batches=1)
@@ -196,10 +196,10 @@ def test_mirrored_strategy_on_two_logical_cpus(data, tmp_path):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        from mixin.train import get_strategy, train
+        from mixin.training.train import get_strategy, train
         strategy, chief = get_strategy()
         print("REPLICAS", strategy.num_replicas_in_sync, type(strategy).__name__, flush=True)
-        from mixin.train import TrainConfig
+        from mixin.training.train import TrainConfig
         train(TrainConfig({str(data)!r}, {str(tmp_path / 'model')!r}, {str(tmp_path / 'logdir')!r},
                           sources=("vocal",), epochs=2, batch_size=4, steps_per_epoch=2,
                           eval_batches=1))

@@ -85,7 +85,7 @@ def test_train_without_hdf5(tmp_path):
 
 
 def test_song_without_vocals_is_skipped_by_name(tmp_path):
-    from mixin.synth import write_stem_folders
+    from mixin.training.render.synth import write_stem_folders
 
     write_stem_folders(tmp_path / "stems", 2, 3.5, seed=1)
     (tmp_path / "stems" / "song_001" / "vocals.wav").unlink()
@@ -100,7 +100,7 @@ def test_song_without_vocals_is_skipped_by_name(tmp_path):
 def test_named_split_and_augmentation_flags(tmp_path):
     import json
 
-    from mixin.synth import write_stem_folders
+    from mixin.training.render.synth import write_stem_folders
 
     write_stem_folders(tmp_path / "stems", 3, 2.5, seed=3)
     p = run("--prepare-stems", "--stem-dirs", tmp_path / "stems", "--segment-duration", "1",
@@ -121,7 +121,7 @@ def test_named_split_and_augmentation_flags(tmp_path):
 @pytest.mark.slow
 def test_all_stages_in_one_command(tmp_path):
     """--prepare-stems --create-hdf5 --train in one run, in order, with custom paths."""
-    from mixin.synth import write_stem_folders
+    from mixin.training.render.synth import write_stem_folders
 
     write_stem_folders(tmp_path / "stems", 2, 3.5, seed=2)
     p = run("--prepare-stems", "--stem-dirs", tmp_path / "stems", "--segment-duration", "3",

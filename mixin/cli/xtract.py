@@ -16,8 +16,8 @@ import os
 import string
 import sys
 
-from . import __version__, params
-from .errors import MixinError
+from .. import __version__, params
+from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -173,7 +173,7 @@ def output_paths(inputs, outdir, sources, template=DEFAULT_TEMPLATE, first_prefi
 def check_folder(d: str, what: str = "folder") -> None:
     """Check, without creating anything, that files can be written in folder ``d`` (created
     later if missing): ``d`` or its nearest existing ancestor is a writable folder."""
-    from .audio import check_output_dir
+    from ..audio import check_output_dir
 
     d = os.path.abspath(d)
     if os.path.exists(d) and not os.path.isdir(d):
@@ -236,9 +236,9 @@ def _preflight(args, sources):
     of the inputs that passed, subtypes = dict input -> libsndfile subtype of its outputs,
     failures = list of (input, message). Raises MixinError for problems of the whole call.
     """
-    from . import audio
-    from .model import model_paths
-    from .separate import default_model_dir, hop_size
+    from .. import audio
+    from ..model import model_paths
+    from ..separation.separate import default_model_dir, hop_size
 
     hop_size(0.0 if args.no_overlap else args.overlap)
     if args.batch_size < 1:
@@ -326,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         _summary(failures, n_inputs)
         return 1
 
-    from .model import model_paths
-    from .separate import Separator, separate_file
+    from ..model import model_paths
+    from ..separation.separate import Separator, separate_file
 
     paths = model_paths(model_dir, sources)
     say("Loading models from:\n" + "\n".join(f"\t{paths[s]}" for s in sources))

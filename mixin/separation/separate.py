@@ -29,13 +29,14 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import params
-from .chunks import cut, hop_size, n_chunks, weights
-from .errors import MixinError
+from .. import params
+from ..chunks import cut, hop_size, n_chunks, weights
+from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: The ``mixin`` package's folder (this module is ``mixin/separation/separate.py``).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def default_model_dir() -> str:
@@ -87,8 +88,8 @@ class Separator:
 
     def __init__(self, model_dir=None, instrumental=False, single_model=False,
                  overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=False):
-        from .nsgt import get_nsgt
-        from .model import load_models
+        from ..nsgt import get_nsgt
+        from ..model import load_models
 
         if int(batch_size) != batch_size or batch_size < 1:
             raise MixinError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -115,7 +116,7 @@ class Separator:
     def _network_fn(self, jit):
         """A tf.function running all networks on a batch [shape=(b, 96, 1948, 1)]."""
         if jit not in self._fns:
-            from .model import import_tensorflow
+            from ..model import import_tensorflow
 
             tf = import_tensorflow()
             models = [self.models[s] for s in self.sources]
@@ -197,7 +198,7 @@ class Separator:
     @staticmethod
     def _soft_masks(est):
         """M_s = E_s^2 / (sum of E^2 + 1e-7), as the published MiXiN (:func:`mixin.masks.soft_masks`)."""
-        from .masks import soft_masks
+        from ..masks import soft_masks
 
         return soft_masks({s: np.square(e) for s, e in est.items()})
 
@@ -305,7 +306,7 @@ class Separator:
         -------
         dict source -> float32 array of the same shape as ``x``.
         """
-        from .audio import as_2d, check_finite, resample, resampled_length
+        from ..audio import as_2d, check_finite, resample, resampled_length
 
         x2, was_1d = as_2d(x)
         check_finite(x2, "input")
@@ -396,7 +397,7 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
     :class:`mixin.audio.AudioInfo` of the input (of its decoded copy for ffmpeg inputs, with
     ``path`` the input's).
     """
-    from .audio import decoded
+    from ..audio import decoded
 
     missing = [s for s in sep.sources if s not in out_paths]
     if missing:
@@ -411,7 +412,7 @@ def _separate_file(sep, path, out_paths, subtype, progress, timings, name):
     """:func:`separate_file` of a file libsndfile reads."""
     import contextlib
 
-    from .audio import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
+    from ..audio import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
 
     info = probe(path)
     sr, ch, n = info.samplerate, info.channels, info.frames

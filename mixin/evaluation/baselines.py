@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import MixinError
+from ..errors import MixinError
 
 #: STFT of the librosa baselines (librosa's defaults).
 N_FFT = 2048
@@ -130,9 +130,9 @@ def oracle(references: dict[str, np.ndarray], batch: int = 8) -> dict[str, np.nd
         ``backward(M_s * C_mix)`` with ``M_s = |C_s|^2 / (sum_k |C_k|^2 + MASK_EPS)``; they add up
         to the mixture wherever the mixture is not silent.
     """
-    from .chunks import cut, overlap_add
-    from .masks import soft_masks
-    from .nsgt import get_nsgt
+    from ..chunks import cut, overlap_add
+    from ..masks import soft_masks
+    from ..nsgt import get_nsgt
 
     names = list(references)
     if not names:

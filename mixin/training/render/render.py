@@ -1,25 +1,25 @@
 """The ``--render-stems`` stage: render multitrack songs as training material.
 
-Each song is a folder in the MUSDB18-HQ layout that ``--prepare-stems`` (and the on-the-fly
-trainer, :mod:`mixin.mixing`) read: ``drums.flac``, ``bass.flac``, ``other.flac`` and, in some
+Each song is a folder in the MUSDB18-HQ layout that ``--prepare-stems`` (and the on-the-fly trainer,
+:mod:`mixin.training.mixing`) read: ``drums.flac``, ``bass.flac``, ``other.flac`` and, in some
 songs, ``vocals.flac`` — 16-bit 44.1 kHz stereo FLAC. There is no mixture file: the mixture is the
 sum of the stems (every stem is rendered on its own; nothing is ever subtracted from a mix).
 
 A song (:func:`render_song`)
-    * drums: a human performance of the Groove MIDI Dataset (:mod:`mixin.grooves`; grooves of the
-      song's split only, beats looped and fills inserted at section ends) played on a recorded kit
-      (:mod:`mixin.drumkits`; the training kits for ``train``, the held-out kits for
-      ``validation`` and ``test``), with random piece pans, then a random drum chain
-      (:func:`mixin.fx.random_chain`: EQ, compression, room);
-    * bass and other: :func:`mixin.backing.render_backing` at the groove's tempo and metre (held-out
-      SoundFonts for ``validation`` / ``test``);
+    * drums: a human performance of the Groove MIDI Dataset (:mod:`mixin.training.render.grooves`;
+      grooves of the song's split only, beats looped and fills inserted at section ends) played on a
+      recorded kit (:mod:`mixin.training.render.drumkits`; the training kits for ``train``, the
+      held-out kits for ``validation`` and ``test``), with random piece pans, then a random drum
+      chain (:func:`mixin.training.render.fx.random_chain`: EQ, compression, room);
+    * bass and other: :func:`mixin.training.render.backing.render_backing` at the groove's tempo and
+      metre (held-out SoundFonts for ``validation`` / ``test``);
     * vocals (when ``vocal_dirs`` are given, in about :data:`VOCAL_PROBABILITY` of the songs):
       excerpts of real vocal stems, each starting on a bar line, sometimes with a vocal chain;
-    * balance: each stem is normalised (:func:`mixin.fx.normalise`), then bass vs other is drawn in
-      +-6 dB, drums vs bass+other in -15..+8 dB, vocals vs the rest in -6..+6 dB; some bars of
-      drums, bass or other are silent (drum notes left out, so cymbals ring on; 20 ms ramps for
-      the others); the song is scaled so that the peak of the sum is at most 0.9 (and no stem
-      clips) before the stems are quantised to 16 bits.
+    * balance: each stem is normalised (:func:`mixin.training.render.fx.normalise`), then bass vs
+      other is drawn in +-6 dB, drums vs bass+other in -15..+8 dB, vocals vs the rest in -6..+6 dB;
+      some bars of drums, bass or other are silent (drum notes left out, so cymbals ring on; 20 ms
+      ramps for the others); the song is scaled so that the peak of the sum is at most 0.9 (and no
+      stem clips) before the stems are quantised to 16 bits.
 
 Determinism
     Song ``i`` draws everything from ``numpy.random.default_rng([seed, i])``: it is the same
@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params
-from .errors import MixinError
+from ... import fileio, params
+from ...errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -129,7 +129,7 @@ def _check_int(name, value, minimum, maximum=None):
 
 def is_vocal_file(name):
     """A vocal stem by file name: an audio file whose name contains "vocal" (not hidden)."""
-    from .stems import AUDIO_EXTENSIONS  # noqa: PLC0415
+    from ..stems import AUDIO_EXTENSIONS  # noqa: PLC0415
 
     p = Path(name)
     return (not p.name.startswith(".") and "vocal" in p.name.lower()
@@ -147,7 +147,7 @@ def find_vocal_files(vocal_dirs):
             raise MixinError(f"vocal directory not found: {d}")
         if not d.is_dir():
             raise MixinError(f"vocal directory is not a directory: {d}")
-        from .stems import find_song_folders  # noqa: PLC0415  (the one walk over song folders)
+        from ..stems import find_song_folders  # noqa: PLC0415  (the one walk over song folders)
 
         try:
             songs = find_song_folders([d])
@@ -191,7 +191,7 @@ VOCAL_ACTIVE_DB = 25.0
 
 def _vocal_activity(path):
     """(sample rate, frames, per-hop RMS in dB) of a vocal stem, computed once per process."""
-    from . import audio  # noqa: PLC0415
+    from ... import audio  # noqa: PLC0415
 
     if path in _vocal_cache:
         return _vocal_cache[path]
@@ -273,7 +273,7 @@ def _level(fx, x, sr):
 
 def _make_vocals(rng, vocal_files, n, bar_s, n_bars):
     """Excerpts of a real vocal stem on bar lines: (float32 [shape=(2, n)], info)."""
-    from . import audio  # noqa: PLC0415
+    from ... import audio  # noqa: PLC0415
 
     sr = params.SAMPLE_RATE
     path = vocal_files[int(rng.integers(len(vocal_files)))]
@@ -468,7 +468,7 @@ def _umask():
 
 def _render_to_folder(cfg, index):
     """Render song ``index`` and write it as ``render_dir/render-{split}-{index}``: its record."""
-    from . import audio  # noqa: PLC0415
+    from ... import audio  # noqa: PLC0415
 
     render_dir = Path(cfg["render_dir"])
     name = SONG_DIR.format(split=cfg["split"], index=index)
@@ -582,23 +582,17 @@ def _csv_row(r):
     }
 
 
-def _write_atomic(path, text):
-    tmp = path.with_name(".tmp-" + path.name)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_tables(render_dir, records, doc_fields):
     """Write ``songs.json`` and ``songs.csv`` (atomically) for ``records`` (sorted by index)."""
     render_dir = Path(render_dir)
     doc = {"format": FORMAT, **doc_fields, "songs": records}
-    _write_atomic(render_dir / SONGS_JSON, json.dumps(doc, indent=1) + "\n")
+    fileio.write_json(render_dir / SONGS_JSON, doc, indent=1)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in records:
         w.writerow(_csv_row(r))
-    _write_atomic(render_dir / SONGS_CSV, buf.getvalue())
+    fileio.write_text(render_dir / SONGS_CSV, buf.getvalue())
 
 
 def read_songs(render_dir):
@@ -617,7 +611,7 @@ def read_songs(render_dir):
 # --------------------------------------------------------------------------------------------
 
 def _soundfont_paths(obj):
-    """SoundFont file paths found in a (nested) constant of :mod:`mixin.backing`."""
+    """SoundFont file paths found in a (nested) constant of :mod:`mixin.training.render.backing`."""
     if isinstance(obj, (str, os.PathLike)):
         s = os.fspath(obj)
         return [s] if s.lower().endswith((".sf2", ".sf3")) else []
@@ -719,7 +713,7 @@ def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_
     if isinstance(vocal_dirs, (str, os.PathLike)):
         vocal_dirs = [vocal_dirs]
     vocal_files = find_vocal_files(vocal_dirs)
-    from . import audio  # noqa: PLC0415
+    from ... import audio  # noqa: PLC0415
 
     for f in vocal_files:  # headers only: a bad vocal stem is named before any work
         audio.probe(f)

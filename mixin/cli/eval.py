@@ -1,5 +1,6 @@
-"""The ``mixin-eval`` command (also ``./eval_mixin.py``): score MiXiN against baselines with
-BSS Eval v4 on songs given as stems (MUSDB18-HQ layout). The work is done by :mod:`mixin.evaluate`.
+"""The ``mixin-eval`` command (also ``./eval_mixin.py``): score MiXiN against baselines with BSS
+Eval v4 on songs given as stems (MUSDB18-HQ layout). The work is done by
+:mod:`mixin.evaluation.evaluate`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ import logging
 import os
 import sys
 
-from . import __version__
-from .argtypes import number, positive_float
-from .errors import MixinError
+from .. import __version__
+from ..argtypes import number, positive_float
+from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -69,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(level)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
     try:
-        from . import evaluate
-        from .model import model_paths
-        from .separate import default_model_dir
+        from ..evaluation import evaluate
+        from ..model import model_paths
+        from ..separation.separate import default_model_dir
 
         if args.jobs < 1:
             raise MixinError(f"--jobs must be at least 1, got {args.jobs}")

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy import signal
 
-from .errors import MixinError
+from ...errors import MixinError
 
 log = logging.getLogger("mixin")
 

@@ -21,8 +21,8 @@ Everything is vectorised numpy/scipy (a 45 s stereo song takes well under a seco
 
 Command line::
 
-    python -m mixin.synth OUTDIR --songs 2 --duration 45 [--seed 0] [--stereo | --mono] [--force]
-    python -m mixin.synth --example-mix example.wav [--duration 10] [--seed 0]
+    python -m mixin.training.render.synth OUTDIR --songs 2 --duration 45 [--seed 0] [--stereo | --mono] [--force]
+    python -m mixin.training.render.synth --example-mix example.wav [--duration 10] [--seed 0]
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from . import audio, params
-from .errors import MixinError
+from ... import audio, params
+from ...errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -477,7 +477,7 @@ def make_example_mix(path, duration=10.0, seed=0, channels=2, sr=params.SAMPLE_R
 
 def get_parser():
     p = argparse.ArgumentParser(
-        prog="python -m mixin.synth",
+        prog="python -m mixin.training.render.synth",
         description="Write synthetic multitrack stems (MUSDB18-HQ layout: OUTDIR/song_000/"
                     "{drums,bass,other,vocals}.wav) or one synthetic mixture (--example-mix).")
     p.add_argument("outdir", nargs="?", help="output directory for the song folders")

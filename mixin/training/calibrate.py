@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import fileio, layout, params
-from .errors import MixinError
+from .. import fileio, layout, params
+from ..errors import MixinError
 
 if TYPE_CHECKING:
     import keras
@@ -90,7 +90,7 @@ def mask_error(powers: dict[str, np.ndarray], mix_mag: np.ndarray, targets: dict
 
     powers, targets : dict source -> float32 [shape=(n, rows, cols)]; mix_mag : same shape.
     """
-    from .masks import soft_masks
+    from ..masks import soft_masks
 
     g2 = {s: np.float32(gains[s] ** 2) for s in powers}
     err = 0.0
@@ -161,8 +161,8 @@ def _training_chunks(data_dir, n_chunks, seed):
 def _read_chunks(chunks):
     """Mixture and source chunks (hard chunks of :func:`mixin.chunks.cut`): dict name -> float32
     [shape=(n, CHUNK_SIZE)]."""
-    from . import audio
-    from .chunks import cut
+    from .. import audio
+    from ..chunks import cut
 
     names = layout.SEGMENT_PARTS["v"]  # "mix" and the three sources
     out = {n: np.empty((len(chunks), params.CHUNK_SIZE), np.float32) for n in names}
@@ -185,9 +185,9 @@ def calibrate(data_dir: str | os.PathLike = "data", model_dir: str | os.PathLike
     Raises :class:`MixinError` if ``n_chunks`` is not a positive integer, a model file or the
     prepared data is missing, or ``model_dir`` is already calibrated and not ``overwrite``.
     """
-    from .model import load_cdae, model_paths, save_cdae
-    from .nsgt import get_nsgt
-    from .separate import Separator
+    from ..model import load_cdae, model_paths, save_cdae
+    from ..nsgt import get_nsgt
+    from ..separation.separate import Separator
 
     t0 = time.perf_counter()
     if int(n_chunks) != n_chunks or n_chunks < 1:

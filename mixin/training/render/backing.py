@@ -1,26 +1,29 @@
 """Generated backing music (bass and "other" stems) in a groove's tempo and metre, rendered with FluidSynth.
 
-:func:`render_backing` writes a song's pitched parts for the multitrack renderer (:mod:`mixin.render`):
-a random key (12 tonics; major, minor, dorian or mixolydian), a 4-8 bar chord progression (common
-progressions or random diatonic ones, occasional 7ths and suspensions) looped with variations, bars of
-``beats_per_bar`` beats at ``tempo_bpm`` starting at sample 0, and an arrangement of parts:
+:func:`render_backing` writes a song's pitched parts for the multitrack renderer
+(:mod:`mixin.training.render.render`): a random key (12 tonics; major, minor, dorian or mixolydian),
+a 4-8 bar chord progression (common progressions or random diatonic ones, occasional 7ths and
+suspensions) looped with variations, bars of ``beats_per_bar`` beats at ``tempo_bpm`` starting at
+sample 0, and an arrangement of parts:
 
 - a bass line (most songs): roots, root-fifth, octaves, walking or syncopated eighths on the chords,
-  on a GM bass program or (:data:`P_SYNTH_BASS`) a synthesised bass (:mod:`mixin.synthbass`: sine sub,
-  808, filtered saw/square, reese), sometimes ducked on every beat like a side-chained bass;
+  on a GM bass program or (:data:`P_SYNTH_BASS`) a synthesised bass
+  (:mod:`mixin.training.render.synthbass`: sine sub, 808, filtered saw/square, reese), sometimes
+  ducked on every beat like a side-chained bass;
 - 2-5 "other" parts among comping (block chords or strummed guitar voicings in rhythmic patterns),
   arpeggios, sustained pads, a lead melody (phrases with rests) and power chords on driven guitar.
 
-Each part is rendered on its own (:func:`mixin.fluid.render_notes`) with a General MIDI program of its
-instrument family, goes through its own effects chain (:func:`mixin.fx.random_chain`), is normalised,
-given a random gain and pan, and summed into its stem; all parts share one synthetic room (a reverb bus,
-each part with its own send). Parts, the bass or the whole "other" stem drop out for some bars
-(breakdowns). Timing (+-10 ms) and velocities are humanised.
+Each part is rendered on its own (:func:`mixin.training.render.fluid.render_notes`) with a General
+MIDI program of its instrument family, goes through its own effects chain
+(:func:`mixin.training.render.fx.random_chain`), is normalised, given a random gain and pan, and
+summed into its stem; all parts share one synthetic room (a reverb bus, each part with its own
+send). Parts, the bass or the whole "other" stem drop out for some bars (breakdowns). Timing
+(+-10 ms) and velocities are humanised.
 
 Training songs use :data:`TRAIN_SOUNDFONTS` and the ``"train"`` programs of :data:`INSTRUMENTS`;
 held-out songs (validation and test) use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"`` programs, so
 that neither the instrument samples nor the programs of held-out songs are ever trained on; likewise the
-synthesised basses (:data:`mixin.synthbass.KINDS`).
+synthesised basses (:data:`mixin.training.render.synthbass.KINDS`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import fx
-from .errors import MixinError
+from ...errors import MixinError
 from .fluid import check_fluidsynth, check_soundfont, render_notes
 from .synthbass import KINDS as SYNTH_BASS_KINDS, duck, render_bass
 
@@ -75,7 +78,7 @@ ROLE_FAMILIES: dict[str, list[str]] = {
     "power": ["driven_guitar"],
 }
 
-#: Effects role (:data:`mixin.fx.ROLES`) of each family.
+#: Effects role (:data:`mixin.training.render.fx.ROLES`) of each family.
 FAMILY_FX = {
     "piano": "keys", "electric_piano": "keys", "organ": "keys", "clean_guitar": "guitar_clean",
     "acoustic_guitar": "guitar_clean", "driven_guitar": "guitar_drive", "bass": "bass", "strings": "pad",
@@ -104,7 +107,8 @@ PROGRESSIONS = {
     "mixolydian": [(0, 6, 3, 0), (0, 6, 0, 3), (0, 3, 6, 3), (0, 4, 6, 3)],
 }
 
-#: Probability that a song's bass is a synthesised one (:mod:`mixin.synthbass`) instead of a GM program.
+#: Probability that a song's bass is a synthesised one (:mod:`mixin.training.render.synthbass`)
+#: instead of a GM program.
 P_SYNTH_BASS = 0.4
 
 #: Name recorded as the "soundfont" of synthesised parts.

@@ -2,7 +2,8 @@
 
 :func:`render_notes` plays ``(start_s, end_s, midi_pitch, velocity)`` rows with one GM program (or
 the GM percussion kit on MIDI channel 10) and returns FluidSynth's dry stereo output as float32:
-FluidSynth's own reverb and chorus are off (effects are applied afterwards, see :mod:`mixin.fx`).
+FluidSynth's own reverb and chorus are off (effects are applied afterwards, see
+:mod:`mixin.training.render.fx`).
 
 One synthesizer per process and sample rate is kept, with every SoundFont it has loaded (loading
 the Ogg-compressed MuseScore_General.sf3 takes seconds); it is fully reset before each render, so the
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MixinError
+from ...errors import MixinError
 
 log = logging.getLogger("mixin")
 

@@ -18,7 +18,7 @@ song medians, ignoring songs without a valid window.
 
 Systems (see :func:`make_systems`): MiXiN model directories (default overlap and/or the original's
 hard chunks), the HPSS + REPET-SIM baseline and the oracle NSGT soft mask
-(:mod:`mixin.baselines`).
+(:mod:`mixin.evaluation.baselines`).
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import fileio, params
-from .errors import MixinError
+from .. import fileio, params
+from ..errors import MixinError
 
 if TYPE_CHECKING:
-    from .separate import Separator
+    from ..separation.separate import Separator
 
 log = logging.getLogger("mixin")
 
@@ -228,7 +228,7 @@ def load_song(song: Song, offset: float | str = 0.0, duration: float | None = No
     Raises :class:`MixinError` for unreadable stems, stems of different rates or channel
     counts, a rate other than 44.1 kHz, or an offset past the end.
     """
-    from .audio import read_audio
+    from ..audio import read_audio
 
     stems, sr, channels = {}, None, None
     for name, path in song.stems.items():
@@ -427,7 +427,7 @@ class ModelSystem(System):
         """The separator of these models (one per process and setting: models load once)."""
         key = (self.model_dir, self.overlap)
         if key not in _SEPARATORS:  # one per process: models load once per worker
-            from .separate import Separator
+            from ..separation.separate import Separator
 
             kw = {} if self.overlap is None else {"overlap": self.overlap}
             _SEPARATORS[key] = Separator(model_dir=self.model_dir, **kw)
@@ -483,7 +483,7 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
 
 def check_model_dir(path: str | os.PathLike) -> None:
     """A model directory must hold the three networks; raise MixinError naming what is missing."""
-    from .model import model_paths
+    from ..model import model_paths
 
     if not os.path.isdir(path):
         raise MixinError(f"model directory not found: {path}")
@@ -628,7 +628,7 @@ def run(songs: Sequence[Song], systems: Sequence[System], offset: float | str = 
         name: {t: {m: median_over_songs([r["systems"][name]["medians"][t][m] for r in results])
                    for m in METRICS} for t in TARGETS}
         for name in names}
-    from . import __version__
+    from .. import __version__
 
     return {"version": __version__,
             "config": {"offset": offset, "duration": duration, "mono": bool(mono),

@@ -79,8 +79,8 @@ from typing import Any
 
 import numpy as np
 
-from . import audio, fileio, layout, params
-from .errors import MixinError
+from .. import audio, fileio, layout, params
+from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 

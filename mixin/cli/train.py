@@ -42,10 +42,10 @@ def _prog():
 def get_parser():
     from mixin.argtypes import (ema_momentum, nonneg_float, nonneg_int, positive_float, positive_int,
                                 probability)
-    from mixin.stems import AUGMENT_GAIN_DB
+    from mixin.training.stems import AUGMENT_GAIN_DB
     from mixin import __version__
-    from mixin.hdf5 import DEFAULT_STORAGE, STORAGE
-    from mixin.mixing import MixConfig
+    from mixin.training.hdf5 import DEFAULT_STORAGE, STORAGE
+    from mixin.training.mixing import MixConfig
     from mixin.params import SOURCES
 
     p = _Parser(prog=_prog(), description=__doc__.split("\n\n")[0],
@@ -238,7 +238,7 @@ def main(argv=None):
         parser.error(f"--mix-level-db LOW HIGH needs LOW <= HIGH, got {lo:g} {hi:g}")
     if args.original_settings and (args.learning_rate is not None or args.loss is not None):
         parser.error("--original-settings sets --learning-rate and --loss; give one or the other")
-    from mixin.train import DEFAULT_LEARNING_RATE, DEFAULT_LOSSES
+    from mixin.training.train import DEFAULT_LEARNING_RATE, DEFAULT_LOSSES
     if args.original_settings:
         args.learning_rate, args.loss = 1e-3, "mae"
     learning_rate = args.learning_rate if args.learning_rate is not None else DEFAULT_LEARNING_RATE
@@ -251,7 +251,7 @@ def main(argv=None):
 
     try:
         if args.render_stems:
-            from mixin.render import render_stems
+            from mixin.training.render.render import render_stems
 
             summary = render_stems(args.render_dir, args.songs, duration=args.duration,
                                    seed=args.seed, split=args.split,
@@ -260,7 +260,7 @@ def main(argv=None):
                                    groove_dir=args.groove_dir)
             log.debug("render-stems: %s", summary)
         if args.prepare_stems:
-            from mixin.stems import prepare_stems
+            from mixin.training.stems import prepare_stems
 
             summary = prepare_stems(args.stem_dirs, data_dir=args.data_dir,
                                     segment_duration=args.segment_duration,
@@ -273,12 +273,12 @@ def main(argv=None):
                                     test_songs=args.test_songs)
             log.debug("prepare-stems: %s", summary)
         if args.create_hdf5:
-            from mixin.hdf5 import create_hdf5
+            from mixin.training.hdf5 import create_hdf5
 
             create_hdf5(args.data_dir, n_pool=args.n_pool, mono=args.mono, seed=args.seed,
                         overwrite=args.overwrite, storage=args.hdf5_storage, sources=args.sources)
         if args.train:
-            from mixin.train import TrainConfig, train
+            from mixin.training.train import TrainConfig, train
 
             train(TrainConfig(
                 data_dir=args.data_dir, model_dir=args.model_dir, logdir=args.logdir,
@@ -289,8 +289,8 @@ def main(argv=None):
                 loss=loss, learning_rate=learning_rate, overwrite=args.overwrite,
                 eval_batches=args.eval_batches))
         if args.train_mix:
-            from mixin.jointtrain import MixTrainConfig, train_mix
-            from mixin.mixing import MixConfig
+            from mixin.training.jointtrain import MixTrainConfig, train_mix
+            from mixin.training.mixing import MixConfig
 
             mix = MixConfig(remix=args.mix_remix, gain_db=args.mix_gain_db,
                             level_db=None if args.mix_natural_level else tuple(args.mix_level_db),
@@ -309,7 +309,7 @@ def main(argv=None):
                 init_model_dir=args.init_model_dir, ema=args.ema, overwrite=args.overwrite,
                 plot=True), progress=not args.quiet)
         if args.calibrate:
-            from mixin.calibrate import calibrate
+            from mixin.training.calibrate import calibrate
 
             calibrate(args.data_dir, args.model_dir, n_chunks=args.calibration_chunks,
                       seed=args.seed, overwrite=args.overwrite)

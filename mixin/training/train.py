@@ -62,8 +62,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import fileio, layout, params
-from .errors import MixinError
+from .. import fileio, layout, params
+from ..errors import MixinError
 from .hdf5 import SPLITS, check_hdf5, dataset_name
 
 if TYPE_CHECKING:
@@ -372,7 +372,7 @@ def _callbacks(keras, paths, state, patience, monitor, batch_size):
 
     best_weights = None
     if state.get("best") is not None and os.path.exists(paths["best"]):
-        from .model import load_cdae
+        from ..model import load_cdae
 
         best_weights = load_cdae(paths["best"]).get_weights()
     es = ResumableEarlyStopping(
@@ -393,7 +393,7 @@ def _save_h5(model, path):
     """
     import keras
 
-    from .model import save_cdae
+    from ..model import save_cdae
 
     with keras.device("/cpu:0"):
         copy = keras.models.clone_model(model)
@@ -507,7 +507,7 @@ def train(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
     "positive_fraction", "epochs": n, "best_epoch", "stopped_early", "model": path, "seconds"}}
     (for a source already trained, its recorded metrics).
     """
-    from .model import import_tensorflow
+    from ..model import import_tensorflow
 
     cfg.check()
     sources = tuple(cfg.sources)
@@ -577,7 +577,7 @@ def _config(source, data_dir, counts, cfg):
 
 
 def _train_one(keras, strategy, source, paths, config, action, state, plot, eval_batches):
-    from .model import build_cdae, compile_cdae, load_cdae
+    from ..model import build_cdae, compile_cdae, load_cdae
 
     h5 = config["hdf5"]
     counts = config["counts"]

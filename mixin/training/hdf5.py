@@ -1,6 +1,6 @@
 """Training datasets: NSGT magnitudes of the prepared segments, split by song, in HDF5.
 
-:func:`create_hdf5` reads the segment folders that :func:`mixin.stems.prepare_stems` wrote
+:func:`create_hdf5` reads the segment folders that :func:`mixin.training.stems.prepare_stems` wrote
 (``data/{song:03d}{segment:04d}v/`` and ``…nov/``, named in :mod:`mixin.layout`) and writes one
 file per source::
 
@@ -22,9 +22,10 @@ which downmixed to mono); ``mono=True`` downmixes instead (the mean of the chann
 original's loader did).
 
 Split: 80/10/10 **by song**, so no song has chunks in two splits: the split recorded in
-``songs.json`` by ``--prepare-stems`` (:func:`mixin.stems.split_songs`, deterministic for its
-seed; augmented songs, remixed from training songs only, are training songs). Each file also holds ``index/{train,validation,test}`` [shape=(N, 4)] int32 rows
-(song, segment, chunk, channel; channel -1 = mono downmix) naming where every example came from.
+``songs.json`` by ``--prepare-stems`` (:func:`mixin.training.stems.split_songs`, deterministic for
+its seed; augmented songs, remixed from training songs only, are training songs). Each file also
+holds ``index/{train,validation,test}`` [shape=(N, 4)] int32 rows (song, segment, chunk, channel;
+channel -1 = mono downmix) naming where every example came from.
 
 Storage: the original wrote float32 uncompressed, 96 * 1948 * 4 = 748,032 bytes per array per
 chunk (x and y: 1.5 MB per example). The default here is chosen by measurement (see
@@ -51,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from . import layout, params
-from .errors import MixinError
+from .. import layout, params
+from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -115,11 +116,12 @@ def assign_splits(data_dir: str | os.PathLike, song_ids: Iterable[int],
                   seed: int = 0) -> dict[str, list[int]]:
     """The train/validation/test songs of the prepared segments.
 
-    The split recorded in ``songs.json`` by :func:`mixin.stems.prepare_stems` is authoritative
-    (augmented songs were remixed from its training songs only, and belong to training); a
-    ``songs.json`` without a split is split here with :func:`mixin.stems.split_songs` over its
-    real songs (``seed``), augmented songs going to training. Returns {split: sorted song indices}
-    restricted to ``song_ids``; :class:`MixinError` if a segment's song is not in the table.
+    The split recorded in ``songs.json`` by :func:`mixin.training.stems.prepare_stems` is
+    authoritative (augmented songs were remixed from its training songs only, and belong to
+    training); a ``songs.json`` without a split is split here with
+    :func:`mixin.training.stems.split_songs` over its real songs (``seed``), augmented songs going
+    to training. Returns {split: sorted song indices} restricted to ``song_ids``;
+    :class:`MixinError` if a segment's song is not in the table.
     """
     from .stems import split_songs
 
@@ -212,8 +214,8 @@ def _compute_task(task):
     Returns (task, [{name: array [shape=(n_chunks * n_channels, n_rows, n_cols)] of ``dtype``}
     per folder]), examples ordered chunk-major then channel.
     """
-    from .chunks import cut
-    from .nsgt import get_nsgt
+    from ..chunks import cut
+    from ..nsgt import get_nsgt
 
     nsgt = get_nsgt()
     L = params.CHUNK_SIZE
@@ -265,7 +267,7 @@ def _check_folder(folder, n_frames):
 
 def _make_tasks(folders, mono, dtype):
     """Tasks of at most CHUNKS_PER_TASK chunks of one segment (its v and nov folders together)."""
-    from .chunks import n_chunks
+    from ..chunks import n_chunks
 
     groups = {}
     for f in folders:
@@ -348,7 +350,7 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
     Raises :class:`MixinError` for bad arguments, no prepared segments or ``songs.json``,
     unreadable segment audio, or existing files without ``overwrite``.
     """
-    from .nsgt import coef_shape
+    from ..nsgt import coef_shape
 
     n_pool = (os.cpu_count() or 1) if n_pool is None else n_pool
     if not isinstance(n_pool, (int, np.integer)) or n_pool < 1:
@@ -458,7 +460,7 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
 
 
 def _version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -491,7 +493,7 @@ def check_hdf5(data_dir: str | os.PathLike,
     Raises :class:`MixinError` if a file is missing, incomplete, or has the wrong shape.
     """
     import h5py
-    from .nsgt import coef_shape
+    from ..nsgt import coef_shape
 
     shape = coef_shape() + (1,)
     out = {}

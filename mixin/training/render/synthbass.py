@@ -5,7 +5,7 @@ the kick, the long pitch-dropping "808", filtered saw and square basses, detuned
 often ducked on every beat by the kick (side-chain "pumping"). The GM bass programs are plucked,
 bowed or short synth patches, so a network trained only on them learns that sustained energy below
 100 Hz with a sharp onset is a kick drum. These basses, played from the same note lists as the GM
-bass (:func:`mixin.backing.render_backing`), teach it otherwise.
+bass (:func:`mixin.training.render.backing.render_backing`), teach it otherwise.
 
 Every kind is additive synthesis of band-limited harmonics (no aliasing), vectorised per note:
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import MixinError
+from ...errors import MixinError
 
 #: Bass kinds for training and for held-out (validation/test) renders (disjoint).
 KINDS: dict[str, list[str]] = {

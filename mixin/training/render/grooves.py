@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MixinError
+from ...errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -43,7 +43,7 @@ CREDIT = "Groove MIDI Dataset, Gillick et al., ICML 2019, CC BY 4.0"
 CREDIT_URL = "https://magenta.tensorflow.org/datasets/groove"
 
 #: Where the dataset is looked for by default: ../shared/groove-midi next to the repository.
-DEFAULT_GROOVE_DIR = Path(__file__).resolve().parents[2] / "shared" / "groove-midi"
+DEFAULT_GROOVE_DIR = Path(__file__).resolve().parents[4] / "shared" / "groove-midi"
 
 #: The dataset's split names.
 SPLITS = ("train", "validation", "test")

@@ -11,13 +11,13 @@ Kits
     * SoundFont kits (:data:`SOUNDFONT_KITS`): the avldrums kits (Black Pearl, Red Zeppelin;
       CC-BY-SA-3.0, many velocity layers) and the GM drum kits (bank 128) of FluidR3_GM and
       MuseScore_General (MIT), and, held out, of TimGM6mb (GPL-2), played by FluidSynth
-      (:mod:`mixin.fluid`).
+      (:mod:`mixin.training.render.fluid`).
 
 Held-out kits
     :data:`HELDOUT` names the kits used only for validation and test songs; training songs never
     use them and they never use a training kit (:func:`kit_pool`). The GM kits of TimGM6mb (GPL-2,
-    like the held-out SoundFont of :mod:`mixin.backing`) are held out only: no model is trained on
-    them.
+    like the held-out SoundFont of :mod:`mixin.training.render.backing`) are held out only: no model
+    is trained on them.
 
 A kit that cannot be read (bad XML, missing or unreadable samples, unloadable SoundFont) is
 skipped with a warning naming it. :func:`kit_pool` raises one :class:`MixinError` line naming the
@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params
-from .errors import MixinError
+from ... import params
+from ...errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -340,7 +340,7 @@ class HydrogenKit:
 
     def load(self, instrument):
         """Read the samples of ``instrument`` (once). MixinError naming a missing/bad file."""
-        from . import audio  # noqa: PLC0415
+        from ... import audio  # noqa: PLC0415
 
         for ly in instrument.layers:
             if ly.audio is not None:

@@ -9,9 +9,9 @@ returns the NSGT magnitudes of the mixture and of each source. Disk use is the s
 
 Songs
     Folders of stem files in the MUSDB18-HQ layout (``drums``, ``vocals``, ``bass``, ``other``,
-    ...), classed by file name as :func:`mixin.stems.classify` (drum -> percussive, vocal ->
-    vocal, mix -> ignored, anything else -> harmonic, summed). A song may lack vocals (rendered
-    backings): its vocal part is silent. Stems must be at 44.1 kHz.
+    ...), classed by file name as :func:`mixin.training.stems.classify` (drum -> percussive,
+    vocal -> vocal, mix -> ignored, anything else -> harmonic, summed). A song may lack vocals
+    (rendered backings): its vocal part is silent. Stems must be at 44.1 kHz.
 
 Determinism
     Example ``i`` of a stream depends only on (catalogue, config, seed, i): batch ``b`` holds
@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params
-from .errors import MixinError
+from .. import fileio, params
+from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 
@@ -246,11 +246,8 @@ def build_catalogue(stem_dirs, exclude=(), jobs=1, cache=None):
     if not songs:
         raise MixinError("no usable training songs (each needs drums or harmonic stems, >= 1 s)")
     if cache:
-        tmp = str(cache) + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"version": CATALOGUE_VERSION, "key": key,
-                       "songs": [dataclasses.asdict(s) for s in songs]}, f)
-        os.replace(tmp, cache)
+        fileio.write_json(cache, {"version": CATALOGUE_VERSION, "key": key,
+                                  "songs": [dataclasses.asdict(s) for s in songs]}, indent=None)
     return songs
 
 
@@ -430,7 +427,7 @@ class Mixer:
         coefficients, exactly as if the scaled signals had been transformed).
         """
         if self._nsgt is None:
-            from .nsgt import get_nsgt
+            from ..nsgt import get_nsgt
 
             self._nsgt = get_nsgt()
         idx = range(b * batch_size, (b + 1) * batch_size)

@@ -3,8 +3,8 @@
 :func:`train_mix` is the ``train_util.py --train-mix`` stage. Unlike ``--train`` (one network at a
 time, from HDF5, early stopping on each network's own loss), it
 
-- draws examples from stem folders on the fly (:mod:`mixin.mixing`): hours of material without an
-  HDF5 copy, cross-song remixes, random gains, EQ, speed and silence;
+- draws examples from stem folders on the fly (:mod:`mixin.training.mixing`): hours of material
+  without an HDF5 copy, cross-song remixes, random gains, EQ, speed and silence;
 - trains the three networks in one step on the same examples (each network still has its own
   loss and its own weights; Adam scales every parameter's step by its own gradient statistics, so
   summing the three losses trains each network exactly as alone);
@@ -48,8 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import params
-from .errors import MixinError
+from .. import fileio, params
+from ..errors import MixinError
 from .train import DEFAULT_LOSSES
 from .mixing import ACTIVE_RMS, BatchStream, MixConfig, Mixer, build_catalogue
 
@@ -138,8 +138,8 @@ def load_validation_song(folder, duration):
     """The ``duration`` s excerpt of a song folder where its sources are most active.
 
     Returns :class:`ValSong` (targets missing in the folder are silent)."""
-    from .audio import read_audio
-    from .evaluate import active_windows
+    from ..audio import read_audio
+    from ..evaluation.evaluate import active_windows
     from .mixing import _song_files
 
     folder = Path(folder)
@@ -219,7 +219,7 @@ def build_joint(losses, learning_rate, init_model_dir=None, ema=0.0):
     average of the weights with momentum ``ema`` when it is > 0)."""
     import keras
 
-    from .model import build_cdae, input_shape, load_models
+    from ..model import build_cdae, input_shape, load_models
 
     nets = {s: build_cdae(name=f"cdae_{s}") for s in params.SOURCES}
     if init_model_dir:
@@ -244,10 +244,7 @@ def networks(joint):
 # --------------------------------------------------------------------------------------------
 
 def _write_json(path, obj):
-    tmp = str(path) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True, default=float)
-    os.replace(tmp, path)
+    fileio.write_json(path, obj, indent=1, sort_keys=True, default=float)
 
 
 def _paths(cfg):
@@ -264,13 +261,11 @@ HISTORY_FIELDS = (["round", "batches", "examples", "seconds", "examples_per_s"]
 
 
 def _write_history(path, rows):
-    tmp = str(path) + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with fileio.atomic_open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
 
 
 def plot_validation(rows, path):
@@ -294,9 +289,8 @@ def plot_validation(rows, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    tmp = str(path) + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    with fileio.atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
 
 
 def _song_folders(dirs, names=None):
@@ -311,8 +305,8 @@ def _song_folders(dirs, names=None):
 
 def train_mix(cfg: MixTrainConfig, progress=True):
     """Train (or resume) the three networks on mixed-on-the-fly examples; returns the state."""
-    from .model import import_tensorflow
-    from .separate import Separator
+    from ..model import import_tensorflow
+    from ..separation.separate import Separator
 
     cfg.check()
     p = _paths(cfg)
@@ -443,9 +437,8 @@ def train_mix(cfg: MixTrainConfig, progress=True):
             if patience and state["rounds"] - state["best"]["round"] >= patience:
                 state["finished"] = True
                 stop_reason = f"no better selection score for {patience} rounds"
-            tmp = str(p["last"]) + ".tmp.keras"
-            joint.save(tmp)
-            os.replace(tmp, p["last"])
+            with fileio.atomic_path(p["last"]) as tmp:
+                joint.save(str(tmp))  # keeps the .keras extension
             _write_json(p["state"], state)
             _write_history(p["history"], state["history"])
     if bar is not None:
@@ -453,9 +446,7 @@ def train_mix(cfg: MixTrainConfig, progress=True):
     if state["best"] is None:
         raise MixinError("no round was trained (rounds done already?)")
     for s in params.SOURCES:
-        tmp = str(final[s]) + ".tmp.h5"
-        shutil.copyfile(p["best"] / params.MODEL_FILES[s], tmp)
-        os.replace(tmp, final[s])
+        fileio.copy_file(p["best"] / params.MODEL_FILES[s], final[s])
     _write_history(p["model_history"], state["history"])
     if cfg.plot:
         plot_validation(state["history"], p["plot"])
@@ -474,7 +465,7 @@ def _swap_in_average(joint):
 
 
 def _save_models(nets, folder):
-    from .model import save_cdae
+    from ..model import save_cdae
 
     folder.mkdir(parents=True, exist_ok=True)
     for s, m in nets.items():
