@@ -30,3 +30,7 @@ MODEL_FILES = {s: f"model_{s}.h5" for s in SOURCES}
 #: Default overlap fraction between consecutive chunks at separation time (0 = the original's
 #: hard chunk boundaries). Chosen by measurement: see README, "Overlap".
 DEFAULT_OVERLAP = 0.25
+
+#: A 1 s window of a source is active when its RMS exceeds this (-60 dBFS): for choosing excerpts,
+#: scoring windows and the training catalogue's activity.
+ACTIVE_RMS = 1e-3

@@ -86,6 +86,10 @@ def get_parser():
                    help="songs rendered in parallel processes (default: %(default)s)")
     g.add_argument("--groove-dir", metavar="DIR", default=None,
                    help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
+    g.add_argument("--synth-bass", type=probability, default=0.0, metavar="P",
+                   help="probability that a song's bass is synthesised (sine sub, 808, filtered "
+                        "saw...; side-chain ducking too) instead of a GM program (default: "
+                        "%(default)s, the renders the shipped models were trained on; 0.4 tried)")
 
     g = p.add_argument_group("--prepare-stems: cut stem folders into training segments")
     g.add_argument("--prepare-stems", action="store_true", help="run this stage")
@@ -257,7 +261,7 @@ def main(argv=None):
                                    seed=args.seed, split=args.split,
                                    vocal_dirs=args.vocal_dirs or (), jobs=args.jobs,
                                    overwrite=args.overwrite, progress=not args.quiet,
-                                   groove_dir=args.groove_dir)
+                                   groove_dir=args.groove_dir, synth_bass=args.synth_bass)
             log.debug("render-stems: %s", summary)
         if args.prepare_stems:
             from mixin.training.stems import prepare_stems

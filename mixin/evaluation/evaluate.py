@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import fileio, params
+from ..audio import active_windows
 from ..errors import MixinError
 
 if TYPE_CHECKING:
@@ -59,9 +60,6 @@ AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 #: Output files written by :func:`write_results` (in the output directory).
 OUTPUT_FILES = ("scores.json", "songs.csv", "medians.csv", "medians.md", "boxplot.png")
 
-#: Activity threshold for ``offset="auto"``: a 1 s window of a target is active when its RMS
-#: exceeds this (-60 dBFS).
-ACTIVE_RMS = 1e-3
 #: Level of the deterministic dither added to an estimate that has exactly silent windows
 #: (-160 dBFS RMS): museval would otherwise drop every target in those windows (or refuse a
 #: wholly silent estimate), rewarding a system for outputting silence.
@@ -176,16 +174,6 @@ def find_songs(roots: Iterable[str | os.PathLike],
     if not songs:
         raise MixinError("no songs found")
     return songs
-
-
-def active_windows(x: np.ndarray, win: int) -> np.ndarray:
-    """Which ``win``-sample windows of ``x`` [shape=(n, ch)] are active (RMS > ACTIVE_RMS):
-    bool [shape=(n // win,)] (a partial last window is left out)."""
-    n = (x.shape[0] // win) * win
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    power = np.mean(np.square(x[:n], dtype=np.float64).reshape(-1, win, x.shape[1]), axis=(1, 2))
-    return power > ACTIVE_RMS ** 2
 
 
 def auto_offset(references: dict[str, np.ndarray], sr: int, duration: float) -> int:

@@ -51,7 +51,7 @@ import numpy as np
 from .. import fileio, params
 from ..errors import MixinError
 from .train import DEFAULT_LOSSES
-from .mixing import ACTIVE_RMS, BatchStream, MixConfig, Mixer, build_catalogue
+from .mixing import BatchStream, MixConfig, Mixer, build_catalogue
 
 log = logging.getLogger("mixin")
 
@@ -139,7 +139,7 @@ def load_validation_song(folder, duration):
 
     Returns :class:`ValSong` (targets missing in the folder are silent)."""
     from ..audio import read_audio
-    from ..evaluation.evaluate import active_windows
+    from ..audio import active_windows
     from .mixing import _song_files
 
     folder = Path(folder)
@@ -182,7 +182,7 @@ def window_sdr(ref, est, win=params.SAMPLE_RATE):
     e = est[:n].reshape(-1, win * ref.shape[1]).astype(np.float64)
     num = np.sum(r * r, axis=1)
     den = np.sum((r - e) ** 2, axis=1)
-    active = num / (win * ref.shape[1]) > ACTIVE_RMS ** 2
+    active = num / (win * ref.shape[1]) > params.ACTIVE_RMS ** 2
     if not np.any(active):
         return float("nan")
     sdr = 10.0 * np.log10((num[active] + 1e-12) / (den[active] + 1e-12))

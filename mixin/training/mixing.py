@@ -43,8 +43,6 @@ log = logging.getLogger("mixin")
 #: Activity is measured on windows of this many samples (one second).
 ACTIVITY_WINDOW = params.SAMPLE_RATE
 
-#: A window is active when its RMS exceeds this (about -60 dBFS).
-ACTIVE_RMS = 1e-3
 
 CATALOGUE_VERSION = 1
 
@@ -115,7 +113,7 @@ class MixConfig:
 @dataclass
 class StemSong:
     """A song folder: ``files`` maps source -> list of stem paths; ``active`` source -> list of
-    0/1 per second (1 = RMS above :data:`ACTIVE_RMS`)."""
+    0/1 per second (1 = RMS above :data:`mixin.params.ACTIVE_RMS`)."""
 
     name: str
     folder: str
@@ -163,7 +161,7 @@ def _activity(paths, frames):
                                       minlength=n_win)[:n_win]
                 pos += len(m)
     rms = np.sqrt(energy / ACTIVITY_WINDOW)
-    return [int(v > ACTIVE_RMS) for v in rms]
+    return [int(v > params.ACTIVE_RMS) for v in rms]
 
 
 def _probe_song(args):

@@ -7,7 +7,7 @@ suspensions) looped with variations, bars of ``beats_per_bar`` beats at ``tempo_
 sample 0, and an arrangement of parts:
 
 - a bass line (most songs): roots, root-fifth, octaves, walking or syncopated eighths on the chords,
-  on a GM bass program or (:data:`P_SYNTH_BASS`) a synthesised bass
+  on a GM bass program or (``synth_bass``) a synthesised bass
   (:mod:`mixin.training.render.synthbass`: sine sub, 808, filtered saw/square, reese), sometimes
   ducked on every beat like a side-chained bass;
 - 2-5 "other" parts among comping (block chords or strummed guitar voicings in rhythmic patterns),
@@ -114,8 +114,8 @@ P_SYNTH_BASS = 0.4
 #: Name recorded as the "soundfont" of synthesised parts.
 SYNTH_SOURCE = "mixin.synthbass"
 
-#: Side-chain ducking ("pumping" on every beat): probability for synthesised basses and for pads,
-#: depth (dB) and recovery (ms) ranges.
+#: Side-chain ducking ("pumping" on every beat), only in renders with synthesised basses: probability
+#: for synthesised basses and for pads, depth (dB) and recovery (ms) ranges.
 P_DUCK = {"synth_bass": 0.5, "pad": 0.2}
 DUCK_DB = (4.0, 14.0)
 DUCK_RELEASE_MS = (80.0, 260.0)
@@ -601,6 +601,7 @@ def render_backing(
     sr: int = 44100,
     *,
     soundfonts: tuple[str, ...] | None = None,
+    synth_bass: float = 0.0,
 ) -> tuple[dict, dict]:
     """Render a song's bass and "other" stems: a random key, progression and arrangement of parts.
 
@@ -610,6 +611,9 @@ def render_backing(
     :param heldout: use the held-out SoundFonts and programs (validation/test) instead of the training ones.
     :param soundfonts: a subset of :data:`TRAIN_SOUNDFONTS` (or of :data:`HELDOUT_SOUNDFONTS` with
         ``heldout``) to draw from, e.g. to avoid loading the slow MuseScore_General.sf3 in quick runs.
+    :param synth_bass: probability that the bass is synthesised (:mod:`mixin.training.render.synthbass`)
+        instead of a GM program, and that side-chain ducking is drawn (:data:`P_DUCK`). At 0 (default)
+        no random number is drawn for either, so songs are those of renders made before the option.
     :returns: ``({"bass": [shape=(2, n_samples)], "other": [shape=(2, n_samples)]}, info)``, float32
         stems (silent bass when the song has none), and a JSON-serialisable ``info``: key, mode,
         progression (chord symbols of the loop), chords (symbols per bar), and per part: stem, role,
@@ -633,6 +637,8 @@ def render_backing(
     for f in fonts:
         check_soundfont(f)
     beats_per_bar = int(beats_per_bar)
+    if not 0.0 <= float(synth_bass) <= 1.0:
+        raise MixinError(f"render_backing: synth_bass must be a probability in [0, 1], got {synth_bass}")
 
     # harmony
     mode = str(rng.choice(list(MODES), p=np.array(list(MODE_WEIGHTS.values()))))
@@ -663,7 +669,7 @@ def render_backing(
 
     parts: list[dict[str, Any]] = []
     if has_bass:
-        synth = rng.random() < P_SYNTH_BASS
+        synth = bool(synth_bass) and rng.random() < synth_bass
         parts.append({"stem": "bass", "role": "bass", "family": "synth_bass" if synth else "bass",
                       "active": _activity(rng, n_bars, float(rng.choice([0.0, 0.1, 0.2])))})
     used: dict[str, int] = {}
@@ -722,7 +728,7 @@ def render_backing(
         y, fx_info = fx.random_chain(audio, sr, np.random.default_rng(fx_seed), fx_role, reverb_on=False)
         if synth:
             fx_info["synth"] = fx_synth
-        p_duck = P_DUCK.get("synth_bass" if synth else role, 0.0)
+        p_duck = P_DUCK.get("synth_bass" if synth else role, 0.0) if synth_bass else 0.0
         if p_duck and rng.random() < p_duck:
             fx_info["duck"] = {"depth_db": float(rng.uniform(*DUCK_DB)),
                                "release_ms": float(rng.uniform(*DUCK_RELEASE_MS))}

@@ -334,10 +334,10 @@ def _jsonable(x):
     return str(x)
 
 
-def render_song(index, seed, split, duration, vocal_files=(), groove_dir=None):
+def render_song(index, seed, split, duration, vocal_files=(), groove_dir=None, synth_bass=0.0):
     """Render song ``index``: ({stem: float32 [shape=(2, n)]}, record). Nothing is written.
 
-    Deterministic from ``(seed, index, split, duration, vocal_files)``."""
+    Deterministic from ``(seed, index, split, duration, vocal_files, synth_bass)``."""
     from . import backing, drumkits, fx, grooves  # noqa: PLC0415
 
     sr = params.SAMPLE_RATE
@@ -358,7 +358,8 @@ def render_song(index, seed, split, duration, vocal_files=(), groove_dir=None):
     # ---- bass and other at the groove's tempo and metre (in beats of the metre's denominator)
     num, den = (int(v) for v in plan["metre"].split("/"))
     tempo = plan["tempo"] * den / 4.0
-    parts, backing_info = backing.render_backing(tempo, num, n, rng, heldout=split != "train", sr=sr)
+    parts, backing_info = backing.render_backing(tempo, num, n, rng, heldout=split != "train", sr=sr,
+                                                 synth_bass=synth_bass)
     stems = {"drums": np.asarray(drums, dtype=np.float32),
              "bass": np.asarray(parts["bass"], dtype=np.float32),
              "other": np.asarray(parts["other"], dtype=np.float32)}
@@ -474,7 +475,7 @@ def _render_to_folder(cfg, index):
     name = SONG_DIR.format(split=cfg["split"], index=index)
     t0 = time.process_time()
     stems, record = render_song(index, cfg["seed"], cfg["split"], cfg["duration"],
-                                cfg["vocal_files"], cfg["groove_dir"])
+                                cfg["vocal_files"], cfg["groove_dir"], cfg.get("synth_bass", 0.0))
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=render_dir))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
@@ -670,7 +671,7 @@ def _progress(total, enabled):
 
 
 def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_dirs=(), jobs=1,
-                 overwrite=False, progress=True, groove_dir=None):
+                 overwrite=False, progress=True, groove_dir=None, synth_bass=0.0):
     """Render ``songs`` songs into ``render_dir`` (see the module documentation).
 
     Parameters
@@ -686,6 +687,8 @@ def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_
     overwrite : replace the renderer's own song folders and tables in ``render_dir``
     progress : show a progress bar (on a terminal, when INFO messages are shown)
     groove_dir : the Groove MIDI Dataset folder (default ``../shared/groove-midi``)
+    synth_bass : probability in [0, 1] that a song's bass is synthesised (and of side-chain ducking);
+        0 (default) renders the songs of renders made before the option
 
     With ``jobs`` > 1 the songs are rendered in "spawn" worker processes (no state inherited
     from the caller): a script calling this must do so under ``if __name__ == "__main__":``.
@@ -710,6 +713,12 @@ def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_
     if split not in SPLITS:
         raise MixinError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
     jobs = _check_int("jobs", jobs, 1, 256)
+    try:
+        synth_bass = float(synth_bass)
+    except (TypeError, ValueError):
+        raise MixinError(f"synth_bass must be a probability, got {synth_bass!r}") from None
+    if not 0.0 <= synth_bass <= 1.0:
+        raise MixinError(f"synth_bass must be a probability in [0, 1], got {synth_bass:g}")
     if isinstance(vocal_dirs, (str, os.PathLike)):
         vocal_dirs = [vocal_dirs]
     vocal_files = find_vocal_files(vocal_dirs)
@@ -737,7 +746,7 @@ def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_
                 shutil.rmtree(p, ignore_errors=True)
     cfg = {"render_dir": str(render_dir), "seed": seed, "split": split, "duration": duration,
            "vocal_files": vocal_files, "groove_dir": None if groove_dir is None else str(groove_dir),
-           "overwrite": overwrite, "log_level": log.level}
+           "overwrite": overwrite, "log_level": log.level, "synth_bass": synth_bass}
     records, stats = [None] * songs, [None] * songs
     bar = _progress(songs, progress)
     try:
@@ -769,7 +778,7 @@ def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_
     kit_credits = {name: f"{k['package']}: {k['licence']}" for name, k in sorted(kits.items())}
     write_tables(render_dir, records, {
         "sample_rate": params.SAMPLE_RATE, "seed": seed, "split": split, "duration": duration,
-        "stem_format": f"FLAC {STEM_SUBTYPE}",
+        "synth_bass": synth_bass, "stem_format": f"FLAC {STEM_SUBTYPE}",
         "vocal_dirs": [str(Path(d).resolve()) for d in vocal_dirs or ()],
         "credits": {**CREDITS, "kits": kit_credits},
         "kit_pool": pool,
