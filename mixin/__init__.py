@@ -6,13 +6,24 @@ convolutional denoising autoencoders whose estimates become soft masks.
 Importing :mod:`mixin` is cheap: TensorFlow is imported only when a model is loaded or built.
 """
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
 from .errors import MixinError  # noqa: E402
 
+TYPE_CHECKING = False  # (typing.TYPE_CHECKING without importing typing: type checkers know the name)
+if TYPE_CHECKING:
+    import os
+    from typing import Any
 
-def xtract_mixin(x, instrumental=False, single_model=False, pretrained_model_dir=None, **kwargs):
-    """Separate ``x`` into (harmonic, percussive, vocal).
+    import numpy as np
+
+
+def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool = False,
+                 pretrained_model_dir: str | os.PathLike | None = None,
+                 **kwargs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Separate ``x`` [shape=(n,) or (n, channels)] into (harmonic, percussive, vocal).
 
     See :func:`mixin.separation.separate.xtract_mixin` (imported lazily so that ``import mixin``
     stays light).

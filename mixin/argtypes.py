@@ -1,18 +1,23 @@
 """argparse value types shared by the scripts: numbers checked before any work, with the value."""
 
+from __future__ import annotations
+
 import argparse
 import math
+from collections.abc import Callable, Container
 
 
-def number(kind=float, minimum=None, strict=False, allow=()):
+def number(kind: type[int] | type[float] = float, minimum: float | None = None, strict: bool = False,
+           allow: Container[str] = ()) -> Callable[[str], int | float | str]:
     """An argparse ``type``: ``kind`` (int or float), finite, >= ``minimum`` (> with ``strict``).
 
-    Values in ``allow`` (e.g. "auto") pass through unchanged.
+    Values in ``allow`` (e.g. "auto") pass through unchanged. The parser raises
+    ``argparse.ArgumentTypeError`` (argparse's one-line usage error) for anything else.
     """
     bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
     what = f"{'an integer' if kind is int else 'a number'}{bound}"
 
-    def parse(text):
+    def parse(text: str) -> int | float | str:
         if text in allow:
             return text
         try:
@@ -34,7 +39,7 @@ positive_float = number(float, 0, strict=True)
 nonneg_float = number(float, 0)
 
 
-def probability(text):
+def probability(text: str) -> float:
     """An argparse ``type``: a number in [0, 1]."""
     v = nonneg_float(text)
     if v > 1:
@@ -42,7 +47,7 @@ def probability(text):
     return v
 
 
-def ema_momentum(text):
+def ema_momentum(text: str) -> float:
     """An argparse ``type``: a moving-average momentum in [0, 1)."""
     v = nonneg_float(text)
     if v >= 1:

@@ -25,6 +25,8 @@ format) raises :class:`mixin.errors.MixinError` with a one-line message that nam
 (wrong block shape, calling after close) raises ``ValueError``/``TypeError``.
 """
 
+from __future__ import annotations
+
 import contextlib
 import logging
 import math
@@ -35,7 +37,9 @@ import shutil
 import subprocess
 import tempfile
 from collections import namedtuple
+from collections.abc import Iterator
 from fractions import Fraction
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import soundfile as sf
@@ -43,6 +47,9 @@ import soxr
 
 from . import params
 from .errors import MixinError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 log = logging.getLogger("mixin")
 
@@ -89,7 +96,7 @@ def _sf_reason(exc):
 # Arrays
 # --------------------------------------------------------------------------------------------
 
-def as_2d(x, allow_wide=False):
+def as_2d(x: ArrayLike, allow_wide: bool = False) -> tuple[np.ndarray, bool]:
     """Validate an API audio array and return it as float32 frames x channels.
 
     Parameters
@@ -152,7 +159,7 @@ def _nonfinite_message(x, what, offset=0):
     return f"{what}: {count} {'/'.join(kinds)} sample{'s' if count != 1 else ''} ({where})"
 
 
-def check_finite(x, what):
+def check_finite(x: np.ndarray, what: str) -> None:
     """Raise :class:`MixinError` if ``x`` contains NaN or Inf.
 
     Parameters
@@ -274,7 +281,7 @@ def _open_checked(p):
     return f, info
 
 
-def probe(path):
+def probe(path: str | os.PathLike) -> AudioInfo:
     """Check that ``path`` is a readable, non-empty audio file and return its :class:`AudioInfo`.
 
     Raises
@@ -288,7 +295,7 @@ def probe(path):
     return info
 
 
-def iter_blocks(path, blocksize):
+def iter_blocks(path: str | os.PathLike, blocksize: int) -> Iterator[np.ndarray]:
     """Stream a file as float32 blocks with memory bounded by ``blocksize``.
 
     The file is probed immediately (bad files raise here, before any block is requested); the
@@ -330,7 +337,7 @@ def _blocks(p, info, blocksize):
                              f"frames but only {done} could be decoded")
 
 
-def read_audio(path):
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read a whole file.
 
     Returns
@@ -366,7 +373,7 @@ FFMPEG_FORMATS = "AAC/M4A, WMA, video files"
 _FFMPEG_CONTEXT = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*")
 
 
-def ffmpeg_executable():
+def ffmpeg_executable() -> str | None:
     """The ``ffmpeg`` program on PATH, or None."""
     return shutil.which("ffmpeg")
 
@@ -407,7 +414,7 @@ def _ffmpeg_needed(p, unreadable):
                       f"{FFMPEG_FORMATS} need ffmpeg, which is not on PATH")
 
 
-def check_input(path):
+def check_input(path: str | os.PathLike) -> Literal["sndfile", "ffmpeg"]:
     """Check, without decoding it, that ``path`` can be separated; say how it will be read.
 
     Returns
@@ -436,7 +443,7 @@ def check_input(path):
 
 
 @contextlib.contextmanager
-def decoded(path, tmpdir=None):
+def decoded(path: str | os.PathLike, tmpdir: str | os.PathLike | None = None) -> Iterator[str]:
     """A path libsndfile reads for ``path``: ``path`` itself, or a temporary decoded copy.
 
     Files libsndfile cannot open are decoded by ffmpeg (first audio stream, every channel, the
@@ -488,8 +495,8 @@ def _check_rate(rate, name):
     return Fraction(int(rate)) if float(rate).is_integer() else Fraction(float(rate))
 
 
-def resampled_length(n, in_rate, out_rate):
-    """Number of frames that ``n`` frames at ``in_rate`` become at ``out_rate``.
+def resampled_length(n: int, in_rate: float, out_rate: float) -> int:
+    """Number of frames that ``n`` frames at ``in_rate`` become at ``out_rate`` (rates in Hz).
 
     ``round(n * out_rate / in_rate)`` (halves round up), computed exactly. The separator uses the
     same rule both ways: n -> m = resampled_length(n, sr, 44100) on the way in, and back to exactly
@@ -550,11 +557,11 @@ class Resampler:
                                                dtype="float32", quality="HQ")
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         """True once the last block was processed (``out_frames`` frames were emitted)."""
         return self._finished
 
-    def process(self, block, last=False):
+    def process(self, block: np.ndarray, last: bool = False) -> np.ndarray:
         """Resample the next block.
 
         Parameters
@@ -589,12 +596,13 @@ class Resampler:
         return out
 
 
-def resample(x, in_rate, out_rate, out_frames=None):
+def resample(x: np.ndarray, in_rate: float, out_rate: float, out_frames: int | None = None) -> np.ndarray:
     """Resample a whole array (same filter and length rule as :class:`Resampler`).
 
     Parameters
     ----------
     x : np.ndarray [shape=(n,) or (n, channels)]
+    in_rate, out_rate : int or float, sample rates in Hz
     out_frames : int or None
         Output length; default ``resampled_length(n, in_rate, out_rate)``.
 
@@ -648,12 +656,12 @@ OUTPUT_CONTAINERS = {"wav": "WAV", "wave": "WAV", "flac": "FLAC", "aif": "AIFF",
 OUTPUT_DEFAULT_SUBTYPE = {"FLAC": "PCM_24"}
 
 
-def output_subtype(path, sample_format=None):
+def output_subtype(path: str | os.PathLike, sample_format: str | None = None) -> str:
     """The libsndfile subtype to write the separated output ``path`` with.
 
     Parameters
     ----------
-    path : str
+    path : str or os.PathLike
         Output file; its extension picks the container, one of :data:`OUTPUT_CONTAINERS`
         (lossless: .wav .flac .aiff .w64 .rf64 .caf).
     sample_format : str or None
@@ -779,7 +787,7 @@ class AtomicWriter:
             self.abort()
         return False
 
-    def write(self, block):
+    def write(self, block: np.ndarray) -> None:
         """Append frames.
 
         Parameters
@@ -806,7 +814,7 @@ class AtomicWriter:
                              f"({reason})") from None
         self.frames_written += len(b)
 
-    def close(self):
+    def close(self) -> None:
         """Finish: flush, close and rename the temporary file to ``path``."""
         if self._done:
             return
@@ -832,7 +840,7 @@ class AtomicWriter:
             log.warning("%s: %d sample(s) outside [-1, 1] were clipped (%s output)",
                         self.path, self.clipped, self.subtype)
 
-    def abort(self):
+    def abort(self) -> None:
         """Discard everything written: close and delete the temporary file (``path`` untouched)."""
         self._done = True
         if self._sf is not None:
@@ -854,7 +862,7 @@ class AtomicWriter:
             self.abort()
 
 
-def write_audio(path, x, sr, subtype="FLOAT"):
+def write_audio(path: str | os.PathLike, x: np.ndarray, sr: int, subtype: str | None = "FLOAT") -> None:
     """Write a whole array atomically (see :class:`AtomicWriter`).
 
     Parameters
@@ -863,13 +871,14 @@ def write_audio(path, x, sr, subtype="FLOAT"):
         Taken literally as frames x channels (a ``(1, 2)`` array is one stereo frame).
     sr : int
         Sample rate in Hz.
+    subtype : str or None, as for :class:`AtomicWriter` (whose :class:`MixinError` cases apply)
     """
     x2, _ = as_2d(x, allow_wide=True)
     with AtomicWriter(path, sr, x2.shape[1], subtype=subtype, frames=len(x2)) as w:
         w.write(x2)
 
 
-def check_output_dir(d):
+def check_output_dir(d: str | os.PathLike) -> None:
     """Raise :class:`MixinError` unless ``d`` is an existing directory we can create files in.
 
     Writability is tested by creating and removing a temporary file (permission bits alone do not
@@ -892,7 +901,7 @@ def check_output_dir(d):
         pass
 
 
-def active_windows(x, win):
+def active_windows(x: np.ndarray, win: int) -> np.ndarray:
     """Which ``win``-sample windows of ``x`` [shape=(n_samples, n_channels)] are active (RMS above
     :data:`mixin.params.ACTIVE_RMS`): bool [shape=(n_samples // win,)] (a partial last window is left
     out)."""

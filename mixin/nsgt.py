@@ -20,6 +20,7 @@ real FFT, one gather, one batched inverse FFT (and the reverse), whatever the nu
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.fft
@@ -27,21 +28,25 @@ import scipy.sparse
 
 from . import params
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
 
-def hz2bark(f):
-    """Hertz to Bark, ``6 * asinh(f / 600)``."""
+
+def hz2bark(f: ArrayLike) -> np.ndarray | float:
+    """Hertz to Bark, ``6 * asinh(f / 600)`` (an array for an array, a float for a number)."""
     return 6.0 * np.arcsinh(np.asarray(f, dtype=float) / 600.0)
 
 
-def bark2hz(b):
-    """Bark to Hertz, the inverse of :func:`hz2bark`."""
+def bark2hz(b: ArrayLike) -> np.ndarray | float:
+    """Bark to Hertz, the inverse of :func:`hz2bark` (an array for an array, a float for a number)."""
     return 600.0 * np.sinh(np.asarray(b, dtype=float) / 6.0)
 
 
-def bark_frequencies(n_bands=params.N_BANDS, fmin=params.F_MIN, fmax=params.F_MAX):
-    """Centre frequencies (Hz) of ``n_bands`` bands spaced evenly in Bark from fmin to fmax.
+def bark_frequencies(n_bands: int = params.N_BANDS, fmin: float = params.F_MIN,
+                     fmax: float = params.F_MAX) -> np.ndarray:
+    """Centre frequencies (Hz) of ``n_bands`` bands spaced evenly in Bark from fmin to fmax (Hz).
 
-    Returns [shape=(n_bands,)].
+    Returns [shape=(n_bands,)]. Raises ``ValueError`` unless ``n_bands >= 2`` and ``0 <= fmin < fmax``.
     """
     if n_bands < 2:
         raise ValueError(f"n_bands must be at least 2, got {n_bands}")
@@ -193,7 +198,7 @@ class NSGT:
         self._syn_conj = _csr(rows_c, cols_c, vals_c) if rows_c else None
 
     # ------------------------------------------------------------------------------------------
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         """Transform chunks.
 
         Parameters
@@ -204,6 +209,8 @@ class NSGT:
         Returns
         -------
         C : complex array [shape=(..., n_rows, n_cols)]
+
+        Raises ``ValueError`` when the last axis of ``x`` is not ``length`` samples long.
         """
         x = np.asarray(x)
         if x.shape[-1:] != (self.length,):
@@ -215,7 +222,7 @@ class NSGT:
         band *= self._w_ana
         return scipy.fft.ifft(band, axis=-1, overwrite_x=True, workers=-1)
 
-    def backward(self, c):
+    def backward(self, c: np.ndarray) -> np.ndarray:
         """Inverse transform (canonical dual frame).
 
         Parameters
@@ -225,6 +232,8 @@ class NSGT:
         Returns
         -------
         x : real array [shape=(..., length)]
+
+        Raises ``ValueError`` when the last two axes of ``c`` are not ``shape``.
         """
         c = np.asarray(c)
         if c.shape[-2:] != self.shape:
@@ -245,11 +254,13 @@ class NSGT:
 
 
 @functools.lru_cache(maxsize=4)
-def get_nsgt(length=params.CHUNK_SIZE, fs=params.SAMPLE_RATE, dtype="float32"):
-    """A cached :class:`NSGT` with MiXiN's Bark scale (building one takes ~0.1 s)."""
+def get_nsgt(length: int = params.CHUNK_SIZE, fs: float = params.SAMPLE_RATE,
+             dtype: DTypeLike = "float32") -> NSGT:
+    """A cached :class:`NSGT` with MiXiN's Bark scale for chunks of ``length`` samples at ``fs`` Hz
+    (building one takes ~0.1 s)."""
     return NSGT(length=length, fs=fs, dtype=np.dtype(dtype))
 
 
-def coef_shape():
+def coef_shape() -> tuple[int, int]:
     """Shape of one chunk's coefficient matrix, the networks' input: (n_bands, n_cols) = (96, 1948)."""
     return get_nsgt().shape

@@ -161,7 +161,8 @@ def test_dir_weights_choose_the_stem_dir(stem_root, tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(remix=1.5), dict(gain_db=-1), dict(level_db=(3, -3)),
-                                 dict(variants=0), dict(dir_weights=(0.0,))])
+                                 dict(variants=0), dict(dir_weights=(0.0,)),
+                                 dict(level_db=None, dir_weights=(-1.0, 2.0))])
 def test_bad_config(bad):
     with pytest.raises(MixinError):
         MixConfig(**bad).check()

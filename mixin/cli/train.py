@@ -22,6 +22,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import NoReturn
 
 log = logging.getLogger("mixin")
 
@@ -29,7 +30,7 @@ log = logging.getLogger("mixin")
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr (exit code 2)."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -39,7 +40,8 @@ def _prog():
     return name if name in ("mixin-train", "train_util.py") else "train_util.py"
 
 
-def get_parser():
+def get_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``train_util.py`` / ``mixin-train``."""
     from mixin.argtypes import (ema_momentum, nonneg_float, nonneg_int, positive_float, positive_int,
                                 probability)
     from mixin.training.stems import AUGMENT_GAIN_DB
@@ -217,7 +219,9 @@ def _setup_logging(quiet, verbose):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
+    """Run the stages asked for: 0 on success, 1 after a one-line ``error: ...`` on stderr, 130 when
+    interrupted (argparse exits with 2 for bad flags)."""
     parser = get_parser()
     args = parser.parse_args(argv)
     if not (args.render_stems or args.prepare_stems or args.create_hdf5 or args.train

@@ -15,6 +15,7 @@ import logging
 import os
 import string
 import sys
+from collections.abc import Sequence
 
 from .. import __version__, params
 from ..errors import MixinError
@@ -134,7 +135,8 @@ def template_fields(inp: str, first_prefix: bool = False) -> dict:
     return {"name": name, "parent": parent or "root", "ext": ext.lstrip(".")}
 
 
-def output_paths(inputs, outdir, sources, template=DEFAULT_TEMPLATE, first_prefix=False):
+def output_paths(inputs: Sequence[str], outdir: str | os.PathLike, sources: Sequence[str],
+                 template: str = DEFAULT_TEMPLATE, first_prefix: bool = False) -> dict[str, dict[str, str]]:
     """Output file per input and source, ``OUTDIR/TEMPLATE`` expanded.
 
     Returns dict input -> dict source -> path (an input given twice appears once). Raises

@@ -51,18 +51,22 @@ def _librosa():
     return librosa
 
 
-def hpss(x, sr, kernel_size=31, power=2.0, margin=1.0):
+def hpss(x: np.ndarray, sr: int, kernel_size: int = 31, power: float = 2.0,
+         margin: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Median-filtering HPSS of each channel (librosa's ``effects.hpss``).
 
     Parameters
     ----------
     x : array [shape=(n_samples, n_channels)] or [shape=(n_samples,)]
     sr : int (unused by the algorithm; kept for a uniform signature)
+    kernel_size, power, margin : as ``librosa.decompose.hpss``'s
 
     Returns
     -------
     harmonic, percussive : float32 arrays shaped like ``x`` (2-D); with the default soft masks
         (margin 1) they add up to ``x`` up to the STFT round trip.
+
+    Raises :class:`MixinError` when librosa is missing or ``x`` is empty or not 1-D or 2-D.
     """
     del sr
     x = _as_2d(x)
@@ -75,20 +79,24 @@ def hpss(x, sr, kernel_size=31, power=2.0, margin=1.0):
     return h.T.astype(np.float32), p.T.astype(np.float32)
 
 
-def repet_sim(x, sr, width_s=REPET_WIDTH_S, margin=10.0, power=2.0,
-              block_frames=REPET_BLOCK_FRAMES):
+def repet_sim(x: np.ndarray, sr: int, width_s: float = REPET_WIDTH_S, margin: float = 10.0,
+              power: float = 2.0, block_frames: int = REPET_BLOCK_FRAMES) -> np.ndarray:
     """REPET-SIM vocal (foreground) estimate of each channel.
 
     Parameters
     ----------
     x : array [shape=(n_samples, n_channels)] or [shape=(n_samples,)]
-    sr : int, sample rate (sets the 2 s minimum distance between compared frames)
+    sr : int, sample rate in Hz (with ``width_s``, the minimum distance between compared frames)
+    width_s : float, that minimum distance in seconds
     margin : float, how much the non-repeating part must dominate to count as vocal
     power : float, exponent of the soft mask
+    block_frames : int, STFT frames per block of the similarity search
 
     Returns
     -------
     vocal : float32 array [shape=(n_samples, n_channels)]
+
+    Raises :class:`MixinError` when librosa is missing or ``x`` is empty or not 1-D or 2-D.
     """
     x = _as_2d(x)
     librosa = _librosa()

@@ -25,13 +25,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import params
 from ..chunks import cut, hop_size, n_chunks, weights
 from ..errors import MixinError
+
+if TYPE_CHECKING:
+    from ..audio import AudioInfo
 
 log = logging.getLogger("mixin")
 
@@ -129,7 +133,7 @@ class Separator:
             self._fns[jit] = tf.function(run, jit_compile=jit, input_signature=sig)
         return self._fns[jit]
 
-    def estimate(self, mag, jit=False):
+    def estimate(self, mag: np.ndarray, jit: bool = False) -> dict[str, np.ndarray]:
         """Run the networks.
 
         Parameters
@@ -146,7 +150,7 @@ class Separator:
         return {s: np.asarray(o)[..., 0] for s, o in zip(self.sources, out)}
 
     # ---------------------------------------------------------------- chunks
-    def process_chunks(self, frames, jit=False):
+    def process_chunks(self, frames: np.ndarray, jit: bool = False) -> dict[str, np.ndarray]:
         """Separate a batch of chunks.
 
         Parameters
@@ -186,8 +190,9 @@ class Separator:
         self.timings["networks"] += t2 - t1
         return out
 
-    def masks(self, frames):
-        """The soft masks of a batch of chunks (for inspection and tests).
+    def masks(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """The soft masks of a batch of chunks ``frames`` float32 [shape=(b, CHUNK_SIZE)] (for
+        inspection and tests).
 
         Returns dict source -> float32 array [shape=(b, 96, 1948)], each in [0, 1], summing to
         at most one in every bin (exactly one up to the 1e-7 guard).
@@ -294,17 +299,23 @@ class Separator:
                 break
 
     # ---------------------------------------------------------------- arrays
-    def separate(self, x, sr=params.SAMPLE_RATE, progress=None):
+    def separate(self, x: np.ndarray, sr: int = params.SAMPLE_RATE,
+                 progress: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
         """Separate an array.
 
         Parameters
         ----------
         x : array [shape=(n,)] or [shape=(n, channels)]
             Audio at ``sr`` Hz (any rate; resampled to 44.1 kHz and back).
+        progress : callable(int) or None
+            As for :meth:`stream`.
 
         Returns
         -------
         dict source -> float32 array of the same shape as ``x``.
+
+        Raises :class:`MixinError` for an array :func:`mixin.audio.as_2d` refuses, NaN/Inf
+        samples or a sample rate that is not a positive integer.
         """
         from ..audio import as_2d, check_finite, resample, resampled_length
 
@@ -333,8 +344,10 @@ class Separator:
         return res
 
 
-def xtract_mixin(x, instrumental=False, single_model=False, pretrained_model_dir=None,
-                 overlap=params.DEFAULT_OVERLAP, sr=params.SAMPLE_RATE):
+def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool = False,
+                 pretrained_model_dir: str | os.PathLike | None = None,
+                 overlap: float = params.DEFAULT_OVERLAP,
+                 sr: int = params.SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Separate ``x`` into harmonic, percussive and vocal parts (the original MiXiN's API).
 
     Parameters
@@ -346,11 +359,12 @@ def xtract_mixin(x, instrumental=False, single_model=False, pretrained_model_dir
         Each output is its network's magnitude estimate with the mixture's phase.
     pretrained_model_dir : str, optional
         Directory of the three ``model_*.h5`` files (default: the shipped models).
+    overlap : float in [0, 0.5], as for :class:`Separator`
 
     Returns
     -------
     (harmonic, percussive, vocal), each an array of the shape of ``x`` (vocal is None with
-    ``instrumental``).
+    ``instrumental``). Raises :class:`MixinError` as :meth:`Separator.separate` and for unusable models.
     """
     sep = Separator(model_dir=pretrained_model_dir, instrumental=instrumental,
                     single_model=single_model, overlap=overlap)
@@ -370,7 +384,9 @@ def _resample_stream(blocks, resampler):
         prev = nxt
 
 
-def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings=None):
+def separate_file(sep: Separator, path: str | os.PathLike, out_paths: Mapping[str, str | os.PathLike],
+                  subtype: str | None = "FLOAT", progress: bool = False,
+                  timings: dict[str, float] | None = None) -> AudioInfo:
     """Separate one audio file into one file per source, streaming (memory bounded by the block size).
 
     Parameters
@@ -395,7 +411,8 @@ def separate_file(sep, path, out_paths, subtype="FLOAT", progress=False, timings
     Returns
     -------
     :class:`mixin.audio.AudioInfo` of the input (of its decoded copy for ffmpeg inputs, with
-    ``path`` the input's).
+    ``path`` the input's). Raises :class:`MixinError` (one line): unreadable input, missing output
+    path, write error.
     """
     from ..audio import decoded
 
@@ -422,7 +439,7 @@ def _separate_file(sep, path, out_paths, subtype, progress, timings, name):
     for key in ("read", "transform", "networks", "write"):
         t.setdefault(key, 0.0)
 
-    def timed_read(gen):
+    def timed_read(gen: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         while True:
             t0 = time.perf_counter()
             b = next(gen, None)

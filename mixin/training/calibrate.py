@@ -32,6 +32,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -115,7 +116,7 @@ def fit_gains(powers: dict[str, np.ndarray], mix_mag: np.ndarray, targets: dict[
     others = [s for s in powers if s != anchor]
     coarse = np.arange(grid[0], grid[1] + grid[2] / 2, grid[2])
 
-    def err(db):
+    def err(db: Sequence[float]) -> float:
         g = {anchor: 1.0, **{s: 10 ** (d / 20) for s, d in zip(others, db)}}
         return mask_error(powers, mix_mag, targets, g)
 

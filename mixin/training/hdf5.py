@@ -466,10 +466,10 @@ def _version():
 
 
 class _NoProgress:
-    def update(self, n):
+    def update(self, n: int) -> None:
         pass
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 

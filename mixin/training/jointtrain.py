@@ -43,8 +43,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +54,11 @@ from .. import fileio, params
 from ..errors import MixinError
 from .train import DEFAULT_LOSSES
 from .mixing import BatchStream, MixConfig, Mixer, build_catalogue
+
+if TYPE_CHECKING:
+    import keras
+
+    from ..separation.separate import Separator
 
 log = logging.getLogger("mixin")
 
@@ -83,7 +90,8 @@ class MixTrainConfig:
     overwrite: bool = False
     plot: bool = True
 
-    def check(self):
+    def check(self) -> MixTrainConfig:
+        """Raise :class:`MixinError` naming the first bad setting; return self."""
         if not self.stem_dirs:
             raise MixinError("--train-mix needs --stem-dirs DIR [DIR ...]")
         if not self.validation_songs:
@@ -111,7 +119,7 @@ class MixTrainConfig:
         self.mix.check()
         return self
 
-    def identity(self):
+    def identity(self) -> dict[str, Any]:
         """What must not change when resuming (data, networks, losses, batch)."""
         ident = dict(stem_dirs=[str(Path(d).resolve()) for d in self.stem_dirs],
                      validation_songs=sorted(self.validation_songs), mix=self.mix.to_json(),
@@ -134,10 +142,11 @@ class ValSong:
     start: float
 
 
-def load_validation_song(folder, duration):
+def load_validation_song(folder: str | os.PathLike, duration: float) -> ValSong:
     """The ``duration`` s excerpt of a song folder where its sources are most active.
 
-    Returns :class:`ValSong` (targets missing in the folder are silent)."""
+    Returns :class:`ValSong` (targets missing in the folder are silent). Raises
+    :class:`MixinError` for a folder without stems, an unreadable stem or one not at 44.1 kHz."""
     from ..audio import read_audio
     from ..audio import active_windows
     from .mixing import _song_files
@@ -172,7 +181,7 @@ def load_validation_song(folder, duration):
     return ValSong(name=folder.name, mixture=mixture, refs=refs, start=float(start))
 
 
-def window_sdr(ref, est, win=params.SAMPLE_RATE):
+def window_sdr(ref: np.ndarray, est: np.ndarray, win: int = params.SAMPLE_RATE) -> float:
     """Median over active ``win``-sample windows of 10·log10(Σref² / Σ(ref−est)²) (dB), or NaN
     when the reference is never active. ``ref``, ``est``: [shape=(n, ch)]."""
     n = (len(ref) // win) * win
@@ -189,7 +198,7 @@ def window_sdr(ref, est, win=params.SAMPLE_RATE):
     return float(np.median(sdr))
 
 
-def score_songs(separator, songs):
+def score_songs(separator: Separator, songs: Iterable[ValSong]) -> dict[str, dict[str, float]]:
     """Separate each song and score it: {song: {source: SDR dB}}."""
     out = {}
     for song in songs:
@@ -198,7 +207,7 @@ def score_songs(separator, songs):
     return out
 
 
-def summarise(scores):
+def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Median over songs per source (NaNs left out) and their mean (the selection score)."""
     med = {}
     for s in params.SOURCES:
@@ -213,7 +222,8 @@ def summarise(scores):
 # networks
 # --------------------------------------------------------------------------------------------
 
-def build_joint(losses, learning_rate, init_model_dir=None, ema=0.0):
+def build_joint(losses: Mapping[str, str], learning_rate: float,
+                init_model_dir: str | os.PathLike | None = None, ema: float = 0.0) -> keras.Model:
     """The three CDAEs as one Keras model (input: mixture magnitude; outputs: harmonic,
     percussive, vocal), compiled with one loss per output and Adam (keeping an exponential moving
     average of the weights with momentum ``ema`` when it is > 0)."""
@@ -234,7 +244,7 @@ def build_joint(losses, learning_rate, init_model_dir=None, ema=0.0):
     return joint
 
 
-def networks(joint):
+def networks(joint: keras.Model) -> dict[str, keras.Model]:
     """The three CDAEs inside a joint model, keyed by source."""
     return {s: joint.get_layer(f"cdae_{s}") for s in params.SOURCES}
 
@@ -268,7 +278,7 @@ def _write_history(path, rows):
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
-def plot_validation(rows, path):
+def plot_validation(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Validation SDR per target against batches (selection and monitor songs), PNG (Agg)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -303,7 +313,7 @@ def _song_folders(dirs, names=None):
     return out
 
 
-def train_mix(cfg: MixTrainConfig, progress=True):
+def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the three networks on mixed-on-the-fly examples; returns the state."""
     from ..model import import_tensorflow
     from ..separation.separate import Separator
@@ -370,7 +380,7 @@ def train_mix(cfg: MixTrainConfig, progress=True):
     sep = Separator(models=nets)
     patience = cfg.patience
 
-    def validate():
+    def validate() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
         t = time.perf_counter()
         sel = score_songs(sep, select)
         mon = score_songs(sep, monitor) if monitor else {}

@@ -30,8 +30,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,8 +82,9 @@ class MixConfig:
     dir_weights: tuple | None = None
     variants: int = 2
 
-    def check(self):
-        def prob(name):
+    def check(self) -> MixConfig:
+        """Raise :class:`MixinError` naming the first bad setting; return self."""
+        def prob(name: str) -> None:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise MixinError(f"{name} must be a probability in [0, 1], got {v}")
@@ -93,17 +96,16 @@ class MixConfig:
                 raise MixinError(f"{n} must be in [0, 40] dB/semitones, got {getattr(self, n)}")
         if int(self.variants) != self.variants or not 1 <= self.variants <= 64:
             raise MixinError(f"variants must be an integer in 1..64, got {self.variants}")
-        if self.level_db is None:
-            return self
-        lo, hi = self.level_db
-        if not -80.0 <= lo <= hi <= 0.0:
-            raise MixinError(f"level_db must be (low, high) dBFS with -80 <= low <= high <= 0, "
-                             f"got {list(self.level_db)}")
+        if self.level_db is not None:
+            lo, hi = self.level_db
+            if not -80.0 <= lo <= hi <= 0.0:
+                raise MixinError(f"level_db must be (low, high) dBFS with -80 <= low <= high <= 0, "
+                                 f"got {list(self.level_db)}")
         if self.dir_weights is not None and (min(self.dir_weights) < 0 or sum(self.dir_weights) <= 0):
             raise MixinError(f"dir weights must be >= 0 and not all 0, got {list(self.dir_weights)}")
         return self
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["level_db"] = None if self.level_db is None else list(self.level_db)
         d["dir_weights"] = None if self.dir_weights is None else list(self.dir_weights)
@@ -194,7 +196,8 @@ def _probe_song(args):
                     frames=int(n), channels=int(min(channels)), active=active)
 
 
-def build_catalogue(stem_dirs, exclude=(), jobs=1, cache=None):
+def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[str] | None = (),
+                    jobs: int = 1, cache: str | os.PathLike | None = None) -> list[StemSong]:
     """Find the songs under ``stem_dirs`` (recursively) and measure their activity.
 
     Parameters
@@ -206,7 +209,9 @@ def build_catalogue(stem_dirs, exclude=(), jobs=1, cache=None):
 
     Returns
     -------
-    list of :class:`StemSong`, in stem-dir order then path order.
+    list of :class:`StemSong`, in stem-dir order then path order. Raises :class:`MixinError` when
+    no song is usable, a stem is unreadable or not at 44.1 kHz, or a song's stems are not all mono
+    or all stereo.
     """
     from .stems import find_song_folders
 
@@ -314,7 +319,7 @@ class Mixer:
                 return int(min(last, start + rng.integers(ACTIVITY_WINDOW)))
         return int(rng.integers(last + 1))
 
-    def draw(self, d):
+    def draw(self, d: int) -> dict[str, Any]:
         """The audio choices of draw ``d``: songs, offsets, channels, speed (a JSON-able dict)."""
         c = self.config
         rng = np.random.default_rng([self.seed, int(d)])
@@ -341,7 +346,7 @@ class Mixer:
         return dict(draw=int(d), remix=remix, speed=speed, length=length, songs=song_ids,
                     offsets=offsets, channels=chans)
 
-    def variant(self, index):
+    def variant(self, index: int) -> dict[str, Any]:
         """The level choices of example ``index``: gains, EQ, silence, overall level."""
         c = self.config
         rng = np.random.default_rng([self.seed, int(index), 1])
@@ -353,7 +358,7 @@ class Mixer:
         level = None if c.level_db is None else float(rng.uniform(*c.level_db))
         return dict(index=int(index), gains=gains, silent=silent, eq=eq, level=level)
 
-    def plan(self, index):
+    def plan(self, index: int) -> dict[str, Any]:
         """Every random choice of example ``index`` (its draw is ``index // variants``)."""
         return dict(self.draw(int(index) // self.config.variants), **self.variant(index))
 
@@ -366,7 +371,7 @@ class Mixer:
                             float(rng.uniform(-d, d))) for _ in range(2)])
 
     @staticmethod
-    def eq_curve(eq, n_rows):
+    def eq_curve(eq: dict[str, Any] | None, n_rows: int) -> np.ndarray:
         """Gain per band [shape=(n_rows,)] (linear) of an EQ plan: a tilt over the Bark-spaced
         bands plus two Gaussian bumps."""
         if eq is None:
@@ -416,7 +421,7 @@ class Mixer:
         y[:n] = x[:n]
         return y
 
-    def batch(self, b, batch_size):
+    def batch(self, b: int, batch_size: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """Batch ``b``: (x, (y_harmonic, y_percussive, y_vocal)), float32 [shape=(B, 96, 1948, 1)].
 
         Examples ``b*B .. (b+1)*B-1``. Each draw of audio serves ``config.variants`` consecutive
@@ -516,7 +521,7 @@ class BatchStream:
         b = self.next + len(self._it)
         self._it.append(self.pool.apply_async(_work, ((b, self.batch_size),)))
 
-    def get(self):
+    def get(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """The next batch (x, (y_h, y_p, y_v)) as float32."""
         if self.pool is None:
             x, ys = self.mixer.batch(self.next, self.batch_size)

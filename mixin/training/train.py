@@ -116,7 +116,7 @@ class TrainConfig:
 
     def check(self) -> TrainConfig:
         """Raise :class:`MixinError` naming the first bad setting and its value; return self."""
-        def integer(name, v, lo, optional=False):
+        def integer(name: str, v: object, lo: int, optional: bool = False) -> None:
             if optional and v is None:
                 return
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -323,7 +323,7 @@ def _callbacks(keras, paths, state, patience, monitor, batch_size):
             self._initial = initial
             self._initial_weights = best_weights
 
-        def on_train_begin(self, logs=None):
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
             super().on_train_begin(logs)
             if self._initial.get("best") is not None:
                 self.best = self._initial["best"]
@@ -334,20 +334,20 @@ def _callbacks(keras, paths, state, patience, monitor, batch_size):
     class Throughput(keras.callbacks.Callback):
         """Adds ``examples_per_s`` (training batches only) to the epoch logs."""
 
-        def on_epoch_begin(self, epoch, logs=None):
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self._t = None
             self._n = 0
             self._elapsed = 0.0
 
-        def on_train_batch_begin(self, batch, logs=None):
+        def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             self._t = time.perf_counter()
 
-        def on_train_batch_end(self, batch, logs=None):
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
             if self._t is not None:
                 self._elapsed += time.perf_counter() - self._t
                 self._n += 1
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             if logs is not None and self._elapsed > 0:
                 # first batch of a run includes tracing; it is counted (honest, slightly low)
                 logs["examples_per_s"] = self._n * batch_size / self._elapsed
@@ -359,7 +359,7 @@ def _callbacks(keras, paths, state, patience, monitor, batch_size):
             super().__init__()
             self.es = es
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             logs = logs or {}
             if self.es.best_epoch == epoch and self.es.best is not None:
                 _save_h5(self.model, paths["best"])

@@ -36,8 +36,10 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +116,7 @@ class KitSpec:
     heldout: bool = False
     weight: float = 1.0
 
-    def record(self):
+    def record(self) -> dict[str, Any]:
         """What songs.json says about the kit."""
         d = {"name": self.name, "kind": self.kind, "path": self.path, "family": self.family,
              "licence": self.licence, "package": self.package, "heldout": self.heldout}
@@ -127,7 +129,7 @@ class KitSpec:
 # licences (Debian machine-readable copyright files)
 # --------------------------------------------------------------------------------------------
 
-def parse_copyright(text):
+def parse_copyright(text: str) -> list[tuple[list[str], str]]:
     """``Files:`` stanzas of a DEP-5 copyright file: [(patterns, licence short name)]."""
     stanzas, cur, key = [], {}, None
     for line in text.splitlines() + [""]:
@@ -150,7 +152,8 @@ def _norm(s):
     return re.sub(r"[^a-z0-9]", "", s.lower())
 
 
-def kit_licence(folder, copyright_files=None, kit_name=None):
+def kit_licence(folder: str | os.PathLike, copyright_files: Mapping[str, str | os.PathLike] | None = None,
+                kit_name: str | None = None) -> tuple[str | None, str | None]:
     """(licence, package) of the Hydrogen kit in ``folder`` from the Debian copyright files.
 
     A stanza naming the kit (``drumkits/NAME.h2drumkit``; ``?`` and ``*`` are wildcards, and
@@ -221,7 +224,7 @@ FALLBACK_GAIN = {"hh_pedal": 0.8}
 _SKIP = re.compile(r"\b(roll|choke|flam|fx|zap|swish|noise|flink)\b")
 
 
-def piece_of(name):
+def piece_of(name: str) -> str | None:
     """Kit piece an instrument name stands for ('kick', 'snare', 'hh_open', ...) or None."""
     n = name.lower().replace("-", " ").replace("_", " ")
     if _SKIP.search(n):
@@ -277,7 +280,7 @@ class Instrument:
     gain: float
     layers: list = field(default_factory=list)
 
-    def layer(self, v):
+    def layer(self, v: float) -> Layer:
         """The layer for velocity ``v`` in 0..1 (the nearest one when none covers it)."""
         for ly in self.layers:
             if ly.lo <= v <= ly.hi:
@@ -338,7 +341,7 @@ class HydrogenKit:
         if missing:
             raise MixinError(f"{self.folder} is not a drum kit (no {', '.join(missing)})")
 
-    def load(self, instrument):
+    def load(self, instrument: Instrument) -> None:
         """Read the samples of ``instrument`` (once). MixinError naming a missing/bad file."""
         from ... import audio  # noqa: PLC0415
 
@@ -356,7 +359,7 @@ class HydrogenKit:
             x = x[: loud[-1] + 1] if len(loud) else x[:1]
             ly.audio = np.ascontiguousarray(x.T, dtype=np.float32)
 
-    def choose(self, rng):
+    def choose(self, rng: np.random.Generator) -> dict[str, Instrument]:
         """One instrument per piece for a song (a random one of several candidates), with the
         samples loaded; a piece whose samples cannot be read is dropped with a warning."""
         chosen = {}
@@ -388,7 +391,7 @@ class HydrogenKit:
 _kits: dict = {}
 
 
-def hydrogen_kit(folder):
+def hydrogen_kit(folder: str | os.PathLike) -> HydrogenKit:
     """The :class:`HydrogenKit` of ``folder`` (parsed once per process)."""
     key = os.path.realpath(folder)
     if key not in _kits:
@@ -420,7 +423,9 @@ def _pan_gains(position, channels):
     return min(1.0, 1.0 - position), min(1.0, 1.0 + position)
 
 
-def play_hydrogen(kit, notes, n_samples, rng, velocity_gamma=1.5, chosen=None, pans=None):
+def play_hydrogen(kit: HydrogenKit, notes: np.ndarray, n_samples: int, rng: np.random.Generator,
+                  velocity_gamma: float = 1.5, chosen: dict[str, Instrument] | None = None,
+                  pans: dict[str, float] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Play ``notes`` [shape=(n, 3)] on a :class:`HydrogenKit`: float32 [shape=(2, n_samples)].
 
     Each hit adds its velocity layer's sample at the onset, times the instrument gain, the layer
@@ -478,11 +483,12 @@ def play_hydrogen(kit, notes, n_samples, rng, velocity_gamma=1.5, chosen=None, p
 # SoundFont kits
 # --------------------------------------------------------------------------------------------
 
-def play_soundfont(spec, notes, n_samples):
+def play_soundfont(spec: KitSpec, notes: np.ndarray, n_samples: int) -> np.ndarray:
     """Play ``notes`` [shape=(n, 3)] with a SoundFont kit (FluidSynth): float32 [shape=(2, n)].
 
     GM kits (bank 128) play one-shot hits on the percussion channel; the avldrums kits (a
-    melodic preset) get notes held 4 s (re-struck notes end at the next onset)."""
+    melodic preset) get notes held 4 s (re-struck notes end at the next onset). MixinError when
+    FluidSynth or the SoundFont is missing."""
     from . import fluid  # noqa: PLC0415
 
     if len(notes):
@@ -598,7 +604,9 @@ def _soundfont_specs(kits):
     return specs
 
 
-def catalogue(hydrogen_dirs=None, soundfont_kits=None, copyright_files=None):
+def catalogue(hydrogen_dirs: Sequence[str | os.PathLike] | None = None,
+              soundfont_kits: Sequence[tuple[str, int, int, str, str, str, str]] | None = None,
+              copyright_files: Mapping[str, str | os.PathLike] | None = None) -> list[KitSpec]:
     """Every usable kit (allowed licence, readable), held-out ones included; cached per process.
 
     Defaults: :data:`HYDROGEN_DIRS`, :data:`SOUNDFONT_KITS`, :data:`COPYRIGHT_FILES` (read when
@@ -614,7 +622,7 @@ def catalogue(hydrogen_dirs=None, soundfont_kits=None, copyright_files=None):
     return list(_catalogue_cache[key])
 
 
-def kit_pool(split, **kw):
+def kit_pool(split: str, **kw: Any) -> list[KitSpec]:
     """Kits of a split: training kits for "train", held-out kits for "validation" and "test".
 
     MixinError (one line, with the apt-get command) when the pool is empty or a SoundFont kit is
@@ -644,7 +652,7 @@ STYLE_PREFERENCES = {
 }
 
 
-def choose_kit(pool, rng, genre=None):
+def choose_kit(pool: Sequence[KitSpec], rng: np.random.Generator, genre: str | None = None) -> KitSpec:
     """Draw a kit of ``pool`` by weight, adjusted for the groove's genre."""
     prefs = STYLE_PREFERENCES.get(genre or "", {})
     w = []
@@ -658,12 +666,14 @@ def choose_kit(pool, rng, genre=None):
     return pool[int(rng.choice(len(pool), p=w))]
 
 
-def render_drums(spec, notes, n_samples, rng):
+def render_drums(spec: KitSpec, notes: np.ndarray, n_samples: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
     """Render drum ``notes`` [shape=(n, 3)] with kit ``spec``: (float32 [shape=(2, n_samples)], info).
 
     Hydrogen kits: a random instrument per piece among candidates, random piece pans and a random
     velocity curve; SoundFont kits: the SoundFont's own layers and pans, mirrored or not and
-    narrowed at random."""
+    narrowed at random. MixinError for an unreadable kit or, as :func:`play_soundfont`, a missing
+    FluidSynth or SoundFont."""
     if spec.kind == "hydrogen":
         kit = hydrogen_kit(spec.path)
         gamma = float(rng.uniform(1.2, 1.9))

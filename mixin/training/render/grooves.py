@@ -29,8 +29,10 @@ import csv
 import logging
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,20 +94,23 @@ class Groove:
     split: str
 
     @property
-    def genre(self):
+    def genre(self) -> str:
         """First part of the style ("funk" for "funk/groove1")."""
         return self.style.split("/")[0]
 
     @property
-    def metre(self):
+    def metre(self) -> str:
+        """The time signature, e.g. "4/4"."""
         return f"{self.numerator}/{self.denominator}"
 
     @property
-    def bar_seconds(self):
+    def bar_seconds(self) -> float:
+        """Length of a bar in seconds."""
         return self.numerator * 4.0 / self.denominator * 60.0 / self.bpm
 
     @property
-    def pool_key(self):
+    def pool_key(self) -> tuple[str, float, int, int]:
+        """(session, bpm, numerator, denominator): grooves with the same key form a pool."""
         return (self.session, self.bpm, self.numerator, self.denominator)
 
 
@@ -119,7 +124,7 @@ def _parse_metre(text):
     return num, den
 
 
-def load_index(groove_dir=None, split=None):
+def load_index(groove_dir: str | os.PathLike | None = None, split: str | None = None) -> list[Groove]:
     """Grooves listed in ``groove_dir/info.csv`` (all, or those of ``split``), in file order.
 
     Rows with a missing file or unusable fields are skipped with a warning naming them.
@@ -168,7 +173,7 @@ def load_index(groove_dir=None, split=None):
 _note_cache: dict = {}
 
 
-def read_midi(path):
+def read_midi(path: str | os.PathLike) -> np.ndarray:
     """Drum hits of a MIDI file: float64 [shape=(n, 3)] (onset s, GM pitch, velocity), sorted.
 
     Note-ons with velocity 0 are note-offs; the dataset's TD-11 notes are mapped to General MIDI
@@ -236,7 +241,7 @@ def _excerpt(notes, start_s, length_s):
 # arranging a song
 # --------------------------------------------------------------------------------------------
 
-def beat_pools(grooves):
+def beat_pools(grooves: Iterable[Groove]) -> dict[tuple[str, float, int, int], list[Groove]]:
     """{pool key: [beats]} of the grooves (pool = session, tempo and metre)."""
     pools = {}
     for g in grooves:
@@ -245,13 +250,15 @@ def beat_pools(grooves):
     return pools
 
 
-def fills_for(grooves, beat):
+def fills_for(grooves: Iterable[Groove], beat: Groove) -> list[Groove]:
     """Fills of ``beat``'s session, tempo and metre, those of the same genre first."""
     same = [g for g in grooves if g.beat_type == "fill" and g.pool_key == beat.pool_key]
     return sorted(same, key=lambda g: g.genre != beat.genre)
 
 
-def arrange(grooves, duration, rng, section_bars=SECTION_BARS, fill_probability=FILL_PROBABILITY):
+def arrange(grooves: Sequence[Groove], duration: float, rng: np.random.Generator,
+            section_bars: Sequence[int] = SECTION_BARS,
+            fill_probability: float = FILL_PROBABILITY) -> tuple[np.ndarray, dict[str, Any]]:
     """Arrange a song of ``duration`` seconds from ``grooves`` (one split's :func:`load_index`).
 
     Picks a first beat at random (a corrupt MIDI file is skipped with a warning and another is

@@ -48,12 +48,17 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ... import fileio, params
 from ...errors import MixinError
+
+if TYPE_CHECKING:
+    from .drumkits import KitSpec
 
 log = logging.getLogger("mixin")
 
@@ -127,7 +132,7 @@ def _check_int(name, value, minimum, maximum=None):
     return v
 
 
-def is_vocal_file(name):
+def is_vocal_file(name: str | os.PathLike) -> bool:
     """A vocal stem by file name: an audio file whose name contains "vocal" (not hidden)."""
     from ..stems import AUDIO_EXTENSIONS  # noqa: PLC0415
 
@@ -136,7 +141,7 @@ def is_vocal_file(name):
             and p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
-def find_vocal_files(vocal_dirs):
+def find_vocal_files(vocal_dirs: Iterable[str | os.PathLike] | None) -> list[str]:
     """Vocal stems under each dir (recursively; song folders holding ``vocals.*``), sorted.
 
     MixinError naming a dir that is missing, not a directory or holds no vocal file."""
@@ -334,8 +339,10 @@ def _jsonable(x):
     return str(x)
 
 
-def render_song(index, seed, split, duration, vocal_files=(), groove_dir=None, synth_bass=0.0):
-    """Render song ``index``: ({stem: float32 [shape=(2, n)]}, record). Nothing is written.
+def render_song(index: int, seed: int, split: str, duration: float, vocal_files: Sequence[str] = (),
+                groove_dir: str | os.PathLike | None = None,
+                synth_bass: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Render song ``index`` (``duration`` s): ({stem: float32 [shape=(2, n)]}, record). Nothing is written.
 
     Deterministic from ``(seed, index, split, duration, vocal_files, synth_bass)``."""
     from . import backing, drumkits, fx, grooves  # noqa: PLC0415
@@ -583,7 +590,8 @@ def _csv_row(r):
     }
 
 
-def write_tables(render_dir, records, doc_fields):
+def write_tables(render_dir: str | os.PathLike, records: list[dict[str, Any]],
+                 doc_fields: Mapping[str, Any]) -> None:
     """Write ``songs.json`` and ``songs.csv`` (atomically) for ``records`` (sorted by index)."""
     render_dir = Path(render_dir)
     doc = {"format": FORMAT, **doc_fields, "songs": records}
@@ -596,8 +604,9 @@ def write_tables(render_dir, records, doc_fields):
     fileio.write_text(render_dir / SONGS_CSV, buf.getvalue())
 
 
-def read_songs(render_dir):
-    """The table ``render_dir/songs.json`` written by :func:`render_stems` (a dict)."""
+def read_songs(render_dir: str | os.PathLike) -> dict[str, Any]:
+    """The table ``render_dir/songs.json`` written by :func:`render_stems` (a dict); MixinError
+    when it is missing or unreadable."""
     path = Path(render_dir) / SONGS_JSON
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -623,10 +632,10 @@ def _soundfont_paths(obj):
     return [p for v in getattr(obj, "__dict__", {}).values() for p in _soundfont_paths(v)]
 
 
-def check_resources(split, groove_dir=None):
+def check_resources(split: str, groove_dir: str | os.PathLike | None = None) -> list[KitSpec]:
     """Everything a render of ``split`` needs, checked before any work (one-line MixinError):
     FluidSynth, the Groove MIDI Dataset (beats of the split), usable drum kits, the backing's
-    SoundFonts."""
+    SoundFonts. Returns the split's drum kit pool (:func:`mixin.training.render.drumkits.kit_pool`)."""
     from . import backing, drumkits, fluid  # noqa: PLC0415
 
     fluid.check_fluidsynth()
@@ -670,8 +679,11 @@ def _progress(total, enabled):
     return None
 
 
-def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_dirs=(), jobs=1,
-                 overwrite=False, progress=True, groove_dir=None, synth_bass=0.0):
+def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60.0, seed: int = 0,
+                 split: str = "train",
+                 vocal_dirs: str | os.PathLike | Sequence[str | os.PathLike] | None = (),
+                 jobs: int = 1, overwrite: bool = False, progress: bool = True,
+                 groove_dir: str | os.PathLike | None = None, synth_bass: float = 0.0) -> dict[str, Any]:
     """Render ``songs`` songs into ``render_dir`` (see the module documentation).
 
     Parameters
@@ -697,7 +709,8 @@ def render_stems(render_dir, songs, duration=60.0, seed=0, split="train", vocal_
     -------
     dict: 'render_dir', 'songs', 'split', 'seconds' (wall), 'cpu_seconds' (rendering, all songs),
     'audio_seconds', 'songs_per_minute', 'realtime' (audio seconds per wall second), 'bytes',
-    'bytes_per_audio_minute', 'folders'.
+    'bytes_per_audio_minute', 'folders'. Raises :class:`MixinError` (one line) for a bad argument,
+    a non-empty ``render_dir`` without ``overwrite`` or a missing resource (:func:`check_resources`).
     """
     t0 = time.perf_counter()
     # ---- arguments, before any work

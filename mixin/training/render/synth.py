@@ -164,7 +164,7 @@ def _drums(rng, n, sr, beat, n_bars, channels):
     hat_t = np.arange(n_bars * (16 if sixteenths else 8)) * bar / (16 if sixteenths else 8)
     open_hat = rng.random(hat_t.size) < 0.06
 
-    def samples(ts):
+    def samples(ts: np.ndarray) -> np.ndarray:
         return np.round(np.asarray(ts) * sr).astype(int)
 
     t = np.arange(int(0.4 * sr)) / sr
@@ -183,7 +183,7 @@ def _drums(rng, n, sr, beat, n_bars, channels):
     hat_closed = hat_noise * np.exp(-t / 0.018)
     hat_open = hat_noise * np.exp(-t / 0.12)
 
-    def vel(size, lo):
+    def vel(size: int, lo: float) -> np.ndarray:
         return rng.uniform(lo, 1.0, size)
 
     k = _place(samples(kick_t), vel(kick_t.size, 0.8), kick, n)
@@ -343,7 +343,8 @@ def _check_args(duration, sr, channels):
         raise MixinError(f"channels must be 1 or 2, got {channels}")
 
 
-def make_song(duration, sr=params.SAMPLE_RATE, seed=0, channels=2):
+def make_song(duration: float, sr: int = params.SAMPLE_RATE, seed: int = 0,
+              channels: int = 2) -> dict[str, np.ndarray]:
     """Synthesise one song's stems.
 
     Parameters
@@ -362,6 +363,8 @@ def make_song(duration, sr=params.SAMPLE_RATE, seed=0, channels=2):
     -------
     dict {'drums', 'bass', 'other', 'vocals'} of float32 arrays [shape=(n, channels)],
     n = round(duration * sr), scaled together so that their sum peaks at -1 dBFS.
+
+    Raises :class:`MixinError` for a bad duration, sample rate (< 8000 Hz) or channel count.
     """
     _check_args(duration, sr, channels)
     sr = int(sr)
@@ -417,15 +420,16 @@ def _write_wav(path, x, sr, subtype="PCM_16"):
     audio.write_audio(path, x, int(sr), subtype=subtype)
 
 
-def write_stem_folders(outdir, n_songs, duration, seed=0, channels=2, sr=params.SAMPLE_RATE,
-                       force=False):
+def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float, seed: int = 0,
+                       channels: int = 2, sr: int = params.SAMPLE_RATE, force: bool = False) -> list[Path]:
     """Write ``n_songs`` synthetic songs as ``outdir/song_NNN/{drums,bass,other,vocals}.wav``.
 
     Song ``i`` is ``make_song(duration, sr, seed=<derived from (seed, i)>, channels)``. Each song
     folder is written under a temporary name and renamed when complete. Existing song folders
     are never replaced unless ``force`` (checked for all songs before anything is written).
 
-    Returns the list of song folder paths.
+    Returns the list of song folder paths. Raises :class:`MixinError` for bad arguments (as
+    :func:`make_song`), an ``outdir`` that is a file or existing song folders without ``force``.
     """
     if int(n_songs) != n_songs or n_songs < 1:
         raise MixinError(f"number of songs must be a positive integer, got {n_songs}")
@@ -456,10 +460,11 @@ def write_stem_folders(outdir, n_songs, duration, seed=0, channels=2, sr=params.
     return dirs
 
 
-def make_example_mix(path, duration=10.0, seed=0, channels=2, sr=params.SAMPLE_RATE, force=False):
+def make_example_mix(path: str | os.PathLike, duration: float = 10.0, seed: int = 0, channels: int = 2,
+                     sr: int = params.SAMPLE_RATE, force: bool = False) -> Path:
     """Write one synthetic mixture (sum of the stems of ``make_song``, peak -1 dBFS) as a 16-bit
     WAV file, e.g. to try ``xtract_mixin.py`` on. Refuses to replace an existing file unless
-    ``force``. Returns the path."""
+    ``force`` (:class:`MixinError`, as for a missing folder or bad arguments). Returns the path."""
     path = Path(path)
     if path.exists() and not force:
         raise MixinError(f"{path} already exists; use --force to replace it")
@@ -475,7 +480,8 @@ def make_example_mix(path, duration=10.0, seed=0, channels=2, sr=params.SAMPLE_R
     return path
 
 
-def get_parser():
+def get_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m mixin.training.render.synth``."""
     p = argparse.ArgumentParser(
         prog="python -m mixin.training.render.synth",
         description="Write synthetic multitrack stems (MUSDB18-HQ layout: OUTDIR/song_000/"
@@ -499,7 +505,9 @@ def get_parser():
     return p
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
+    """The command: 0 on success, 1 after a one-line ``error: ...`` on stderr (argparse exits with 2
+    for bad flags)."""
     args = get_parser().parse_args(argv)
     logging.basicConfig(format="%(message)s")
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)
