@@ -5,7 +5,7 @@ renames it over the destination with :func:`os.replace`. So the destination is e
 file (or absent) or the complete new one, never a partial file; on any error (KeyboardInterrupt
 included) the temporary file is removed and the error propagates. Files get the usual permissions
 (``0o666`` minus the umask). Audio is written by :mod:`mixin.audio` (``AtomicWriter``,
-``write_audio``), not here.
+``write_audio``), not here. :func:`atomic_folder` does the same for a whole folder of files.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+import tempfile
 from typing import IO, Any
 
 __all__ = ["temp_path", "atomic_path", "atomic_open", "write_bytes", "write_text", "write_json",
@@ -94,3 +95,36 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy the contents of ``src`` to ``dst`` atomically (``dst`` is replaced if it exists)."""
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, replace: bool = False, tmp_prefix: str = ".tmp-",
+                  option: str = "--overwrite") -> Iterator[Path]:
+    """Build a folder under a hidden temporary name beside ``path``; rename it to ``path`` when the
+    block ends without error, remove it on any error (KeyboardInterrupt included).
+
+    The block writes its files into the yielded folder (usual permissions: ``0o777`` minus the umask).
+    An existing ``path`` is replaced only with ``replace``; otherwise :class:`MixinError` naming
+    ``option`` is raised after the block (the folder may have appeared meanwhile).
+    """
+    from .errors import MixinError
+
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{tmp_prefix}{path.name}-", dir=path.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        yield tmp
+        if path.exists():
+            if not replace:
+                raise MixinError(f"{path} already exists; use {option} to replace it")
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -86,3 +86,28 @@ def test_permissions_follow_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o640
+
+
+def test_atomic_folder_renames_when_complete_and_cleans_up_on_error(tmp_path):
+    import pytest
+
+    from mixin.errors import MixinError
+    from mixin.fileio import atomic_folder
+
+    dest = tmp_path / "song"
+    with atomic_folder(dest) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".tmp-song-") and not dest.exists()
+        (tmp / "a.txt").write_text("1")
+    assert (dest / "a.txt").read_text() == "1"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(tmp_path / "other"):
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song"]  # no temp folder, nothing half-made
+    with pytest.raises(MixinError, match="already exists; use --force"):
+        with atomic_folder(dest, option="--force") as tmp:
+            (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt"]  # the old folder is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song"]
+    with atomic_folder(dest, replace=True) as tmp:
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in dest.iterdir()) == ["b.txt"]

@@ -70,7 +70,6 @@ import logging
 import operator
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -149,12 +148,6 @@ def _resample(x, sr):
 
 def _resampled_length(frames, sr):
     return audio.resampled_length(frames, sr, params.SAMPLE_RATE)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,20 +409,9 @@ def _existing_preparation(data_dir):
 def _write_folder(data_dir, name, files, overwrite):
     """Write {part: array} as the part files of ``data_dir/name`` (:func:`mixin.layout.segment_file`)
     via a temporary folder and a rename."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=data_dir))
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+    with fileio.atomic_folder(data_dir / name, replace=overwrite) as tmp:
         for part, x in files.items():
             _write_audio(layout.segment_file(tmp, part), x, params.SAMPLE_RATE)
-        final = data_dir / name
-        if final.exists():
-            if not overwrite:  # appeared while we ran
-                raise MixinError(f"{final} already exists; use --overwrite to replace it")
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_segments(data_dir, song, parts, seg_samples, overwrite):

@@ -46,7 +46,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -468,12 +467,6 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
 # writing
 # --------------------------------------------------------------------------------------------
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _render_to_folder(cfg, index):
     """Render song ``index`` and write it as ``render_dir/render-{split}-{index}``: its record."""
     from ... import audio  # noqa: PLC0415
@@ -483,20 +476,10 @@ def _render_to_folder(cfg, index):
     t0 = time.process_time()
     stems, record = render_song(index, cfg["seed"], cfg["split"], cfg["duration"],
                                 cfg["vocal_files"], cfg["groove_dir"], cfg.get("synth_bass", 0.0))
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=render_dir))
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+    final = render_dir / name
+    with fileio.atomic_folder(final, replace=cfg["overwrite"], tmp_prefix=TMP_PREFIX) as tmp:
         for stem, x in stems.items():
             audio.write_audio(tmp / (stem + STEM_EXT), x.T, params.SAMPLE_RATE, subtype=STEM_SUBTYPE)
-        final = render_dir / name
-        if final.exists():
-            if not cfg["overwrite"]:
-                raise MixinError(f"{final} already exists; use --overwrite to replace it")
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     size = sum(f.stat().st_size for f in final.iterdir())
     return record, {"cpu_seconds": time.process_time() - t0, "bytes": size}
 

@@ -30,15 +30,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
-from ... import audio, params
+from ... import audio, fileio, params
 from ...errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -409,12 +407,6 @@ def _song_seed(seed, i):
     return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0])
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _write_wav(path, x, sr, subtype="PCM_16"):
     """Write [shape=(n, channels)] to ``path`` atomically (temp file + rename)."""
     audio.write_audio(path, x, int(sr), subtype=subtype)
@@ -445,17 +437,9 @@ def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float,
     outdir.mkdir(parents=True, exist_ok=True)
     for i, d in enumerate(dirs):
         stems = make_song(duration, sr=sr, seed=_song_seed(seed, i), channels=channels)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{d.name}-", dir=outdir))
-        try:
-            os.chmod(tmp, 0o777 & ~_umask())
+        with fileio.atomic_folder(d, replace=True) as tmp:  # existing folders were refused above
             for name, x in stems.items():
                 _write_wav(tmp / f"{name}.wav", x, sr)
-            if d.exists():
-                shutil.rmtree(d)
-            os.replace(tmp, d)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         log.info("wrote %s", d)
     return dirs
 
