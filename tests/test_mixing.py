@@ -258,3 +258,48 @@ def test_train_mix_ema_saves_the_average_and_resumes(stem_root, tmp_path):
     assert json.loads((tmp_path / "logdir" / "joint.state.json").read_text())["rounds"] == 2
     # the moving average is part of the resume identity
     assert train_util.main([a for a in args if a not in ("--ema", "0.5")] + ["--rounds", "3"]) == 1
+
+
+def test_masked_estimates_output_is_the_separators_mask():
+    """The joint model's separation output is soft_masks (same formula and +1e-7 guard) of the
+    three networks' estimates times the mixture magnitude, channel k = source k."""
+    from mixin.masks import soft_masks
+    from mixin.training.jointtrain import build_joint, networks
+
+    joint = build_joint({s: "mae" for s in params.SOURCES}, 1e-4, mask_weight=0.5)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 0.2, (2,) + tuple(joint.inputs[0].shape[1:])).astype(np.float32)
+    outs = joint.predict(x, verbose=0)
+    assert len(outs) == 4 and outs[3].shape == x.shape[:-1] + (3,)
+    est = {s: np.asarray(networks(joint)[s](x))[..., 0] for s in params.SOURCES}
+    masks = soft_masks({s: np.square(e) for s, e in est.items()})
+    for k, s in enumerate(params.SOURCES):
+        np.testing.assert_allclose(outs[3][..., k], masks[s] * x[..., 0], rtol=2e-4, atol=1e-7)
+    assert np.all(outs[3].sum(-1) <= x[..., 0] * (1 + 1e-5))
+    # off: three outputs, as before the option
+    assert len(build_joint({s: "mae" for s in params.SOURCES}, 1e-4).outputs) == 3
+
+
+@pytest.mark.slow
+def test_train_mix_mask_loss_trains_resumes_and_is_identity(stem_root, tmp_path):
+    """--mask-loss-weight adds the separation loss (recorded per round), the joint checkpoint
+    with its extra layer resumes, and the weight is part of the resume identity."""
+    import train_util
+
+    names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())
+    args = ["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", names[0],
+            "--batch-size", "2", "--round-batches", "2", "--validation-duration", "4",
+            "--mask-loss-weight", "2", "--mask-loss", "mse",
+            "--model-dir", str(tmp_path / "model"), "--logdir", str(tmp_path / "logdir"), "-q"]
+    assert train_util.main(args + ["--rounds", "1"]) == 0
+    state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())
+    assert state["identity"]["mask"] == dict(weight=2.0, loss="mse")
+    row = state["history"][1]
+    assert np.isfinite(row["loss_masked"]) and row["loss_masked"] >= 0
+    assert "loss_masked" in (tmp_path / "logdir" / "history_mix.csv").read_text().splitlines()[0]
+    assert train_util.main(args + ["--rounds", "2"]) == 0
+    assert json.loads((tmp_path / "logdir" / "joint.state.json").read_text())["rounds"] == 2
+    i = args.index("--mask-loss-weight")
+    assert train_util.main(args[:i] + args[i + 2:] + ["--rounds", "3"]) == 1
+    with pytest.raises(SystemExit):
+        train_util.main(args + ["--mask-loss", "l1"])

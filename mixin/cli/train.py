@@ -198,6 +198,12 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--ema", type=ema_momentum, default=0.0, metavar="M",
                    help="validate and save an exponential moving average of the weights with "
                         "momentum M, e.g. 0.99 (default: %(default)s = off, the raw weights)")
+    g.add_argument("--mask-loss-weight", type=nonneg_float, default=0.0, metavar="W",
+                   help="add a separation loss with weight W: the three estimates' soft masks "
+                        "times the mixture, against the true sources, so each network learns "
+                        "from the other two (default: %(default)s = off, each network alone)")
+    g.add_argument("--mask-loss", choices=("mae", "mse"), default="mae",
+                   help="the separation loss's error (default: %(default)s)")
 
     g = p.add_argument_group("--calibrate: fit the networks' output gains for the soft masks")
     g.add_argument("--calibrate", action="store_true",
@@ -314,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                 steps_per_round=args.round_batches, rounds=args.rounds,
                 patience=args.patience or None, learning_rate=learning_rate, losses=losses,
                 workers=args.mix_workers, validation_duration=args.validation_duration,
-                init_model_dir=args.init_model_dir, ema=args.ema, overwrite=args.overwrite,
+                init_model_dir=args.init_model_dir, ema=args.ema,
+                mask_weight=args.mask_loss_weight, mask_loss=args.mask_loss, overwrite=args.overwrite,
                 plot=True), progress=not args.quiet)
         if args.calibrate:
             from mixin.training.calibrate import calibrate

@@ -87,6 +87,10 @@ class MixTrainConfig:
     validation_duration: float = 30.0
     init_model_dir: str | None = None
     ema: float = 0.0
+    #: weight of the separation loss: the soft masks of the three estimates applied to the
+    #: mixture magnitude, against the true sources' magnitudes (0: off, each network alone)
+    mask_weight: float = 0.0
+    mask_loss: str = "mae"
     overwrite: bool = False
     plot: bool = True
 
@@ -108,6 +112,10 @@ class MixTrainConfig:
             raise MixinError(f"learning rate must be in (0, 1), got {self.learning_rate}")
         if not (0.0 <= self.ema < 1.0):
             raise MixinError(f"EMA momentum must be in [0, 1), got {self.ema}")
+        if not (self.mask_weight >= 0.0 and math.isfinite(self.mask_weight)):
+            raise MixinError(f"mask loss weight must be >= 0, got {self.mask_weight}")
+        if self.mask_loss not in ("mae", "mse"):
+            raise MixinError(f"mask loss must be mae or mse, got {self.mask_loss}")
         if not (2.0 <= self.validation_duration <= 600.0):
             raise MixinError(f"validation duration must be 2-600 s, got {self.validation_duration}")
         for s, l in self.losses.items():
@@ -127,6 +135,8 @@ class MixTrainConfig:
                      learning_rate=self.learning_rate, init_model_dir=self.init_model_dir)
         if self.ema:  # absent when off, so that logdirs from before the option still resume
             ident["ema"] = self.ema
+        if self.mask_weight:  # likewise
+            ident["mask"] = dict(weight=self.mask_weight, loss=self.mask_loss)
         return ident
 
 
@@ -223,10 +233,18 @@ def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 def build_joint(losses: Mapping[str, str], learning_rate: float,
-                init_model_dir: str | os.PathLike | None = None, ema: float = 0.0) -> keras.Model:
+                init_model_dir: str | os.PathLike | None = None, ema: float = 0.0,
+                mask_weight: float = 0.0, mask_loss: str = "mae") -> keras.Model:
     """The three CDAEs as one Keras model (input: mixture magnitude; outputs: harmonic,
     percussive, vocal), compiled with one loss per output and Adam (keeping an exponential moving
-    average of the weights with momentum ``ema`` when it is > 0)."""
+    average of the weights with momentum ``ema`` when it is > 0).
+
+    With ``mask_weight`` > 0 a fourth output, ``masked_estimates`` [shape=(B, 96, 1948, 3)],
+    holds the separation the user hears: the soft masks of the three estimates
+    (:func:`mixin.masks.soft_masks`, same formula and guard) times the mixture magnitude, one
+    channel per source; its loss (``mask_loss`` against the three true magnitudes) is added with
+    that weight, so each network also learns from what the other two estimate.
+    """
     import keras
 
     from ..model import build_cdae, input_shape, load_models
@@ -236,12 +254,47 @@ def build_joint(losses: Mapping[str, str], learning_rate: float,
         for s, m in load_models(init_model_dir).items():
             nets[s].set_weights(m.get_weights())
     inp = keras.Input(shape=input_shape())
-    joint = keras.Model(inp, [nets[s](inp) for s in params.SOURCES], name="mixin_joint")
+    outs = [nets[s](inp) for s in params.SOURCES]
+    loss = [losses[s] for s in params.SOURCES]
+    weights = [1.0] * len(params.SOURCES)
+    if mask_weight:
+        outs.append(masked_estimates_layer()(name="masked_estimates")([inp] + outs))
+        loss.append(mask_loss)
+        weights.append(float(mask_weight))
+    joint = keras.Model(inp, outs, name="mixin_joint")
     opt = keras.optimizers.Adam(learning_rate=learning_rate, use_ema=bool(ema),
                                 ema_momentum=float(ema) if ema else 0.99)
-    joint.compile(optimizer=opt,
-                  loss=[losses[s] for s in params.SOURCES])
+    joint.compile(optimizer=opt, loss=loss, loss_weights=weights)
     return joint
+
+
+_MASKED_LAYER = None
+
+
+def masked_estimates_layer() -> type:
+    """The Keras layer class of the ``masked_estimates`` output (defined on first use, so that
+    importing this module does not import Keras; registered so ``joint.last.keras`` loads)."""
+    global _MASKED_LAYER
+    if _MASKED_LAYER is None:
+        import keras
+
+        @keras.saving.register_keras_serializable(package="mixin", name="MaskedEstimates")
+        class MaskedEstimates(keras.layers.Layer):
+            """[mixture, est_1, ..., est_k] (each (B, rows, cols, 1)) -> (B, rows, cols, k):
+            mixture * est_s**2 / (sum_j est_j**2 + MASK_EPS)."""
+
+            def call(self, inputs):
+                ops = keras.ops
+                mix, ests = inputs[0], inputs[1:]
+                powers = ops.concatenate([ops.square(e) for e in ests], axis=-1)
+                den = ops.sum(powers, axis=-1, keepdims=True) + params.MASK_EPS
+                return mix * powers / den
+
+            def compute_output_shape(self, input_shapes):
+                return tuple(input_shapes[0][:-1]) + (len(input_shapes) - 1,)
+
+        _MASKED_LAYER = MaskedEstimates
+    return _MASKED_LAYER
 
 
 def networks(joint: keras.Model) -> dict[str, keras.Model]:
@@ -266,7 +319,7 @@ def _paths(cfg):
 
 
 HISTORY_FIELDS = (["round", "batches", "examples", "seconds", "examples_per_s"]
-                  + [f"loss_{s}" for s in params.SOURCES]
+                  + [f"loss_{s}" for s in params.SOURCES + ("masked",)]
                   + [f"{k}_{s}" for k in ("select", "monitor") for s in params.SOURCES + ("mean",)])
 
 
@@ -369,10 +422,12 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
 
     keras.utils.set_random_seed(cfg.seed)
     if state is not None and p["last"].exists():
+        masked_estimates_layer()  # registered before loading a joint model that has it
         joint = keras.models.load_model(p["last"])
         log.info("resuming from %s at round %d (%d batches)", p["last"], state["rounds"], state["batches"])
     else:
-        joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir, cfg.ema)
+        joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir, cfg.ema,
+                            cfg.mask_weight, cfg.mask_loss)
         state = dict(version=STATE_VERSION, identity=cfg.identity(), rounds=0, batches=0,
                      best=None, history=[], finished=False, mix=cfg.mix.to_json())
     nets = networks(joint)
@@ -411,10 +466,13 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     with BatchStream(mixer, cfg.batch_size, start=state["batches"], workers=cfg.workers) as stream:
         while state["rounds"] < cfg.rounds and not state["finished"]:
             t0 = time.perf_counter()
-            sums = np.zeros(len(params.SOURCES))
+            sums = np.zeros(len(params.SOURCES) + 1)
             for _ in range(cfg.steps_per_round):
                 x, ys = stream.get()
-                out = joint.train_on_batch(x, list(ys), return_dict=True)
+                targets = list(ys)
+                if cfg.mask_weight:
+                    targets.append(np.concatenate(ys, axis=-1))
+                out = joint.train_on_batch(x, targets, return_dict=True)
                 sums += _per_source_losses(out)
                 if bar is not None:
                     bar.update(1)
@@ -427,7 +485,8 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
                        examples=state["batches"] * cfg.batch_size, seconds=train_s,
                        examples_per_s=cfg.steps_per_round * cfg.batch_size / train_s,
                        songs_select=sel, songs_monitor=mon)
-            row.update({f"loss_{s}": float(v / cfg.steps_per_round) for s, v in zip(params.SOURCES, sums)})
+            row.update({f"loss_{s}": float(v / cfg.steps_per_round)
+                        for s, v in zip(params.SOURCES + ("masked",), sums)})
             row.update({f"select_{k}": v for k, v in summarise(sel).items()})
             if mon:
                 row.update({f"monitor_{k}": v for k, v in summarise(mon).items()})
@@ -488,9 +547,10 @@ def _save_best(nets, folder, state, row):
 
 
 def _per_source_losses(out):
-    """Per-network losses from a train_on_batch dict (Keras names them by output layer)."""
+    """Per-network losses from a train_on_batch dict (Keras names them by output layer), then
+    the separation loss of the masked estimates (nan without one)."""
     vals = []
-    for s in params.SOURCES:
+    for s in params.SOURCES + ("masked_estimates",):
         key = next((k for k in out if s in k and "loss" in k), None)
         vals.append(float(out[key]) if key is not None else float("nan"))
     return np.array(vals)
