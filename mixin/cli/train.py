@@ -204,6 +204,12 @@ def get_parser() -> argparse.ArgumentParser:
                         "from the other two (default: %(default)s = off, each network alone)")
     g.add_argument("--mask-loss", choices=("mae", "mse"), default="mae",
                    help="the separation loss's error (default: %(default)s)")
+    g.add_argument("--low-band-weight", type=positive_float, default=1.0, metavar="W",
+                   help="weigh the networks' errors in the --low-bands lowest Bark bands by W "
+                        "(default: %(default)s = off)")
+    g.add_argument("--low-bands", type=positive_int, default=5, metavar="N",
+                   help="how many of the lowest bands --low-band-weight covers (default: "
+                        "%(default)s, below 110 Hz)")
 
     g = p.add_argument_group("--calibrate: fit the networks' output gains for the soft masks")
     g.add_argument("--calibrate", action="store_true",
@@ -321,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
                 patience=args.patience or None, learning_rate=learning_rate, losses=losses,
                 workers=args.mix_workers, validation_duration=args.validation_duration,
                 init_model_dir=args.init_model_dir, ema=args.ema,
-                mask_weight=args.mask_loss_weight, mask_loss=args.mask_loss, overwrite=args.overwrite,
+                mask_weight=args.mask_loss_weight, mask_loss=args.mask_loss,
+                low_band_weight=args.low_band_weight, low_bands=args.low_bands,
+                overwrite=args.overwrite,
                 plot=True), progress=not args.quiet)
         if args.calibrate:
             from mixin.training.calibrate import calibrate

@@ -91,6 +91,10 @@ class MixTrainConfig:
     #: mixture magnitude, against the true sources' magnitudes (0: off, each network alone)
     mask_weight: float = 0.0
     mask_loss: str = "mae"
+    #: the networks' own losses weigh errors in the ``low_bands`` lowest Bark bands by
+    #: ``low_band_weight`` against 1 elsewhere (normalised to a mean weight of 1; 1: off)
+    low_band_weight: float = 1.0
+    low_bands: int = 5
     overwrite: bool = False
     plot: bool = True
 
@@ -114,6 +118,10 @@ class MixTrainConfig:
             raise MixinError(f"EMA momentum must be in [0, 1), got {self.ema}")
         if not (self.mask_weight >= 0.0 and math.isfinite(self.mask_weight)):
             raise MixinError(f"mask loss weight must be >= 0, got {self.mask_weight}")
+        if not (self.low_band_weight > 0.0 and math.isfinite(self.low_band_weight)):
+            raise MixinError(f"low-band weight must be > 0, got {self.low_band_weight}")
+        if int(self.low_bands) != self.low_bands or not 1 <= self.low_bands < params.N_BANDS:
+            raise MixinError(f"low bands must be an integer 1-{params.N_BANDS - 1}, got {self.low_bands}")
         if self.mask_loss not in ("mae", "mse"):
             raise MixinError(f"mask loss must be mae or mse, got {self.mask_loss}")
         if not (2.0 <= self.validation_duration <= 600.0):
@@ -137,6 +145,8 @@ class MixTrainConfig:
             ident["ema"] = self.ema
         if self.mask_weight:  # likewise
             ident["mask"] = dict(weight=self.mask_weight, loss=self.mask_loss)
+        if self.low_band_weight != 1.0:  # likewise
+            ident["low_bands"] = dict(weight=self.low_band_weight, bands=self.low_bands)
         return ident
 
 
@@ -234,7 +244,8 @@ def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 
 def build_joint(losses: Mapping[str, str], learning_rate: float,
                 init_model_dir: str | os.PathLike | None = None, ema: float = 0.0,
-                mask_weight: float = 0.0, mask_loss: str = "mae") -> keras.Model:
+                mask_weight: float = 0.0, mask_loss: str = "mae", low_band_weight: float = 1.0,
+                low_bands: int = 5) -> keras.Model:
     """The three CDAEs as one Keras model (input: mixture magnitude; outputs: harmonic,
     percussive, vocal), compiled with one loss per output and Adam (keeping an exponential moving
     average of the weights with momentum ``ema`` when it is > 0).
@@ -244,6 +255,9 @@ def build_joint(losses: Mapping[str, str], learning_rate: float,
     (:func:`mixin.masks.soft_masks`, same formula and guard) times the mixture magnitude, one
     channel per source; its loss (``mask_loss`` against the three true magnitudes) is added with
     that weight, so each network also learns from what the other two estimate.
+
+    With ``low_band_weight`` != 1 each network's own loss weighs its errors in the ``low_bands``
+    lowest bands by that factor (:func:`band_weighted_loss`).
     """
     import keras
 
@@ -255,7 +269,11 @@ def build_joint(losses: Mapping[str, str], learning_rate: float,
             nets[s].set_weights(m.get_weights())
     inp = keras.Input(shape=input_shape())
     outs = [nets[s](inp) for s in params.SOURCES]
-    loss = [losses[s] for s in params.SOURCES]
+    if low_band_weight != 1.0:
+        cls = band_weighted_loss()
+        loss = [cls(kind=losses[s], bands=low_bands, weight=low_band_weight) for s in params.SOURCES]
+    else:
+        loss = [losses[s] for s in params.SOURCES]
     weights = [1.0] * len(params.SOURCES)
     if mask_weight:
         outs.append(masked_estimates_layer()(name="masked_estimates")([inp] + outs))
@@ -269,6 +287,43 @@ def build_joint(losses: Mapping[str, str], learning_rate: float,
 
 
 _MASKED_LAYER = None
+_BAND_LOSS = None
+
+
+def band_weighted_loss() -> type:
+    """The Keras loss class ``BandWeightedLoss(kind, bands, weight)``: MAE or MSE over
+    [shape=(B, rows, cols, 1)] with rows ``< bands`` weighted by ``weight`` and the others by 1,
+    the weights scaled to a mean of 1 (so weight 1 is the plain loss). Defined on first use and
+    registered, like :func:`masked_estimates_layer`."""
+    global _BAND_LOSS
+    if _BAND_LOSS is None:
+        import keras
+
+        @keras.saving.register_keras_serializable(package="mixin", name="BandWeightedLoss")
+        class BandWeightedLoss(keras.losses.Loss):
+            def __init__(self, kind="mae", bands=5, weight=1.0, name=None,
+                         reduction="sum_over_batch_size", dtype=None):
+                super().__init__(name=name or f"band_weighted_{kind}", reduction=reduction,
+                                 dtype=dtype)
+                if kind not in ("mae", "mse"):
+                    raise MixinError(f"loss must be mae or mse, got {kind}")
+                self.kind, self.bands, self.weight = kind, int(bands), float(weight)
+
+            def call(self, y_true, y_pred):
+                ops = keras.ops
+                d = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
+                err = ops.abs(d) if self.kind == "mae" else ops.square(d)
+                rows = err.shape[1]
+                w = np.where(np.arange(rows) < self.bands, self.weight, 1.0).astype(np.float32)
+                w = ops.convert_to_tensor((w / w.mean()).reshape(1, rows, 1, 1))
+                return ops.mean(err * w, axis=(1, 2, 3))
+
+            def get_config(self):
+                return dict(super().get_config(), kind=self.kind, bands=self.bands,
+                            weight=self.weight)
+
+        _BAND_LOSS = BandWeightedLoss
+    return _BAND_LOSS
 
 
 def masked_estimates_layer() -> type:
@@ -422,12 +477,13 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
 
     keras.utils.set_random_seed(cfg.seed)
     if state is not None and p["last"].exists():
-        masked_estimates_layer()  # registered before loading a joint model that has it
+        masked_estimates_layer()  # registered before loading a joint model that has them
+        band_weighted_loss()
         joint = keras.models.load_model(p["last"])
         log.info("resuming from %s at round %d (%d batches)", p["last"], state["rounds"], state["batches"])
     else:
         joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir, cfg.ema,
-                            cfg.mask_weight, cfg.mask_loss)
+                            cfg.mask_weight, cfg.mask_loss, cfg.low_band_weight, cfg.low_bands)
         state = dict(version=STATE_VERSION, identity=cfg.identity(), rounds=0, batches=0,
                      best=None, history=[], finished=False, mix=cfg.mix.to_json())
     nets = networks(joint)
