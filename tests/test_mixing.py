@@ -303,3 +303,60 @@ def test_train_mix_mask_loss_trains_resumes_and_is_identity(stem_root, tmp_path)
     assert train_util.main(args[:i] + args[i + 2:] + ["--rounds", "3"]) == 1
     with pytest.raises(SystemExit):
         train_util.main(args + ["--mask-loss", "l1"])
+
+
+def test_band_weighted_loss_matches_numpy_and_round_trips():
+    """BandWeightedLoss weighs rows < bands by weight (weights normalised to mean 1): equal to the
+    numpy formula, to the plain loss at weight 1, and rebuilt from its config."""
+    import keras
+
+    from mixin.training.jointtrain import band_weighted_loss
+
+    cls = band_weighted_loss()
+    rng = np.random.default_rng(1)
+    yt = rng.random((2, 96, 40, 1)).astype(np.float32)
+    yp = rng.random((2, 96, 40, 1)).astype(np.float32)
+    w = np.where(np.arange(96) < 5, 4.0, 1.0)
+    w /= w.mean()
+    for kind, err in (("mae", np.abs(yp - yt)), ("mse", (yp - yt) ** 2)):
+        got = float(cls(kind=kind, bands=5, weight=4.0)(yt, yp))
+        assert got == pytest.approx(float((err * w[None, :, None, None]).mean()), rel=1e-5)
+        assert float(cls(kind=kind, bands=5, weight=1.0)(yt, yp)) == pytest.approx(float(err.mean()), rel=1e-5)
+    # errors only in the low bands count 4/mean(w) times as much
+    low = yt.copy()
+    low[:, :5] += 0.1
+    ratio = float(cls(kind="mae", bands=5, weight=4.0)(yt, low)) / float(keras.losses.MeanAbsoluteError()(yt, low))
+    assert ratio == pytest.approx(4.0 / ((5 * 4.0 + 91) / 96), rel=1e-4)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cls(kind="mse", bands=3, weight=2.5)))
+    assert (again.kind, again.bands, again.weight) == ("mse", 3, 2.5)
+    with pytest.raises(MixinError):
+        cls(kind="huber")
+
+
+@pytest.mark.slow
+def test_train_mix_low_band_weight_resumes_and_is_identity(stem_root, tmp_path):
+    import train_util
+
+    names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())
+    args = ["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", names[0],
+            "--batch-size", "2", "--round-batches", "2", "--validation-duration", "4",
+            "--low-band-weight", "4", "--low-bands", "3",
+            "--model-dir", str(tmp_path / "model"), "--logdir", str(tmp_path / "logdir"), "-q"]
+    assert train_util.main(args + ["--rounds", "1"]) == 0
+    state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())
+    assert state["identity"]["low_bands"] == dict(weight=4.0, bands=3)
+    assert np.isfinite(state["history"][1]["loss_percussive"])
+    assert train_util.main(args + ["--rounds", "2"]) == 0  # the checkpoint with its losses loads
+    assert json.loads((tmp_path / "logdir" / "joint.state.json").read_text())["rounds"] == 2
+    i = args.index("--low-band-weight")
+    assert train_util.main(args[:i] + ["--low-band-weight", "2"] + args[i + 2:] + ["--rounds", "3"]) == 1
+
+
+def test_mix_train_config_rejects_bad_low_bands(stem_root):
+    from mixin.training.jointtrain import MixTrainConfig
+
+    for kw, word in ((dict(low_band_weight=0.0), "low-band weight"), (dict(low_bands=96), "low bands"),
+                     (dict(low_bands=0), "low bands"), (dict(mask_weight=-1.0), "mask loss weight"),
+                     (dict(mask_loss="l1"), "mask loss")):
+        with pytest.raises(MixinError, match=word):
+            MixTrainConfig(stem_dirs=[str(stem_root)], validation_songs=["x"], **kw).check()
