@@ -60,6 +60,20 @@ def test_help_is_instant_without_tensorflow():
     assert "--instrumental" in r.stdout and "--single-model" in r.stdout
 
 
+@pytest.mark.parametrize("module,flag", [("mixin.cli.xtract", "--instrumental"),
+                                         ("mixin.cli.train", "--train-mix"),
+                                         ("mixin.cli.eval", "--no-oracle")])
+def test_cli_modules_run_with_python_m(tmp_path, module, flag):
+    """Every CLI module runs as ``python -m`` (from any directory) and exits with its code."""
+    r = subprocess.run([sys.executable, "-m", module, "--help"], cwd=tmp_path, capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr
+    assert flag in r.stdout
+    bad = subprocess.run([sys.executable, "-m", module, "--no-such-flag"], cwd=tmp_path,
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert bad.returncode == 2 and "error:" in bad.stderr.splitlines()[-1]
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
