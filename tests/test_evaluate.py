@@ -424,6 +424,15 @@ def test_cli_errors(stems_root, tmp_path, capsys):
     assert e.value.code == 2
 
 
+def test_cli_error_with_line_breaks_stays_one_line(stems_root, tmp_path, capsys, monkeypatch):
+    def fail(*a, **k):
+        raise MixinError("first line\n  second line")
+
+    monkeypatch.setattr(evaluate, "find_songs", fail)
+    code, _, err = run_cli(capsys, stems_root, "--outdir", tmp_path / "o")
+    assert_one_line_error(code, err, "first line second line")
+
+
 # ------------------------------------------------------------------------------------- shared
 def test_shared_song_5s(tmp_path):
     """One real song, 5 s, mono: the oracle beats HPSS on harmonic and percussive."""

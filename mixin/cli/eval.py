@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                                mono=args.mono, jobs=args.jobs,
                                progress=not args.quiet and sys.stderr.isatty())
         paths = evaluate.write_results(results, args.outdir, overwrite=args.overwrite)
-    except MixinError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except MixinError as e:  # one line, whatever the message holds
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
