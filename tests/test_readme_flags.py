@@ -1,0 +1,55 @@
+"""The README stays true to the commands: every flag its command lines show exists."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+COMMANDS = {"train_util.py": "mixin.cli.train", "mixin-train": "mixin.cli.train",
+            "xtract_mixin.py": "mixin.cli.xtract", "xtract-mixin": "mixin.cli.xtract",
+            "eval_mixin.py": "mixin.cli.eval", "mixin-eval": "mixin.cli.eval"}
+
+
+def readme_flags():
+    """(command module, flag, line) for every flag on a README code-block line that runs one of
+    the commands, continuation lines included."""
+    found = []
+    in_code, current = False, None
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_code, current = not in_code, None
+            continue
+        if not in_code:
+            continue
+        continued = line[:1].isspace()
+        for i, seg in enumerate(re.split(r"&&|\|\||;|\s\|\s", line.split("#")[0])):
+            words = seg.split()
+            at = next((k for k, w in enumerate(words) if Path(w).name in COMMANDS), None)
+            if at is not None:
+                current, words = COMMANDS[Path(words[at]).name], words[at + 1:]
+            elif i > 0 or not continued:
+                current = None  # another program's command
+            if current is None:
+                continue
+            for w in words:
+                m = re.match(r"\[?(--[a-z][a-z0-9-]*)", w)
+                if m:
+                    found.append((current, m.group(1), line.strip()))
+    return found
+
+
+def test_readme_shows_flags_of_every_command():
+    cmds = {c for c, _, _ in readme_flags()}
+    assert cmds == set(COMMANDS.values())
+
+
+@pytest.mark.parametrize("module", sorted(set(COMMANDS.values())))
+def test_every_readme_flag_exists(module):
+    import importlib
+
+    parser = importlib.import_module(module).get_parser()
+    known = {o for a in parser._actions for o in a.option_strings}
+    missing = sorted({(f, l) for c, f, l in readme_flags() if c == module and f not in known})
+    assert not missing, missing
