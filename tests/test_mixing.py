@@ -260,6 +260,14 @@ def test_train_mix_ema_saves_the_average_and_resumes(stem_root, tmp_path):
     assert train_util.main([a for a in args if a not in ("--ema", "0.5")] + ["--rounds", "3"]) == 1
 
 
+def _train_mix_args(stem_root, tmp_path, *extra):
+    """A tiny --train-mix command on the synthetic stems (first song held out) plus ``extra``."""
+    names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())
+    return ["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", names[0],
+            "--batch-size", "2", "--round-batches", "2", "--validation-duration", "4", *extra,
+            "--model-dir", str(tmp_path / "model"), "--logdir", str(tmp_path / "logdir"), "-q"]
+
+
 def test_masked_estimates_output_is_the_separators_mask():
     """The joint model's separation output is soft_masks (same formula and +1e-7 guard) of the
     three networks' estimates times the mixture magnitude, channel k = source k."""
@@ -286,11 +294,7 @@ def test_train_mix_mask_loss_trains_resumes_and_is_identity(stem_root, tmp_path)
     with its extra layer resumes, and the weight is part of the resume identity."""
     import train_util
 
-    names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())
-    args = ["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", names[0],
-            "--batch-size", "2", "--round-batches", "2", "--validation-duration", "4",
-            "--mask-loss-weight", "2", "--mask-loss", "mse",
-            "--model-dir", str(tmp_path / "model"), "--logdir", str(tmp_path / "logdir"), "-q"]
+    args = _train_mix_args(stem_root, tmp_path, "--mask-loss-weight", "2", "--mask-loss", "mse")
     assert train_util.main(args + ["--rounds", "1"]) == 0
     state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())
     assert state["identity"]["mask"] == dict(weight=2.0, loss="mse")
@@ -337,11 +341,7 @@ def test_band_weighted_loss_matches_numpy_and_round_trips():
 def test_train_mix_low_band_weight_resumes_and_is_identity(stem_root, tmp_path):
     import train_util
 
-    names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())
-    args = ["--train-mix", "--stem-dirs", str(stem_root), "--validation-songs", names[0],
-            "--batch-size", "2", "--round-batches", "2", "--validation-duration", "4",
-            "--low-band-weight", "4", "--low-bands", "3",
-            "--model-dir", str(tmp_path / "model"), "--logdir", str(tmp_path / "logdir"), "-q"]
+    args = _train_mix_args(stem_root, tmp_path, "--low-band-weight", "4", "--low-bands", "3")
     assert train_util.main(args + ["--rounds", "1"]) == 0
     state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())
     assert state["identity"]["low_bands"] == dict(weight=4.0, bands=3)
