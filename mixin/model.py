@@ -175,5 +175,19 @@ def save_cdae(model: keras.Model, path: str | os.PathLike) -> None:
     Written atomically (:func:`mixin.fileio.atomic_path`): an interrupted save never leaves a
     half-written model behind.
     """
-    with fileio.atomic_path(path) as tmp:
+    with fileio.atomic_path(path) as tmp, _quiet_legacy_notice():
         model.save(str(tmp))
+
+
+class _quiet_legacy_notice:
+    """Hide Keras' "HDF5 is legacy" warning (sent through absl's logger on every ``.h5`` save; the
+    format is the published one, chosen on purpose) unless the ``mixin`` logger is at DEBUG."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("absl")
+        self.level = self.logger.level
+        if not log.isEnabledFor(logging.DEBUG):
+            self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)

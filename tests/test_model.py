@@ -48,6 +48,22 @@ def test_save_load_round_trip(tmp_path, cdae):
     assert np.allclose(m(x).numpy(), cdae(x).numpy())
 
 
+def test_save_is_quiet_unless_debug(tmp_path, cdae, caplog):
+    """Keras warns "HDF5 ... legacy" on every .h5 save (six lines per --train-mix round): the
+    published format is chosen on purpose, so the notice only shows with --verbose (DEBUG)."""
+    import logging
+
+    absl_level = logging.getLogger("absl").level
+    with caplog.at_level(logging.INFO, logger="mixin"):
+        save_cdae(cdae, tmp_path / "a.h5")
+    assert not [r for r in caplog.records if "legacy" in r.getMessage()]
+    assert logging.getLogger("absl").level == absl_level  # restored
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="mixin"):
+        save_cdae(cdae, tmp_path / "b.h5")
+    assert [r for r in caplog.records if r.name == "absl" and "legacy" in r.getMessage()]
+
+
 def test_missing_model_is_named(tmp_path):
     with pytest.raises(MixinError, match="model_percussive.h5"):
         save_cdae(build_cdae(), tmp_path / "model_harmonic.h5")

@@ -531,11 +531,6 @@ def train(cfg: TrainConfig) -> dict[str, dict[str, Any]]:
     tf = import_tensorflow(log.isEnabledFor(logging.DEBUG))
     import keras
 
-    if not log.isEnabledFor(logging.DEBUG):
-        from absl import logging as absl_logging  # Keras' "HDF5 is legacy" notices on every save
-
-        absl_logging.set_verbosity(absl_logging.ERROR)
-
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy, _ = get_strategy()
