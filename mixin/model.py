@@ -15,6 +15,7 @@ TensorFlow is imported only inside these functions: ``import mixin`` and ``--hel
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterable
@@ -179,15 +180,15 @@ def save_cdae(model: keras.Model, path: str | os.PathLike) -> None:
         model.save(str(tmp))
 
 
-class _quiet_legacy_notice:
+@contextlib.contextmanager
+def _quiet_legacy_notice():
     """Hide Keras' "HDF5 is legacy" warning (sent through absl's logger on every ``.h5`` save; the
     format is the published one, chosen on purpose) unless the ``mixin`` logger is at DEBUG."""
-
-    def __enter__(self):
-        self.logger = logging.getLogger("absl")
-        self.level = self.logger.level
-        if not log.isEnabledFor(logging.DEBUG):
-            self.logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc):
-        self.logger.setLevel(self.level)
+    absl = logging.getLogger("absl")
+    level = absl.level
+    if not log.isEnabledFor(logging.DEBUG):
+        absl.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
