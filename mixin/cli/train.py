@@ -195,6 +195,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="probability weight of each --stem-dirs entry (default: by duration)")
     g.add_argument("--init-model-dir", default=None, metavar="DIR",
                    help="start from the three models in DIR instead of random weights")
+    g.add_argument("--init-seed", type=nonneg_int, default=None, metavar="K",
+                   help="seed of the initial weights only (default: --seed, which then sets "
+                        "only the stream of training examples)")
     g.add_argument("--ema", type=ema_momentum, default=0.0, metavar="M",
                    help="validate and save an exponential moving average of the weights with "
                         "momentum M, e.g. 0.99 (default: %(default)s = off, the raw weights)")
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             train_mix(MixTrainConfig(
                 stem_dirs=args.stem_dirs, validation_songs=args.validation_songs,
                 monitor_dirs=args.monitor_dirs, model_dir=args.model_dir, logdir=args.logdir,
-                mix=mix, seed=args.seed, batch_size=args.batch_size or 16,
+                mix=mix, seed=args.seed, init_seed=args.init_seed, batch_size=args.batch_size or 16,
                 steps_per_round=args.round_batches, rounds=args.rounds,
                 patience=args.patience or None, learning_rate=learning_rate, losses=losses,
                 workers=args.mix_workers, validation_duration=args.validation_duration,

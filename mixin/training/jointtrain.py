@@ -77,6 +77,9 @@ class MixTrainConfig:
     logdir: str = "logdir"
     mix: MixConfig = field(default_factory=MixConfig)
     seed: int = 0
+    #: seed of the networks' initial weights (None: ``seed``); ``seed`` alone then sets the
+    #: stream of training examples, so the two sources of run-to-run spread can be told apart
+    init_seed: int | None = None
     batch_size: int = 16
     steps_per_round: int = 200
     rounds: int = 30
@@ -112,6 +115,8 @@ class MixTrainConfig:
                             ("rounds", self.rounds, 1), ("workers", self.workers, 0)):
             if int(v) != v or v < lo:
                 raise MixinError(f"{name} must be an integer >= {lo}, got {v}")
+        if self.init_seed is not None and (int(self.init_seed) != self.init_seed or self.init_seed < 0):
+            raise MixinError(f"init seed must be an integer >= 0, got {self.init_seed}")
         if not (0 < self.learning_rate < 1):
             raise MixinError(f"learning rate must be in (0, 1), got {self.learning_rate}")
         if not (0.0 <= self.ema < 1.0):
@@ -141,6 +146,8 @@ class MixTrainConfig:
                      validation_songs=sorted(self.validation_songs), mix=self.mix.to_json(),
                      seed=self.seed, batch_size=self.batch_size, losses=dict(self.losses),
                      learning_rate=self.learning_rate, init_model_dir=self.init_model_dir)
+        if self.init_seed is not None and self.init_seed != self.seed:  # absent when it is the seed
+            ident["init_seed"] = self.init_seed
         if self.ema:  # absent when off, so that logdirs from before the option still resume
             ident["ema"] = self.ema
         if self.mask_weight:  # likewise
@@ -475,7 +482,8 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     tf = import_tensorflow()
     import keras
 
-    keras.utils.set_random_seed(cfg.seed)
+    # the initial weights come from the Keras seed; the examples only from the Mixer's own seed
+    keras.utils.set_random_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
     if state is not None and p["last"].exists():
         masked_estimates_layer()  # registered before loading a joint model that has them
         band_weighted_loss()
