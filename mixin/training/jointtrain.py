@@ -112,11 +112,10 @@ class MixTrainConfig:
             if not os.path.isdir(d):
                 raise MixinError(f"stem directory not found: {d}")
         for name, v, lo in (("batch size", self.batch_size, 1), ("steps per round", self.steps_per_round, 1),
-                            ("rounds", self.rounds, 1), ("workers", self.workers, 0)):
+                            ("rounds", self.rounds, 1), ("workers", self.workers, 0),
+                            ("init seed", self.seed if self.init_seed is None else self.init_seed, 0)):
             if int(v) != v or v < lo:
                 raise MixinError(f"{name} must be an integer >= {lo}, got {v}")
-        if self.init_seed is not None and (int(self.init_seed) != self.init_seed or self.init_seed < 0):
-            raise MixinError(f"init seed must be an integer >= 0, got {self.init_seed}")
         if not (0 < self.learning_rate < 1):
             raise MixinError(f"learning rate must be in (0, 1), got {self.learning_rate}")
         if not (0.0 <= self.ema < 1.0):
