@@ -1,4 +1,4 @@
-"""The README stays true to the commands: every flag its command lines show exists."""
+"""The README and the docs/ pages stay true to the commands: every flag their command lines show exists."""
 
 import re
 from pathlib import Path
@@ -12,12 +12,24 @@ COMMANDS = {"train_util.py": "mixin.cli.train", "mixin-train": "mixin.cli.train"
             "eval_mixin.py": "mixin.cli.eval", "mixin-eval": "mixin.cli.eval"}
 
 
+#: The manual: the README and the pages it links in docs/.
+MANUAL = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
 def readme_flags():
-    """(command module, flag, line) for every flag on a README code-block line that runs one of
-    the commands, continuation lines included."""
+    """(command module, flag, line) for every flag on a code-block line of the manual that runs
+    one of the commands, continuation lines included."""
+    found = []
+    for page in MANUAL:
+        found += _page_flags(page.read_text().splitlines())
+    return found
+
+
+def _page_flags(lines):
+    """:func:`readme_flags` of one page's lines."""
     found = []
     in_code, current = False, None
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in lines:
         if line.startswith("```"):
             in_code, current = not in_code, None
             continue
