@@ -1,0 +1,94 @@
+"""Song statistics of the realism report (train_util.py --render-report): known signals, known values."""
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixin.errors import MixinError
+from mixin.training.render import realism
+
+SR = 44100
+
+
+def tone(freq, amp, seconds=20.0, channels=2):
+    t = np.arange(int(seconds * SR)) / SR
+    x = amp * np.sin(2 * np.pi * freq * t)
+    return np.repeat(x[:, None], channels, axis=1).astype(np.float32)
+
+
+def write_song(folder, stems):
+    folder.mkdir(parents=True)
+    for name, x in stems.items():
+        sf.write(folder / f"{name}.flac", x, SR, subtype="PCM_24")
+    return folder
+
+
+def test_band_shares_and_levels_of_tones():
+    # drums: 60 Hz at amplitude 0.3 (power 0.045) + 300 Hz at 0.1 (0.005) + 8 kHz at 0.05 (0.00125)
+    drums = tone(60, 0.3) + tone(300, 0.1) + tone(8000, 0.05)
+    harmonic = tone(80, 0.15)  # power 0.01125 below 110 Hz: drums 6.02 dB above it
+    total = 0.045 + 0.005 + 0.00125
+    st = realism.song_stats({"drums": drums, "harmonic": harmonic})
+    assert st["drums_below_110"] == pytest.approx(100 * 0.045 / total, abs=0.5)
+    assert st["drums_110_500"] == pytest.approx(100 * 0.005 / total, abs=0.5)
+    assert st["drums_above_6k"] == pytest.approx(10 * math.log10(0.00125 / total), abs=0.2)
+    assert st["drums_minus_harmonic_below_110"] == pytest.approx(10 * math.log10(0.045 / 0.01125),
+                                                                 abs=0.2)
+    assert math.isnan(st["vocals_minus_rest"])  # no vocals
+
+
+def test_crest_factor_separates_a_sine_from_sparse_clicks():
+    sine = realism.song_stats({"drums": tone(100, 0.5)})["drum_crest"]
+    assert sine == pytest.approx(20 * math.log10(math.sqrt(2)), abs=0.05)  # 3.01 dB
+    clicks = np.zeros((int(20 * SR), 2), np.float32)
+    clicks[::SR // 2] = 0.9  # two clicks per second: peak 0.9, rms 0.9 * sqrt(2 / SR)
+    want = 20 * math.log10(1 / math.sqrt(2 / SR))
+    assert realism.song_stats({"drums": clicks})["drum_crest"] == pytest.approx(want, abs=0.5)
+
+
+def test_vocal_level_counts_only_where_the_vocals_sing():
+    drums = tone(60, 0.2)
+    harmonic = tone(200, 0.2)  # the rest: power 0.02 + 0.02
+    vocals = tone(1000, 0.1)  # power 0.005: -9.03 dB under the rest
+    vocals[: 10 * SR] = 0  # silent half: must not lower the figure
+    st = realism.song_stats({"drums": drums, "harmonic": harmonic, "vocals": vocals})
+    assert st["vocals_minus_rest"] == pytest.approx(10 * math.log10(0.005 / 0.04), abs=0.2)
+
+
+def test_report_per_folder_set_reads_stems_by_name(tmp_path):
+    real = tmp_path / "real"
+    write_song(real / "a", {"drums": tone(60, 0.3, 10), "bass": tone(80, 0.3, 10),
+                            "other": tone(400, 0.1, 10), "vocals": tone(1000, 0.1, 10)})
+    write_song(real / "b", {"drums": tone(60, 0.1, 10), "other": tone(80, 0.3, 10)})  # no vocals
+    rendered = write_song(tmp_path / "rendered" / "render-train-0000",
+                          {"drums": tone(300, 0.3, 10), "other": tone(80, 0.1, 10)})
+    rep = realism.report([real, rendered.parent])
+    assert [len(s["songs"]) for s in rep["sets"]] == [2, 1]
+    a = rep["sets"][0]["songs"]["a"]
+    # bass and other are both harmonic: 0.045 against 0.045 + 0 below 110 Hz
+    assert a["drums_minus_harmonic_below_110"] == pytest.approx(0.0, abs=0.2)
+    summ = rep["sets"][0]["summary"]
+    assert summ["vocals_minus_rest"]["n"] == 1  # the song without vocals is left out
+    assert summ["drums_below_110"]["min"] <= summ["drums_below_110"]["median"] \
+        <= summ["drums_below_110"]["max"]
+    assert rep["sets"][1]["summary"]["drums_below_110"]["median"] < 5  # 300 Hz drums
+    text = realism.format_report(rep)
+    assert "real (2 songs)" in text and "rendered (1 songs)" in text
+    assert len(text.splitlines()) == 2 + len(realism.STATISTICS)
+    # the limit keeps the first songs by name
+    assert list(realism.report([real], limit=1)["sets"][0]["songs"]) == ["a"]
+
+
+def test_bad_folders_are_one_line_errors(tmp_path):
+    with pytest.raises(MixinError, match="not a folder of songs"):
+        realism.report([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MixinError, match="no song folders"):
+        realism.report([tmp_path / "empty"])
+    write_song(tmp_path / "nodrums" / "s", {"other": tone(80, 0.1, 2)})
+    with pytest.raises(MixinError, match="no drum stem"):
+        realism.report([tmp_path / "nodrums"])
+    with pytest.raises(MixinError, match="positive integer"):
+        realism.report([tmp_path / "nodrums"], limit=0)
