@@ -92,3 +92,29 @@ def test_bad_folders_are_one_line_errors(tmp_path):
         realism.report([tmp_path / "nodrums"])
     with pytest.raises(MixinError, match="positive integer"):
         realism.report([tmp_path / "nodrums"], limit=0)
+
+
+def test_drum_bus_moves_rendered_drums_towards_recorded_ones():
+    """The recorded-profile drum bus: more low end, a lower crest factor, deterministic from its rng."""
+    from mixin.training.render import fx
+
+    n = 8 * SR
+    t = np.arange(n) / SR
+    kick = np.zeros(n)
+    for start in range(0, n, SR // 2):  # a decaying 55 Hz kick every 0.5 s
+        m = min(SR // 4, n - start)
+        kick[start:start + m] = np.sin(2 * np.pi * 55 * t[:m]) * np.exp(-t[:m] / 0.05)
+    hats = 0.2 * np.random.default_rng(0).standard_normal(n) * (np.sin(2 * np.pi * 4 * t) > 0)
+    x = np.stack([kick + hats] * 2).astype(np.float32)
+    before = realism.song_stats({"drums": x.T})
+    rng = np.random.default_rng(5)
+    y, info = fx.drum_bus(x, SR, rng, low_db=(12.0, 12.0), high_db=(-6.0, -6.0), comp_probability=1.0)
+    after = realism.song_stats({"drums": y.T})
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert info["low_shelf"]["gain_db"] == 12.0 and "compressor" in info
+    assert after["drums_below_110"] > before["drums_below_110"] + 10
+    assert after["drums_above_6k"] < before["drums_above_6k"] - 3
+    assert after["drum_crest"] < before["drum_crest"] - 1
+    y2, info2 = fx.drum_bus(x, SR, np.random.default_rng(5), low_db=(12.0, 12.0), high_db=(-6.0, -6.0),
+                            comp_probability=1.0)
+    assert info2 == info and np.array_equal(y2, y)
