@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from . import fileio, params
 from .errors import MixinError
 
@@ -108,6 +110,166 @@ def build_cdae(shape: tuple[int, int, int] | None = None, name: str | None = Non
     return keras.Model(inp, out, name=name or "mixin_cdae")
 
 
+#: Architectures ``--arch`` builds: the published CDAE ("mixin", the default) and the opt-in family
+#: built to generalise. Every one maps [shape=(b, 96, 1948, len(inputs))] to one magnitude estimate
+#: [shape=(b, 96, 1948, 1)] chunk by chunk, as a plain stack of layers (so it exports to ONNX).
+#: ``inputs``: "mag" (the mixture's NSGT magnitude), "hpss_harmonic" and "hpss_percussive" (its
+#: median-filter estimates, :func:`mixin.hpss.hpss`); ``widths``: the seven convolutions' filters;
+#: ``dilations``: dilated (1 x 3) time convolutions at the bottleneck, where a column is 25 of the
+#: input's (dilations 2, 4, 8, 16 widen the time context from ~0.13 s to ~1 s, the whole chunk).
+ARCHITECTURES = {
+    "mixin": {"inputs": ("mag",), "widths": (12, 20, 30, 40, 30, 20, 12), "dilations": (),
+              "about": "the published MiXiN CDAE (13 layers, 37,005 parameters)"},
+    "mixin-hpss": {"inputs": ("mag", "hpss_harmonic", "hpss_percussive"),
+                   "widths": (12, 20, 30, 40, 30, 20, 12), "dilations": (),
+                   "about": "the published CDAE fed the mixture and its median-filtering HPSS estimates"},
+    "mixin-context": {"inputs": ("mag",), "widths": (12, 20, 30, 40, 30, 20, 12),
+                      "dilations": (2, 4, 8, 16),
+                      "about": "the published CDAE with dilated time convolutions: ~1 s of context"},
+    "mixin-wide": {"inputs": ("mag",), "widths": (24, 40, 60, 80, 60, 40, 24), "dilations": (),
+                   "about": "the published CDAE with twice the filters"},
+    "mixin-plus": {"inputs": ("mag", "hpss_harmonic", "hpss_percussive"),
+                   "widths": (24, 40, 60, 80, 60, 40, 24), "dilations": (2, 4, 8, 16),
+                   "about": "HPSS inputs, ~1 s of context and twice the filters together"},
+}
+
+#: The published architecture's name.
+DEFAULT_ARCH = "mixin"
+
+
+def check_arch(arch: str) -> dict:
+    """The :data:`ARCHITECTURES` entry of ``arch``; :class:`MixinError` naming it if unknown."""
+    if arch not in ARCHITECTURES:
+        raise MixinError(f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
+    return ARCHITECTURES[arch]
+
+
+def build_model(arch: str = DEFAULT_ARCH, shape: tuple[int, int] | None = None,
+                name: str | None = None) -> keras.Model:
+    """Build an untrained network of architecture ``arch`` (:data:`ARCHITECTURES`), uncompiled.
+
+    ``shape`` is (rows, cols) (default: the transform's, 96 x 1948); the input has one channel
+    per entry of the architecture's ``inputs``. ``"mixin"`` is exactly :func:`build_cdae`.
+    """
+    spec = check_arch(arch)
+    rows, cols = tuple(shape or input_shape()[:2])
+    if arch == DEFAULT_ARCH:
+        return build_cdae((rows, cols, 1), name=name)
+    import_tensorflow()
+    import keras
+    from keras import layers
+
+    w = spec["widths"]
+    up_rows = -(-rows // 3) * 3
+    up_cols = -(-(-(-cols // 5)) // 5) * 25
+    conv = dict(kernel_size=(3, 3), activation="relu", padding="same")
+    stack = [keras.Input(shape=(rows, cols, len(spec["inputs"]))),
+             layers.Conv2D(w[0], **conv), layers.MaxPooling2D((3, 5), padding="same"),
+             layers.Conv2D(w[1], **conv), layers.MaxPooling2D((1, 5), padding="same"),
+             layers.Conv2D(w[2], **conv)]
+    stack += [layers.Conv2D(w[2], (1, 3), dilation_rate=(1, d), activation="relu", padding="same")
+              for d in spec["dilations"]]
+    stack += [layers.Conv2D(w[3], **conv), layers.Conv2D(w[4], **conv), layers.Conv2D(w[5], **conv),
+              layers.UpSampling2D((1, 5)), layers.Conv2D(w[6], **conv), layers.UpSampling2D((3, 5)),
+              layers.Conv2D(1, (1, 1), activation="relu", padding="same"),
+              layers.Cropping2D(((0, up_rows - rows), (0, up_cols - cols)))]
+    return keras.Sequential(stack, name=name or arch.replace("-", "_"))
+
+
+def model_flops(model: keras.Model) -> int:
+    """Multiply-adds x 2 of one example through ``model``'s convolutions (the bulk of its work)."""
+    total = 0
+    for layer in model.layers:
+        if type(layer).__name__ == "Conv2D":
+            kh, kw = layer.kernel_size
+            _, h, w, c_out = layer.output.shape
+            c_in = layer.input.shape[-1]
+            total += 2 * kh * kw * c_in * c_out * h * w
+    return int(total)
+
+
+#: The record of a model set's architecture and inputs, beside its weights (absent: the published
+#: model, as the original's weights and every model folder made before it).
+MODEL_JSON = "model.json"
+MODEL_FORMAT = "mixin-model/1"
+
+
+def transform_settings() -> dict:
+    """The transform the networks' inputs come from (a model set records the one it was trained on)."""
+    return {"sample_rate": params.SAMPLE_RATE, "chunk_size": params.CHUNK_SIZE,
+            "n_bands": params.N_BANDS, "f_min": params.F_MIN, "f_max": params.F_MAX,
+            "min_win": params.MIN_WIN, "scale": "bark"}
+
+
+def model_spec(arch: str = DEFAULT_ARCH) -> dict:
+    """The ``model.json`` content of a model set of architecture ``arch``."""
+    from . import __version__, hpss
+
+    spec = check_arch(arch)
+    out = {"format": MODEL_FORMAT, "architecture": arch, "inputs": list(spec["inputs"]),
+           "transform": transform_settings(), "version": __version__}
+    if any(i.startswith("hpss_") for i in spec["inputs"]):
+        out["hpss"] = {"time_pool": hpss.TIME_POOL, "time_median": hpss.TIME_MEDIAN,
+                       "band_pool": hpss.BAND_POOL, "band_median": hpss.BAND_MEDIAN}
+    return out
+
+
+def write_model_spec(model_dir: str | os.PathLike, arch: str = DEFAULT_ARCH) -> None:
+    """Write ``model_dir/model.json`` for ``arch`` (atomically)."""
+    fileio.write_json(os.path.join(str(model_dir), MODEL_JSON), model_spec(arch), indent=1)
+
+
+def read_model_spec(model_dir: str | os.PathLike) -> dict:
+    """The ``model.json`` of ``model_dir``, checked; the published model's spec when there is none.
+
+    Raises :class:`MixinError` (one line naming the file) for unreadable JSON, another format, an
+    unknown architecture, inputs that are not the architecture's, or a transform other than MiXiN's.
+    """
+    import json
+
+    path = os.path.join(str(model_dir), MODEL_JSON)
+    if not os.path.exists(path):
+        return model_spec(DEFAULT_ARCH)
+    try:
+        with open(path, encoding="utf-8") as f:
+            rec = json.load(f)
+    except (OSError, ValueError) as e:
+        raise MixinError(f"cannot read {path}: {str(e).splitlines()[0][:200]}") from None
+    if not isinstance(rec, dict) or rec.get("format") != MODEL_FORMAT:
+        raise MixinError(f"{path} is not a MiXiN model record (format {MODEL_FORMAT!r} expected)")
+    arch = rec.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise MixinError(f"{path}: unknown architecture {arch!r} (this MiXiN knows "
+                         f"{', '.join(ARCHITECTURES)}; a newer MiXiN may be needed)")
+    want = model_spec(arch)
+    if list(rec.get("inputs", [])) != want["inputs"]:
+        raise MixinError(f"{path}: inputs {rec.get('inputs')} are not those of {arch} ({want['inputs']})")
+    if rec.get("transform") != want["transform"]:
+        raise MixinError(f"{path}: the models were trained on another transform "
+                         f"({rec.get('transform')}); MiXiN computes {want['transform']}")
+    if rec.get("hpss", want.get("hpss")) != want.get("hpss"):
+        raise MixinError(f"{path}: HPSS settings {rec.get('hpss')} differ from MiXiN's {want['hpss']}")
+    return {**want, **{k: v for k, v in rec.items() if k not in want}}
+
+
+def network_input(mag: np.ndarray, inputs: Iterable[str] = ("mag",)) -> np.ndarray:
+    """The networks' input for chunk magnitudes ``mag`` [shape=(b, 96, 1948)]: the channels named
+    by ``inputs`` (a model spec's), float32 [shape=(b, 96, 1948, len(inputs))]."""
+    inputs = tuple(inputs)
+    mag = np.asarray(mag, dtype=np.float32)
+    if inputs == ("mag",):
+        return mag[..., None]
+    from .hpss import hpss
+
+    chans = {"mag": mag}
+    if any(i.startswith("hpss_") for i in inputs):
+        chans["hpss_harmonic"], chans["hpss_percussive"] = hpss(mag)
+    unknown = [i for i in inputs if i not in chans]
+    if unknown:
+        raise MixinError(f"unknown network input {unknown[0]!r}")
+    return np.stack([chans[i] for i in inputs], axis=-1)
+
+
 def compile_cdae(model: keras.Model, loss: str = "mae", learning_rate: float = 1e-3) -> keras.Model:
     """Compile ``model`` in place with Adam and ``loss`` (a Keras loss name; the published
     models: "mae"), reporting MAE; returns it. The arguments are not checked here."""
@@ -126,11 +288,12 @@ def model_paths(model_dir: str | os.PathLike,
 
 
 def load_cdae(path: str | os.PathLike,
-              expected_shape: tuple[int, int, int] | None = None) -> keras.Model:
+              expected_shape: tuple[int, int, int] | None = None, channels: int = 1) -> keras.Model:
     """Load one CDAE from a Keras ``.h5`` (legacy Keras 2 files included) or ``.keras`` file.
 
     Raises :class:`MixinError` naming the file if it is missing, unreadable, or does not map
-    ``expected_shape`` (default :func:`input_shape`) to the same shape.
+    ``expected_shape`` (default :func:`input_shape`) with ``channels`` input channels (the model
+    spec's inputs) to ``expected_shape``.
     """
     path = str(path)
     if not os.path.exists(path):
@@ -146,10 +309,11 @@ def load_cdae(path: str | os.PathLike,
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise MixinError(f"cannot load model {path}: {msg[:200]}") from None
     want = tuple(expected_shape or input_shape())
+    want_in = want[:2] + (int(channels),)
     got_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
     got_out = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
-    if got_in != want or got_out != want:
-        raise MixinError(f"model {path} maps {got_in} to {got_out}; MiXiN needs {want} to {want}")
+    if got_in != want_in or got_out != want:
+        raise MixinError(f"model {path} maps {got_in} to {got_out}; MiXiN needs {want_in} to {want}")
     return model
 
 
@@ -166,7 +330,8 @@ def load_models(model_dir: str | os.PathLike,
     for p in paths.values():
         if not os.path.isfile(p):
             raise MixinError(f"model file not found: {p}")
-    return {s: load_cdae(p) for s, p in paths.items()}
+    channels = len(read_model_spec(model_dir)["inputs"])
+    return {s: load_cdae(p, channels=channels) for s, p in paths.items()}
 
 
 def save_cdae(model: keras.Model, path: str | os.PathLike) -> None:
