@@ -1,0 +1,45 @@
+"""Installed model sets (xtract-mixin -n/--model NAME, --list-models)."""
+
+import json
+
+import pytest
+
+from mixin import model as M
+from mixin import modelsets
+from mixin.errors import MixinError
+
+
+def fake_set(folder, arch=None, scores=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in ("harmonic", "percussive", "vocal"):
+        (folder / f"model_{s}.h5").write_bytes(b"")
+    if arch:
+        M.write_model_spec(folder, arch)
+    if scores:
+        (folder / "training.json").write_text(json.dumps({"validation_scores": {
+            song: {"ours": dict(zip(("harmonic", "percussive", "vocal"), v))} for song, v in scores.items()}}))
+    return folder
+
+
+def test_the_shipped_default_set_is_found():
+    sets = modelsets.installed_sets()
+    assert list(sets)[0] == "mixin"
+    assert modelsets.resolve(None) == modelsets.resolve("mixin") == modelsets.default_model_dir()
+    d = modelsets.describe(sets["mixin"])
+    assert d["architecture"] == "mixin" and "h5" in d["formats"]
+    assert set(d["scores"]) >= {"Sodium", "Potassium"}
+
+
+def test_subfolders_are_sets_listed_with_their_scores(tmp_path, monkeypatch):
+    root = fake_set(tmp_path / "pretrained", scores={"Sodium": (1, 2, 3)})
+    fake_set(root / "mixin-plus", arch="mixin-plus", scores={"Potassium": (4.5, 5.25, 6)})
+    (root / "not-a-set").mkdir()
+    monkeypatch.setattr(modelsets, "default_model_dir", lambda: str(root))
+    assert list(modelsets.installed_sets()) == ["mixin", "mixin-plus"]
+    assert modelsets.resolve("mixin-plus") == str(root / "mixin-plus")
+    text = modelsets.format_sets()
+    assert "mixin (default): mixin architecture" in text
+    assert "mixin-plus: mixin-plus architecture, inputs mag, hpss_harmonic, hpss_percussive" in text
+    assert "Potassium: harmonic 4.50 / percussive 5.25 / vocal 6.00 dB" in text
+    with pytest.raises(MixinError, match="unknown model set 'big'.*installed: mixin, mixin-plus"):
+        modelsets.resolve("big")
