@@ -454,3 +454,41 @@ def test_cli_other_host_requires_the_printed_token(tmp_path):
         assert urllib.request.urlopen(f"{local}?token={m.group(2)}", timeout=10).status == 200
     finally:
         _stop(p)
+
+
+def test_lost_worker_and_deleted_running_job_leave_the_queue_working(song, tmp_path):
+    def wait_state(c, jid, state, timeout=60):
+        deadline = time.monotonic() + timeout
+        while c.get(f"/api/jobs/{jid}").json()["state"] != state:
+            assert time.monotonic() < deadline, f"job never {state}"
+            time.sleep(0.05)
+
+    with client(tmp_path / "wd") as c:
+        manager = c.app.state.server.manager
+        a = upload(c, song, name="killed.wav").json()
+        wait_state(c, a["id"], J.SEPARATING)
+        first = manager.worker_pid
+        os.kill(first, signal.SIGKILL)  # e.g. the out-of-memory killer
+        b = upload(c, song, name="deleted.wav").json()
+        wait_state(c, a["id"], J.FAILED)
+        assert "worker process stopped" in c.get(f"/api/jobs/{a['id']}").json()["error"]
+        assert not (tmp_path / "wd" / "jobs" / a["id"] / "out").exists()
+        wait_state(c, b["id"], J.SEPARATING)
+        second = manager.worker_pid
+        assert second != first
+        assert c.delete(f"/api/jobs/{b['id']}", headers=POST_HEADERS).status_code == 200
+        assert not (tmp_path / "wd" / "jobs" / b["id"]).exists()
+        d = upload(c, song, name="last.wav").json()
+        ev = wait_done(c, [d["id"]])
+        assert ev[d["id"]][-1]["state"] == J.DONE
+        assert manager.worker_pid not in (first, second)
+
+
+def test_model_sets(tmp_path):
+    from mixin.cli.serve import model_sets
+    from mixin.separation.separate import default_model_dir
+
+    assert model_sets("mixin") == ({"mixin": default_model_dir()}, "mixin")
+    sets, default = model_sets(str(ROOT / "pretrained-models"))
+    assert default == "pretrained-models" and sets[default] == str(ROOT / "pretrained-models")
+    assert set(sets) == {"mixin", "pretrained-models"}
