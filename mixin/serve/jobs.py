@@ -21,7 +21,6 @@ queued again.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -468,8 +467,3 @@ class JobManager:
                 f(event)
             except Exception:  # a closed listener must not stop the others
                 log.debug("listener failed", exc_info=True)
-
-
-def job_summary(job: dict) -> str:
-    """One line for logs."""
-    return json.dumps({k: job[k] for k in ("id", "name", "state", "error")})
