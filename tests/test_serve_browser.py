@@ -1,6 +1,6 @@
 """mixin-serve in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven
-by Selenium loads the page of a running ``mixin-serve``, uploads the example mix, waits for the
-job to finish, checks the player (four tracks of the song's duration, play, solo by keyboard),
+by Selenium loads the page of a running ``mixin-serve``, uploads a file that is not audio (its
+one-line reason shows on the page), uploads the example mix, waits for the job to finish, checks the player (four tracks of the song's duration, play, solo by keyboard),
 downloads a stem and saves the screenshot the README shows (docs/serve.png)."""
 
 import os
@@ -98,6 +98,15 @@ def test_browser_upload_listen_solo_download(server, browser, tmp_path):
 
     driver.get(url)
     wait_for(driver, "document.querySelector('#conn').textContent === 'live'", what="event stream")
+    # a file that is not audio: refused, with its one-line reason on the page; Delete clears it
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio\n" * 100)
+    driver.find_element(By.ID, "file-input").send_keys(str(bad))
+    msg = wait_for(driver, "document.querySelector('.job[data-state=failed] .error')?.textContent",
+                   what="the rejected upload")
+    assert msg.startswith("notes.wav: not a readable audio file"), msg
+    driver.find_element(By.CSS_SELECTOR, ".job[data-state=failed] .delete").click()
+    wait_for(driver, "!document.querySelector('.job')", what="the rejected row to go")
     driver.find_element(By.ID, "file-input").send_keys(str(song))
     wait_for(driver, "document.querySelector('.job[data-state=done]')", timeout=240,
              what="the job to be done")
