@@ -1,7 +1,8 @@
 """mixin-serve in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven
 by Selenium loads the page of a running ``mixin-serve``, uploads a file that is not audio (its
-one-line reason shows on the page), uploads the example mix, waits for the job to finish, checks the player (four tracks of the song's duration, play, solo by keyboard),
-downloads a stem and saves the screenshot the README shows (docs/serve.png)."""
+one-line reason shows on the page), uploads the example mix, waits for the job to finish, checks
+the player (four tracks of the song's duration, play, solo by keyboard), downloads a stem and
+saves the screenshot the README shows (docs/serve.png)."""
 
 import os
 import re
