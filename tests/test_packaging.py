@@ -82,6 +82,9 @@ def test_wheel_holds_the_package_models_and_scripts(wheel):
     assert "xtract-mixin = mixin.cli.xtract:main" in scripts
     assert "mixin-eval = mixin.cli.eval:main" in scripts
     assert "mixin-train = mixin.cli.train:main" in scripts
+    assert "mixin-serve = mixin.cli.serve:main" in scripts
+    static = {p.relative_to(ROOT).as_posix() for p in (ROOT / "mixin" / "serve" / "static").iterdir()}
+    assert static and static <= names, sorted(static - names)  # the page of mixin-serve
     assert wheel.stat().st_size < 5e6
 
 
@@ -93,6 +96,9 @@ def test_installed_commands_work_from_another_directory(venv, tmp_path):
     r = subprocess.run([str(venv / "bin" / "mixin-eval"), "--help"], cwd=tmp_path,
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "--songs" in r.stdout
+    r = subprocess.run([str(venv / "bin" / "mixin-serve"), "--help"], cwd=tmp_path,
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "--max-upload-mb" in r.stdout
 
     song = tmp_path / "Artist - Song" / "mixture.wav"
     song.parent.mkdir()

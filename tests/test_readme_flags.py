@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 COMMANDS = {"train_util.py": "mixin.cli.train", "mixin-train": "mixin.cli.train",
             "xtract_mixin.py": "mixin.cli.xtract", "xtract-mixin": "mixin.cli.xtract",
-            "eval_mixin.py": "mixin.cli.eval", "mixin-eval": "mixin.cli.eval"}
+            "eval_mixin.py": "mixin.cli.eval", "mixin-eval": "mixin.cli.eval",
+            "mixin-serve": "mixin.cli.serve"}
 
 
 #: The manual: the README and the pages it links in docs/.

@@ -385,7 +385,7 @@ def _resample_stream(blocks, resampler):
 
 
 def separate_file(sep: Separator, path: str | os.PathLike, out_paths: Mapping[str, str | os.PathLike],
-                  subtype: str | None = "FLOAT", progress: bool = False,
+                  subtype: str | None = "FLOAT", progress: bool | Callable[[int, int], object] = False,
                   timings: dict[str, float] | None = None) -> AudioInfo:
     """Separate one audio file into one file per source, streaming (memory bounded by the block size).
 
@@ -402,8 +402,10 @@ def separate_file(sep: Separator, path: str | os.PathLike, out_paths: Mapping[st
     subtype : str
         libsndfile subtype of the outputs ("FLOAT", "PCM_16", "PCM_24"; see
         :func:`mixin.audio.output_subtype`).
-    progress : bool
-        Show a progress bar (tqdm) on stderr.
+    progress : bool or callable(done, total)
+        True: show a progress bar (tqdm) on stderr. A callable is called with the number of
+        chunks done and their total (over channels) after each batch, and once with (0, total)
+        before the first.
     timings : dict, optional
         Accumulates seconds spent in "read" (reading and resampling), "transform", "networks"
         and "write" (resampling back and writing).
@@ -455,10 +457,24 @@ def _separate_file(sep, path, out_paths, subtype, progress, timings, name):
     back = {s: Resampler(fs, sr, ch, n) for s in sep.sources} if sr != fs else None
 
     bar = None
-    if progress:
+    total = n_chunks(m, sep.hop) * ch
+    if callable(progress):
+        class _Count:  # the caller's callback with the running count, in place of a tqdm bar
+            done = 0
+
+            def update(self, k):
+                self.done += k
+                progress(self.done, total)
+
+            def close(self):
+                pass
+
+        bar = _Count()
+        progress(0, total)
+    elif progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n_chunks(m, sep.hop) * ch, unit="chunk", leave=False,
+        bar = tqdm(total=total, unit="chunk", leave=False,
                    desc=name[:30], dynamic_ncols=True)
     t_sep0 = dict(sep.timings)
     written = 0

@@ -1,0 +1,385 @@
+"""The ``mixin-serve`` web application (Starlette): the page, the job API and server-sent events.
+
+Routes (all under the token check when a token is set):
+
+=========================================  =====================================================
+``GET /``                                  the page (``static/index.html``); ``/static/...`` its files
+``GET /api/config``                        model sets, formats, default overlap, upload limit
+``GET /api/jobs``                          every job
+``POST /api/jobs?name=&model=&...``        upload: the request body is the file (streamed to disk)
+``GET /api/jobs/{id}``                     one job; ``DELETE`` removes it and its files
+``GET /api/events``                        server-sent events: every job change, live progress
+``GET /api/jobs/{id}/peaks``               waveform peaks of the mixture and the stems
+``GET /api/jobs/{id}/audio/{track}``       the mixture or a stem (``?download=1``: as a file)
+``GET /api/jobs/{id}/zip``                 all stems in one zip
+``GET /api/jobs/{id}/spectrogram/{stem}``  NSGT spectrogram (PNG), made on first request
+=========================================  =====================================================
+
+Requests that change something (POST, DELETE) must carry the header ``X-Mixin: 1``, which a
+cross-site form cannot send (a web page elsewhere cannot post to the local server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import zipfile
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .. import __version__, params
+from ..errors import MixinError
+from . import jobs as J
+
+log = logging.getLogger("mixin")
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+#: Hosts a loopback-only server answers to (guards against DNS rebinding).
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+#: Name of the cookie that carries the token after the page was opened with ``?token=``.
+TOKEN_COOKIE = "mixin_token"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+
+def _bool(v: str | None, what: str) -> bool:
+    if v in (None, "", "0", "false", "no", "off"):
+        return False
+    if v in ("1", "true", "yes", "on"):
+        return True
+    raise MixinError(f"{what} must be 0 or 1, got {v!r}")
+
+
+class TokenMiddleware:
+    """Refuse requests without the token (``?token=``, header ``X-Mixin-Token``, ``Authorization:
+    Bearer``, or the cookie the page sets); a valid ``?token=`` sets the cookie."""
+
+    def __init__(self, app, token: str | None):
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope, receive, send):
+        if self.token is None or scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        req = Request(scope)
+        given = (req.query_params.get("token") or req.headers.get("x-mixin-token")
+                 or req.headers.get("authorization", "").removeprefix("Bearer ").strip()
+                 or req.cookies.get(TOKEN_COOKIE) or "")
+        if not secrets.compare_digest(given.encode(), self.token.encode()):
+            resp = _error(401, "missing or wrong token: open the address mixin-serve printed")
+            return await resp(scope, receive, send)
+        if req.query_params.get("token"):
+            async def send_cookie(message):
+                if message["type"] == "http.response.start":
+                    message.setdefault("headers", [])
+                    message["headers"] = list(message["headers"]) + [(
+                        b"set-cookie",
+                        f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode())]
+                await send(message)
+            return await self.app(scope, receive, send_cookie)
+        return await self.app(scope, receive, send)
+
+
+class Server:
+    """State of one app: the store, the job manager, the event listeners and the settings."""
+
+    def __init__(self, workdir, model_dirs, default_model, max_upload_mb):
+        self.store = J.JobStore(workdir)
+        self.manager = J.JobManager(self.store, model_dirs)
+        self.default_model = default_model
+        self.max_upload = int(max_upload_mb * 1024 * 1024)
+        self.max_upload_mb = max_upload_mb
+        self.subscribers: set[asyncio.Queue] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.manager.listeners.append(self._broadcast)
+
+    def _broadcast(self, event: dict) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        for q in list(self.subscribers):
+            loop.call_soon_threadsafe(q.put_nowait, event)
+
+    def job_or_404(self, job_id: str) -> dict | None:
+        return self.store.get(job_id) if J.valid_job_id(job_id) else None
+
+
+def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = None,
+               default_model: str = "mixin", max_upload_mb: float = 500,
+               token: str | None = None, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The application.
+
+    Parameters
+    ----------
+    workdir : folder of the SQLite store and the job folders (created if missing)
+    model_dirs : dict model-set name -> model folder (default: ``{"mixin": the shipped models}``)
+    default_model : the model set of a job that names none
+    max_upload_mb : largest upload accepted (MB)
+    token : when set, every request must carry it (see :class:`TokenMiddleware`)
+    allowed_hosts : Host header values accepted (None: any); a loopback-only server passes
+        :data:`LOOPBACK_HOSTS` so that a DNS-rebinding page cannot reach it
+    """
+    if model_dirs is None:
+        from ..separation.separate import default_model_dir
+
+        model_dirs = {"mixin": default_model_dir()}
+    if default_model not in model_dirs:
+        raise MixinError(f"default model set {default_model!r} is not in {sorted(model_dirs)}")
+    srv = Server(workdir, model_dirs, default_model, max_upload_mb)
+
+    # ---------------------------------------------------------------------------- pages
+    async def index(request):
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"),
+                            headers={"Cache-Control": "no-store"})
+
+    async def config(request):
+        return JSONResponse({"version": __version__, "models": list(model_dirs),
+                             "default_model": default_model, "formats": list(J.FORMATS),
+                             "default_overlap": params.DEFAULT_OVERLAP,
+                             "max_upload_mb": max_upload_mb})
+
+    # ---------------------------------------------------------------------------- jobs
+    async def list_jobs(request):
+        return JSONResponse([srv.manager.public(j) for j in srv.store.all()])
+
+    async def get_job(request):
+        job = srv.job_or_404(request.path_params["job_id"])
+        if job is None:
+            return _error(404, "no such job")
+        return JSONResponse(srv.manager.public(job))
+
+    async def delete_job(request):
+        if request.headers.get("x-mixin") != "1":
+            return _error(403, "missing header X-Mixin: 1")
+        job_id = request.path_params["job_id"]
+        if srv.job_or_404(job_id) is None:
+            return _error(404, "no such job")
+        await run_in_threadpool(srv.manager.delete, job_id)
+        return JSONResponse({"deleted": job_id})
+
+    async def create_job(request):
+        if request.headers.get("x-mixin") != "1":
+            return _error(403, "missing header X-Mixin: 1")
+        q = request.query_params
+        raw_name = q.get("name", "")
+        try:
+            from ..chunks import hop_size
+
+            model = q.get("model") or default_model
+            if model not in model_dirs:
+                raise MixinError(f"unknown model set {model!r} (served: {', '.join(model_dirs)})")
+            fmt = (q.get("format") or "wav").lower()
+            if fmt not in J.FORMATS:
+                raise MixinError(f"format must be one of {', '.join(J.FORMATS)}, got {fmt!r}")
+            try:
+                overlap = float(q.get("overlap", params.DEFAULT_OVERLAP))
+            except ValueError:
+                raise MixinError(f"overlap must be a number, got {q.get('overlap')!r}") from None
+            hop_size(overlap)
+            instrumental = _bool(q.get("instrumental"), "instrumental")
+            if not raw_name.strip():
+                raise MixinError("the upload has no file name (?name=)")
+        except MixinError as e:
+            return _error(400, e)
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > srv.max_upload:
+            return _error(413, f"{raw_name}: {int(length) / 2**20:.0f} MB is more than the "
+                               f"upload limit of {max_upload_mb:g} MB (--max-upload-mb)")
+        name = J.safe_filename(raw_name)
+        job_id = J.new_job_id()
+        job_dir = srv.store.job_dir(job_id)
+        in_dir = os.path.join(job_dir, "input")
+        os.makedirs(in_dir)
+        dest = os.path.join(in_dir, name)
+        part = dest + ".part"
+        size = 0
+        ok = False
+        try:
+            with open(part, "wb") as f:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > srv.max_upload:
+                        return _error(413, f"{raw_name}: larger than the upload limit of "
+                                           f"{max_upload_mb:g} MB (--max-upload-mb)")
+                    f.write(chunk)
+            if size == 0:
+                return _error(400, f"{raw_name}: empty file (0 bytes)")
+            os.replace(part, dest)
+            try:
+                from ..audio import check_input
+
+                await run_in_threadpool(check_input, dest)
+            except MixinError as e:
+                msg = " ".join(str(e).split()).replace(dest, raw_name)
+                return _error(400, msg)
+            job = srv.manager.submit({"id": job_id, "name": name, "created": _now(),
+                                      "model": model, "instrumental": instrumental,
+                                      "overlap": overlap, "format": fmt, "size": size})
+            ok = True
+            return JSONResponse(srv.manager.public(job), status_code=201)
+        finally:
+            if not ok:
+                shutil.rmtree(job_dir, ignore_errors=True)
+
+    # ---------------------------------------------------------------------------- events
+    async def events(request):
+        q: asyncio.Queue = asyncio.Queue()
+        srv.loop = asyncio.get_running_loop()
+        srv.subscribers.add(q)
+
+        async def stream():
+            try:
+                jobs = [srv.manager.public(j) for j in srv.store.all()]
+                yield f"event: jobs\ndata: {json.dumps(jobs)}\n\n"
+                while True:
+                    try:
+                        ev = await asyncio.wait_for(q.get(), timeout=15)
+                    except asyncio.TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    if ev is None:
+                        return
+                    yield f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n"
+            finally:
+                srv.subscribers.discard(q)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    # ---------------------------------------------------------------------------- results
+    def finished_job(request):
+        job = srv.job_or_404(request.path_params["job_id"])
+        if job is None:
+            return None, _error(404, "no such job")
+        if job["state"] != J.DONE:
+            return None, _error(409, f"job is {job['state']}, not done")
+        return job, None
+
+    async def job_peaks(request):
+        job, err = finished_job(request)
+        if err:
+            return err
+        return FileResponse(srv.store.peaks_path(job), media_type="application/json")
+
+    async def job_audio(request):
+        job, err = finished_job(request)
+        if err:
+            return err
+        track = request.path_params["track"]
+        outs = srv.store.output_paths(job)
+        if track == "mixture":
+            path = srv.store.input_path(job)
+        elif track in outs:
+            path = outs[track]
+        else:
+            return _error(404, f"no track {track!r} in this job")
+        name = os.path.basename(path)
+        if request.query_params.get("download"):
+            return FileResponse(path, filename=name)
+        return FileResponse(path)
+
+    async def job_zip(request):
+        job, err = finished_job(request)
+        if err:
+            return err
+        outs = srv.store.output_paths(job)
+        zpath = os.path.join(srv.store.job_dir(job["id"]), "stems.zip")
+        if not os.path.isfile(zpath):
+            await run_in_threadpool(_write_zip, zpath, list(outs.values()))
+        base = os.path.splitext(job["name"])[0]
+        return FileResponse(zpath, filename=f"{base}_stems.zip", media_type="application/zip")
+
+    async def job_spectrogram(request):
+        job, err = finished_job(request)
+        if err:
+            return err
+        stem = request.path_params["stem"].removesuffix(".png")
+        outs = srv.store.output_paths(job)
+        if stem == "mixture":
+            src = srv.store.input_path(job)
+        elif stem in outs:
+            src = outs[stem]
+        else:
+            return _error(404, f"no track {stem!r} in this job")
+        png = os.path.join(srv.store.job_dir(job["id"]), f"spec_{stem}.png")
+        if not os.path.isfile(png):
+            try:
+                await run_in_threadpool(_write_spectrogram, src, png)
+            except MixinError as e:
+                return _error(400, e)
+        return FileResponse(png, media_type="image/png")
+
+    # ---------------------------------------------------------------------------- app
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        srv.loop = asyncio.get_running_loop()
+        srv.manager.start()
+        try:
+            yield
+        finally:
+            for q in list(srv.subscribers):
+                q.put_nowait(None)
+            srv.manager.stop()
+            srv.store.close()
+
+    routes = [
+        Route("/", index),
+        Route("/api/config", config),
+        Route("/api/jobs", list_jobs, methods=["GET"]),
+        Route("/api/jobs", create_job, methods=["POST"]),
+        Route("/api/events", events),
+        Route("/api/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/api/jobs/{job_id}", delete_job, methods=["DELETE"]),
+        Route("/api/jobs/{job_id}/peaks", job_peaks),
+        Route("/api/jobs/{job_id}/audio/{track}", job_audio),
+        Route("/api/jobs/{job_id}/zip", job_zip),
+        Route("/api/jobs/{job_id}/spectrogram/{stem}", job_spectrogram),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    middleware = [Middleware(TokenMiddleware, token=token)]
+    if allowed_hosts:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.server = srv
+    return app
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _write_zip(zpath: str, files: list[str]) -> None:
+    """All stems in one zip (stored: audio does not compress), written atomically."""
+    from .. import fileio
+
+    with fileio.atomic_path(zpath) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
+            for f in files:
+                z.write(f, arcname=os.path.basename(f))
+
+
+def _write_spectrogram(src: str, png: str) -> None:
+    from .. import fileio
+    from ..audio import decoded
+    from .render import spectrogram_png
+
+    with decoded(src) as s:
+        fileio.write_bytes(png, spectrogram_png(s))

@@ -1,0 +1,161 @@
+"""mixin-serve in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven
+by Selenium loads the page of a running ``mixin-serve``, uploads a file that is not audio (its
+one-line reason shows on the page), uploads the example mix, waits for the job to finish, checks
+the player (four tracks of the song's duration, play, solo by keyboard), downloads a stem and
+takes a screenshot (kept as the README's docs/serve.png with MIXIN_SCREENSHOT=docs/serve.png)."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import soundfile as sf
+
+from conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+#: Where to keep the screenshot: only when asked (``MIXIN_SCREENSHOT=docs/serve.png`` refreshes the
+#: README's), so that running the suite never changes a tracked file.
+SCREENSHOT = os.environ.get("MIXIN_SCREENSHOT")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    log = open(tmp_path / "server.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "mixin.cli.serve", "--port", "0",
+                          "--workdir", str(tmp_path / "wd")],
+                         stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"serving on (http://\S+)", line)
+        assert m, line + (tmp_path / "server.log").read_text()
+        yield m.group(1), tmp_path / "wd"
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        log.close()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not os.path.exists(CHROMIUM) or not os.path.exists(CHROMEDRIVER):
+        pytest.skip(f"{CHROMIUM} or {CHROMEDRIVER} not found (Debian: apt install chromium "
+                    "chromium-driver; .ci/run installs them)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+                 "--window-size=1100,1120", f"--user-data-dir={tmp_path / 'profile'}"):
+        opts.add_argument(flag)
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
+    # Service with the Debian driver: Selenium Manager downloads nothing
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(downloads)})
+    try:
+        yield driver, downloads
+    finally:
+        driver.quit()
+
+
+def wait_for(driver, script, timeout=60, what=None):
+    """Poll a JavaScript expression until it is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = driver.execute_script(f"return {script};")
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what or script}")
+
+
+def test_browser_upload_listen_solo_download(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, workdir = server
+    driver, downloads = browser
+    song = tmp_path / "example.wav"
+    subprocess.run([sys.executable, "-m", "mixin.training.render.synth", "--example-mix",
+                    str(song), "--duration", "8"], check=True, capture_output=True,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    info = sf.info(str(song))
+    duration = info.frames / info.samplerate
+
+    driver.get(url)
+    wait_for(driver, "document.querySelector('#conn').textContent === 'live'", what="event stream")
+    # a file that is not audio: refused, with its one-line reason on the page; Delete clears it
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio\n" * 100)
+    driver.find_element(By.ID, "file-input").send_keys(str(bad))
+    msg = wait_for(driver, "document.querySelector('.job[data-state=failed] .error')?.textContent",
+                   what="the rejected upload")
+    assert msg.startswith("notes.wav: not a readable audio file"), msg
+    driver.find_element(By.CSS_SELECTOR, ".job[data-state=failed] .delete").click()
+    wait_for(driver, "!document.querySelector('.job')", what="the rejected row to go")
+    driver.find_element(By.ID, "file-input").send_keys(str(song))
+    wait_for(driver, "document.querySelector('.job[data-state=done]')", timeout=240,
+             what="the job to be done")
+    assert driver.find_element(By.CSS_SELECTOR, ".job .name").text == "example.wav"
+    driver.find_element(By.CSS_SELECTOR, ".job .listen").click()
+    wait_for(driver, "window.mixinPlayer.ready", what="the player to load the tracks")
+
+    tracks = driver.execute_script(
+        "return mixinPlayer.tracks.map(t => [t.name, t.duration, t.buffer.numberOfChannels]);")
+    assert [t[0] for t in tracks] == ["mixture", "harmonic", "percussive", "vocal"]
+    for name, d, ch in tracks:
+        assert abs(d - duration) < 1e-3 and ch == info.channels, (name, d, duration)
+
+    driver.find_element(By.ID, "play").click()
+    wait_for(driver, "mixinPlayer.playing && mixinPlayer.position() > 0.3", what="playback")
+    driver.find_element(By.TAG_NAME, "body").send_keys("4")  # solo the vocal
+    gains = driver.execute_script("return mixinPlayer.gains();")
+    assert gains["vocal"] == 1 and gains["mixture"] == gains["harmonic"] == gains["percussive"] == 0
+    assert "on" in driver.find_elements(By.CSS_SELECTOR, ".track .solo")[3].get_attribute("class")
+    driver.find_element(By.TAG_NAME, "body").send_keys(" ")  # pause
+    assert driver.execute_script("return mixinPlayer.playing;") is False
+
+    # a stem's download equals the job's output file
+    driver.find_elements(By.CSS_SELECTOR, ".track .dl")[3].click()
+    target = downloads / "example_vocal.wav"
+    deadline = time.monotonic() + 60
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert target.exists(), os.listdir(downloads)
+    (job_dir,) = (workdir / "jobs").iterdir()
+    time.sleep(0.5)
+    assert target.read_bytes() == (job_dir / "out" / "example_vocal.wav").read_bytes()
+
+    # the vocal's NSGT spectrogram on demand, then the screenshot for the README
+    driver.find_elements(By.CSS_SELECTOR, ".track .spec-btn")[3].click()
+    wait_for(driver, "document.querySelectorAll('.track .spec')[3].naturalWidth > 0",
+             what="the spectrogram")
+    driver.execute_script("mixinPlayer.seek(3.2); window.scrollTo(0, 0);")
+    shot = tmp_path / "serve.png"
+    driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10000
+    if not SCREENSHOT:
+        return
+    try:  # a 256-colour PNG is a third of the size (Pillow is optional: else the plain copy)
+        from PIL import Image
+
+        Image.open(shot).convert("RGB").quantize(256).save(SCREENSHOT, optimize=True)
+    except ImportError:
+        shutil.copy(shot, SCREENSHOT)
