@@ -373,7 +373,7 @@ def _serve(*args):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--model", "demucs"], "--model 'demucs': not a model set"),
+    (["--model", "demucs"], "unknown model set 'demucs'"),
     (["--port", "70000"], "--port must be 0 to 65535, got 70000"),
     (["--max-upload-mb", "0"], "--max-upload-mb must be positive, got 0"),
     (["--token", "short"], "--token must have at least 8 characters"),

@@ -24,7 +24,7 @@ from ..errors import MixinError
 log = logging.getLogger("mixin")
 
 #: The model set shipped with MiXiN (the only named one today).
-DEFAULT_MODEL = "mixin"
+DEFAULT_MODEL = "mixin"  # mixin.modelsets.DEFAULT_SET
 
 
 def default_workdir() -> str:
@@ -48,7 +48,8 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="folder of the job database and the separated files (default: "
                         "$XDG_DATA_HOME/mixin-serve, i.e. ~/.local/share/mixin-serve)")
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
-                   help=f"model set: '{DEFAULT_MODEL}' (the shipped models, default) or a folder "
+                   help=f"installed model set ('{DEFAULT_MODEL}', the shipped models, by default; see "
+                        "xtract-mixin --list-models) or a folder "
                         "holding model_harmonic.h5, model_percussive.h5 and model_vocal.h5")
     p.add_argument("--token", default=None,
                    help="access token the page and API require (default: none on 127.0.0.1, a "
@@ -72,19 +73,19 @@ def is_loopback(host: str) -> bool:
 
 
 def model_sets(name: str) -> tuple[dict[str, str], str]:
-    """(model-set name -> folder, default name) for ``--model NAME``; raises :class:`MixinError`
-    for an unknown name or a folder without the three model files."""
+    """(model-set name -> folder, default name) for ``--model NAME``: the installed sets
+    (:func:`mixin.modelsets.installed_sets`), plus ``NAME`` itself when it is a folder of models.
+    Raises :class:`MixinError` for an unknown name or a folder without the three model files."""
     from ..model import model_paths
-    from ..separation.separate import default_model_dir
+    from ..modelsets import installed_sets, resolve
 
-    sets = {DEFAULT_MODEL: default_model_dir()}
-    default = DEFAULT_MODEL
-    if name != DEFAULT_MODEL:
+    sets = installed_sets()
+    default = name
+    if name not in sets:
         if not os.path.isdir(name):
-            raise MixinError(f"--model {name!r}: not a model set ({DEFAULT_MODEL!r} is the only "
-                             "one) nor a folder of models")
+            resolve(name)  # the one-line error naming the installed sets
         label = os.path.basename(os.path.normpath(os.path.abspath(name))) or name
-        if label == DEFAULT_MODEL:
+        if label in sets:
             label = f"{label} ({name})"
         sets[label] = os.path.abspath(name)
         default = label

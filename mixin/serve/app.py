@@ -128,7 +128,7 @@ def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = N
     Parameters
     ----------
     workdir : folder of the SQLite store and the job folders (created if missing)
-    model_dirs : dict model-set name -> model folder (default: ``{"mixin": the shipped models}``)
+    model_dirs : dict model-set name -> model folder (default: the installed sets)
     default_model : the model set of a job that names none
     max_upload_mb : largest upload accepted (MB)
     token : when set, every request must carry it (see :class:`TokenMiddleware`)
@@ -136,9 +136,9 @@ def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = N
         :data:`LOOPBACK_HOSTS` so that a DNS-rebinding page cannot reach it
     """
     if model_dirs is None:
-        from ..separation.separate import default_model_dir
+        from ..modelsets import installed_sets
 
-        model_dirs = {"mixin": default_model_dir()}
+        model_dirs = installed_sets()
     if default_model not in model_dirs:
         raise MixinError(f"default model set {default_model!r} is not in {sorted(model_dirs)}")
     srv = Server(workdir, model_dirs, default_model, max_upload_mb)
