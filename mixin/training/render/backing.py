@@ -34,6 +34,7 @@ import numpy as np
 from . import fx
 from ...errors import MixinError
 from .fluid import check_fluidsynth, check_soundfont, render_notes
+from .harmony import MODE_WEIGHTS, MODES, NOTE_NAMES, PROGRESSIONS, degree_notes
 
 log = logging.getLogger("mixin")
 
@@ -82,27 +83,6 @@ FAMILY_FX = {
     "flute": "lead",
 }
 
-#: Scale steps (semitones above the tonic) of each mode.
-MODES = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-}
-MODE_WEIGHTS = {"major": 0.4, "minor": 0.35, "dorian": 0.12, "mixolydian": 0.13}
-
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-#: Common progressions (scale degrees, 0 = tonic) per mode.
-PROGRESSIONS = {
-    "major": [(0, 4, 5, 3), (0, 5, 3, 4), (5, 3, 0, 4), (0, 3, 4, 3), (1, 4, 0, 0), (0, 3, 0, 4),
-              (0, 2, 3, 4), (3, 4, 0, 5), (0, 4, 5, 2, 3, 0, 3, 4), (0, 3, 5, 4)],
-    "minor": [(0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 3, 6, 2), (0, 5, 3, 4), (0, 0, 5, 6),
-              (0, 2, 6, 3), (5, 6, 0, 0), (0, 6, 5, 4, 0, 6, 5, 4)],
-    "dorian": [(0, 3, 0, 3), (0, 3, 6, 3), (0, 1, 3, 0), (0, 6, 3, 0)],
-    "mixolydian": [(0, 6, 3, 0), (0, 6, 0, 3), (0, 3, 6, 3), (0, 4, 6, 3)],
-}
-
 #: Level (active RMS, dBFS) of a part before its random gain: a full "other" stem peaks below 0 dBFS.
 PART_LEVEL_DB = -24.0
 
@@ -117,10 +97,8 @@ TIMING_MAX = 0.010
 
 def _chord(mode: str, tonic: int, degree: int, kind: str) -> dict:
     """A diatonic chord: pitch classes (root first) and a symbol such as ``"F#m7"``."""
-    steps = MODES[mode]
-
     def pc(i: int) -> int:
-        return (tonic + steps[i % 7]) % 12
+        return (tonic + int(degree_notes(mode, i))) % 12
 
     root = pc(degree)
     third, fifth, seventh = pc(degree + 2), pc(degree + 4), pc(degree + 6)
