@@ -1,23 +1,11 @@
 """``train_util.py`` / ``mixin-train``: train MiXiN models from multitrack stems: prepare segments, build HDF5 datasets, train.
 
-Stages (run in this order when combined)::
-
-    ./train_util.py --render-stems --render-dir DIR --songs N [--split train] [--vocal-dirs ...]
-    ./train_util.py --prepare-stems --stem-dirs STEMS/ [--segment-duration 30] [--augment N]
-    ./train_util.py --create-hdf5 [--n-pool 2] [--mono]
-    ./train_util.py --train [--plot-training] [--epochs 100] [--batch-size 64] [--seed 0]
-    ./train_util.py --calibrate [--calibration-chunks 128]
-
-or, without segments and HDF5 (examples mixed on the fly from the stem folders)::
-
-    ./train_util.py --train-mix --stem-dirs STEMS/ RENDERED/ --validation-songs NAME ... [--rounds 30]
-
-``--recipe FILE`` runs the steps of a JSON recipe (``pretrained-models/recipe.json``: the commands
-that made the shipped models); flags on the command line override the recipe's, and stage flags
-pick its steps. A flag that none of the stages run uses is refused.
-
-Paths default to ./data, ./model and ./logdir. Nothing existing is replaced without --overwrite;
-re-running --train resumes from the checkpoints in logdir/.
+The stages run in the order of :data:`STAGES` when combined: --render-stems, then the faithful path
+(--prepare-stems, --create-hdf5, --train) or --train-mix (examples mixed on the fly from the stem
+folders), then --calibrate. Each flag belongs to the stages that use it (``--help`` groups them;
+a flag that none of the stages run uses is refused). ``--recipe FILE`` runs the steps of a JSON
+recipe (``pretrained-models/recipe.json``: the commands that made the shipped models); flags on
+the command line override the recipe's, and stage flags pick its steps.
 """
 
 from __future__ import annotations
