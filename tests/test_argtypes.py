@@ -59,3 +59,14 @@ def test_commands_use_it(tmp_path):
              for a in m.get_parser()._actions
              if a.option_strings and a.nargs in ("+", "*") and not isinstance(a, ListAction)]
     assert not other
+
+
+def test_eval_names_a_stems_dir_taken_by_a_list_flag(capsys):
+    from mixin.cli import eval as eval_cli
+
+    with pytest.raises(SystemExit) as e:
+        eval_cli.main(["--songs", "A", "B", "stems"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "give STEMS_DIR first" in err[-1]
+    assert eval_cli.get_parser().parse_args(["--songs", "A", "B", "--", "stems"]).stems == ["stems"]

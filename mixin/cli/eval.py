@@ -30,7 +30,7 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                     "scores.json, songs.csv, medians.csv, medians.md and boxplot.png to OUTDIR. "
                     "List flags take values separated by spaces or commas; give STEMS_DIR first "
                     "(or end a list with --).")
-    p.add_argument("stems", nargs="+", metavar="STEMS_DIR",
+    p.add_argument("stems", nargs="*", metavar="STEMS_DIR",
                    help="a song folder (drums, vocals, bass/other as WAV/FLAC), a folder of song "
                         "folders, or a MUSDB18-HQ root")
     p.add_argument("--model-dir", action=ListAction, default=[], metavar="[LABEL=]DIR",
@@ -66,7 +66,11 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``mixin-eval`` with ``argv`` (default: the command line); return the exit status."""
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if not args.stems:  # e.g. "--songs A B STEMS": the list flag took the folder too
+        parser.error("give STEMS_DIR first (a list flag such as --songs takes every value after it, "
+                     "or end the list with --)")
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: quiet
     log.setLevel(level)
