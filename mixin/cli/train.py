@@ -254,7 +254,7 @@ def _stages(settings: dict[str, Any]) -> list[str]:
 def _refuse_unused(parser: _Parser, given: dict[str, Any], stages: list[str]) -> None:
     """One-line error for a flag in ``given`` that none of ``stages`` uses."""
     for dest in given:
-        if not set(parser.used_by[dest]) & set(stages):
+        if not set(parser.used_by.get(dest, STAGES)) & set(stages):
             parser.error(f"{_flag(parser, dest)} is not used by {' or '.join('--' + s for s in stages)}")
 
 
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if not stages:
             parser.error("nothing to do: give --render-stems, --prepare-stems, --create-hdf5, --train, "
                          "--train-mix and/or --calibrate (or --recipe FILE)")
-        mine = {k: v for k, v in given.items() if set(parser.used_by[k]) & set(stages)}
+        mine = {k: v for k, v in given.items() if set(parser.used_by.get(k, STAGES)) & set(stages)}
         runs.append(argparse.Namespace(**{**defaults, **step, **mine}))
     _refuse_unused(parser, given, [s for s in STAGES if any(getattr(a, _dest(s)) for a in runs)])
     for args in runs:
