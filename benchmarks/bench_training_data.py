@@ -10,8 +10,7 @@ With no --stem-dir it makes synthetic stem folders (two songs). It measures, in 
 - on the fly (--train-mix): disk of the stems themselves, and examples per second of
   :class:`mixin.training.mixing.Mixer` (reading, speed change, transform, gains/EQ), in this
   process;
-- one training step of the three networks together (what both paths feed), examples per second,
-  without and with the separation loss (``--mask-loss-weight``), alternating in one process.
+- one training step of the three networks together (what both paths feed), examples per second.
 """
 
 import argparse
@@ -24,8 +23,6 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-import numpy as np  # noqa: E402
 
 
 def du(path):
@@ -96,22 +93,13 @@ def main(argv=None):
         from mixin.training.train import DEFAULT_LOSSES
 
         joint = build_joint(DEFAULT_LOSSES, 1e-4)
-        masked = build_joint(DEFAULT_LOSSES, 1e-4, mask_weight=5.0, mask_loss="mse")
         x, ys = mixer.batch(0, b)
-        ys_m = list(ys) + [np.concatenate(ys, axis=-1)]
         joint.train_on_batch(x, list(ys))
-        masked.train_on_batch(x, ys_m)
         n_steps = max(2, args.batches // 2)
-        t_plain = t_mask = 0.0
-        for _ in range(n_steps):  # alternating, so that load on the machine hits both alike
-            t = time.perf_counter()
+        t = time.perf_counter()
+        for _ in range(n_steps):
             joint.train_on_batch(x, list(ys))
-            t_plain += time.perf_counter() - t
-            t = time.perf_counter()
-            masked.train_on_batch(x, ys_m)
-            t_mask += time.perf_counter() - t
-        step_rate = n_steps * b / t_plain
-        mask_rate = n_steps * b / t_mask
+        step_rate = n_steps * b / (time.perf_counter() - t)
 
         stem_bytes = du(stems)
         print()
@@ -124,8 +112,6 @@ def main(argv=None):
         print(f"| examples/s of data, 1 process | {h5_rate:.0f} (reading 3 files) | "
               f"{fly_rate:.1f} (2 examples per draw), {fly1_rate:.1f} (1 per draw) |")
         print(f"| training step, 3 networks, batch {b} | {step_rate:.1f} examples/s | same |")
-        print(f"| the same with --mask-loss-weight 5 --mask-loss mse | {mask_rate:.1f} examples/s "
-              f"({t_mask / t_plain:.2f}x the step time) | same |")
         print()
         print(f"on-the-fly data cost per example = {100 * step_rate / fly_rate:.0f} % of a "
               f"training step's (the HDF5 read: {100 * step_rate / h5_rate:.0f} %)")

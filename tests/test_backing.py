@@ -225,12 +225,10 @@ def songs(backing):
         "a": backing.render_backing(97.0, 3, n, np.random.default_rng(11), soundfonts=fonts),
         "a2": backing.render_backing(97.0, 3, n, np.random.default_rng(11), soundfonts=fonts),
         "b": backing.render_backing(128.0, 4, n, np.random.default_rng(12), soundfonts=fonts),
-        "s": backing.render_backing(128.0, 4, n, np.random.default_rng(12), soundfonts=fonts, synth_bass=1.0),
     }
     try:
         _need(*backing.HELDOUT_SOUNDFONTS)
         out["h"] = backing.render_backing(110.0, 4, n, np.random.default_rng(13), heldout=True)
-        out["hs"] = backing.render_backing(110.0, 4, n, np.random.default_rng(13), heldout=True, synth_bass=1.0)
     except pytest.skip.Exception:
         pass
     return out
@@ -261,23 +259,19 @@ def test_backing_train_and_heldout_are_disjoint(backing, songs):
     assert not set(backing.TRAIN_SOUNDFONTS) & set(backing.HELDOUT_SOUNDFONTS)
     train_names = {f.rsplit("/", 1)[-1] for f in backing.TRAIN_SOUNDFONTS}
     held_names = {f.rsplit("/", 1)[-1] for f in backing.HELDOUT_SOUNDFONTS}
-    def kinds(split):
-        return {**{f: v[split] for f, v in backing.INSTRUMENTS.items()},
-                "synth_bass": backing.SYNTH_BASS_KINDS[split]}
-    for name in ("a", "b", "s"):
+    for name in ("a", "b"):
         for p in songs[name][1]["parts"]:
-            assert p["soundfont"] in train_names | {backing.SYNTH_SOURCE}
-            assert p["program"] in kinds("train")[p["family"]]
-            assert (p["family"] == "synth_bass") == (p["soundfont"] == backing.SYNTH_SOURCE)
+            assert p["soundfont"] in train_names
+            assert p["program"] in backing.INSTRUMENTS[p["family"]]["train"]
     with pytest.raises(MixinError, match="held-out songs must use"):
         backing.render_backing(120.0, 4, SR, np.random.default_rng(0), heldout=True, soundfonts=(FLUID_R3,))
     with pytest.raises(MixinError, match="training songs must use"):
         backing.render_backing(120.0, 4, SR, np.random.default_rng(0), soundfonts=backing.HELDOUT_SOUNDFONTS)
     if "h" not in songs:
         pytest.skip("held-out SoundFont not installed")
-    for p in songs["h"][1]["parts"] + songs["hs"][1]["parts"]:
-        assert p["soundfont"] in held_names | {backing.SYNTH_SOURCE}
-        assert p["program"] in kinds("heldout")[p["family"]]
+    for p in songs["h"][1]["parts"]:
+        assert p["soundfont"] in held_names
+        assert p["program"] in backing.INSTRUMENTS[p["family"]]["heldout"]
 
 
 def test_backing_many_seeds_not_silent(backing):
@@ -285,12 +279,11 @@ def test_backing_many_seeds_not_silent(backing):
     families = set()
     for seed in range(6):
         stems, info = backing.render_backing(140.0, 4, 3 * SR, np.random.default_rng(100 + seed),
-                                             soundfonts=(FLUID_R3,), synth_bass=backing.P_SYNTH_BASS)
+                                             soundfonts=(FLUID_R3,))
         assert fx.active_rms_db(stems["other"], SR) > -45.0
         assert (fx.active_rms_db(stems["bass"], SR) > -45.0) == info["has_bass"]
         families |= {p["family"] for p in info["parts"]}
     assert len(families) >= 4
-    assert {"bass", "synth_bass"} <= families  # GM and synthesised basses both occur
 
 
 def test_backing_is_bar_aligned(songs):
@@ -311,16 +304,3 @@ def test_backing_is_bar_aligned(songs):
         fold = np.bincount(bins, weights=flux, minlength=24) / np.maximum(np.bincount(bins, minlength=24), 1)
         near = max(fold[0], fold[1], fold[-1])
         assert near >= 1.5 * np.median(fold) and near >= 0.9 * fold.max(), (name, fold.round(1))
-
-
-def test_synth_bass_is_opt_in_and_leaves_default_songs_unchanged(backing, songs):
-    """Without synth_bass no part is synthesised or ducked; with synth_bass=1 the bass is synthesised
-    and everything drawn before it (key, chords, arrangement) is the same song."""
-    (sb, ib), (ss, is_) = songs["b"], songs["s"]
-    assert all(p["family"] != "synth_bass" and "duck" not in p["fx"] for p in ib["parts"])
-    bass = [p for p in is_["parts"] if p["role"] == "bass"]
-    if ib["has_bass"]:
-        assert bass and bass[0]["family"] == "synth_bass" and bass[0]["soundfont"] == backing.SYNTH_SOURCE
-    assert is_["key"] == ib["key"] and is_["progression"] == ib["progression"]
-    with pytest.raises(MixinError, match="synth_bass"):
-        backing.render_backing(120.0, 4, SR, np.random.default_rng(0), soundfonts=(FLUID_R3,), synth_bass=1.5)

@@ -242,3 +242,21 @@ def test_cli_and_example_mix(tmp_path, capsys):
         make_example_mix(mix_path, duration=1)
     assert main(["--example-mix", str(mix_path), "--duration", "1", "--force"]) == 0
     assert sf.info(mix_path).frames == SR
+
+
+def test_example_mix_is_unchanged_by_the_shared_music_tables(tmp_path):
+    """synth and backing share mixin.training.render.harmony: the synthetic songs stayed bit for bit
+    what they were before (hash of the 16-bit samples recorded with the code before the change)."""
+    import hashlib
+
+    from mixin.training.render import backing, harmony
+
+    make_example_mix(tmp_path / "mix.wav", duration=6.0, seed=5)
+    x, _ = sf.read(tmp_path / "mix.wav", dtype="int16")
+    assert hashlib.sha256(x.tobytes()).hexdigest() == \
+        "bde5ed117e1ab643b19f8bc8a491b4908d2224cf625c1878bdac81f4df8f4c51"
+    # one table: the degrees' notes wrap at the octave; the renderer spells chords from them
+    assert harmony.degree_notes("minor", [0, 2, 4, 7, 9]).tolist() == [0, 3, 7, 12, 15]
+    assert backing._chord("major", 0, 4, "7")["symbol"] == "G7"
+    assert backing._chord("dorian", 2, 0, "triad")["tones"] == [2, 5, 9]  # D F A
+    assert backing.MODES is harmony.MODES and backing.PROGRESSIONS is harmony.PROGRESSIONS

@@ -141,3 +141,98 @@ def test_all_stages_in_one_command(tmp_path):
     assert_one_line_error(again, "--overwrite")
     again = run("--create-hdf5", "--n-pool", "1", "--sources", "vocal", "--data-dir", "d", cwd=tmp_path)
     assert_one_line_error(again, "--overwrite")
+
+
+def test_help_is_grouped_by_stage():
+    """Each stage's flags sit under its own heading in --help, and every flag records its stages."""
+    from mixin.cli.train import STAGES, get_parser
+
+    parser = get_parser()
+    groups = {g.title.split(":")[0]: {a.option_strings[-1] for a in g._group_actions}
+              for g in parser._action_groups}
+    for stage in STAGES:
+        assert f"--{stage}" in groups[f"--{stage}"]
+    assert {"--render-dir", "--vocal-dirs"} <= groups["--render-stems"]
+    assert {"--segment-duration", "--stem-dirs"} <= groups["--prepare-stems"]
+    assert {"--n-pool", "--sources"} <= groups["--create-hdf5"]
+    assert {"--epochs", "--batch-size", "--patience"} <= groups["--train"]
+    assert {"--rounds", "--mix-dir-weights", "--init-seed"} <= groups["--train-mix"]
+    assert "--calibration-chunks" in groups["--calibrate"]
+    assert {"--recipe", "--seed", "--overwrite", "--model-dir"} <= groups["common options"]
+    assert set(parser.used_by) == {a.dest for a in parser._actions if a.dest != "help"}
+    # the flags whose meaning or default differs per stage say so
+    text = parser.format_help()
+    assert "64 for --train, 16" in text and "epochs (--train; default 2) or N" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--train-mix", "--stem-dirs", "s", "--validation-songs", "a", "--epochs", "3"),
+     "--epochs is not used by --train-mix"),
+    (("--train", "--rounds", "3"), "--rounds is not used by --train"),
+    (("--train-mix", "--stem-dirs", "s", "--validation-songs", "a", "--data-dir", "d"),
+     "--data-dir is not used by --train-mix"),
+    (("--prepare-stems", "--stem-dirs", "s", "--create-hdf5", "--batch-size", "4"),
+     "--batch-size is not used by --prepare-stems or --create-hdf5"),
+    (("--render-stems", "--render-dir", "r", "--songs", "1", "--stem-dirs", "s"),
+     "--stem-dirs is not used by --render-stems"),
+    (("--calibrate", "--vocal-dirs", "v"), "--vocal-dirs is not used by --calibrate"),
+])
+def test_a_flag_of_another_stage_is_refused(tmp_path, args, message):
+    p = run(*args, cwd=tmp_path)
+    assert_one_line_error(p, message)
+    assert p.returncode == 2 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["--ema", "--mask-loss-weight", "--mask-loss", "--low-band-weight",
+                                  "--low-bands", "--synth-bass", "--mix-silence"])
+def test_trial_only_flags_are_gone(flag):
+    from mixin.cli.train import get_parser
+
+    assert flag not in {o for a in get_parser()._actions for o in a.option_strings}
+
+
+def test_recipe_holds_the_shipped_models_commands():
+    """pretrained-models/recipe.json parses into exactly the settings of the train_util.py commands
+    that made the shipped models (training.json "commands"), step by step."""
+    import json
+    import shlex
+
+    from mixin.cli.train import _parse, get_parser, read_recipe
+
+    parser = get_parser()
+    commands = json.loads((ROOT / "pretrained-models" / "training.json").read_text())["commands"]
+    shipped = [_parse(parser, shlex.split(c)[1:]) for c in commands if c.startswith("./train_util.py")]
+    assert len(shipped) == 4 and shipped[-1]["train_mix"]
+    assert read_recipe(parser, str(ROOT / "pretrained-models" / "recipe.json")) == shipped
+
+
+def test_recipe_steps_overrides_and_stage_choice(tmp_path):
+    """--recipe runs its steps in order; flags given beside it override the recipe's; a stage flag
+    runs only that stage's steps; a bad recipe is one line naming the step."""
+    import json
+
+    from mixin.training.render.synth import write_stem_folders
+
+    write_stem_folders(tmp_path / "stems", 2, 2.5, seed=4)
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"steps": [
+        {"prepare-stems": True, "stem-dirs": ["stems"], "segment-duration": 1, "data-dir": "d1"},
+        {"prepare-stems": True, "stem-dirs": "stems", "segment-duration": 1, "data-dir": "d2",
+         "validation-songs": "song_001"},
+        {"create-hdf5": True, "data-dir": "d1", "n-pool": 1}]}))
+    p = run("--recipe", recipe, "--prepare-stems", "--segment-duration", "2", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    d1, d2 = (json.loads((tmp_path / d / "songs.json").read_text()) for d in ("d1", "d2"))
+    assert d1["segment_duration"] == d2["segment_duration"] == 2.0
+    assert d2["split"]["validation"] == [1] and d1["split"]["validation"] != [1]
+    assert not list((tmp_path / "d1").glob("*.hdf5"))  # --prepare-stems: not the create-hdf5 step
+    assert_one_line_error(run("--recipe", recipe, "--rounds", "2", cwd=tmp_path),
+                          "--rounds is not used by --prepare-stems or --create-hdf5")
+    assert_one_line_error(run("--recipe", recipe, "--calibrate", cwd=tmp_path), "no step for --calibrate")
+    for step, needle in (({"prepare-stems": True, "rounds": 2}, "step 1: --rounds is not used"),
+                         ({"prepare-stems": True, "ema": 0.9}, "step 1: unknown setting 'ema'"),
+                         ({"train": True, "epochs": 0}, "step 1: argument --epochs")):
+        recipe.write_text(json.dumps({"steps": [step]}))
+        assert_one_line_error(run("--recipe", recipe, cwd=tmp_path), needle)
+    recipe.write_text("{")
+    assert_one_line_error(run("--recipe", recipe, cwd=tmp_path), "cannot read recipe")

@@ -11,7 +11,7 @@ import os
 import sys
 
 from .. import __version__
-from ..argtypes import number, positive_float
+from ..argtypes import ListAction, number, positive_float
 from ..errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -27,20 +27,22 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                     "median over songs). Systems: each --model-dir (default overlap and "
                     "--no-overlap), the HPSS baseline (librosa's median-filtering HPSS; vocal by "
                     "REPET-SIM) and the oracle NSGT soft mask from the true stems. Writes "
-                    "scores.json, songs.csv, medians.csv, medians.md and boxplot.png to OUTDIR.")
-    p.add_argument("stems", nargs="+", metavar="STEMS_DIR",
+                    "scores.json, songs.csv, medians.csv, medians.md and boxplot.png to OUTDIR. "
+                    "List flags take values separated by spaces or commas; give STEMS_DIR first "
+                    "(or end a list with --).")
+    p.add_argument("stems", nargs="*", metavar="STEMS_DIR",
                    help="a song folder (drums, vocals, bass/other as WAV/FLAC), a folder of song "
                         "folders, or a MUSDB18-HQ root")
-    p.add_argument("--model-dir", action="append", default=[], metavar="[LABEL=]DIR",
-                   help="MiXiN model directory to evaluate (repeatable; label defaults to the "
-                        "folder name; default: the shipped models)")
+    p.add_argument("--model-dir", action=ListAction, default=[], metavar="[LABEL=]DIR",
+                   help="MiXiN model directories to evaluate (the label defaults to the folder "
+                        "name; default: the shipped models)")
     p.add_argument("--variants", choices=("both", "default", "no-overlap"), default="both",
                    help="MiXiN with the default chunk overlap, with the original's hard chunks "
                         "(no-overlap), or both (default)")
     p.add_argument("--no-hpss", action="store_true", help="leave out the HPSS/REPET-SIM baseline")
     p.add_argument("--no-oracle", action="store_true", help="leave out the oracle soft mask")
-    p.add_argument("--songs", action="append", default=[], metavar="NAME[,NAME...]",
-                   help="evaluate only these songs (folder names; repeatable)")
+    p.add_argument("--songs", action=ListAction, default=[], metavar="NAME",
+                   help="evaluate only these songs (folder names)")
     p.add_argument("--duration", type=positive_float, default=None, metavar="S",
                    help="score an excerpt of S seconds of each song (default: whole songs)")
     p.add_argument("--offset", type=number(float, 0, allow=("auto",)), default="auto", metavar="S|auto",
@@ -64,7 +66,11 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``mixin-eval`` with ``argv`` (default: the command line); return the exit status."""
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if not args.stems:  # e.g. "--songs A B STEMS": the list flag took the folder too
+        parser.error("give STEMS_DIR first (a list flag such as --songs takes every value after it, "
+                     "or end the list with --)")
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: quiet
     log.setLevel(level)
@@ -76,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.jobs < 1:
             raise MixinError(f"--jobs must be at least 1, got {args.jobs}")
-        names = [n for s in args.songs for n in s.split(",") if n]
-        songs = evaluate.find_songs(args.stems, names or None)
+        songs = evaluate.find_songs(args.stems, args.songs or None)
         model_dirs = list(args.model_dir)
         if not model_dirs:
             shipped = default_model_dir()

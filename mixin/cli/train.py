@@ -1,37 +1,39 @@
 """``train_util.py`` / ``mixin-train``: train MiXiN models from multitrack stems: prepare segments, build HDF5 datasets, train.
 
-Stages (run in this order when combined)::
-
-    ./train_util.py --render-stems --render-dir DIR --songs N [--split train] [--vocal-dirs ...]
-    ./train_util.py --prepare-stems --stem-dirs STEMS/ [--segment-duration 30] [--augment N]
-    ./train_util.py --create-hdf5 [--n-pool 2] [--mono]
-    ./train_util.py --train [--plot-training] [--epochs 100] [--batch-size 64] [--seed 0]
-    ./train_util.py --calibrate [--calibration-chunks 128]
-
-or, without segments and HDF5 (examples mixed on the fly from the stem folders)::
-
-    ./train_util.py --train-mix --stem-dirs STEMS/ RENDERED/ --validation-songs NAME ... [--rounds 30]
-
-Paths default to ./data, ./model and ./logdir. Nothing existing is replaced without --overwrite;
-re-running --train resumes from the checkpoints in logdir/.
+The stages run in the order of :data:`STAGES` when combined: --render-stems, then the faithful path
+(--prepare-stems, --create-hdf5, --train) or --train-mix (examples mixed on the fly from the stem
+folders), then --calibrate. Each flag belongs to the stages that use it (``--help`` groups them;
+a flag that none of the stages run uses is refused). ``--recipe FILE`` runs the steps of a JSON
+recipe (``pretrained-models/recipe.json``: the commands that made the shipped models); flags on
+the command line override the recipe's, and stage flags pick its steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 log = logging.getLogger("mixin")
 
+#: The stages, in the order they run.
+STAGES = ("render-stems", "prepare-stems", "create-hdf5", "train", "train-mix", "calibrate")
+_TRAINING = ("train", "train-mix")
+_DATA = ("prepare-stems", "create-hdf5", "train", "calibrate")
+
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit code 2)."""
+    """An ArgumentParser whose errors are one line on stderr (exit code 2), prefixed by ``where``
+    (the recipe step being read); ``used_by`` maps each dest to the stages that use it."""
+
+    where = ""
+    used_by: dict[str, tuple[str, ...]]
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {self.where}{message} (see --help)\n")
 
 
 def _prog():
@@ -40,10 +42,20 @@ def _prog():
     return name if name in ("mixin-train", "train_util.py") else "train_util.py"
 
 
+def _group(p: _Parser, title: str, stages: tuple[str, ...]):
+    """An argument group whose ``add(*flags, used_by=stages, **kw)`` records the stages using each flag."""
+    g = p.add_argument_group(title)
+
+    def add(*flags: str, used_by: tuple[str, ...] = stages, **kw: Any) -> None:
+        p.used_by[g.add_argument(*flags, **kw).dest] = used_by
+
+    return add
+
+
 def get_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``train_util.py`` / ``mixin-train``."""
-    from mixin.argtypes import (ema_momentum, nonneg_float, nonneg_int, positive_float, positive_int,
-                                probability)
+    """The argument parser of ``train_util.py`` / ``mixin-train``: one argument group per stage."""
+    from mixin.argtypes import (ListAction, nonneg_float, nonneg_int, one_of, positive_float,
+                                positive_int, probability)
     from mixin.training.stems import AUGMENT_GAIN_DB
     from mixin import __version__
     from mixin.training.hdf5 import DEFAULT_STORAGE, STORAGE
@@ -53,173 +65,158 @@ def get_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=_prog(), description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="Stages run in order: --render-stems, --prepare-stems, --create-hdf5, --train, "
-                       "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train.")
-    p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
-    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug messages (and TensorFlow's)")
-    p.add_argument("--data-dir", default="data", help="segments and HDF5 files (default: %(default)s)")
-    p.add_argument("--model-dir", default="model", help="trained models (default: %(default)s)")
-    p.add_argument("--logdir", default="logdir",
-                   help="checkpoints, training state and history (default: %(default)s)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace existing segments / HDF5 files / checkpoints and models of the "
-                        "stages run (otherwise they are refused, or training resumes)")
-    p.add_argument("--seed", type=nonneg_int, default=0,
-                   help="seed of augmentation, song split, initial weights and batch order "
-                        "(default: %(default)s)")
+                       "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train. "
+                       "List flags take values separated by spaces or commas.")
+    p.used_by = {}
+    add = _group(p, "common options", STAGES)
+    add("--version", action="version", version=f"MiXiN {__version__}")
+    add("-q", "--quiet", action="store_true", help="only warnings and errors")
+    add("-v", "--verbose", action="store_true", help="debug messages (and TensorFlow's)")
+    add("--recipe", metavar="FILE", default=None,
+        help="run the steps of a JSON recipe, e.g. pretrained-models/recipe.json (the shipped "
+             "models' commands); flags given here override the recipe's, stage flags pick steps")
+    add("--overwrite", action="store_true",
+        help="replace existing renders / segments / HDF5 files / checkpoints and models of the "
+             "stages run (otherwise they are refused, or training resumes)")
+    add("--seed", type=nonneg_int, default=0,
+        help="seed of rendering, augmentation, song split, initial weights and batch order "
+             "(default: %(default)s)")
+    add("--data-dir", default="data", used_by=_DATA,
+        help="segments and HDF5 files (default: %(default)s)")
+    add("--model-dir", default="model", used_by=("train", "train-mix", "calibrate"),
+        help="trained models (default: %(default)s)")
+    add("--logdir", default="logdir", used_by=_TRAINING,
+        help="checkpoints, training state and history (default: %(default)s)")
 
-    g = p.add_argument_group("--render-stems: render multitrack songs (drums, bass, other, vocals) "
-                             "to train on (runs before --prepare-stems)")
-    g.add_argument("--render-stems", action="store_true", help="run this stage")
-    g.add_argument("--render-dir", metavar="DIR", default=None,
-                   help="folder the song folders are written to (required; refused if not empty, "
-                        "unless --overwrite)")
-    g.add_argument("--songs", type=positive_int, default=None, metavar="N",
-                   help="number of songs to render (required)")
-    g.add_argument("--duration", type=positive_float, default=60.0, metavar="S",
-                   help="length of each song in seconds (default: %(default)s)")
-    g.add_argument("--split", choices=("train", "validation", "test"), default="train",
-                   help="Groove MIDI split and kit pool: training kits for train, held-out kits "
-                        "and SoundFonts for validation / test (default: %(default)s)")
-    g.add_argument("--vocal-dirs", nargs="+", metavar="DIR", default=None,
-                   help="folders of song stems whose vocals.* files give the vocal excerpts "
-                        "(default: no vocals)")
-    g.add_argument("--jobs", type=positive_int, default=1, metavar="J",
-                   help="songs rendered in parallel processes (default: %(default)s)")
-    g.add_argument("--groove-dir", metavar="DIR", default=None,
-                   help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
-    g.add_argument("--synth-bass", type=probability, default=0.0, metavar="P",
-                   help="probability that a song's bass is synthesised (sine sub, 808, filtered "
-                        "saw...; side-chain ducking too) instead of a GM program (default: "
-                        "%(default)s, the renders the shipped models were trained on; 0.4 tried)")
+    add = _group(p, "--render-stems: render multitrack songs (drums, bass, other, vocals) to train on",
+                 ("render-stems",))
+    add("--render-stems", action="store_true", help="run this stage")
+    add("--render-dir", metavar="DIR", default=None,
+        help="folder the song folders are written to (required; refused if not empty, unless "
+             "--overwrite)")
+    add("--songs", type=positive_int, default=None, metavar="N", help="number of songs (required)")
+    add("--duration", type=positive_float, default=60.0, metavar="S",
+        help="length of each song in seconds (default: %(default)s)")
+    add("--split", choices=("train", "validation", "test"), default="train",
+        help="Groove MIDI split and kit pool: training kits for train, held-out kits and "
+             "SoundFonts for validation / test (default: %(default)s)")
+    add("--vocal-dirs", action=ListAction, metavar="DIR", default=None,
+        help="folders of song stems whose vocals.* files give the vocal excerpts (default: none)")
+    add("--jobs", type=positive_int, default=1, metavar="J",
+        help="songs rendered in parallel processes (default: %(default)s)")
+    add("--groove-dir", metavar="DIR", default=None,
+        help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
 
-    g = p.add_argument_group("--prepare-stems: cut stem folders into training segments")
-    g.add_argument("--prepare-stems", action="store_true", help="run this stage")
-    g.add_argument("--stem-dirs", nargs="+", metavar="DIR",
-                   help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout)")
-    g.add_argument("--segment-duration", type=positive_float, default=30.0, metavar="S",
-                   help="segment length in seconds (default: %(default)s)")
-    g.add_argument("--segment-offset", type=nonneg_int, default=0, metavar="N",
-                   help="skip the first N segments of each song (default: %(default)s)")
-    g.add_argument("--track-limit", type=int, default=-1, metavar="N",
-                   help="use at most N songs (-1 = all, the default)")
-    g.add_argument("--segment-limit", type=positive_int, default=None, metavar="N",
-                   help="at most N segments per song (default: all)")
-    g.add_argument("--augment", type=nonneg_int, default=0, metavar="N",
-                   help="add N remixed songs (stems of different training songs, random gains) "
-                        "(default: %(default)s)")
-    g.add_argument("--augment-gain-db", type=nonneg_float, default=AUGMENT_GAIN_DB, metavar="DB",
-                   help="remixed stems get a random gain in +-DB (default: %(default)s)")
-    g.add_argument("--augment-segments", type=positive_int, default=None, metavar="N",
-                   help="at most N segments per remix (default: as long as its shortest source)")
-    g.add_argument("--validation-songs", nargs="+", default=None, metavar="NAME",
-                   help="song folder names held out for validation (default: a random 10 %% "
-                        "validation, 10 %% test split by song)")
-    g.add_argument("--test-songs", nargs="+", default=None, metavar="NAME",
-                   help="song folder names held out for testing (like --validation-songs, the "
-                        "random split is then not used)")
+    add = _group(p, "--prepare-stems: cut stem folders into training segments", ("prepare-stems",))
+    add("--prepare-stems", action="store_true", help="run this stage")
+    add("--stem-dirs", action=ListAction, metavar="DIR", default=None,
+        used_by=("prepare-stems", "train-mix"),
+        help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout) "
+             "(--prepare-stems and --train-mix)")
+    add("--segment-duration", type=positive_float, default=30.0, metavar="S",
+        help="segment length in seconds (default: %(default)s)")
+    add("--segment-offset", type=nonneg_int, default=0, metavar="N",
+        help="skip the first N segments of each song (default: %(default)s)")
+    add("--track-limit", type=int, default=-1, metavar="N", help="use at most N songs (-1 = all, the default)")
+    add("--segment-limit", type=positive_int, default=None, metavar="N",
+        help="at most N segments per song (default: all)")
+    add("--augment", type=nonneg_int, default=0, metavar="N",
+        help="add N remixed songs (stems of different training songs, random gains) (default: %(default)s)")
+    add("--augment-gain-db", type=nonneg_float, default=AUGMENT_GAIN_DB, metavar="DB",
+        help="remixed stems get a random gain in +-DB (default: %(default)s)")
+    add("--augment-segments", type=positive_int, default=None, metavar="N",
+        help="at most N segments per remix (default: as long as its shortest source)")
+    add("--validation-songs", action=ListAction, default=None, metavar="NAME",
+        used_by=("prepare-stems", "train-mix"),
+        help="song folder names held out for validation (--prepare-stems: default a random 10 %% "
+             "validation, 10 %% test split by song; --train-mix: required, they choose the checkpoint)")
+    add("--test-songs", action=ListAction, default=None, metavar="NAME",
+        help="song folder names held out for testing (like --validation-songs, the random split "
+             "is then not used)")
 
-    g = p.add_argument_group("--create-hdf5: NSGT magnitudes of the segments, split by song")
-    g.add_argument("--create-hdf5", action="store_true", help="run this stage")
-    g.add_argument("--n-pool", type=positive_int, default=os.cpu_count() or 1, metavar="N",
-                   help="worker processes (default: %(default)s, the number of CPUs)")
-    g.add_argument("--mono", action="store_true",
-                   help="downmix each segment (as the original) instead of one example per channel")
-    g.add_argument("--hdf5-storage", default=DEFAULT_STORAGE, choices=list(STORAGE),
-                   help="dtype and compression of the datasets (default: %(default)s, chosen by "
-                        "measurement: half the size of float32, no measurable cost)")
+    add = _group(p, "--create-hdf5: NSGT magnitudes of the segments, split by song", ("create-hdf5",))
+    add("--create-hdf5", action="store_true", help="run this stage")
+    add("--n-pool", type=positive_int, default=os.cpu_count() or 1, metavar="N",
+        help="worker processes (default: %(default)s, the number of CPUs)")
+    add("--mono", action="store_true",
+        help="downmix each segment (as the original) instead of one example per channel")
+    add("--hdf5-storage", default=DEFAULT_STORAGE, choices=list(STORAGE),
+        help="dtype and compression of the datasets (default: %(default)s, chosen by measurement: "
+             "half the size of float32, no measurable cost)")
+    add("--sources", action=ListAction, item=one_of(SOURCES), default=list(SOURCES),
+        metavar="SOURCE", used_by=("create-hdf5", "train"),
+        help="networks to build data for (--create-hdf5) and train (--train): "
+             f"{', '.join(SOURCES)} (default: all three)")
 
-    g = p.add_argument_group("--train: train the CDAEs")
-    g.add_argument("--train", action="store_true", help="run this stage")
-    g.add_argument("--plot-training", action="store_true",
-                   help="write loss and MAE curves as PNG beside the models")
-    g.add_argument("--epochs", type=positive_int, default=100, help="at most N epochs (default: %(default)s)")
-    g.add_argument("--batch-size", type=positive_int, default=None,
-                   help="examples per batch (default: 64 for --train, 16 for --train-mix)")
-    g.add_argument("--patience", type=nonneg_int, default=None,
-                   help="epochs (--train: default 2) or rounds (--train-mix: default 0 = off) "
-                        "without improvement before stopping")
-    g.add_argument("--steps-per-epoch", type=positive_int, default=None, metavar="N",
-                   help="batches per epoch (default: one pass over the training examples)")
-    g.add_argument("--learning-rate", type=positive_float, default=None, metavar="LR",
-                   help="Adam learning rate (default: 1e-4, the measured best; the original: 1e-3)")
-    g.add_argument("--loss", choices=("mae", "mse"), default=None,
-                   help="one loss for every network (default: the measured best per network, "
-                        "MAE for harmonic and percussive and MSE for vocal)")
-    g.add_argument("--original-settings", action="store_true",
-                   help="the original MiXiN's training settings: learning rate 1e-3 and MAE for "
-                        "all three networks (measured worse, see the README)")
-    g.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES),
-                   help="networks to build data for and train (default: all three)")
-    g.add_argument("--eval-batches", type=positive_int, default=None, metavar="N",
-                   help="score the training MAE on N shuffled batches (default: all)")
+    add = _group(p, "--train: train the CDAEs one at a time from the HDF5 files (options marked "
+                    "(both) are --train-mix's too)", ("train",))
+    add("--train", action="store_true", help="run this stage")
+    add("--plot-training", action="store_true", help="write loss and MAE curves as PNG beside the models")
+    add("--epochs", type=positive_int, default=100, help="at most N epochs (default: %(default)s)")
+    add("--steps-per-epoch", type=positive_int, default=None, metavar="N",
+        help="batches per epoch (default: one pass over the training examples)")
+    add("--eval-batches", type=positive_int, default=None, metavar="N",
+        help="score the training MAE on N shuffled batches (default: all)")
+    add("--batch-size", type=positive_int, default=None, metavar="N", used_by=_TRAINING,
+        help="(both) examples per batch (default: 64 for --train, 16 for --train-mix)")
+    add("--patience", type=nonneg_int, default=None, metavar="N", used_by=_TRAINING,
+        help="(both) stop after N epochs (--train; default 2) or N rounds (--train-mix; default "
+             "0 = never) without improvement")
+    add("--learning-rate", type=positive_float, default=None, metavar="LR", used_by=_TRAINING,
+        help="(both) Adam learning rate (default: 1e-4, the measured best; the original: 1e-3)")
+    add("--loss", choices=("mae", "mse"), default=None, used_by=_TRAINING,
+        help="(both) one loss for every network (default: the measured best per network, MAE for "
+             "harmonic and percussive and MSE for vocal)")
+    add("--original-settings", action="store_true", used_by=_TRAINING,
+        help="(both) the original MiXiN's training settings: learning rate 1e-3 and MAE for all "
+             "three networks (measured worse, see the README)")
 
-    g = p.add_argument_group(
-        "--train-mix: train the three networks together on examples mixed on the fly from stem "
-        "folders (no segments or HDF5), choosing the checkpoint by separation quality on held-out "
-        "real songs (uses --stem-dirs, --validation-songs, --batch-size, --learning-rate, --loss, "
-        "--patience, --seed)")
-    g.add_argument("--train-mix", action="store_true", help="run this stage")
-    g.add_argument("--rounds", type=positive_int, default=30, metavar="N",
-                   help="at most N rounds of training + validation (default: %(default)s)")
-    g.add_argument("--round-batches", type=positive_int, default=200, metavar="N",
-                   help="batches per round (default: %(default)s)")
-    g.add_argument("--monitor-dirs", nargs="+", default=[], metavar="DIR",
-                   help="extra validation song folders (e.g. rendered songs with held-out kits "
-                        "and instruments): scored every round and recorded, never used to choose")
-    g.add_argument("--validation-duration", type=positive_float, default=30.0, metavar="S",
-                   help="seconds of each validation song separated every round (default: "
-                        "%(default)s; the excerpt where all sources are most active)")
-    g.add_argument("--mix-workers", type=nonneg_int, default=1, metavar="N",
-                   help="processes computing examples (default: %(default)s; 0 = in the trainer)")
-    g.add_argument("--mix-remix", type=probability, default=MixConfig.remix, metavar="P",
-                   help="probability that an example's sources come from three different songs "
-                        "(default: %(default)s)")
-    g.add_argument("--mix-gain-db", type=nonneg_float, default=MixConfig.gain_db, metavar="DB",
-                   help="random gain per source in +-DB (default: %(default)s)")
-    g.add_argument("--mix-level-db", type=float, nargs=2, default=list(MixConfig.level_db),
-                   metavar=("LOW", "HIGH"), help="the mixture of each example is scaled to an RMS "
-                   "level uniform in [LOW, HIGH] dBFS (default: %(default)s)")
-    g.add_argument("--mix-natural-level", action="store_true",
-                   help="keep the stems' own level (no --mix-level-db scaling)")
-    g.add_argument("--mix-eq-db", type=nonneg_float, default=MixConfig.eq_db, metavar="DB",
-                   help="random EQ curve per source, tilt and two bumps of up to +-DB "
-                        "(default: %(default)s; 0 = off)")
-    g.add_argument("--mix-shift", type=probability, default=MixConfig.shift, metavar="P",
-                   help="probability of a speed change (pitch and tempo) (default: %(default)s)")
-    g.add_argument("--mix-shift-semitones", type=nonneg_float, default=MixConfig.shift_semitones,
-                   metavar="ST", help="largest speed change in semitones (default: %(default)s)")
-    g.add_argument("--mix-silence", type=probability, default=MixConfig.silence, metavar="P",
-                   help="probability that a source is silenced (default: %(default)s)")
-    g.add_argument("--mix-dir-weights", type=nonneg_float, nargs="+", default=None, metavar="W",
-                   help="probability weight of each --stem-dirs entry (default: by duration)")
-    g.add_argument("--init-model-dir", default=None, metavar="DIR",
-                   help="start from the three models in DIR instead of random weights")
-    g.add_argument("--init-seed", type=nonneg_int, default=None, metavar="K",
-                   help="seed of the initial weights only (default: --seed, which then sets "
-                        "only the stream of training examples)")
-    g.add_argument("--ema", type=ema_momentum, default=0.0, metavar="M",
-                   help="validate and save an exponential moving average of the weights with "
-                        "momentum M, e.g. 0.99 (default: %(default)s = off, the raw weights)")
-    g.add_argument("--mask-loss-weight", type=nonneg_float, default=0.0, metavar="W",
-                   help="add a separation loss with weight W: the three estimates' soft masks "
-                        "times the mixture, against the true sources, so each network learns "
-                        "from the other two (default: %(default)s = off, each network alone)")
-    g.add_argument("--mask-loss", choices=("mae", "mse"), default="mae",
-                   help="the separation loss's error (default: %(default)s)")
-    g.add_argument("--low-band-weight", type=positive_float, default=1.0, metavar="W",
-                   help="weigh the networks' errors in the --low-bands lowest Bark bands by W "
-                        "(default: %(default)s = off)")
-    g.add_argument("--low-bands", type=positive_int, default=5, metavar="N",
-                   help="how many of the lowest bands --low-band-weight covers (default: "
-                        "%(default)s, below 110 Hz)")
+    add = _group(p, "--train-mix: train the three networks together on examples mixed on the fly "
+                    "from --stem-dirs (no segments or HDF5), choosing the checkpoint by separation "
+                    "quality on the held-out --validation-songs", ("train-mix",))
+    add("--train-mix", action="store_true", help="run this stage")
+    add("--rounds", type=positive_int, default=30, metavar="N",
+        help="at most N rounds of training + validation (default: %(default)s)")
+    add("--round-batches", type=positive_int, default=200, metavar="N",
+        help="batches per round (default: %(default)s)")
+    add("--monitor-dirs", action=ListAction, default=[], metavar="DIR",
+        help="extra validation song folders (e.g. rendered songs with held-out kits and "
+             "instruments): scored every round and recorded, never used to choose")
+    add("--validation-duration", type=positive_float, default=30.0, metavar="S",
+        help="seconds of each validation song separated every round (default: %(default)s; the "
+             "excerpt where all sources are most active)")
+    add("--mix-workers", type=nonneg_int, default=1, metavar="N",
+        help="processes computing examples (default: %(default)s; 0 = in the trainer)")
+    add("--mix-dir-weights", action=ListAction, item=nonneg_float, default=None, metavar="W",
+        help="probability weight of each --stem-dirs entry (default: by duration)")
+    add("--mix-remix", type=probability, default=MixConfig.remix, metavar="P",
+        help="probability that an example's sources come from three different songs "
+             "(default: %(default)s)")
+    add("--mix-gain-db", type=nonneg_float, default=MixConfig.gain_db, metavar="DB",
+        help="random gain per source in +-DB (default: %(default)s)")
+    add("--mix-level-db", type=float, nargs=2, default=list(MixConfig.level_db), metavar=("LOW", "HIGH"),
+        help="the mixture of each example is scaled to an RMS level uniform in [LOW, HIGH] dBFS "
+             "(default: %(default)s)")
+    add("--mix-natural-level", action="store_true",
+        help="keep the stems' own level (no --mix-level-db scaling)")
+    add("--mix-eq-db", type=nonneg_float, default=MixConfig.eq_db, metavar="DB",
+        help="random EQ curve per source, tilt and two bumps of up to +-DB (default: %(default)s; 0 = off)")
+    add("--mix-shift", type=probability, default=MixConfig.shift, metavar="P",
+        help="probability of a speed change (pitch and tempo) (default: %(default)s)")
+    add("--mix-shift-semitones", type=nonneg_float, default=MixConfig.shift_semitones, metavar="ST",
+        help="largest speed change in semitones (default: %(default)s)")
+    add("--init-model-dir", default=None, metavar="DIR",
+        help="start from the three models in DIR (e.g. the shipped ones) instead of random weights")
+    add("--init-seed", type=nonneg_int, default=None, metavar="K",
+        help="seed of the initial weights only (default: --seed, which then sets only the stream "
+             "of training examples)")
 
-    g = p.add_argument_group("--calibrate: fit the networks' output gains for the soft masks")
-    g.add_argument("--calibrate", action="store_true",
-                   help="run this stage on the three models in --model-dir (kept as "
-                        "model_*.uncalibrated.h5; record in calibration.json)")
-    g.add_argument("--calibration-chunks", type=positive_int, default=128, metavar="N",
-                   help="chunks of the training songs to fit on (default: %(default)s)")
+    add = _group(p, "--calibrate: fit the networks' output gains for the soft masks", ("calibrate",))
+    add("--calibrate", action="store_true",
+        help="run this stage on the three models in --model-dir (kept as model_*.uncalibrated.h5; "
+             "record in calibration.json)")
+    add("--calibration-chunks", type=positive_int, default=128, metavar="N",
+        help="chunks of the training songs to fit on (default: %(default)s)")
     return p
 
 
@@ -234,23 +231,108 @@ def _setup_logging(quiet, verbose):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
 
 
+def _dest(stage: str) -> str:
+    return stage.replace("-", "_")
+
+
+def _flag(parser: _Parser, dest: str) -> str:
+    return next(a.option_strings[-1] for a in parser._actions if a.dest == dest)
+
+
+def _parse(parser: _Parser, argv: list[str] | None) -> dict[str, Any]:
+    """The settings given in ``argv`` (flags left out are absent, not defaults)."""
+    unset = object()
+    ns = argparse.Namespace(**{a.dest: unset for a in parser._actions if a.default is not argparse.SUPPRESS})
+    parser.parse_args(argv, namespace=ns)
+    return {k: v for k, v in vars(ns).items() if v is not unset}
+
+
+def _stages(settings: dict[str, Any]) -> list[str]:
+    return [s for s in STAGES if settings.get(_dest(s))]
+
+
+def _refuse_unused(parser: _Parser, given: dict[str, Any], stages: list[str]) -> None:
+    """One-line error for a flag in ``given`` that none of ``stages`` uses."""
+    for dest in given:
+        if not set(parser.used_by.get(dest, STAGES)) & set(stages):
+            parser.error(f"{_flag(parser, dest)} is not used by {' or '.join('--' + s for s in stages)}")
+
+
+def read_recipe(parser: _Parser, path: str) -> list[dict[str, Any]]:
+    """The steps of a recipe file: ``{"steps": [{"train-mix": true, "stem-dirs": [...], ...}, ...]}``
+    (keys are flag names without the dashes, values as on the command line), each parsed by the
+    parser (so checked as flags are) into the settings it gives."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            steps = json.load(f)["steps"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        parser.error(f"cannot read recipe {path}: {' '.join(str(e).split()) or type(e).__name__}")
+    known = {o for a in parser._actions for o in a.option_strings} - {"--recipe", "--help", "--version"}
+    out = []
+    for i, step in enumerate(steps, 1):
+        parser.where = f"recipe {path}, step {i}: "
+        argv = []
+        for key, value in (step.items() if isinstance(step, dict) else [("", step)]):
+            if "--" + key not in known:
+                parser.error(f"unknown setting {key!r}" if key else f"a step must be an object, got {step!r}")
+            if value is True:
+                argv.append("--" + key)
+            elif value is not False:
+                argv += ["--" + key] + [str(v) for v in (value if isinstance(value, list) else [value])]
+        given = _parse(parser, argv)
+        if len(_stages(given)) != 1:
+            parser.error("each step runs one stage (e.g. \"train-mix\": true)")
+        _refuse_unused(parser, given, _stages(given))
+        out.append(given)
+    parser.where = ""
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the stages asked for: 0 on success, 1 after a one-line ``error: ...`` on stderr, 130 when
-    interrupted (argparse exits with 2 for bad flags)."""
+    """Run the stages asked for (or the recipe's steps): 0 on success, 1 after a one-line
+    ``error: ...`` on stderr, 130 when interrupted (argparse exits with 2 for bad flags)."""
     parser = get_parser()
-    args = parser.parse_args(argv)
-    if not (args.render_stems or args.prepare_stems or args.create_hdf5 or args.train
-            or args.train_mix or args.calibrate):
-        parser.error("nothing to do: give --render-stems, --prepare-stems, --create-hdf5, --train, "
-                     "--train-mix and/or --calibrate")
+    given = _parse(parser, argv)
+    steps = [{}]
+    if "recipe" in given:
+        path, picked = given.pop("recipe"), _stages(given)
+        steps = [s for s in read_recipe(parser, path) if not picked or _stages(s)[0] in picked]
+        if not steps:
+            parser.error(f"recipe {path} has no step for {' or '.join('--' + s for s in picked)}")
+        given = {k: v for k, v in given.items() if k not in map(_dest, STAGES)}
+    defaults = {a.dest: a.default for a in parser._actions if a.default is not argparse.SUPPRESS}
+    runs = []
+    for step in steps:
+        stages = _stages({**step, **given})
+        if not stages:
+            parser.error("nothing to do: give --render-stems, --prepare-stems, --create-hdf5, --train, "
+                         "--train-mix and/or --calibrate (or --recipe FILE)")
+        mine = {k: v for k, v in given.items() if set(parser.used_by.get(k, STAGES)) & set(stages)}
+        runs.append(argparse.Namespace(**{**defaults, **step, **mine}))
+    _refuse_unused(parser, given, [s for s in STAGES if any(getattr(a, _dest(s)) for a in runs)])
+    for args in runs:
+        _check(parser, args)
+    _setup_logging(runs[0].quiet, runs[0].verbose)
+    from mixin.errors import MixinError
+
+    try:
+        for args in runs:
+            _run(args)
+    except MixinError as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _check(parser: _Parser, args: argparse.Namespace) -> None:
+    """The checks across flags, before any work (argparse checked each value)."""
     if args.render_stems and (not args.render_dir or args.songs is None):
         parser.error("--render-stems needs --render-dir DIR and --songs N")
-    if (args.render_dir or args.songs is not None or args.vocal_dirs) and not args.render_stems:
-        parser.error("--render-dir, --songs and --vocal-dirs are only used by --render-stems")
     if (args.prepare_stems or args.train_mix) and not args.stem_dirs:
         parser.error(f"--{'prepare-stems' if args.prepare_stems else 'train-mix'} needs --stem-dirs DIR [DIR ...]")
-    if args.stem_dirs and not (args.prepare_stems or args.train_mix):
-        parser.error("--stem-dirs is only used by --prepare-stems and --train-mix")
     if args.train_mix and not args.validation_songs:
         parser.error("--train-mix needs --validation-songs NAME ... (held-out real songs in the "
                      "stem dirs that choose the checkpoint)")
@@ -261,91 +343,78 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--mix-level-db LOW HIGH needs LOW <= HIGH, got {lo:g} {hi:g}")
     if args.original_settings and (args.learning_rate is not None or args.loss is not None):
         parser.error("--original-settings sets --learning-rate and --loss; give one or the other")
+    if args.track_limit < -1 or args.track_limit == 0:
+        parser.error(f"--track-limit must be -1 (all) or a positive integer, got {args.track_limit}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the stages of one checked set of settings."""
     from mixin.training.train import DEFAULT_LEARNING_RATE, DEFAULT_LOSSES
+
     if args.original_settings:
         args.learning_rate, args.loss = 1e-3, "mae"
     learning_rate = args.learning_rate if args.learning_rate is not None else DEFAULT_LEARNING_RATE
     loss = args.loss if args.loss is not None else dict(DEFAULT_LOSSES)
-    if args.track_limit < -1 or args.track_limit == 0:
-        parser.error(f"--track-limit must be -1 (all) or a positive integer, got {args.track_limit}")
-    _setup_logging(args.quiet, args.verbose)
+    if args.render_stems:
+        from mixin.training.render.render import render_stems
 
-    from mixin.errors import MixinError
+        summary = render_stems(args.render_dir, args.songs, duration=args.duration, seed=args.seed,
+                               split=args.split, vocal_dirs=args.vocal_dirs or (), jobs=args.jobs,
+                               overwrite=args.overwrite, progress=not args.quiet,
+                               groove_dir=args.groove_dir)
+        log.debug("render-stems: %s", summary)
+    if args.prepare_stems:
+        from mixin.training.stems import prepare_stems
 
-    try:
-        if args.render_stems:
-            from mixin.training.render.render import render_stems
+        summary = prepare_stems(args.stem_dirs, data_dir=args.data_dir,
+                                segment_duration=args.segment_duration,
+                                segment_offset=args.segment_offset, track_limit=args.track_limit,
+                                segment_limit=args.segment_limit, augment=args.augment,
+                                seed=args.seed, overwrite=args.overwrite,
+                                augment_gain_db=args.augment_gain_db,
+                                augment_segments=args.augment_segments,
+                                validation_songs=args.validation_songs, test_songs=args.test_songs)
+        log.debug("prepare-stems: %s", summary)
+    if args.create_hdf5:
+        from mixin.training.hdf5 import create_hdf5
 
-            summary = render_stems(args.render_dir, args.songs, duration=args.duration,
-                                   seed=args.seed, split=args.split,
-                                   vocal_dirs=args.vocal_dirs or (), jobs=args.jobs,
-                                   overwrite=args.overwrite, progress=not args.quiet,
-                                   groove_dir=args.groove_dir, synth_bass=args.synth_bass)
-            log.debug("render-stems: %s", summary)
-        if args.prepare_stems:
-            from mixin.training.stems import prepare_stems
+        create_hdf5(args.data_dir, n_pool=args.n_pool, mono=args.mono, seed=args.seed,
+                    overwrite=args.overwrite, storage=args.hdf5_storage, sources=args.sources)
+    if args.train:
+        from mixin.training.train import TrainConfig, train
 
-            summary = prepare_stems(args.stem_dirs, data_dir=args.data_dir,
-                                    segment_duration=args.segment_duration,
-                                    segment_offset=args.segment_offset, track_limit=args.track_limit,
-                                    segment_limit=args.segment_limit, augment=args.augment,
-                                    seed=args.seed, overwrite=args.overwrite,
-                                    augment_gain_db=args.augment_gain_db,
-                                    augment_segments=args.augment_segments,
-                                    validation_songs=args.validation_songs,
-                                    test_songs=args.test_songs)
-            log.debug("prepare-stems: %s", summary)
-        if args.create_hdf5:
-            from mixin.training.hdf5 import create_hdf5
+        train(TrainConfig(
+            data_dir=args.data_dir, model_dir=args.model_dir, logdir=args.logdir,
+            sources=tuple(args.sources), epochs=args.epochs,
+            batch_size=args.batch_size or TrainConfig.batch_size,
+            patience=TrainConfig.patience if args.patience is None else args.patience,
+            seed=args.seed, plot=args.plot_training, steps_per_epoch=args.steps_per_epoch,
+            loss=loss, learning_rate=learning_rate, overwrite=args.overwrite,
+            eval_batches=args.eval_batches))
+    if args.train_mix:
+        from mixin.training.jointtrain import MixTrainConfig, train_mix
+        from mixin.training.mixing import MixConfig
 
-            create_hdf5(args.data_dir, n_pool=args.n_pool, mono=args.mono, seed=args.seed,
-                        overwrite=args.overwrite, storage=args.hdf5_storage, sources=args.sources)
-        if args.train:
-            from mixin.training.train import TrainConfig, train
+        mix = MixConfig(remix=args.mix_remix, gain_db=args.mix_gain_db,
+                        level_db=None if args.mix_natural_level else tuple(args.mix_level_db),
+                        eq_db=args.mix_eq_db, shift=args.mix_shift,
+                        shift_semitones=args.mix_shift_semitones,
+                        dir_weights=tuple(args.mix_dir_weights) if args.mix_dir_weights else None)
+        losses = loss if isinstance(loss, dict) else {s: loss for s in DEFAULT_LOSSES}
+        train_mix(MixTrainConfig(
+            stem_dirs=args.stem_dirs, validation_songs=args.validation_songs,
+            monitor_dirs=args.monitor_dirs, model_dir=args.model_dir, logdir=args.logdir,
+            mix=mix, seed=args.seed, init_seed=args.init_seed, batch_size=args.batch_size or 16,
+            steps_per_round=args.round_batches, rounds=args.rounds,
+            patience=args.patience or None, learning_rate=learning_rate, losses=losses,
+            workers=args.mix_workers, validation_duration=args.validation_duration,
+            init_model_dir=args.init_model_dir, overwrite=args.overwrite, plot=True),
+            progress=not args.quiet)
+    if args.calibrate:
+        from mixin.training.calibrate import calibrate
 
-            train(TrainConfig(
-                data_dir=args.data_dir, model_dir=args.model_dir, logdir=args.logdir,
-                sources=tuple(args.sources), epochs=args.epochs,
-                batch_size=args.batch_size or TrainConfig.batch_size,
-                patience=TrainConfig.patience if args.patience is None else args.patience,
-                seed=args.seed, plot=args.plot_training, steps_per_epoch=args.steps_per_epoch,
-                loss=loss, learning_rate=learning_rate, overwrite=args.overwrite,
-                eval_batches=args.eval_batches))
-        if args.train_mix:
-            from mixin.training.jointtrain import MixTrainConfig, train_mix
-            from mixin.training.mixing import MixConfig
-
-            mix = MixConfig(remix=args.mix_remix, gain_db=args.mix_gain_db,
-                            level_db=None if args.mix_natural_level else tuple(args.mix_level_db),
-                            eq_db=args.mix_eq_db,
-                            shift=args.mix_shift, shift_semitones=args.mix_shift_semitones,
-                            silence=args.mix_silence,
-                            dir_weights=tuple(args.mix_dir_weights) if args.mix_dir_weights else None)
-            losses = loss if isinstance(loss, dict) else {s: loss for s in DEFAULT_LOSSES}
-            train_mix(MixTrainConfig(
-                stem_dirs=args.stem_dirs, validation_songs=args.validation_songs,
-                monitor_dirs=args.monitor_dirs, model_dir=args.model_dir, logdir=args.logdir,
-                mix=mix, seed=args.seed, init_seed=args.init_seed, batch_size=args.batch_size or 16,
-                steps_per_round=args.round_batches, rounds=args.rounds,
-                patience=args.patience or None, learning_rate=learning_rate, losses=losses,
-                workers=args.mix_workers, validation_duration=args.validation_duration,
-                init_model_dir=args.init_model_dir, ema=args.ema,
-                mask_weight=args.mask_loss_weight, mask_loss=args.mask_loss,
-                low_band_weight=args.low_band_weight, low_bands=args.low_bands,
-                overwrite=args.overwrite,
-                plot=True), progress=not args.quiet)
-        if args.calibrate:
-            from mixin.training.calibrate import calibrate
-
-            calibrate(args.data_dir, args.model_dir, n_chunks=args.calibration_chunks,
-                      seed=args.seed, overwrite=args.overwrite)
-    except MixinError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        calibrate(args.data_dir, args.model_dir, n_chunks=args.calibration_chunks,
+                  seed=args.seed, overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

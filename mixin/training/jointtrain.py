@@ -36,7 +36,6 @@ Settings that change the data or the networks must match the state's (else an er
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import logging
 import math
@@ -89,15 +88,6 @@ class MixTrainConfig:
     workers: int = 1
     validation_duration: float = 30.0
     init_model_dir: str | None = None
-    ema: float = 0.0
-    #: weight of the separation loss: the soft masks of the three estimates applied to the
-    #: mixture magnitude, against the true sources' magnitudes (0: off, each network alone)
-    mask_weight: float = 0.0
-    mask_loss: str = "mae"
-    #: the networks' own losses weigh errors in the ``low_bands`` lowest Bark bands by
-    #: ``low_band_weight`` against 1 elsewhere (normalised to a mean weight of 1; 1: off)
-    low_band_weight: float = 1.0
-    low_bands: int = 5
     overwrite: bool = False
     plot: bool = True
 
@@ -118,16 +108,6 @@ class MixTrainConfig:
                 raise MixinError(f"{name} must be an integer >= {lo}, got {v}")
         if not (0 < self.learning_rate < 1):
             raise MixinError(f"learning rate must be in (0, 1), got {self.learning_rate}")
-        if not (0.0 <= self.ema < 1.0):
-            raise MixinError(f"EMA momentum must be in [0, 1), got {self.ema}")
-        if not (self.mask_weight >= 0.0 and math.isfinite(self.mask_weight)):
-            raise MixinError(f"mask loss weight must be >= 0, got {self.mask_weight}")
-        if not (self.low_band_weight > 0.0 and math.isfinite(self.low_band_weight)):
-            raise MixinError(f"low-band weight must be > 0, got {self.low_band_weight}")
-        if int(self.low_bands) != self.low_bands or not 1 <= self.low_bands < params.N_BANDS:
-            raise MixinError(f"low bands must be an integer 1-{params.N_BANDS - 1}, got {self.low_bands}")
-        if self.mask_loss not in ("mae", "mse"):
-            raise MixinError(f"mask loss must be mae or mse, got {self.mask_loss}")
         if not (2.0 <= self.validation_duration <= 600.0):
             raise MixinError(f"validation duration must be 2-600 s, got {self.validation_duration}")
         for s, l in self.losses.items():
@@ -147,12 +127,6 @@ class MixTrainConfig:
                      learning_rate=self.learning_rate, init_model_dir=self.init_model_dir)
         if self.init_seed is not None and self.init_seed != self.seed:  # absent when it is the seed
             ident["init_seed"] = self.init_seed
-        if self.ema:  # absent when off, so that logdirs from before the option still resume
-            ident["ema"] = self.ema
-        if self.mask_weight:  # likewise
-            ident["mask"] = dict(weight=self.mask_weight, loss=self.mask_loss)
-        if self.low_band_weight != 1.0:  # likewise
-            ident["low_bands"] = dict(weight=self.low_band_weight, bands=self.low_bands)
         return ident
 
 
@@ -249,22 +223,10 @@ def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 def build_joint(losses: Mapping[str, str], learning_rate: float,
-                init_model_dir: str | os.PathLike | None = None, ema: float = 0.0,
-                mask_weight: float = 0.0, mask_loss: str = "mae", low_band_weight: float = 1.0,
-                low_bands: int = 5) -> keras.Model:
-    """The three CDAEs as one Keras model (input: mixture magnitude; outputs: harmonic,
-    percussive, vocal), compiled with one loss per output and Adam (keeping an exponential moving
-    average of the weights with momentum ``ema`` when it is > 0).
-
-    With ``mask_weight`` > 0 a fourth output, ``masked_estimates`` [shape=(B, 96, 1948, 3)],
-    holds the separation the user hears: the soft masks of the three estimates
-    (:func:`mixin.masks.soft_masks`, same formula and guard) times the mixture magnitude, one
-    channel per source; its loss (``mask_loss`` against the three true magnitudes) is added with
-    that weight, so each network also learns from what the other two estimate.
-
-    With ``low_band_weight`` != 1 each network's own loss weighs its errors in the ``low_bands``
-    lowest bands by that factor (:func:`band_weighted_loss`).
-    """
+                init_model_dir: str | os.PathLike | None = None) -> keras.Model:
+    """The three CDAEs as one Keras model (input: mixture magnitude [shape=(B, 96, 1948, 1)];
+    outputs: harmonic, percussive, vocal estimates of that shape), compiled with one loss per
+    output and Adam; the networks start from ``init_model_dir``'s models when given."""
     import keras
 
     from ..model import build_cdae, input_shape, load_models
@@ -274,88 +236,10 @@ def build_joint(losses: Mapping[str, str], learning_rate: float,
         for s, m in load_models(init_model_dir).items():
             nets[s].set_weights(m.get_weights())
     inp = keras.Input(shape=input_shape())
-    outs = [nets[s](inp) for s in params.SOURCES]
-    if low_band_weight != 1.0:
-        cls = band_weighted_loss()
-        loss = [cls(kind=losses[s], bands=low_bands, weight=low_band_weight) for s in params.SOURCES]
-    else:
-        loss = [losses[s] for s in params.SOURCES]
-    weights = [1.0] * len(params.SOURCES)
-    if mask_weight:
-        outs.append(masked_estimates_layer()(name="masked_estimates")([inp] + outs))
-        loss.append(mask_loss)
-        weights.append(float(mask_weight))
-    joint = keras.Model(inp, outs, name="mixin_joint")
-    opt = keras.optimizers.Adam(learning_rate=learning_rate, use_ema=bool(ema),
-                                ema_momentum=float(ema) if ema else 0.99)
-    joint.compile(optimizer=opt, loss=loss, loss_weights=weights)
+    joint = keras.Model(inp, [nets[s](inp) for s in params.SOURCES], name="mixin_joint")
+    joint.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss=[losses[s] for s in params.SOURCES])
     return joint
-
-
-_MASKED_LAYER = None
-_BAND_LOSS = None
-
-
-def band_weighted_loss() -> type:
-    """The Keras loss class ``BandWeightedLoss(kind, bands, weight)``: MAE or MSE over
-    [shape=(B, rows, cols, 1)] with rows ``< bands`` weighted by ``weight`` and the others by 1,
-    the weights scaled to a mean of 1 (so weight 1 is the plain loss). Defined on first use and
-    registered, like :func:`masked_estimates_layer`."""
-    global _BAND_LOSS
-    if _BAND_LOSS is None:
-        import keras
-
-        @keras.saving.register_keras_serializable(package="mixin", name="BandWeightedLoss")
-        class BandWeightedLoss(keras.losses.Loss):
-            def __init__(self, kind="mae", bands=5, weight=1.0, name=None,
-                         reduction="sum_over_batch_size", dtype=None):
-                super().__init__(name=name or f"band_weighted_{kind}", reduction=reduction,
-                                 dtype=dtype)
-                if kind not in ("mae", "mse"):
-                    raise MixinError(f"loss must be mae or mse, got {kind}")
-                self.kind, self.bands, self.weight = kind, int(bands), float(weight)
-
-            def call(self, y_true, y_pred):
-                ops = keras.ops
-                d = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
-                err = ops.abs(d) if self.kind == "mae" else ops.square(d)
-                rows = err.shape[1]
-                w = np.where(np.arange(rows) < self.bands, self.weight, 1.0).astype(np.float32)
-                w = ops.convert_to_tensor((w / w.mean()).reshape(1, rows, 1, 1))
-                return ops.mean(err * w, axis=(1, 2, 3))
-
-            def get_config(self):
-                return dict(super().get_config(), kind=self.kind, bands=self.bands,
-                            weight=self.weight)
-
-        _BAND_LOSS = BandWeightedLoss
-    return _BAND_LOSS
-
-
-def masked_estimates_layer() -> type:
-    """The Keras layer class of the ``masked_estimates`` output (defined on first use, so that
-    importing this module does not import Keras; registered so ``joint.last.keras`` loads)."""
-    global _MASKED_LAYER
-    if _MASKED_LAYER is None:
-        import keras
-
-        @keras.saving.register_keras_serializable(package="mixin", name="MaskedEstimates")
-        class MaskedEstimates(keras.layers.Layer):
-            """[mixture, est_1, ..., est_k] (each (B, rows, cols, 1)) -> (B, rows, cols, k):
-            mixture * est_s**2 / (sum_j est_j**2 + MASK_EPS)."""
-
-            def call(self, inputs):
-                ops = keras.ops
-                mix, ests = inputs[0], inputs[1:]
-                powers = ops.concatenate([ops.square(e) for e in ests], axis=-1)
-                den = ops.sum(powers, axis=-1, keepdims=True) + params.MASK_EPS
-                return mix * powers / den
-
-            def compute_output_shape(self, input_shapes):
-                return tuple(input_shapes[0][:-1]) + (len(input_shapes) - 1,)
-
-        _MASKED_LAYER = MaskedEstimates
-    return _MASKED_LAYER
 
 
 def networks(joint: keras.Model) -> dict[str, keras.Model]:
@@ -380,7 +264,7 @@ def _paths(cfg):
 
 
 HISTORY_FIELDS = (["round", "batches", "examples", "seconds", "examples_per_s"]
-                  + [f"loss_{s}" for s in params.SOURCES + ("masked",)]
+                  + [f"loss_{s}" for s in params.SOURCES]
                   + [f"{k}_{s}" for k in ("select", "monitor") for s in params.SOURCES + ("mean",)])
 
 
@@ -484,13 +368,10 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     # the initial weights come from the Keras seed; the examples only from the Mixer's own seed
     keras.utils.set_random_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
     if state is not None and p["last"].exists():
-        masked_estimates_layer()  # registered before loading a joint model that has them
-        band_weighted_loss()
         joint = keras.models.load_model(p["last"])
         log.info("resuming from %s at round %d (%d batches)", p["last"], state["rounds"], state["batches"])
     else:
-        joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir, cfg.ema,
-                            cfg.mask_weight, cfg.mask_loss, cfg.low_band_weight, cfg.low_bands)
+        joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir)
         state = dict(version=STATE_VERSION, identity=cfg.identity(), rounds=0, batches=0,
                      best=None, history=[], finished=False, mix=cfg.mix.to_json())
     nets = networks(joint)
@@ -529,27 +410,23 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     with BatchStream(mixer, cfg.batch_size, start=state["batches"], workers=cfg.workers) as stream:
         while state["rounds"] < cfg.rounds and not state["finished"]:
             t0 = time.perf_counter()
-            sums = np.zeros(len(params.SOURCES) + 1)
+            sums = np.zeros(len(params.SOURCES))
             for _ in range(cfg.steps_per_round):
                 x, ys = stream.get()
-                targets = list(ys)
-                if cfg.mask_weight:
-                    targets.append(np.concatenate(ys, axis=-1))
-                out = joint.train_on_batch(x, targets, return_dict=True)
+                out = joint.train_on_batch(x, list(ys), return_dict=True)
                 sums += _per_source_losses(out)
                 if bar is not None:
                     bar.update(1)
             train_s = time.perf_counter() - t0
             state["batches"] += cfg.steps_per_round
             state["rounds"] += 1
-            raw = _swap_in_average(joint) if cfg.ema else None
             sel, mon = validate()
             row = dict(round=state["rounds"], batches=state["batches"],
                        examples=state["batches"] * cfg.batch_size, seconds=train_s,
                        examples_per_s=cfg.steps_per_round * cfg.batch_size / train_s,
                        songs_select=sel, songs_monitor=mon)
             row.update({f"loss_{s}": float(v / cfg.steps_per_round)
-                        for s, v in zip(params.SOURCES + ("masked",), sums)})
+                        for s, v in zip(params.SOURCES, sums)})
             row.update({f"select_{k}": v for k, v in summarise(sel).items()})
             if mon:
                 row.update({f"monitor_{k}": v for k, v in summarise(mon).items()})
@@ -558,9 +435,6 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
             best = state["best"]
             if best is None or row["select_mean"] > best["select_mean"]:
                 _save_best(nets, p["best"], state, row)
-            if raw is not None:  # back to the raw weights to go on training
-                for v, w in zip(joint.trainable_variables, raw):
-                    v.assign(w)
             msg = (f"round {state['rounds']}/{cfg.rounds} ({state['batches']} batches, "
                    f"{row['examples_per_s']:.1f} examples/s): selection SDR {_fmt(row, 'select')}")
             if mon:
@@ -588,14 +462,6 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     return state
 
 
-def _swap_in_average(joint):
-    """Put the optimizer's moving average of the weights into the networks (to validate and save
-    them); returns the raw weights to put back."""
-    raw = [v.numpy() for v in joint.trainable_variables]
-    joint.optimizer.finalize_variable_values(joint.trainable_variables)
-    return raw
-
-
 def _save_models(nets, folder):
     from ..model import save_cdae
 
@@ -610,10 +476,9 @@ def _save_best(nets, folder, state, row):
 
 
 def _per_source_losses(out):
-    """Per-network losses from a train_on_batch dict (Keras names them by output layer), then
-    the separation loss of the masked estimates (nan without one)."""
+    """Per-network losses from a train_on_batch dict (Keras names them by output layer)."""
     vals = []
-    for s in params.SOURCES + ("masked_estimates",):
+    for s in params.SOURCES:
         key = next((k for k in out if s in k and "loss" in k), None)
         vals.append(float(out[key]) if key is not None else float("nan"))
     return np.array(vals)

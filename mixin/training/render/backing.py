@@ -7,9 +7,7 @@ suspensions) looped with variations, bars of ``beats_per_bar`` beats at ``tempo_
 sample 0, and an arrangement of parts:
 
 - a bass line (most songs): roots, root-fifth, octaves, walking or syncopated eighths on the chords,
-  on a GM bass program or (``synth_bass``) a synthesised bass
-  (:mod:`mixin.training.render.synthbass`: sine sub, 808, filtered saw/square, reese), sometimes
-  ducked on every beat like a side-chained bass;
+  on a GM bass program;
 - 2-5 "other" parts among comping (block chords or strummed guitar voicings in rhythmic patterns),
   arpeggios, sustained pads, a lead melody (phrases with rests) and power chords on driven guitar.
 
@@ -22,8 +20,7 @@ send). Parts, the bass or the whole "other" stem drop out for some bars (breakdo
 
 Training songs use :data:`TRAIN_SOUNDFONTS` and the ``"train"`` programs of :data:`INSTRUMENTS`;
 held-out songs (validation and test) use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"`` programs, so
-that neither the instrument samples nor the programs of held-out songs are ever trained on; likewise the
-synthesised basses (:data:`mixin.training.render.synthbass.KINDS`).
+that neither the instrument samples nor the programs of held-out songs are ever trained on.
 """
 
 from __future__ import annotations
@@ -37,7 +34,7 @@ import numpy as np
 from . import fx
 from ...errors import MixinError
 from .fluid import check_fluidsynth, check_soundfont, render_notes
-from .synthbass import KINDS as SYNTH_BASS_KINDS, duck, render_bass
+from .harmony import MODE_WEIGHTS, MODES, NOTE_NAMES, PROGRESSIONS, degree_notes
 
 log = logging.getLogger("mixin")
 
@@ -83,42 +80,8 @@ FAMILY_FX = {
     "piano": "keys", "electric_piano": "keys", "organ": "keys", "clean_guitar": "guitar_clean",
     "acoustic_guitar": "guitar_clean", "driven_guitar": "guitar_drive", "bass": "bass", "strings": "pad",
     "brass": "lead", "synth_pad": "pad", "synth_lead": "lead", "mallets": "keys", "accordion": "keys",
-    "flute": "lead", "synth_bass": "bass",
+    "flute": "lead",
 }
-
-#: Scale steps (semitones above the tonic) of each mode.
-MODES = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-}
-MODE_WEIGHTS = {"major": 0.4, "minor": 0.35, "dorian": 0.12, "mixolydian": 0.13}
-
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-#: Common progressions (scale degrees, 0 = tonic) per mode.
-PROGRESSIONS = {
-    "major": [(0, 4, 5, 3), (0, 5, 3, 4), (5, 3, 0, 4), (0, 3, 4, 3), (1, 4, 0, 0), (0, 3, 0, 4),
-              (0, 2, 3, 4), (3, 4, 0, 5), (0, 4, 5, 2, 3, 0, 3, 4), (0, 3, 5, 4)],
-    "minor": [(0, 5, 2, 6), (0, 3, 4, 0), (0, 6, 5, 6), (0, 3, 6, 2), (0, 5, 3, 4), (0, 0, 5, 6),
-              (0, 2, 6, 3), (5, 6, 0, 0), (0, 6, 5, 4, 0, 6, 5, 4)],
-    "dorian": [(0, 3, 0, 3), (0, 3, 6, 3), (0, 1, 3, 0), (0, 6, 3, 0)],
-    "mixolydian": [(0, 6, 3, 0), (0, 6, 0, 3), (0, 3, 6, 3), (0, 4, 6, 3)],
-}
-
-#: Probability that a song's bass is a synthesised one (:mod:`mixin.training.render.synthbass`)
-#: instead of a GM program.
-P_SYNTH_BASS = 0.4
-
-#: Name recorded as the "soundfont" of synthesised parts.
-SYNTH_SOURCE = "mixin.synthbass"
-
-#: Side-chain ducking ("pumping" on every beat), only in renders with synthesised basses: probability
-#: for synthesised basses and for pads, depth (dB) and recovery (ms) ranges.
-P_DUCK = {"synth_bass": 0.5, "pad": 0.2}
-DUCK_DB = (4.0, 14.0)
-DUCK_RELEASE_MS = (80.0, 260.0)
 
 #: Level (active RMS, dBFS) of a part before its random gain: a full "other" stem peaks below 0 dBFS.
 PART_LEVEL_DB = -24.0
@@ -134,10 +97,8 @@ TIMING_MAX = 0.010
 
 def _chord(mode: str, tonic: int, degree: int, kind: str) -> dict:
     """A diatonic chord: pitch classes (root first) and a symbol such as ``"F#m7"``."""
-    steps = MODES[mode]
-
     def pc(i: int) -> int:
-        return (tonic + steps[i % 7]) % 12
+        return (tonic + int(degree_notes(mode, i))) % 12
 
     root = pc(degree)
     third, fifth, seventh = pc(degree + 2), pc(degree + 4), pc(degree + 6)
@@ -601,7 +562,6 @@ def render_backing(
     sr: int = 44100,
     *,
     soundfonts: tuple[str, ...] | None = None,
-    synth_bass: float = 0.0,
 ) -> tuple[dict, dict]:
     """Render a song's bass and "other" stems: a random key, progression and arrangement of parts.
 
@@ -611,9 +571,6 @@ def render_backing(
     :param heldout: use the held-out SoundFonts and programs (validation/test) instead of the training ones.
     :param soundfonts: a subset of :data:`TRAIN_SOUNDFONTS` (or of :data:`HELDOUT_SOUNDFONTS` with
         ``heldout``) to draw from, e.g. to avoid loading the slow MuseScore_General.sf3 in quick runs.
-    :param synth_bass: probability that the bass is synthesised (:mod:`mixin.training.render.synthbass`)
-        instead of a GM program, and that side-chain ducking is drawn (:data:`P_DUCK`). At 0 (default)
-        no random number is drawn for either, so songs are those of renders made before the option.
     :returns: ``({"bass": [shape=(2, n_samples)], "other": [shape=(2, n_samples)]}, info)``, float32
         stems (silent bass when the song has none), and a JSON-serialisable ``info``: key, mode,
         progression (chord symbols of the loop), chords (symbols per bar), and per part: stem, role,
@@ -637,8 +594,6 @@ def render_backing(
     for f in fonts:
         check_soundfont(f)
     beats_per_bar = int(beats_per_bar)
-    if not 0.0 <= float(synth_bass) <= 1.0:
-        raise MixinError(f"render_backing: synth_bass must be a probability in [0, 1], got {synth_bass}")
 
     # harmony
     mode = str(rng.choice(list(MODES), p=np.array(list(MODE_WEIGHTS.values()))))
@@ -669,8 +624,7 @@ def render_backing(
 
     parts: list[dict[str, Any]] = []
     if has_bass:
-        synth = bool(synth_bass) and rng.random() < synth_bass
-        parts.append({"stem": "bass", "role": "bass", "family": "synth_bass" if synth else "bass",
+        parts.append({"stem": "bass", "role": "bass", "family": "bass",
                       "active": _activity(rng, n_bars, float(rng.choice([0.0, 0.1, 0.2])))})
     used: dict[str, int] = {}
     for role in roles:
@@ -692,12 +646,7 @@ def render_backing(
     part_info = []
     for part in parts:
         role, family = part["role"], part["family"]
-        synth = family == "synth_bass"
-        if synth:
-            program = str(rng.choice(SYNTH_BASS_KINDS["heldout" if heldout else "train"]))
-            soundfont = SYNTH_SOURCE
-        else:
-            program, soundfont = _pick(rng, heldout, family, fonts)
+        program, soundfont = _pick(rng, heldout, family, fonts)
         act = part["active"]
         if role == "bass":
             notes, pattern = _bass_part(rng, grid, bars, act)
@@ -720,19 +669,9 @@ def render_backing(
         vel_sd = {"pad": 3.0, "arpeggio": 5.0}.get(role, 6.0)
         fx_seed = int(rng.integers(2**31))
         takes = [_humanise(notes, grid, vel_sd) for _ in range(2 if double else 1)]
-        if synth:
-            audio, fx_synth = render_bass(takes[0], n_samples, program, np.random.default_rng(fx_seed + 1), sr)
-        else:
-            audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr)
-                                    for t in takes])
+        audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr)
+                                for t in takes])
         y, fx_info = fx.random_chain(audio, sr, np.random.default_rng(fx_seed), fx_role, reverb_on=False)
-        if synth:
-            fx_info["synth"] = fx_synth
-        p_duck = P_DUCK.get("synth_bass" if synth else role, 0.0) if synth_bass else 0.0
-        if p_duck and rng.random() < p_duck:
-            fx_info["duck"] = {"depth_db": float(rng.uniform(*DUCK_DB)),
-                               "release_ms": float(rng.uniform(*DUCK_RELEASE_MS))}
-            y = duck(y, sr, grid.beat, fx_info["duck"]["depth_db"], fx_info["duck"]["release_ms"])
         y = fx.normalise(y, sr, PART_LEVEL_DB + gain_db)
         if double:
             pan_pos = 0.0
@@ -744,7 +683,7 @@ def render_backing(
         sends[part["stem"]] += send * y
         part_info.append({
             "stem": part["stem"], "role": role, "family": family, "fx_role": fx_role, "program": program,
-            "soundfont": os.path.basename(soundfont) if not synth else soundfont, "pattern": pattern, "n_notes": int(len(notes)),
+            "soundfont": os.path.basename(soundfont), "pattern": pattern, "n_notes": int(len(notes)),
             "active_bars": [int(v) for v in act], "gain_db": gain_db, "pan": pan_pos, "double_tracked": width,
             "reverb_send": send, "fx": fx_info,
         })

@@ -339,11 +339,10 @@ def _jsonable(x):
 
 
 def render_song(index: int, seed: int, split: str, duration: float, vocal_files: Sequence[str] = (),
-                groove_dir: str | os.PathLike | None = None,
-                synth_bass: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                groove_dir: str | os.PathLike | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Render song ``index`` (``duration`` s): ({stem: float32 [shape=(2, n)]}, record). Nothing is written.
 
-    Deterministic from ``(seed, index, split, duration, vocal_files, synth_bass)``."""
+    Deterministic from ``(seed, index, split, duration, vocal_files)``."""
     from . import backing, drumkits, fx, grooves  # noqa: PLC0415
 
     sr = params.SAMPLE_RATE
@@ -364,8 +363,7 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
     # ---- bass and other at the groove's tempo and metre (in beats of the metre's denominator)
     num, den = (int(v) for v in plan["metre"].split("/"))
     tempo = plan["tempo"] * den / 4.0
-    parts, backing_info = backing.render_backing(tempo, num, n, rng, heldout=split != "train", sr=sr,
-                                                 synth_bass=synth_bass)
+    parts, backing_info = backing.render_backing(tempo, num, n, rng, heldout=split != "train", sr=sr)
     stems = {"drums": np.asarray(drums, dtype=np.float32),
              "bass": np.asarray(parts["bass"], dtype=np.float32),
              "other": np.asarray(parts["other"], dtype=np.float32)}
@@ -475,7 +473,7 @@ def _render_to_folder(cfg, index):
     name = SONG_DIR.format(split=cfg["split"], index=index)
     t0 = time.process_time()
     stems, record = render_song(index, cfg["seed"], cfg["split"], cfg["duration"],
-                                cfg["vocal_files"], cfg["groove_dir"], cfg.get("synth_bass", 0.0))
+                                cfg["vocal_files"], cfg["groove_dir"])
     final = render_dir / name
     with fileio.atomic_folder(final, replace=cfg["overwrite"], tmp_prefix=TMP_PREFIX) as tmp:
         for stem, x in stems.items():
@@ -666,7 +664,7 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
                  split: str = "train",
                  vocal_dirs: str | os.PathLike | Sequence[str | os.PathLike] | None = (),
                  jobs: int = 1, overwrite: bool = False, progress: bool = True,
-                 groove_dir: str | os.PathLike | None = None, synth_bass: float = 0.0) -> dict[str, Any]:
+                 groove_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Render ``songs`` songs into ``render_dir`` (see the module documentation).
 
     Parameters
@@ -682,8 +680,6 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
     overwrite : replace the renderer's own song folders and tables in ``render_dir``
     progress : show a progress bar (on a terminal, when INFO messages are shown)
     groove_dir : the Groove MIDI Dataset folder (default ``../shared/groove-midi``)
-    synth_bass : probability in [0, 1] that a song's bass is synthesised (and of side-chain ducking);
-        0 (default) renders the songs of renders made before the option
 
     With ``jobs`` > 1 the songs are rendered in "spawn" worker processes (no state inherited
     from the caller): a script calling this must do so under ``if __name__ == "__main__":``.
@@ -709,12 +705,6 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
     if split not in SPLITS:
         raise MixinError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
     jobs = _check_int("jobs", jobs, 1, 256)
-    try:
-        synth_bass = float(synth_bass)
-    except (TypeError, ValueError):
-        raise MixinError(f"synth_bass must be a probability, got {synth_bass!r}") from None
-    if not 0.0 <= synth_bass <= 1.0:
-        raise MixinError(f"synth_bass must be a probability in [0, 1], got {synth_bass:g}")
     if isinstance(vocal_dirs, (str, os.PathLike)):
         vocal_dirs = [vocal_dirs]
     vocal_files = find_vocal_files(vocal_dirs)
@@ -742,7 +732,7 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
                 shutil.rmtree(p, ignore_errors=True)
     cfg = {"render_dir": str(render_dir), "seed": seed, "split": split, "duration": duration,
            "vocal_files": vocal_files, "groove_dir": None if groove_dir is None else str(groove_dir),
-           "overwrite": overwrite, "log_level": log.level, "synth_bass": synth_bass}
+           "overwrite": overwrite, "log_level": log.level}
     records, stats = [None] * songs, [None] * songs
     bar = _progress(songs, progress)
     try:
@@ -774,7 +764,7 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
     kit_credits = {name: f"{k['package']}: {k['licence']}" for name, k in sorted(kits.items())}
     write_tables(render_dir, records, {
         "sample_rate": params.SAMPLE_RATE, "seed": seed, "split": split, "duration": duration,
-        "synth_bass": synth_bass, "stem_format": f"FLAC {STEM_SUBTYPE}",
+        "stem_format": f"FLAC {STEM_SUBTYPE}",
         "vocal_dirs": [str(Path(d).resolve()) for d in vocal_dirs or ()],
         "credits": {**CREDITS, "kits": kit_credits},
         "kit_pool": pool,

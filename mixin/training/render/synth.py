@@ -38,6 +38,7 @@ from scipy import signal
 
 from ... import audio, fileio, params
 from ...errors import MixinError
+from .harmony import FOUR_BAR_LOOPS, MODES, degree_notes
 
 log = logging.getLogger("mixin")
 
@@ -56,11 +57,6 @@ STEM_RMS_DB = {"drums": -17.0, "bass": -20.0, "other": -21.0, "vocals": -19.0}
 
 #: Stereo position of each part, -1 (left) .. +1 (right).
 _PAN = {"kick": 0.0, "snare": 0.1, "hat": 0.45, "bass": 0.0, "vocals": 0.0}
-
-_MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
-_MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
-#: Chord progressions as 0-based scale degrees, one chord per bar.
-_PROGRESSIONS = ([0, 4, 5, 3], [0, 5, 3, 4], [0, 3, 4, 4], [5, 3, 0, 4], [0, 3, 5, 4], [0, 5, 2, 3])
 
 #: Vowel formants (Hz) and bandwidths (Hz): a, e, i, o, u (adult voice, approximate).
 _VOWELS = np.array([
@@ -372,20 +368,20 @@ def make_song(duration: float, sr: int = params.SAMPLE_RATE, seed: int = 0,
     beat = 60.0 / tempo
     n_bars = int(np.ceil(duration / (4 * beat))) + 1
     key = int(rng.integers(12))
-    scale = _MAJOR if rng.random() < 0.6 else _MINOR
-    prog = np.array(_PROGRESSIONS[rng.integers(len(_PROGRESSIONS))])
+    mode = "major" if rng.random() < 0.6 else "minor"
+    prog = np.array(FOUR_BAR_LOOPS[rng.integers(len(FOUR_BAR_LOOPS))])
     degrees = prog[np.arange(n_bars) % prog.size]
     # triads from the scale: degree d -> scale steps d, d+2, d+4 (wrapping up an octave)
     steps = degrees[:, None] + np.array([0, 2, 4])[None, :]
-    triads = scale[steps % 7] + 12 * (steps // 7)
+    triads = degree_notes(mode, steps)
     chord_notes = 60 + key % 12 - (12 if key >= 6 else 0) + triads  # around middle C
     roots = chord_notes[:, 0] - 24  # bass two octaves down
-    oct_notes = scale[None, :] + 12 * np.arange(3, 7)[:, None] + 12 + key
+    oct_notes = np.array(MODES[mode])[None, :] + 12 * np.arange(3, 7)[:, None] + 12 + key
     scale_midi = np.sort(oct_notes.ravel())
     scale_midi = scale_midi[(scale_midi >= 55) & (scale_midi <= 76)]  # G3..E5
 
     log.debug("synth song seed=%s: %.1f BPM, key %d, %s, progression %s", seed, tempo, key,
-              "major" if scale is _MAJOR else "minor", prog.tolist())
+              mode, prog.tolist())
     stems = {
         "drums": _drums(rng, n, sr, beat, n_bars, channels),
         "bass": _bass(rng, n, sr, beat, roots, channels),
