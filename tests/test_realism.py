@@ -1,5 +1,6 @@
 """Song statistics of the realism report (train_util.py --render-report): known signals, known values."""
 
+import json
 import math
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_report_per_folder_set_reads_stems_by_name(tmp_path):
         <= summ["drums_below_110"]["max"]
     assert rep["sets"][1]["summary"]["drums_below_110"]["median"] < 5  # 300 Hz drums
     text = realism.format_report(rep)
-    assert "real (2 songs)" in text and "rendered (1 songs)" in text
+    assert "real (2 songs)" in text and "rendered (1 song)" in text
     assert len(text.splitlines()) == 2 + len(realism.STATISTICS)
     # the limit keeps the first songs by name
     assert list(realism.report([real], limit=1)["sets"][0]["songs"]) == ["a"]
@@ -118,3 +119,18 @@ def test_drum_bus_moves_rendered_drums_towards_recorded_ones():
     y2, info2 = fx.drum_bus(x, SR, np.random.default_rng(5), low_db=(12.0, 12.0), high_db=(-6.0, -6.0),
                             comp_probability=1.0)
     assert info2 == info and np.array_equal(y2, y)
+
+
+def test_render_report_command(tmp_path, capsys):
+    from mixin.cli import train
+
+    write_song(tmp_path / "real" / "a", {"drums": tone(60, 0.3, 3), "other": tone(400, 0.1, 3)})
+    out = tmp_path / "report.json"
+    assert train.main(["--render-report", str(tmp_path / "real"), "--report-json", str(out)]) == 0
+    assert "drum energy below 110 Hz (%)" in capsys.readouterr().out
+    assert json.loads(out.read_text())["sets"][0]["songs"]["a"]["drums_below_110"] > 90
+    assert train.main(["--render-report", str(tmp_path / "real"), "--report-json", str(out)]) == 1
+    assert "exists; use --overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        train.main(["--render-report", str(tmp_path / "real"), "--epochs", "3"])
+    assert e.value.code == 2

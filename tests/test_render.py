@@ -405,3 +405,24 @@ def test_train_util_end_to_end(tmp_path, vocal_dir, monkeypatch, capsys):
     assert train_util.main(["--render-stems", "--render-dir", str(out), "--songs", "1", "-q"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "--overwrite" in err
+
+
+def test_recorded_profile_changes_only_the_drum_bus_and_vocal_level(vocal_dir, monkeypatch):
+    """--render-profile recorded: the same song as classic (same groove, kit, parts, vocal
+    excerpts), its drums through the drum bus and its vocals at the recorded level."""
+    _skip_unless_renderable()
+    monkeypatch.setattr(render, "VOCAL_PROBABILITY", 1.0)
+    files = render.find_vocal_files([vocal_dir])
+    classic, rec_c = render.render_song(0, 4, "validation", DUR, files)
+    recorded, rec_r = render.render_song(0, 4, "validation", DUR, files, profile="recorded")
+    for stem in ("bass", "other"):  # the same parts, up to the song's final headroom scaling
+        a, b = classic[stem].astype(np.float64), recorded[stem].astype(np.float64)
+        np.testing.assert_allclose(b / np.linalg.norm(b), a / np.linalg.norm(a), atol=1e-6)
+    assert not np.allclose(classic["drums"], recorded["drums"])
+    assert rec_r["groove_files"] == rec_c["groove_files"] and rec_r["kit"] == rec_c["kit"]
+    assert rec_r["profile"] == "recorded" and set(rec_r["drum_bus"]) >= {"low_shelf", "high_shelf"}
+    assert "profile" not in rec_c  # classic records are as before
+    lo, hi = render.PROFILES["recorded"]["vocals_db"]
+    assert lo <= rec_r["balance_db"]["vocals_vs_rest"] <= hi
+    with pytest.raises(MixinError, match="unknown render profile 'loud'"):
+        render.render_stems("unused", 1, profile="loud")

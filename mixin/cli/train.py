@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 log = logging.getLogger("mixin")
 
 #: The stages, in the order they run.
-STAGES = ("render-stems", "prepare-stems", "create-hdf5", "train", "train-mix", "calibrate")
+STAGES = ("render-stems", "render-report", "prepare-stems", "create-hdf5", "train", "train-mix",
+          "calibrate")
 _TRAINING = ("train", "train-mix")
 _DATA = ("prepare-stems", "create-hdf5", "train", "calibrate")
 
@@ -106,6 +107,20 @@ def get_parser() -> argparse.ArgumentParser:
         help="songs rendered in parallel processes (default: %(default)s)")
     add("--groove-dir", metavar="DIR", default=None,
         help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
+    add("--render-profile", choices=("classic", "recorded"), default="classic",
+        help="classic: the renders the shipped models were trained on (default); recorded: drum "
+             "low end, cymbal level, drum-bus compression and vocal level spanning real records "
+             "(see --render-report)")
+
+    add = _group(p, "--render-report: how realistic are song folders? Statistics per song and "
+                    "per folder (drum low end, kick vs bass, cymbals, drum crest factor, vocal level)",
+                 ("render-report",))
+    add("--render-report", action=ListAction, metavar="DIR", default=None,
+        help="folders of song folders (rendered or real), one column each")
+    add("--report-songs", type=positive_int, default=None, metavar="N",
+        help="at most N songs per folder (default: all)")
+    add("--report-json", metavar="FILE", default=None,
+        help="also write every song's statistics as JSON (refused if FILE exists, unless --overwrite)")
 
     add = _group(p, "--prepare-stems: cut stem folders into training segments", ("prepare-stems",))
     add("--prepare-stems", action="store_true", help="run this stage")
@@ -361,8 +376,10 @@ def _run(args: argparse.Namespace) -> None:
         summary = render_stems(args.render_dir, args.songs, duration=args.duration, seed=args.seed,
                                split=args.split, vocal_dirs=args.vocal_dirs or (), jobs=args.jobs,
                                overwrite=args.overwrite, progress=not args.quiet,
-                               groove_dir=args.groove_dir)
+                               groove_dir=args.groove_dir, profile=args.render_profile)
         log.debug("render-stems: %s", summary)
+    if args.render_report:
+        _render_report(args)
     if args.prepare_stems:
         from mixin.training.stems import prepare_stems
 
@@ -415,6 +432,20 @@ def _run(args: argparse.Namespace) -> None:
 
         calibrate(args.data_dir, args.model_dir, n_chunks=args.calibration_chunks,
                   seed=args.seed, overwrite=args.overwrite)
+
+
+def _render_report(args: argparse.Namespace) -> None:
+    """Print the realism report of ``--render-report`` folders (and write it as JSON)."""
+    from mixin import fileio
+    from mixin.errors import MixinError
+    from mixin.training.render import realism
+
+    if args.report_json and os.path.exists(args.report_json) and not args.overwrite:
+        raise MixinError(f"{args.report_json} exists; use --overwrite to replace it")
+    rep = realism.report(args.render_report, limit=args.report_songs)
+    print(realism.format_report(rep))
+    if args.report_json:
+        fileio.write_json(args.report_json, rep)
 
 
 if __name__ == "__main__":

@@ -223,7 +223,11 @@ def format_report(rep: dict) -> str:
             return "-"
         return f"{s['median']:.1f} ({s['min']:.1f} .. {s['max']:.1f})"
 
-    heads = [f"{Path(s['dir']).name or s['dir']} ({len(s['songs'])} songs)" for s in rep["sets"]]
+    def head(s):
+        n = len(s["songs"])
+        return f"{Path(s['dir']).name or s['dir']} ({n} song{'' if n == 1 else 's'})"
+
+    heads = [head(s) for s in rep["sets"]]
     rows = [[f"{w} ({u})"] + [cell(s["summary"][k]) for s in rep["sets"]]
             for k, (u, w) in STATISTICS.items()]
     table = [["statistic"] + heads] + rows
