@@ -314,3 +314,47 @@ def test_dask_worker_killed_mid_batch_every_input_done_once(tmp_path, dask_clien
     for p in inputs:
         for s in SOURCES:
             assert sf.info(str(tmp_path / "out" / f"{p.stem}_{s}.wav")).frames == 8 * SR
+
+
+@pytest.mark.slow
+def test_the_readme_recipe_dask_scheduler_dask_worker_and_the_command(tmp_path):
+    """The two-machine recipe on one machine: `dask scheduler`, `dask worker`, then
+    `xtract-mixin --scheduler ADDRESS` with a manifest; relative paths work (made absolute)."""
+    pytest.importorskip("distributed")
+    import json
+
+    dask_exe = os.path.join(os.path.dirname(sys.executable), "dask")
+    if not os.path.exists(dask_exe):
+        pytest.skip(f"{dask_exe} not found")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([dask_exe, "scheduler", "--scheduler-file", str(sched_file), "--port", "0",
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        procs.append(subprocess.Popen([dask_exe, "worker", address, "--nworkers", "1", "--nthreads",
+                                       "1", "--no-dashboard"], env=env, cwd="/",
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for i in range(2):
+            song(tmp_path / f"s{i}.wav", 2.0, i)
+        r = subprocess.run([sys.executable, "-m", "mixin.cli.xtract", "s0.wav", "s1.wav",
+                            "--outdir", "out", "--manifest", "m.csv", "--scheduler", address],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+        assert r.returncode == 0, r.stderr
+        assert "Dask scheduler" in r.stdout and r.stdout.count(" -> ") == 2
+        assert [x["status"] for x in rows(tmp_path / "m.csv")] == ["done", "done"]
+        assert len(list((tmp_path / "out").glob("*.wav"))) == 6
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()

@@ -207,3 +207,22 @@ def test_cli_pipe_equals_the_file_command(song_and_file_outputs, tmp_path):
     for s in SOURCES:
         y = sf.read(str(tmp_path / "live" / f"{s}.wav"), dtype="float32")[0]
         assert np.array_equal(y, ref[s]), s
+
+
+def test_48khz_stream_equals_the_file_path(sep, tmp_path):
+    """Resampled on the way in and out (soxr streams): still bit for bit, also against the file
+    path's default batch of 8 chunks."""
+    from mixin.separation.separate import Separator, separate_file
+
+    x = mix(2.5, seed=7)
+    import soxr
+
+    y = soxr.resample(x, SR, 48000).astype(np.float32)
+    sf.write(str(tmp_path / "s48.wav"), y, 48000, subtype="FLOAT")
+    ref = {s: str(tmp_path / f"f_{s}.wav") for s in SOURCES}
+    separate_file(Separator(batch_size=8, models=sep.models), tmp_path / "s48.wav", ref)
+    outs = {s: str(tmp_path / f"st_{s}.wav") for s in SOURCES}
+    live.separate_stream(sep, live.StreamReader(Trickle(wav_bytes(y, 48000), seed=4)), outs)
+    for s in SOURCES:
+        a, b = sf.read(outs[s], dtype="float32"), sf.read(ref[s], dtype="float32")
+        assert a[1] == 48000 and a[0].shape == y.shape and np.array_equal(a[0], b[0]), s
