@@ -435,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.manifest:
             manifest = batch.Manifest(args.manifest)
             manifest.check()
+            check_folder(os.path.dirname(os.path.abspath(args.manifest)), "--manifest folder")
     except MixinError as e:
         _error(e)
         return 1

@@ -138,12 +138,10 @@ class Manifest:
         self._w = None
 
     def check(self) -> None:
-        """Raise :class:`MixinError` unless the manifest can be read (if it exists) and written."""
+        """Raise :class:`MixinError` if the manifest is a folder or an existing file that is not a
+        manifest (whether its folder can be created and written is the caller's check)."""
         if os.path.isdir(self.path):
             raise MixinError(f"--manifest {self.path} is a directory")
-        d = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(d):
-            raise MixinError(f"--manifest {self.path}: folder {d} does not exist")
         self.rows()
 
     def rows(self) -> dict[str, dict]:
@@ -169,6 +167,7 @@ class Manifest:
         from ..fileio import atomic_open
 
         redo = set(redo)
+        make_folders(os.path.dirname(os.path.abspath(self.path)))
         keep = {k: v for k, v in self.rows().items() if k not in redo}
         with atomic_open(self.path, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, MANIFEST_FIELDS, lineterminator="\n")
