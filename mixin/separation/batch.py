@@ -354,15 +354,19 @@ def run_jobs(jobs: int, sep_kwargs: Mapping, tasks: Sequence[Mapping],
     with _environ(env), ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_process,
                                             initargs=(dict(sep_kwargs), threads)) as pool:
         futures = {pool.submit(_process_task, t): t for t in tasks}
-        for fut in as_completed(futures):
-            task = futures[fut]
-            try:
-                row = fut.result()
-            except BrokenProcessPool:
-                row = {"input": task["input"], "outputs": task["shown"], "status": "failed",
-                       "seconds": 0.0, "error": "the separator process died (killed or out of "
-                                                "memory?)"}
-            on_result(row)
+        try:
+            for fut in as_completed(futures):
+                task = futures[fut]
+                try:
+                    row = fut.result()
+                except BrokenProcessPool:
+                    row = {"input": task["input"], "outputs": task["shown"], "status": "failed",
+                           "seconds": 0.0,
+                           "error": "the separator process died (killed or out of memory?)"}
+                on_result(row)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def run_dask(address, sep_kwargs: Mapping, tasks: Sequence[Mapping],
