@@ -386,6 +386,9 @@ def _main_stream(args, sources, say) -> int:
     try:
         fmt = live.parse_stream_format(args.stream_format)
         outs, subtype, model_dir = _stream_preflight(args, sources)
+        if sys.stdin is None or sys.stdin.isatty():
+            raise MixinError("--stream reads audio from standard input, which is a terminal: "
+                             "pipe it in, e.g. ffmpeg -i song.mp3 -f wav - | xtract-mixin --stream")
         reader = live.StreamReader(sys.stdin.buffer, fmt)  # a malformed header stops here
     except MixinError as e:
         _error(e)
