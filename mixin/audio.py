@@ -688,6 +688,72 @@ def output_subtype(path: str | os.PathLike, sample_format: str | None = None) ->
     return _resolve_subtype(p, fmt, ext, sample_format)
 
 
+#: Hidden part file of an output being written by :class:`AtomicWriter`: ``.NAME.XXXXXXXX.part``.
+PART_SUFFIX = ".part"
+
+
+def lock_part(fd: int, path: str) -> bool:
+    """Take an exclusive, non-blocking ``flock`` on the open part file ``fd`` (at ``path``).
+
+    Returns True when the lock is held and ``path`` still names the file of ``fd`` (it was not
+    removed or replaced meanwhile), False otherwise. Where ``fcntl`` does not exist (Windows) no
+    lock is taken and True is returned. ``flock`` locks belong to the open file (not the process),
+    so they also exclude threads of one process; on NFS, Linux emulates ``flock`` with byte-range
+    locks that the server arbitrates (NFSv4, or v3 with lockd; not with the ``local_lock`` or
+    ``nolock`` mount options, where locks are only seen on one machine).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
+def part_files(path: str | os.PathLike) -> list[str]:
+    """The hidden part files of output ``path`` that exist now (``.NAME.XXXXXXXX.part`` beside
+    it, as :class:`AtomicWriter` names them); other files never match."""
+    p = os.fspath(path)
+    d, base = os.path.split(os.path.abspath(p))
+    pat = re.compile(r"\." + re.escape(base) + r"\.[0-9a-f]{8}" + re.escape(PART_SUFFIX) + r"\Z")
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return []
+    return sorted(os.path.join(d, n) for n in names if pat.match(n))
+
+
+def remove_stale_parts(path: str | os.PathLike) -> list[str]:
+    """Remove the part files of output ``path`` left by a writer that died (SIGKILL, power loss).
+
+    A part file is removed only if its exclusive lock can be taken: a live :class:`AtomicWriter`
+    (in this or any other process on a machine sharing the folder) holds the lock on its part
+    until it is renamed or deleted, so its part is left alone. Returns the paths removed.
+    """
+    removed = []
+    for part in part_files(path):
+        try:
+            fd = os.open(part, os.O_RDONLY)
+        except OSError:
+            continue  # gone meanwhile, or not ours to open
+        try:
+            if lock_part(fd, part):
+                try:
+                    os.unlink(part)
+                    removed.append(part)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+    return removed
+
+
 class AtomicWriter:
     """Write an audio file atomically: a hidden temporary file in the destination directory
     (same filesystem), renamed over ``path`` only when everything was written.
@@ -752,6 +818,7 @@ class AtomicWriter:
                 self._wav_limit = _WAV_MAX_DATA_BYTES // (self.channels * bps)
         self._tmp = None
         self._sf = None
+        self._lock_fd = None
         self._done = False
         self._tmp = self._create_temp(d, os.path.basename(p))
         try:
@@ -762,8 +829,10 @@ class AtomicWriter:
             raise MixinError(f"{p}: cannot write {fmt} {self.subtype} at {self.samplerate} Hz, "
                              f"{self.channels} channel(s) ({_sf_reason(e)})") from None
 
-    @staticmethod
-    def _create_temp(d, base):
+    def _create_temp(self, d, base):
+        """Create the hidden part file ``d/.BASE.XXXXXXXX.part`` and hold an exclusive lock on it
+        (:func:`lock_part`) until :meth:`close` or :meth:`abort`, so that
+        :func:`remove_stale_parts` never deletes a part that a live writer is writing."""
         for _ in range(100):
             tmp = os.path.join(d, f".{base}.{secrets.token_hex(4)}.part")
             try:
@@ -773,9 +842,17 @@ class AtomicWriter:
             except OSError as e:
                 raise MixinError(f"{os.path.join(d, base)}: cannot create a file in {d} "
                                  f"({_one_line(e.strerror or e)})") from None
-            os.close(fd)
+            if not lock_part(fd, tmp):  # removed by a cleaner between creation and lock: retry
+                os.close(fd)
+                continue
+            self._lock_fd = fd
             return tmp
         raise MixinError(f"{os.path.join(d, base)}: cannot create a temporary file in {d}")
+
+    def _unlock(self):
+        fd, self._lock_fd = getattr(self, "_lock_fd", None), None
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
     def __enter__(self):
         return self
@@ -836,6 +913,7 @@ class AtomicWriter:
             self.abort()
             raise
         self._done = True
+        self._unlock()
         if self.clipped:
             log.warning("%s: %d sample(s) outside [-1, 1] were clipped (%s output)",
                         self.path, self.clipped, self.subtype)
@@ -856,6 +934,7 @@ class AtomicWriter:
             except OSError as e:
                 log.warning("could not remove temporary file %s: %s", self._tmp, e)
             self._tmp = None
+        self._unlock()
 
     def __del__(self):
         if not getattr(self, "_done", True):

@@ -28,6 +28,10 @@ import scipy.sparse
 
 from . import params
 
+#: Threads of each FFT call (scipy.fft ``workers``; -1: all cores). Batches running several
+#: separator processes on one machine (``xtract-mixin --jobs N``) give each its share.
+FFT_WORKERS = -1
+
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, DTypeLike
 
@@ -215,12 +219,12 @@ class NSGT:
         x = np.asarray(x)
         if x.shape[-1:] != (self.length,):
             raise ValueError(f"forward expects chunks of {self.length} samples, got shape {x.shape}")
-        spec = scipy.fft.rfft(x.astype(self.dtype, copy=False), axis=-1, workers=-1)
+        spec = scipy.fft.rfft(x.astype(self.dtype, copy=False), axis=-1, workers=FFT_WORKERS)
         # np.take keeps the result C-contiguous (fancy indexing would lay it out band-major)
         band = np.take(spec, self._gather, axis=-1)
         np.conjugate(band, out=band, where=self._conj)
         band *= self._w_ana
-        return scipy.fft.ifft(band, axis=-1, overwrite_x=True, workers=-1)
+        return scipy.fft.ifft(band, axis=-1, overwrite_x=True, workers=FFT_WORKERS)
 
     def backward(self, c: np.ndarray) -> np.ndarray:
         """Inverse transform (canonical dual frame).
@@ -240,7 +244,7 @@ class NSGT:
             raise ValueError(f"backward expects coefficients of shape (..., {self.shape[0]}, "
                              f"{self.shape[1]}), got {c.shape}")
         lead = c.shape[:-2]
-        fc = scipy.fft.fft(c.astype(self.cdtype, copy=False), axis=-1, workers=-1)
+        fc = scipy.fft.fft(c.astype(self.cdtype, copy=False), axis=-1, workers=FFT_WORKERS)
         fc = fc.reshape(-1, self.shape[0] * self.shape[1])  # (batch, rows*cols)
         # overlap-add into the one-sided spectrum, one chunk at a time (a sparse matrix times a
         # contiguous vector is several times faster than times a strided matrix)
@@ -249,7 +253,7 @@ class NSGT:
             half[i] = self._syn_direct @ row
             if self._syn_conj is not None:
                 half[i] += self._syn_conj @ np.conj(row)
-        x = scipy.fft.irfft(half, n=self.n_fft, axis=-1, workers=-1)[..., :self.length]
+        x = scipy.fft.irfft(half, n=self.n_fft, axis=-1, workers=FFT_WORKERS)[..., :self.length]
         return x.reshape(lead + (self.length,))
 
 

@@ -46,9 +46,10 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                     "Writes OUTDIR/NAME_harmonic.wav, NAME_percussive.wav and NAME_vocal.wav "
                     "for each input (see --filename), at the input's sample rate, length and "
                     "channels.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="audio file(s) to separate (WAV, FLAC, OGG, MP3, ...; AAC/M4A, WMA and "
-                        "video files through ffmpeg; any rate, any channels)")
+                        "video files through ffmpeg; any rate, any channels), or folders of them "
+                        "(see --recursive, --pattern)")
     p.add_argument("--instrumental", action="store_true",
                    help="leave the vocal model out (for instrumental songs; no vocal file is written)")
     p.add_argument("--single-model", action="store_true",
@@ -79,8 +80,44 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         "float samples); PCM clips rather than wraps")
     p.add_argument("--overwrite", action="store_true",
                    help="replace output files that already exist (refused otherwise)")
-    p.add_argument("--batch-size", type=int, default=8, metavar="N",
-                   help="chunks per network call (default: 8)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="chunks per network call (default: 8; with --stream, the channel count: "
+                        "one chunk per call, the lowest latency)")
+    b = p.add_argument_group("batch", "many songs: resumable, on several cores or machines "
+                                      "(see the README's 'Many songs')")
+    b.add_argument("--input-list", metavar="FILE",
+                   help="also separate the files listed in FILE, one path a line (relative to "
+                        "FILE's folder; blank lines and lines starting with # skipped)")
+    b.add_argument("--recursive", action="store_true",
+                   help="a folder INPUT includes its subfolders")
+    b.add_argument("--pattern", metavar="GLOB",
+                   help="a folder INPUT gives its files matching GLOB, e.g. '*.flac' (default: "
+                        "files with an audio extension)")
+    b.add_argument("--skip-existing", action="store_true",
+                   help="skip an input whose outputs all exist (an output exists only once "
+                        "complete: it is renamed into place when done); one with only some of "
+                        "them is separated again and they are replaced")
+    b.add_argument("--manifest", metavar="CSV",
+                   help="record one row per input in CSV (input, outputs, status done/skipped/"
+                        "failed, seconds, error), appended as each input finishes; rerunning "
+                        "the same command with --skip-existing does only what is left")
+    b.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="separate in N processes on this machine, each with 1/N of the cores "
+                        "and its own copy of the models (default: 1)")
+    b.add_argument("--scheduler", metavar="ADDRESS",
+                   help="send the inputs to the Dask distributed cluster at ADDRESS (e.g. "
+                        "tcp://host:8786); paths must be the same on every machine (needs the "
+                        "[dask] extra)")
+    st = p.add_argument_group("stream", "live audio from standard input (see the README's 'Live')")
+    st.add_argument("--stream", action="store_true",
+                    help="separate audio read from standard input, writing the outputs (WAV "
+                         "files, or named pipes that exist) as each chunk is done")
+    st.add_argument("--stream-format", default="wav", metavar="SPEC",
+                    help="wav (the default: a WAV stream, its header says the rest) or raw "
+                         "PCM as FORMAT:RATE:CHANNELS, FORMAT one of u8, s16le, s24le, s32le, "
+                         "f32le, f64le (e.g. s16le:44100:2)")
+    st.add_argument("--stream-name", default="stream", metavar="NAME",
+                    help="the {name} (and {parent}) of the outputs of --stream (default: stream)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="print debugging information (TensorFlow's logs included)")
@@ -195,55 +232,53 @@ def check_folder(d: str, what: str = "folder") -> None:
         raise MixinError(f"{verb} {probe}: not writable") from None
 
 
-def make_folders(d: str) -> list:
-    """Create folder ``d`` and missing parents; return the folders created (deepest last)."""
-    d = os.path.abspath(d)
-    missing = []
-    while not os.path.isdir(d):
-        missing.append(d)
-        up = os.path.dirname(d)
-        if up == d:
-            break
-        d = up
-    created = []
-    for m in reversed(missing):
-        try:
-            os.mkdir(m)
-        except FileExistsError:
-            continue
-        except OSError as e:
-            remove_folders(created)
-            raise MixinError(f"cannot create folder {m}: {e.strerror}") from None
-        created.append(m)
-    return created
-
-
-def remove_folders(created: list) -> None:
-    """Remove the folders :func:`make_folders` created, if they are still empty."""
-    for d in reversed(created):
-        try:
-            os.rmdir(d)
-        except OSError:
-            pass
+# make_folders and remove_folders live in mixin.separation.batch (used by every runner)
+from ..separation.batch import make_folders, remove_folders  # noqa: E402,F401
 
 
 # ------------------------------------------------------------------------------------------------
 # Main
 # ------------------------------------------------------------------------------------------------
 
-def _preflight(args, sources):
+def _check_batch_flags(args):
+    """The batch and stream flags, alone and together (one line for the first problem)."""
+    if args.jobs < 1:
+        raise MixinError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.scheduler is not None and args.jobs != 1:
+        raise MixinError("--jobs and --scheduler exclude each other (start Dask workers instead)")
+    if args.stream:
+        used = [f for f, v in (("INPUT", args.inputs), ("--input-list", args.input_list),
+                               ("--manifest", args.manifest), ("--skip-existing", args.skip_existing),
+                               ("--scheduler", args.scheduler), ("--jobs", args.jobs != 1),
+                               ("--recursive", args.recursive), ("--pattern", args.pattern)) if v]
+        if used:
+            raise MixinError(f"--stream reads standard input: {used[0]} cannot go with it")
+        if not args.stream_name or "/" in args.stream_name or args.stream_name in (".", ".."):
+            raise MixinError(f"--stream-name {args.stream_name!r} must be a file name (no /)")
+    elif not args.inputs and args.input_list is None:
+        raise MixinError("no input given (INPUT ..., --input-list FILE, or --stream)")
+    if args.skip_existing and args.overwrite:
+        raise MixinError("--skip-existing and --overwrite exclude each other")
+
+
+def _preflight(args, sources, inputs=None):
     """Every check that needs no TensorFlow.
 
-    Returns (plan, subtypes, failures, model_dir): plan = dict input -> outputs (source -> path)
-    of the inputs that passed, subtypes = dict input -> libsndfile subtype of its outputs,
-    failures = list of (input, message). Raises MixinError for problems of the whole call.
+    Returns (plan, subtypes, failures, model_dir, skipped): plan = dict input -> outputs
+    (source -> path) of the inputs that passed, subtypes = dict input -> libsndfile subtype of
+    its outputs, failures = list of (input, message), skipped = dict input -> outputs of the
+    inputs whose outputs all exist (with --skip-existing). Raises MixinError for problems of the
+    whole call.
     """
+    from ..separation.batch import outputs_complete
+
+    inputs = args.inputs if inputs is None else inputs
     from .. import audio
     from ..model import model_paths
     from ..separation.separate import default_model_dir, hop_size
 
     hop_size(0.0 if args.no_overlap else args.overlap)
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise MixinError(f"--batch-size must be at least 1, got {args.batch_size}")
     template = check_template(args.filename)
     tail = os.path.splitext(template)[1]
@@ -259,10 +294,13 @@ def _preflight(args, sources):
         if not os.path.isfile(p):
             raise MixinError(f"model file not found: {p}")
     check_folder(args.outdir, "--outdir")
-    full = output_paths(args.inputs, args.outdir, sources, template, args.first_prefix)
+    full = output_paths(inputs, args.outdir, sources, template, args.first_prefix)
 
-    plan, subtypes, failures, folders_ok = {}, {}, [], {}
+    plan, subtypes, failures, folders_ok, skipped = {}, {}, [], {}, {}
     for inp, outs in full.items():
+        if args.skip_existing and outputs_complete(outs):
+            skipped[inp] = outs
+            continue
         try:
             kinds = {audio.output_subtype(o, args.format) for o in outs.values()}
             if len(kinds) > 1:
@@ -273,7 +311,7 @@ def _preflight(args, sources):
                 if os.path.isdir(o):
                     raise MixinError(f"output {o} is a directory")
             existing = [o for o in outs.values() if os.path.exists(o)]
-            if existing and not args.overwrite:
+            if existing and not (args.overwrite or args.skip_existing):
                 raise MixinError(f"{existing[0]} exists (use --overwrite to replace it)")
             for d in sorted({os.path.dirname(o) for o in outs.values()}):
                 if d not in folders_ok:
@@ -288,7 +326,7 @@ def _preflight(args, sources):
             failures.append((inp, str(e)))
             continue
         plan[inp] = outs
-    return plan, subtypes, failures, model_dir
+    return plan, subtypes, failures, model_dir, skipped
 
 
 def _error(msg, inp=None):
@@ -303,6 +341,80 @@ def _summary(failures, n_inputs):
         print(f"error: {len(failures)} of {n_inputs} input(s) failed: {names}", file=sys.stderr)
 
 
+def _stream_preflight(args, sources):
+    """The checks of ``--stream`` that need no TensorFlow; returns (outputs, subtype, model_dir)."""
+    import stat
+
+    from .. import audio
+    from ..model import model_paths
+    from ..separation.separate import default_model_dir, hop_size
+
+    hop_size(0.0 if args.no_overlap else args.overlap)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise MixinError(f"--batch-size must be at least 1, got {args.batch_size}")
+    template = check_template(args.filename)
+    name = args.stream_name
+    outs = {s: os.path.normpath(os.path.join(args.outdir, template.format(
+        stem=s, name=name, parent=name, ext="wav"))) for s in sources}
+    if len({os.path.realpath(o) for o in outs.values()}) < len(outs):
+        raise MixinError(f"--filename {template!r} gives two sources one name")
+    for o in outs.values():
+        if os.path.splitext(o)[1].lower() != ".wav":
+            raise MixinError(f"--stream writes WAV: the output {o} must end in .wav")
+    subtype = audio.output_subtype(next(iter(outs.values())), args.format)
+    model_dir = args.pretrained_model_dir or default_model_dir()
+    if not os.path.isdir(model_dir):
+        raise MixinError(f"model directory not found: {model_dir}")
+    for p in model_paths(model_dir, sources).values():
+        if not os.path.isfile(p):
+            raise MixinError(f"model file not found: {p}")
+    check_folder(args.outdir, "--outdir")
+    for o in outs.values():
+        if os.path.isdir(o):
+            raise MixinError(f"output {o} is a directory")
+        if os.path.exists(o) and not stat.S_ISFIFO(os.stat(o).st_mode) and not args.overwrite:
+            raise MixinError(f"{o} exists (use --overwrite to replace it)")
+        check_folder(os.path.dirname(o) or ".")
+    return outs, subtype, model_dir
+
+
+def _main_stream(args, sources, say) -> int:
+    """``xtract-mixin --stream``: standard input -> growing WAV files or named pipes."""
+    from ..separation import live
+    from ..separation.batch import make_folders
+
+    try:
+        fmt = live.parse_stream_format(args.stream_format)
+        outs, subtype, model_dir = _stream_preflight(args, sources)
+        if sys.stdin is None or sys.stdin.isatty():
+            raise MixinError("--stream reads audio from standard input, which is a terminal: "
+                             "pipe it in, e.g. ffmpeg -i song.mp3 -f wav - | xtract-mixin --stream")
+        reader = live.StreamReader(sys.stdin.buffer, fmt)  # a malformed header stops here
+    except MixinError as e:
+        _error(e)
+        return 1
+    from ..separation.separate import Separator
+
+    try:
+        sep = Separator(model_dir, instrumental=args.instrumental, single_model=args.single_model,
+                        overlap=0.0 if args.no_overlap else args.overlap,
+                        batch_size=args.batch_size or reader.channels)
+        for d in sorted({os.path.dirname(o) for o in outs.values()}):
+            make_folders(d or ".")
+        say(f"stream: {reader.channels} channel(s) at {reader.rate} Hz -> "
+            + ", ".join(outs[s] for s in sources), file=sys.stderr)
+        res = live.separate_stream(sep, reader, outs, subtype)
+    except MixinError as e:
+        _error(e)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    say(f"stream: {res['frames']} frames ({res['seconds']:.1f} s) in {res['wall']:.1f} s",
+        file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``xtract-mixin`` with ``argv`` (default: the command line); return the exit status."""
     args = get_parser().parse_args(argv)
@@ -310,10 +422,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s")
     log.setLevel(level)
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
-    say = (lambda *a: None) if args.quiet else print
+    say = (lambda *a, **k: None) if args.quiet else print
     sources = params.SOURCES[:2] if args.instrumental else params.SOURCES
+    from ..separation import batch
+
+    manifest = None
     try:
-        plan, subtypes, failures, model_dir = _preflight(args, sources)
+        _check_batch_flags(args)
+        if args.stream:
+            return _main_stream(args, sources, say)
+        inputs, folder_failures = batch.collect_inputs(args.inputs, args.input_list,
+                                                       args.recursive, args.pattern)
+        plan, subtypes, failures, model_dir, skipped = _preflight(args, sources, inputs)
+        failures = folder_failures + failures
+        if args.manifest:
+            manifest = batch.Manifest(args.manifest)
+            manifest.check()
+            check_folder(os.path.dirname(os.path.abspath(args.manifest)), "--manifest folder")
     except MixinError as e:
         _error(e)
         return 1
@@ -321,44 +446,79 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"{e.name} is not installed for {sys.executable}: install MiXiN in this Python "
                "(pip install .) or run the venv's (.venv/bin/xtract-mixin)")
         return 1
-    n_inputs = len(plan) + len(failures)
+    n_inputs = len(plan) + len(failures) + len(skipped)
     for inp, msg in failures:
         _error(msg, inp)
-    if not plan:
-        _summary(failures, n_inputs)
-        return 1
-
-    from ..model import model_paths
-    from ..separation.separate import Separator, separate_file
-
-    paths = model_paths(model_dir, sources)
-    say("Loading models from:\n" + "\n".join(f"\t{paths[s]}" for s in sources))
+    if skipped:
+        say(f"skipped {len(skipped)} input(s) whose outputs all exist")
     try:
-        sep = Separator(model_dir, instrumental=args.instrumental,
-                        single_model=args.single_model,
-                        overlap=0.0 if args.no_overlap else args.overlap,
-                        batch_size=args.batch_size)
+        if manifest is not None:
+            kept = manifest.open(redo=set(plan) | {inp for inp, _ in failures})
+            for inp, msg in failures:
+                manifest.write({"input": inp, "outputs": "", "status": "failed", "seconds": 0.0,
+                                "error": " ".join(msg.split())})
+            for inp, outs in skipped.items():
+                if kept.get(inp, {}).get("status") not in ("done", "skipped"):
+                    manifest.write({"input": inp, "outputs": outs, "status": "skipped",
+                                    "seconds": 0.0, "error": ""})
+        if not plan:
+            _summary(failures, n_inputs)
+            if failures:
+                return 1
+            say("Done")
+            return 0
+        return _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say,
+                          n_inputs)
     except MixinError as e:
         _error(e)
         return 1
+    finally:
+        if manifest is not None:
+            manifest.close()
 
-    for inp, outs in plan.items():
-        created = []
-        try:
-            log.debug("separating %s", inp)
-            for d in sorted({os.path.dirname(o) for o in outs.values()}):
-                created += make_folders(d)
-            separate_file(sep, inp, outs, subtype=subtypes[inp],
-                          progress=not args.quiet and sys.stderr.isatty())
-            say(f"{inp} -> " + ", ".join(outs[s] for s in sources))
-        except MixinError as e:
-            remove_folders(created)
-            failures.append((inp, str(e)))
-            _error(e, inp)
-        except KeyboardInterrupt:
-            remove_folders(created)
-            print("interrupted", file=sys.stderr)
-            return 130
+
+def _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say, n_inputs):
+    """Separate the planned inputs here, in --jobs processes or on a Dask cluster."""
+    from ..model import model_paths
+    from ..separation import batch
+
+    tasks = [batch.make_task(inp, outs, subtypes[inp]) for inp, outs in plan.items()]
+
+    def on_result(row):
+        if manifest is not None:
+            manifest.write(row)
+        if row["status"] == "done":
+            say(f"{row['input']} -> " + ", ".join(row["outputs"][s] for s in sources))
+        else:
+            failures.append((row["input"], row["error"]))
+            _error(row["error"], row["input"])
+
+    sep_kwargs = dict(instrumental=args.instrumental, single_model=args.single_model,
+                      overlap=0.0 if args.no_overlap else args.overlap,
+                      batch_size=args.batch_size or 8)
+    paths = model_paths(model_dir, sources)
+    try:
+        if args.scheduler is not None:
+            # None: each worker finds its own shipped models
+            sep_kwargs["model_dir"] = (os.path.abspath(args.pretrained_model_dir)
+                                       if args.pretrained_model_dir else None)
+            say(f"Sending {len(tasks)} input(s) to the Dask scheduler at {args.scheduler}")
+            batch.run_dask(args.scheduler, sep_kwargs, tasks, on_result)
+        elif args.jobs > 1 and len(tasks) > 1:
+            sep_kwargs["model_dir"] = model_dir
+            jobs = min(args.jobs, len(tasks))
+            say(f"Loading models in {jobs} processes from:\n"
+                + "\n".join(f"\t{paths[s]}" for s in sources))
+            batch.run_jobs(jobs, sep_kwargs, tasks, on_result)
+        else:
+            from ..separation.separate import Separator
+
+            say("Loading models from:\n" + "\n".join(f"\t{paths[s]}" for s in sources))
+            sep = Separator(model_dir, **sep_kwargs)
+            batch.run_serial(sep, tasks, on_result, progress=not args.quiet and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     _summary(failures, n_inputs)
     if failures:
         return 1
