@@ -122,7 +122,6 @@ def _random_effects():
 def test_effects_keep_shape_finite_deterministic(name, effect):
     x = _test_signal()
     x[:, 1000] = np.nan  # bad input samples never turn into NaN output
-    x = np.nan_to_num(x)
     a = effect(x, np.random.default_rng(7))
     b = effect(x, np.random.default_rng(7))
     assert a.shape == x.shape and a.dtype == np.float32 and np.isfinite(a).all()
@@ -191,6 +190,89 @@ def test_pan_constant_power():
     assert np.allclose(fx.pan(m, -1.0)[1], 0.0, atol=1e-7) and np.allclose(fx.pan(m, 1.0)[0], 0.0, atol=1e-7)
     st = np.stack([m, m])
     assert np.allclose(fx.pan(st, 0.0), st)  # a stereo part: balance, unchanged at the centre
+
+
+def _db_at(sos, f):
+    """Gain in dB of second-order sections ``sos`` at frequency ``f`` (Hz)."""
+    from scipy import signal
+
+    return float(20 * np.log10(np.abs(signal.sosfreqz(sos, worN=[f], fs=SR)[1][0])))
+
+
+def test_eq_filters_have_their_gain_at_their_frequency():
+    """The RBJ designs: a peak has its gain at its frequency and 0 dB at 0 Hz and Nyquist; a shelf
+    its gain at its end and half of it (in dB) at its frequency; a 12 dB/oct pass -3 dB there."""
+    for g in (-9.0, -3.0, 4.5, 9.0):
+        for f0 in (150.0, 1000.0, 6000.0):
+            peak = fx._biquad("peak", f0, SR, g, 1.3)
+            assert _db_at(peak, f0) == pytest.approx(g, abs=1e-6)
+            assert abs(_db_at(peak, 1e-3)) < 1e-3 and abs(_db_at(peak, SR / 2)) < 1e-3
+            assert abs(_db_at(peak, f0 * 8 if f0 < 2000 else f0 / 8)) < abs(g) / 4  # a peak, not a shelf
+        low, high = fx._biquad("lowshelf", 120.0, SR, g), fx._biquad("highshelf", 5000.0, SR, g)
+        assert _db_at(low, 1e-3) == pytest.approx(g, abs=1e-3) and abs(_db_at(low, SR / 2)) < 1e-3
+        assert _db_at(high, SR / 2) == pytest.approx(g, abs=1e-3) and abs(_db_at(high, 1e-3)) < 1e-3
+        assert _db_at(low, 120.0) == pytest.approx(g / 2, abs=1e-6)
+        assert _db_at(high, 5000.0) == pytest.approx(g / 2, abs=1e-6)
+    assert _db_at(fx._biquad("lowpass", 5000.0, SR), 5000.0) == pytest.approx(-3.0, abs=0.02)
+    assert _db_at(fx._biquad("highpass", 300.0, SR), 300.0) == pytest.approx(-3.0, abs=0.02)
+    assert _db_at(fx._biquad("lowpass", 5000.0, SR), 15000.0) < -18  # 12 dB/octave
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_eq_applies_the_bands_it_reports(seed):
+    """fx.eq's response (measured on an impulse) is the cascade of the bands in its info: at 0 Hz
+    the low shelf's gain, at Nyquist the high shelf's, and at each peak the product of all."""
+    x = np.zeros(SR, np.float32)
+    x[0] = 1.0
+    h, info = fx.eq(x, SR, np.random.default_rng(seed), max_db=9.0)
+    response = np.fft.rfft(h.astype(np.float64))  # bins of 1 Hz
+    db = 20 * np.log10(np.abs(response))
+    bands = {b["kind"]: b for b in info["bands"]}
+    assert [b["kind"] for b in info["bands"]][:2] == ["lowshelf", "highshelf"]
+    assert 3 <= len(info["bands"]) <= 4 and all(abs(b["gain_db"]) <= 9.0 for b in info["bands"])
+    assert db[0] == pytest.approx(bands["lowshelf"]["gain_db"], abs=0.02)
+    assert db[-1] == pytest.approx(bands["highshelf"]["gain_db"], abs=0.02)
+    for b in info["bands"]:
+        f = round(b["freq_hz"])
+        want = sum(_db_at(fx._biquad(c["kind"], c["freq_hz"], SR, c["gain_db"], c["q"]), f)
+                   for c in info["bands"])
+        assert db[f] == pytest.approx(want, abs=0.02)
+    flat, _ = fx.eq(x, SR, np.random.default_rng(seed), max_db=0.0)  # no gain: no change
+    np.testing.assert_allclose(flat, x, rtol=0, atol=1e-6)
+
+
+def _peaks(v, n):
+    """Positions of the ``n`` largest local maxima of |v|, in time order."""
+    a = np.abs(v)
+    idx = [i for i in range(1, len(a) - 1) if a[i] >= a[i - 1] and a[i] > a[i + 1] and a[i] > 1e-3]
+    return sorted(sorted(idx, key=lambda i: -a[i])[:n])
+
+
+def test_delay_echoes_at_the_delay_time_with_the_feedback_gain():
+    d, n0 = int(round(0.1 * SR)), 500
+    x = np.zeros(SR, np.float32)
+    x[n0] = 1.0
+    y = fx.delay(x, SR, 0.1, 0.5, 1.0)  # wet only: the echoes
+    assert np.abs(y[:n0 + d - 5]).max() < 1e-4  # nothing before the first echo
+    p = _peaks(y, 4)
+    assert 0 <= p[0] - (n0 + d) <= 2  # the first echo after the delay time (the low-pass: a sample or two)
+    assert np.diff(p).tolist() == [d, d, d]
+    np.testing.assert_allclose(y[p[1:]] / y[p[:-1]], 0.5, rtol=1e-3)  # each echo: feedback x the last
+    half = fx.delay(x, SR, 0.1, 0.5, 0.5)  # dry and wet in equal parts
+    assert half[n0] == pytest.approx(0.5, abs=1e-3)
+    np.testing.assert_allclose(half[n0 + d - 5:], 0.5 * y[n0 + d - 5:], rtol=0, atol=1e-6)
+
+
+def test_ping_pong_delay_alternates_channels():
+    d, n0 = int(round(0.05 * SR)), 300
+    x = np.zeros((2, SR // 2), np.float32)
+    x[:, n0] = 1.0
+    y = fx.delay(x, SR, 0.05, 0.6, 1.0, ping_pong=True)
+    left, right = _peaks(y[0], 3), _peaks(y[1], 3)
+    assert 0 <= left[0] - (n0 + d) <= 2 and np.diff(left).tolist() == [2 * d, 2 * d]
+    assert right[0] - left[0] == d and np.diff(right).tolist() == [2 * d, 2 * d]
+    np.testing.assert_allclose(y[1, right[0]] / y[0, left[0]], 0.6, rtol=1e-3)
+    np.testing.assert_allclose(y[0, left[1]] / y[0, left[0]], 0.36, rtol=1e-3)
 
 
 def test_distort_levels_and_kinds():

@@ -79,6 +79,36 @@ def test_weights_sum_to_one_where_chunks_overlap(overlap):
     np.testing.assert_allclose(ones, 1, rtol=0, atol=1.5e-7)
 
 
+@pytest.mark.parametrize("overlap", [0.1, 0.25, 0.5])
+def test_tapers_are_sin2_and_cos2(overlap):
+    """The cross-fade is sin^2 rising and cos^2 falling over the whole overlap (at sample centres),
+    not a hard switch or a shorter fade."""
+    hop = hop_size(overlap)
+    t = N - hop
+    phase = 0.5 * np.pi * (np.arange(t) + 0.5) / t
+    first, later = weights(hop)
+    np.testing.assert_allclose(later[:t], np.sin(phase) ** 2, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(first[hop:], np.cos(phase) ** 2, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(later[hop:], np.cos(phase) ** 2, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", [0.25, 0.5])
+def test_overlap_add_of_different_chunks_has_no_jump(overlap):
+    """Chunks of different content (chunk k is the constant k) join with a sin^2 ramp over the
+    overlap: the output's steepest step is pi / (2 * overlap) per sample, not the step of one."""
+    hop = hop_size(overlap)
+    t = N - hop
+    n = 3 * hop + t
+    chunks = np.repeat(np.arange(n_chunks(n, hop), dtype=np.float32)[:, None], N, axis=1)
+    y = overlap_add(chunks, n, hop)
+    rise = np.sin(0.5 * np.pi * (np.arange(t) + 0.5) / t) ** 2
+    for k in range(3):
+        a = (k + 1) * hop
+        np.testing.assert_allclose(y[a:a + t], k + rise, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(y[k * hop + (t if k else 0):a], k)
+    assert np.abs(np.diff(y)).max() < 1.01 * np.pi / (2 * t)
+
+
 def test_hop_size_and_count():
     assert hop_size(0) == N and hop_size(0.5) == N // 2 and hop_size(0.25) == N - round(0.25 * N)
     assert n_chunks(0, N) == 1 and n_chunks(1, N) == 1 and n_chunks(N, N) == 1

@@ -86,3 +86,45 @@ def test_bad_arguments(nsgt64):
         NSGT(dtype=np.int16)
     with pytest.raises(ValueError):
         NSGT(length=3)
+
+
+def _bark_centres_hz():
+    """The 96 band centres of MiXiN's scale, from the formula: evenly spaced in Bark
+    (6 * asinh(f / 600)) from 0 to 22050 Hz."""
+    return 600.0 * np.sinh(np.arange(96) * np.arcsinh(22050.0 / 600.0) / 95)
+
+
+def test_bands_are_centred_on_the_bark_scale(nsgt64):
+    """Each band's analysis window peaks at its Bark centre frequency (as FFT bin of the chunk).
+
+    Measured through the transform: the window of band k multiplies the spectrum around its
+    centre bin p_k and lands circularly around column 0, so for a signal whose spectrum is the
+    bin index b the FFT of row k at column 0 is p_k times the window's peak (found with a flat
+    spectrum). The band below Nyquist is centred halfway between its neighbours (nsgt 0.19's frame,
+    which the published models were trained on).
+    """
+    Ls, fs = params.CHUNK_SIZE, params.SAMPLE_RATE
+    ramp = np.fft.irfft(np.arange(Ls // 2 + 1, dtype=float), n=Ls)
+    flat = np.fft.irfft(np.ones(Ls // 2 + 1), n=Ls)
+    c = nsgt64.forward(np.stack([ramp, flat]))
+    peak = np.fft.fft(c, axis=-1)[..., 0]
+    assert np.allclose(peak.imag, 0, atol=1e-6)
+    centre_bin = peak[0].real / peak[1].real
+    assert np.allclose(peak[1].real, 1.0)  # the Hann windows peak at one
+    want = _bark_centres_hz() * Ls / fs
+    want[94] = (want[93] + want[95]) / 2  # the band below Nyquist
+    np.testing.assert_allclose(centre_bin, np.round(want), rtol=0, atol=1e-6)
+    assert np.allclose(nsgt64.frequencies, _bark_centres_hz())
+    np.testing.assert_allclose(bark_frequencies(), _bark_centres_hz(), rtol=1e-12)
+
+
+def test_a_tone_at_a_band_centre_peaks_in_that_band():
+    """A pure tone at band k's centre frequency (k = 1..93) has most of its energy in band k."""
+    t = get_nsgt()
+    f = _bark_centres_hz()
+    n = np.arange(params.CHUNK_SIZE) / params.SAMPLE_RATE
+    for ks in np.array_split(np.arange(1, 94), 6):
+        tones = np.sin(2 * np.pi * f[ks, None] * n).astype(np.float32)
+        energy = (np.abs(t.forward(tones)) ** 2).sum(axis=-1)  # (tones, bands)
+        np.testing.assert_array_equal(np.argmax(energy, axis=1), ks)
+        assert np.all(energy[np.arange(len(ks)), ks] > 0.5 * energy.sum(axis=1))
