@@ -31,7 +31,7 @@ def test_band_shares_and_levels_of_tones():
     drums = tone(60, 0.3) + tone(300, 0.1) + tone(8000, 0.05)
     harmonic = tone(80, 0.15)  # power 0.01125 below 110 Hz: drums 6.02 dB above it
     total = 0.045 + 0.005 + 0.00125
-    st = realism.song_stats({"drums": drums, "harmonic": harmonic})
+    st = realism.song_stats({"percussive": drums, "harmonic": harmonic})
     assert st["drums_below_110"] == pytest.approx(100 * 0.045 / total, abs=0.5)
     assert st["drums_110_500"] == pytest.approx(100 * 0.005 / total, abs=0.5)
     assert st["drums_above_6k"] == pytest.approx(10 * math.log10(0.00125 / total), abs=0.2)
@@ -41,12 +41,12 @@ def test_band_shares_and_levels_of_tones():
 
 
 def test_crest_factor_separates_a_sine_from_sparse_clicks():
-    sine = realism.song_stats({"drums": tone(100, 0.5)})["drum_crest"]
+    sine = realism.song_stats({"percussive": tone(100, 0.5)})["drum_crest"]
     assert sine == pytest.approx(20 * math.log10(math.sqrt(2)), abs=0.05)  # 3.01 dB
     clicks = np.zeros((int(20 * SR), 2), np.float32)
     clicks[::SR // 2] = 0.9  # two clicks per second: peak 0.9, rms 0.9 * sqrt(2 / SR)
     want = 20 * math.log10(1 / math.sqrt(2 / SR))
-    assert realism.song_stats({"drums": clicks})["drum_crest"] == pytest.approx(want, abs=0.5)
+    assert realism.song_stats({"percussive": clicks})["drum_crest"] == pytest.approx(want, abs=0.5)
 
 
 def test_vocal_level_counts_only_where_the_vocals_sing():
@@ -54,7 +54,7 @@ def test_vocal_level_counts_only_where_the_vocals_sing():
     harmonic = tone(200, 0.2)  # the rest: power 0.02 + 0.02
     vocals = tone(1000, 0.1)  # power 0.005: -9.03 dB under the rest
     vocals[: 10 * SR] = 0  # silent half: must not lower the figure
-    st = realism.song_stats({"drums": drums, "harmonic": harmonic, "vocals": vocals})
+    st = realism.song_stats({"percussive": drums, "harmonic": harmonic, "vocal": vocals})
     assert st["vocals_minus_rest"] == pytest.approx(10 * math.log10(0.005 / 0.04), abs=0.2)
 
 
@@ -83,13 +83,13 @@ def test_report_per_folder_set_reads_stems_by_name(tmp_path):
 
 
 def test_bad_folders_are_one_line_errors(tmp_path):
-    with pytest.raises(MixinError, match="not a folder of songs"):
+    with pytest.raises(MixinError, match="stems folder not found"):
         realism.report([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(MixinError, match="no song folders"):
+    with pytest.raises(MixinError, match="no songs found"):
         realism.report([tmp_path / "empty"])
     write_song(tmp_path / "nodrums" / "s", {"other": tone(80, 0.1, 2)})
-    with pytest.raises(MixinError, match="no drum stem"):
+    with pytest.raises(MixinError, match="no percussive stem"):
         realism.report([tmp_path / "nodrums"])
     with pytest.raises(MixinError, match="positive integer"):
         realism.report([tmp_path / "nodrums"], limit=0)
@@ -107,10 +107,10 @@ def test_drum_bus_moves_rendered_drums_towards_recorded_ones():
         kick[start:start + m] = np.sin(2 * np.pi * 55 * t[:m]) * np.exp(-t[:m] / 0.05)
     hats = 0.2 * np.random.default_rng(0).standard_normal(n) * (np.sin(2 * np.pi * 4 * t) > 0)
     x = np.stack([kick + hats] * 2).astype(np.float32)
-    before = realism.song_stats({"drums": x.T})
+    before = realism.song_stats({"percussive": x.T})
     rng = np.random.default_rng(5)
     y, info = fx.drum_bus(x, SR, rng, low_db=(12.0, 12.0), high_db=(-6.0, -6.0), comp_probability=1.0)
-    after = realism.song_stats({"drums": y.T})
+    after = realism.song_stats({"percussive": y.T})
     assert y.shape == x.shape and y.dtype == np.float32
     assert info["low_shelf"]["gain_db"] == 12.0 and "compressor" in info
     assert after["drums_below_110"] > before["drums_below_110"] + 10

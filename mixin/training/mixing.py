@@ -9,7 +9,7 @@ returns the NSGT magnitudes of the mixture and of each source. Disk use is the s
 
 Songs
     Folders of stem files in the MUSDB18-HQ layout (``drums``, ``vocals``, ``bass``, ``other``,
-    ...), classed by file name as :func:`mixin.training.stems.classify` (drum -> percussive,
+    ...), classed by file name as :func:`mixin.songs.classify` (drum -> percussive,
     vocal -> vocal, mix -> ignored, anything else -> harmonic, summed). A song may lack vocals
     (rendered backings): its vocal part is silent. Stems must be at 44.1 kHz.
 
@@ -130,18 +130,11 @@ class StemSong:
 # catalogue
 # --------------------------------------------------------------------------------------------
 
-def _song_files(folder, names):
-    from .stems import AUDIO_EXTENSIONS, classify
+def _song_files(folder, names=None):
+    """Stem files of a song folder by source (:func:`mixin.songs.song_files`)."""
+    from ..songs import song_files
 
-    files = {s: [] for s in params.SOURCES}
-    role_to_source = {"harmonic": "harmonic", "percussive": "percussive", "vocal": "vocal"}
-    for n in sorted(names):
-        if n.startswith(".") or Path(n).suffix.lower() not in AUDIO_EXTENSIONS:
-            continue
-        role = classify(n)
-        if role in role_to_source:
-            files[role_to_source[role]].append(str(Path(folder) / n))
-    return files
+    return song_files(folder)
 
 
 def _activity(paths, frames):

@@ -80,12 +80,9 @@ import numpy as np
 
 from .. import audio, fileio, layout, params
 from ..errors import MixinError
+from ..songs import AUDIO_EXTENSIONS, classify  # the one naming rule (mixin.songs)
 
 log = logging.getLogger("mixin")
-
-#: File name extensions read as audio (lower case).
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
-                    ".w64", ".caf")
 
 #: Largest length difference (samples at 44.1 kHz) accepted between the stems of one song.
 LENGTH_TOLERANCE = 4
@@ -102,19 +99,6 @@ AUGMENT_FADE = 0.010
 
 _MAX_SONGS = 1000
 _MAX_SEGMENTS = 10000
-
-
-def classify(filename: str | os.PathLike) -> str:
-    """Class of a stem file from its name: 'percussive', 'vocal', 'ignore' (a mixture) or
-    'harmonic' — the original's rule ("drum", then "vocal", then "mix", else harmonic)."""
-    name = Path(filename).name.lower()
-    if "drum" in name:
-        return "percussive"
-    if "vocal" in name:
-        return "vocal"
-    if "mix" in name:
-        return "ignore"
-    return "harmonic"
 
 
 # --------------------------------------------------------------------------------------------

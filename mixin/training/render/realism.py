@@ -2,8 +2,7 @@
 
 The percussive network learns what drums are from its training songs; where rendered drums have
 less low end than recorded ones, real kicks go to the harmonic output. This module measures, per
-song folder (stems classed by name as for training: "drum" -> drums, "vocal" -> vocals, "mix"
-ignored, anything else harmonic), the statistics in which rendered and real songs were found to
+song folder (read by :mod:`mixin.songs`: drums, vocals, and everything else harmonic), the statistics in which rendered and real songs were found to
 differ, so that the renderer's ranges can be checked against real records:
 
 - ``drums_below_110``: share of the drum stem's energy below 110 Hz (kick and sub);
@@ -49,66 +48,6 @@ CREST_WINDOW = 7.0
 NPERSEG = 8192
 
 
-def song_folders(root: str | os.PathLike) -> list[Path]:
-    """Song folders under ``root``: ``root`` itself if it holds audio files, else its subfolders
-    that do (hidden ones skipped), sorted by name. Raises :class:`MixinError` if there is none."""
-    from ..stems import AUDIO_EXTENSIONS
-
-    root = Path(root)
-    if not root.is_dir():
-        raise MixinError(f"not a folder of songs: {root}")
-
-    def has_audio(d):
-        return any(p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
-                   for p in d.iterdir() if p.is_file())
-
-    if has_audio(root):
-        return [root]
-    songs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
-                    and has_audio(d)), key=lambda d: d.name)
-    if not songs:
-        raise MixinError(f"no song folders (folders of stem files) in {root}")
-    return songs
-
-
-def read_sources(folder: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The stems of a song folder summed per class.
-
-    Returns dict "drums", "harmonic", "vocals" -> float32 [shape=(n, channels)] at 44.1 kHz
-    ("vocals" only if the song has a vocal stem). Raises :class:`MixinError` for a folder without
-    a drum stem, stems at another rate or of other channel counts.
-    """
-    from ...audio import read_audio
-    from ..stems import AUDIO_EXTENSIONS, classify
-
-    names = {"percussive": "drums", "harmonic": "harmonic", "vocal": "vocals"}
-    sums: dict[str, np.ndarray] = {}
-    for p in sorted(Path(folder).iterdir()):
-        if not p.is_file() or p.name.startswith(".") or p.suffix.lower() not in AUDIO_EXTENSIONS:
-            continue
-        role = classify(p.name)
-        if role not in names:
-            continue
-        x, sr = read_audio(p)
-        if sr != params.SAMPLE_RATE:
-            raise MixinError(f"{p}: {sr} Hz; song statistics need {params.SAMPLE_RATE} Hz stems")
-        key = names[role]
-        if key in sums:
-            a = sums[key]
-            if a.shape[1] != x.shape[1]:
-                raise MixinError(f"{p}: {x.shape[1]} channels, other stems {a.shape[1]}")
-            n = max(len(a), len(x))
-            a = np.pad(a, ((0, n - len(a)), (0, 0)))
-            a[:len(x)] += x
-            sums[key] = a
-        else:
-            sums[key] = x
-    if "drums" not in sums:
-        raise MixinError(f"song folder {folder} has no drum stem (a file whose name holds 'drum')")
-    n = max(len(v) for v in sums.values())
-    return {k: np.pad(v, ((0, n - len(v)), (0, 0))) for k, v in sums.items()}
-
-
 def _spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Frequencies and power spectral density of ``x`` [shape=(n, ch)], channels' powers added."""
     from scipy.signal import welch
@@ -138,15 +77,15 @@ def song_stats(sources: dict[str, np.ndarray]) -> dict[str, float]:
 
     Parameters
     ----------
-    sources : dict "drums", "harmonic" (optional), "vocals" (optional) -> array [shape=(n, ch)]
-        at 44.1 kHz, all of one length.
+    sources : dict "percussive", "harmonic" (optional), "vocal" (optional) -> array
+        [shape=(n, ch)] at 44.1 kHz, all of one length (silent sources count as absent).
 
     Returns dict statistic -> float (NaN where undefined: silent drums, no vocals, ...).
     """
     sr = params.SAMPLE_RATE
-    drums = sources["drums"]
-    harm = sources.get("harmonic")
-    vocals = sources.get("vocals")
+    drums = sources["percussive"]
+    harm, vocals = (x if x is not None and np.any(x) else None
+                    for x in (sources.get("harmonic"), sources.get("vocal")))
     f, pd = _spectrum(drums)
     total = pd.sum()
     low, mid, high = f < 110, (f >= 110) & (f < 500), f >= 6000
@@ -205,10 +144,17 @@ def report(dirs: Sequence[str | os.PathLike], limit: int | None = None) -> dict:
     """
     if limit is not None and (int(limit) != limit or limit < 1):
         raise MixinError(f"the song limit must be a positive integer, got {limit!r}")
-    folders = [song_folders(d) for d in dirs]  # every dir checked before any is read
+    from ...songs import find_songs, read_sources
+
+    found = [find_songs([d], need=("percussive",)) for d in dirs]  # every dir checked first
     sets = []
-    for d, songs in zip(dirs, folders):
-        stats = {s.name: song_stats(read_sources(s)) for s in songs[:limit]}
+    for d, songs in zip(dirs, found):
+        stats = {}
+        for song in songs[:limit]:
+            sources, sr = read_sources(song)
+            if sr != params.SAMPLE_RATE:
+                raise MixinError(f"{song.path}: {sr} Hz; song statistics need {params.SAMPLE_RATE} Hz")
+            stats[song.name] = song_stats(sources)
         summary = {k: summarise(v[k] for v in stats.values()) for k in STATISTICS}
         sets.append({"dir": str(d), "songs": stats, "summary": summary})
     return {"statistics": {k: {"unit": u, "what": w} for k, (u, w) in STATISTICS.items()},
