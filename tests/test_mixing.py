@@ -270,3 +270,40 @@ def test_train_mix_init_seed_sets_weights_not_examples(stem_root, tmp_path):
     # the init seed is part of the resume identity
     assert train_util.main(_train_mix_args(stem_root, tmp_path / "c", "--init-seed", "8")
                            + ["--rounds", "2"]) == 1
+
+
+def test_train_mix_arch_and_panel(stem_root, tmp_path, monkeypatch, capsys):
+    """--arch mixin-hpss trains networks fed the HPSS channels, writes model.json beside them (the
+    separator then feeds them the same channels), chooses the round by the panel (model minus
+    HPSS over the validation song and the rendered panel songs), and cannot resume another --arch."""
+    import train_util
+
+    from mixin.evaluation import panel as panel_mod
+    from mixin.model import read_model_spec
+    from mixin.separation.separate import Separator
+
+    monkeypatch.setattr(panel_mod, "_baseline_scores",  # HPSS at 0 dB: the panel is the model's SDR
+                        lambda mixture, refs: {s: (0.0 if np.any(refs[s]) else float("nan"))
+                                               for s in params.SOURCES})
+    names = sorted(p.name for p in stem_root.iterdir() if p.is_dir())
+    args = _train_mix_args(stem_root, tmp_path, "--arch", "mixin-hpss",
+                           "--panel-dirs", str(stem_root / names[2]))
+    assert train_util.main(args + ["--rounds", "1"]) == 0
+    spec = read_model_spec(tmp_path / "model")
+    assert spec["architecture"] == "mixin-hpss" and len(spec["inputs"]) == 3
+    assert read_model_spec(tmp_path / "logdir" / "rounds" / "001")["architecture"] == "mixin-hpss"
+    state = json.loads((tmp_path / "logdir" / "joint.state.json").read_text())
+    row = state["history"][1]
+    assert np.isfinite(row["panel"]) and np.isfinite(row["panel_rendered"])
+    assert set(row["songs_panel"]) == {names[0], names[2]}
+    assert state["identity"]["arch"] == "mixin-hpss"
+    assert (tmp_path / "logdir" / "panel_hpss.json").is_file()
+    sep = Separator(tmp_path / "model")
+    assert sep.inputs == ("mag", "hpss_harmonic", "hpss_percussive")
+    out = sep.separate(np.random.default_rng(0).standard_normal((44100, 2)).astype(np.float32) * 0.1)
+    assert out["vocal"].shape == (44100, 2)
+    capsys.readouterr()
+    assert train_util.main(_train_mix_args(stem_root, tmp_path, "--arch", "mixin-context",
+                                           "--panel-dirs", str(stem_root / names[2]))
+                           + ["--rounds", "2"]) == 1
+    assert "arch" in capsys.readouterr().err

@@ -222,6 +222,14 @@ def get_parser() -> argparse.ArgumentParser:
         help="largest speed change in semitones (default: %(default)s)")
     add("--init-model-dir", default=None, metavar="DIR",
         help="start from the three models in DIR (e.g. the shipped ones) instead of random weights")
+    add("--arch", default="mixin", metavar="NAME", used_by=("train-mix",),
+        help="network architecture: mixin (the published CDAE, default), mixin-hpss (fed the "
+             "mixture's median-filtering HPSS estimates too), mixin-context (~1 s of time context), "
+             "mixin-wide (twice the filters), mixin-plus (all three); recorded in model.json")
+    add("--panel-dirs", action=ListAction, default=[], metavar="DIR",
+        help="rendered held-out song folders (--render-stems --split validation) that join the "
+             "--validation-songs in a panel: the round kept is the one whose SDR minus HPSS's, "
+             "median over every song and target, is highest")
     add("--init-seed", type=nonneg_int, default=None, metavar="K",
         help="seed of the initial weights only (default: --seed, which then sets only the stream "
              "of training examples)")
@@ -425,7 +433,8 @@ def _run(args: argparse.Namespace) -> None:
             steps_per_round=args.round_batches, rounds=args.rounds,
             patience=args.patience or None, learning_rate=learning_rate, losses=losses,
             workers=args.mix_workers, validation_duration=args.validation_duration,
-            init_model_dir=args.init_model_dir, overwrite=args.overwrite, plot=True),
+            init_model_dir=args.init_model_dir, overwrite=args.overwrite, plot=True,
+            arch=args.arch, panel_dirs=args.panel_dirs),
             progress=not args.quiet)
     if args.calibrate:
         from mixin.training.calibrate import calibrate

@@ -84,6 +84,10 @@ class Separator:
         Chunks per network call.
     models : dict, optional
         Already-built Keras models keyed by source (instead of loading from ``model_dir``).
+    inputs : sequence of str, optional
+        The networks' input channels (:func:`mixin.model.network_input`): default the
+        ``model.json`` of ``model_dir`` (absent: the published model's magnitude alone), or
+        ("mag",) with ``models``.
     jit : bool
         Compile the networks with XLA. Off by default: on a 2-core CPU it measured 4x slower than
         plain Keras (about 19 vs 80 chunks/s for the three networks, batch 8) and compiles for
@@ -91,7 +95,8 @@ class Separator:
     """
 
     def __init__(self, model_dir=None, instrumental=False, single_model=False,
-                 overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=False):
+                 overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=False,
+                 inputs=None):
         from ..nsgt import get_nsgt
         from ..model import load_models
 
@@ -107,7 +112,12 @@ class Separator:
         self.jit = bool(jit)
         self.model_dir = str(model_dir) if model_dir is not None else default_model_dir()
         if models is None:
+            from ..model import read_model_spec
+
             models = load_models(self.model_dir, self.sources)
+            if inputs is None:
+                inputs = read_model_spec(self.model_dir)["inputs"]
+        self.inputs = tuple(inputs or ("mag",))
         missing = [s for s in self.sources if s not in models]
         if missing:
             raise MixinError(f"no model given for {', '.join(missing)}")
@@ -145,8 +155,10 @@ class Separator:
         -------
         dict source -> float32 array [shape=(b, 96, 1948)]
         """
+        from ..model import network_input
+
         fn = self._network_fn(bool(jit))
-        out = fn(mag[..., None])
+        out = fn(network_input(mag, self.inputs))
         return {s: np.asarray(o)[..., 0] for s, o in zip(self.sources, out)}
 
     # ---------------------------------------------------------------- chunks

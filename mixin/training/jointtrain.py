@@ -90,6 +90,12 @@ class MixTrainConfig:
     init_model_dir: str | None = None
     overwrite: bool = False
     plot: bool = True
+    #: network architecture (:data:`mixin.model.ARCHITECTURES`; "mixin" = the published CDAE)
+    arch: str = "mixin"
+    #: folders of rendered held-out songs that join the validation songs in the panel: the round
+    #: kept is then the one with the best panel score (median over every song and target of the
+    #: SDR minus HPSS's, :mod:`mixin.evaluation.panel`) instead of the validation songs' mean
+    panel_dirs: list = field(default_factory=list)
 
     def check(self) -> MixTrainConfig:
         """Raise :class:`MixinError` naming the first bad setting; return self."""
@@ -98,7 +104,13 @@ class MixTrainConfig:
         if not self.validation_songs:
             raise MixinError("--train-mix needs --validation-songs NAME ... (held-out real songs "
                              "in the stem dirs that choose the checkpoint)")
-        for d in list(self.stem_dirs) + list(self.monitor_dirs):
+        from ..model import check_arch
+
+        check_arch(self.arch)
+        if self.init_model_dir and self.arch != "mixin":
+            raise MixinError("--init-model-dir starts from published-architecture models; "
+                             f"it does not combine with --arch {self.arch}")
+        for d in list(self.stem_dirs) + list(self.monitor_dirs) + list(self.panel_dirs):
             if not os.path.isdir(d):
                 raise MixinError(f"stem directory not found: {d}")
         for name, v, lo in (("batch size", self.batch_size, 1), ("steps per round", self.steps_per_round, 1),
@@ -127,6 +139,10 @@ class MixTrainConfig:
                      learning_rate=self.learning_rate, init_model_dir=self.init_model_dir)
         if self.init_seed is not None and self.init_seed != self.seed:  # absent when it is the seed
             ident["init_seed"] = self.init_seed
+        if self.arch != "mixin":  # absent for the published architecture (older runs resume)
+            ident["arch"] = self.arch
+        if self.panel_dirs:
+            ident["panel_dirs"] = [str(Path(d).resolve()) for d in self.panel_dirs]
         return ident
 
 
@@ -223,19 +239,20 @@ def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 def build_joint(losses: Mapping[str, str], learning_rate: float,
-                init_model_dir: str | os.PathLike | None = None) -> keras.Model:
-    """The three CDAEs as one Keras model (input: mixture magnitude [shape=(B, 96, 1948, 1)];
-    outputs: harmonic, percussive, vocal estimates of that shape), compiled with one loss per
-    output and Adam; the networks start from ``init_model_dir``'s models when given."""
+                init_model_dir: str | os.PathLike | None = None, arch: str = "mixin") -> keras.Model:
+    """The three networks of architecture ``arch`` as one Keras model (input: the networks' input
+    [shape=(B, 96, 1948, C)]; outputs: harmonic, percussive, vocal estimates [shape=(B, 96, 1948, 1)]),
+    compiled with one loss per output and Adam; the networks start from ``init_model_dir``'s models
+    when given."""
     import keras
 
-    from ..model import build_cdae, input_shape, load_models
+    from ..model import build_model, load_models
 
-    nets = {s: build_cdae(name=f"cdae_{s}") for s in params.SOURCES}
+    nets = {s: build_model(arch, name=f"cdae_{s}") for s in params.SOURCES}
     if init_model_dir:
         for s, m in load_models(init_model_dir).items():
             nets[s].set_weights(m.get_weights())
-    inp = keras.Input(shape=input_shape())
+    inp = keras.Input(shape=nets["harmonic"].input_shape[1:])
     joint = keras.Model(inp, [nets[s](inp) for s in params.SOURCES], name="mixin_joint")
     joint.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss=[losses[s] for s in params.SOURCES])
@@ -265,7 +282,8 @@ def _paths(cfg):
 
 HISTORY_FIELDS = (["round", "batches", "examples", "seconds", "examples_per_s"]
                   + [f"loss_{s}" for s in params.SOURCES]
-                  + [f"{k}_{s}" for k in ("select", "monitor") for s in params.SOURCES + ("mean",)])
+                  + [f"{k}_{s}" for k in ("select", "monitor") for s in params.SOURCES + ("mean",)]
+                  + ["panel", "panel_real", "panel_rendered"])
 
 
 def _write_history(path, rows):
@@ -313,7 +331,7 @@ def _song_folders(dirs, names=None):
 
 def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the three networks on mixed-on-the-fly examples; returns the state."""
-    from ..model import import_tensorflow
+    from ..model import import_tensorflow, model_spec, write_model_spec
     from ..separation.separate import Separator
 
     cfg.check()
@@ -359,7 +377,15 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     log.info("training songs: %d (%.1f h) from %d stem dir(s); selection songs: %s; monitor songs: %d",
              len(songs), sum(s.frames for s in songs) / params.SAMPLE_RATE / 3600,
              len(cfg.stem_dirs), ", ".join(sorted(found)), len(monitor_folders))
-    select = [load_validation_song(f, cfg.validation_duration) for f in select_folders]
+    panel = None
+    if cfg.panel_dirs:  # the validation songs and the rendered panel, each against HPSS
+        from ..evaluation.panel import load_panel
+
+        panel = load_panel(real=cfg.stem_dirs, real_names=sorted(found), rendered=cfg.panel_dirs,
+                           duration=cfg.validation_duration, cache=Path(cfg.logdir) / "panel_hpss.json")
+        log.info("panel: %d real + %d rendered songs, scored against HPSS",
+                 sum(p.kind == "real" for p in panel), sum(p.kind == "rendered" for p in panel))
+    select = [] if panel else [load_validation_song(f, cfg.validation_duration) for f in select_folders]
     monitor = [load_validation_song(f, cfg.validation_duration) for f in monitor_folders]
 
     tf = import_tensorflow()
@@ -371,31 +397,46 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
         joint = keras.models.load_model(p["last"])
         log.info("resuming from %s at round %d (%d batches)", p["last"], state["rounds"], state["batches"])
     else:
-        joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir)
+        joint = build_joint(cfg.losses, cfg.learning_rate, cfg.init_model_dir, cfg.arch)
         state = dict(version=STATE_VERSION, identity=cfg.identity(), rounds=0, batches=0,
                      best=None, history=[], finished=False, mix=cfg.mix.to_json())
     nets = networks(joint)
-    mixer = Mixer(songs, cfg.mix, seed=cfg.seed)
-    sep = Separator(models=nets)
+    inputs = model_spec(cfg.arch)["inputs"]
+    mixer = Mixer(songs, cfg.mix, seed=cfg.seed, inputs=inputs)
+    sep = Separator(models=nets, inputs=inputs)
     patience = cfg.patience
 
-    def validate() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    def validate() -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]], dict[str, float]]:
+        """(selection songs' scores, monitor songs' scores, panel scores: {} without a panel)."""
         t = time.perf_counter()
-        sel = score_songs(sep, select)
+        pan = {}
+        if panel:
+            from ..evaluation.panel import score as score_panel
+
+            res = score_panel(sep, panel)
+            sel = {n: {s: r[s] for s in params.SOURCES} for n, r in res["songs"].items() if r["kind"] == "real"}
+            pan = {"panel": res["selection"], "panel_real": res["real"]["vs_hpss"],
+                   "panel_rendered": res["rendered"]["vs_hpss"], "songs_panel": res["songs"]}
+        else:
+            sel = score_songs(sep, select)
         mon = score_songs(sep, monitor) if monitor else {}
         log.debug("validation took %.1f s", time.perf_counter() - t)
-        return sel, mon
+        return sel, mon, pan
+
+    def better(row, best) -> bool:
+        key = "panel" if panel else "select_mean"
+        return best is None or row[key] > best[key]
 
     if state["rounds"] == 0 and not state["history"]:
-        sel, mon = validate()
+        sel, mon, pan = validate()
         row = dict(round=0, batches=0, examples=0, seconds=0.0, examples_per_s=float("nan"),
-                   songs_select=sel, songs_monitor=mon)
+                   songs_select=sel, songs_monitor=mon, **pan)
         row.update({f"select_{k}": v for k, v in summarise(sel).items()})
         row.update({f"monitor_{k}": v for k, v in summarise(mon).items()} if mon else {})
         state["history"].append(row)
         log.info("round 0 (initial): selection SDR %s", _fmt(row, "select"))
         if cfg.init_model_dir:  # starting from trained networks: they are a candidate too
-            _save_best(nets, p["best"], state, row)
+            _save_best(nets, p["best"], state, row, cfg.arch)
 
     bar = None
     if progress:
@@ -420,25 +461,27 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
             train_s = time.perf_counter() - t0
             state["batches"] += cfg.steps_per_round
             state["rounds"] += 1
-            sel, mon = validate()
+            sel, mon, pan = validate()
             row = dict(round=state["rounds"], batches=state["batches"],
                        examples=state["batches"] * cfg.batch_size, seconds=train_s,
                        examples_per_s=cfg.steps_per_round * cfg.batch_size / train_s,
-                       songs_select=sel, songs_monitor=mon)
+                       songs_select=sel, songs_monitor=mon, **pan)
             row.update({f"loss_{s}": float(v / cfg.steps_per_round)
                         for s, v in zip(params.SOURCES, sums)})
             row.update({f"select_{k}": v for k, v in summarise(sel).items()})
             if mon:
                 row.update({f"monitor_{k}": v for k, v in summarise(mon).items()})
             state["history"].append(row)
-            _save_models(nets, p["rounds"] / f"{state['rounds']:03d}")
-            best = state["best"]
-            if best is None or row["select_mean"] > best["select_mean"]:
-                _save_best(nets, p["best"], state, row)
+            _save_models(nets, p["rounds"] / f"{state['rounds']:03d}", cfg.arch)
+            if better(row, state["best"]):
+                _save_best(nets, p["best"], state, row, cfg.arch)
             msg = (f"round {state['rounds']}/{cfg.rounds} ({state['batches']} batches, "
                    f"{row['examples_per_s']:.1f} examples/s): selection SDR {_fmt(row, 'select')}")
             if mon:
                 msg += f"; monitor {_fmt(row, 'monitor')}"
+            if panel:
+                msg += (f"; panel vs HPSS {row['panel']:+.2f} dB (real {row['panel_real']:+.2f}, "
+                        f"rendered {row['panel_rendered']:+.2f})")
             log.info(msg + (" *" if state["best"]["round"] == row["round"] else ""))
             if patience and state["rounds"] - state["best"]["round"] >= patience:
                 state["finished"] = True
@@ -453,6 +496,8 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
         raise MixinError("no round was trained (rounds done already?)")
     for s in params.SOURCES:
         fileio.copy_file(p["best"] / params.MODEL_FILES[s], final[s])
+    if cfg.arch != "mixin":
+        write_model_spec(cfg.model_dir, cfg.arch)
     _write_history(p["model_history"], state["history"])
     if cfg.plot:
         plot_validation(state["history"], p["plot"])
@@ -462,16 +507,19 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     return state
 
 
-def _save_models(nets, folder):
-    from ..model import save_cdae
+def _save_models(nets, folder, arch="mixin"):
+    """The networks as a model folder (with its ``model.json`` for another architecture)."""
+    from ..model import save_cdae, write_model_spec
 
     folder.mkdir(parents=True, exist_ok=True)
     for s, m in nets.items():
         save_cdae(m, folder / params.MODEL_FILES[s])
+    if arch != "mixin":
+        write_model_spec(folder, arch)
 
 
-def _save_best(nets, folder, state, row):
-    _save_models(nets, folder)
+def _save_best(nets, folder, state, row, arch="mixin"):
+    _save_models(nets, folder, arch)
     state["best"] = {k: row[k] for k in row if not k.startswith("songs_")}
 
 

@@ -254,10 +254,12 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
 class Mixer:
     """Draws examples from a catalogue (picklable: workers build their own NSGT)."""
 
-    def __init__(self, songs, config, seed=0):
+    def __init__(self, songs, config, seed=0, inputs=("mag",)):
         self.songs = list(songs)
         self.config = config.check()
         self.seed = int(seed)
+        #: the networks' input channels (a model spec's ``inputs``, :func:`mixin.model.network_input`)
+        self.inputs = tuple(inputs)
         groups = sorted({s.group for s in self.songs})
         dur = {g: sum(s.frames for s in self.songs if s.group == g) for g in groups}
         if config.dir_weights is not None:
@@ -415,7 +417,8 @@ class Mixer:
         return y
 
     def batch(self, b: int, batch_size: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """Batch ``b``: (x, (y_harmonic, y_percussive, y_vocal)), float32 [shape=(B, 96, 1948, 1)].
+        """Batch ``b``: (x, (y_harmonic, y_percussive, y_vocal)), float32; x [shape=(B, 96, 1948, C)]
+        with the C channels of ``inputs`` (1: the mixture's magnitude), the targets [shape=(B, 96, 1948, 1)].
 
         Examples ``b*B .. (b+1)*B-1``. Each draw of audio serves ``config.variants`` consecutive
         examples with different gains, EQ, silences and level: the transform is linear, so these
@@ -457,7 +460,10 @@ class Mixer:
                 power *= np.float32(10.0 ** ((var["level"] - 10.0 * np.log10(ms)) / 10.0))
             np.multiply(mags[d], g[:, :, None], out=src[k])
             np.sqrt(power, out=mix[k])
-        return mix[..., None], tuple(src[:, j, ..., None] for j in range(len(params.SOURCES)))
+        from ..model import network_input
+
+        return (network_input(mix, self.inputs),
+                tuple(src[:, j, ..., None] for j in range(len(params.SOURCES))))
 
 
 # --------------------------------------------------------------------------------------------
