@@ -7,6 +7,7 @@ Stages (run in this order when combined)::
     ./train_util.py --create-hdf5 [--n-pool 2] [--mono]
     ./train_util.py --train [--plot-training] [--epochs 100] [--batch-size 64] [--seed 0]
     ./train_util.py --calibrate [--calibration-chunks 128]
+    ./train_util.py --export-onnx [--model-dir model]
 
 or, without segments and HDF5 (examples mixed on the fly from the stem folders)::
 
@@ -53,7 +54,8 @@ def get_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=_prog(), description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="Stages run in order: --render-stems, --prepare-stems, --create-hdf5, --train, "
-                       "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train.")
+                       "--calibrate, --export-onnx; --train-mix replaces "
+                       "--prepare-stems/--create-hdf5/--train.")
     p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.add_argument("-v", "--verbose", action="store_true", help="debug messages (and TensorFlow's)")
@@ -220,6 +222,10 @@ def get_parser() -> argparse.ArgumentParser:
                         "model_*.uncalibrated.h5; record in calibration.json)")
     g.add_argument("--calibration-chunks", type=positive_int, default=128, metavar="N",
                    help="chunks of the training songs to fit on (default: %(default)s)")
+    p.add_argument("--export-onnx", action="store_true",
+                   help="write model_*.onnx beside the model_*.h5 files of --model-dir, for the "
+                        "separator's onnx backend (done anyway after training or calibrating; an "
+                        "existing .onnx of another .h5 is replaced only with --overwrite)")
     return p
 
 
@@ -234,15 +240,32 @@ def _setup_logging(quiet, verbose):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
 
 
+def _check_train_extra(args):
+    """The stages that need TensorFlow (the ``[train]`` extra) refuse at once, in one line, when
+    it is not installed (a light install separates only)."""
+    from mixin.backends import TRAIN_EXTRA, installed
+    from mixin.errors import MixinError
+
+    tf = ("tensorflow", "keras", "h5py")
+    needs = {"create_hdf5": ("h5py",),
+             "train": tf + (("matplotlib",) if args.plot_training else ()),
+             "train_mix": tf + ("matplotlib",), "calibrate": tf, "export_onnx": tf + ("onnx",)}
+    for stage, modules in needs.items():
+        absent = [m for m in modules if getattr(args, stage) and not installed(m)]
+        if absent:
+            raise MixinError(f"--{stage.replace('_', '-')} needs {', '.join(absent)}, not "
+                             f"installed: {TRAIN_EXTRA}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the stages asked for: 0 on success, 1 after a one-line ``error: ...`` on stderr, 130 when
     interrupted (argparse exits with 2 for bad flags)."""
     parser = get_parser()
     args = parser.parse_args(argv)
     if not (args.render_stems or args.prepare_stems or args.create_hdf5 or args.train
-            or args.train_mix or args.calibrate):
+            or args.train_mix or args.calibrate or args.export_onnx):
         parser.error("nothing to do: give --render-stems, --prepare-stems, --create-hdf5, --train, "
-                     "--train-mix and/or --calibrate")
+                     "--train-mix, --calibrate and/or --export-onnx")
     if args.render_stems and (not args.render_dir or args.songs is None):
         parser.error("--render-stems needs --render-dir DIR and --songs N")
     if (args.render_dir or args.songs is not None or args.vocal_dirs) and not args.render_stems:
@@ -273,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     from mixin.errors import MixinError
 
     try:
+        _check_train_extra(args)
         if args.render_stems:
             from mixin.training.render.render import render_stems
 
@@ -339,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
 
             calibrate(args.data_dir, args.model_dir, n_chunks=args.calibration_chunks,
                       seed=args.seed, overwrite=args.overwrite)
+        if args.export_onnx:
+            from mixin.onnxexport import export_dir
+
+            export_dir(args.model_dir, overwrite=args.overwrite)
     except MixinError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 1

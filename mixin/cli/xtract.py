@@ -1,9 +1,9 @@
 """The ``xtract-mixin`` command (also ``./xtract_mixin.py``): separate songs with MiXiN.
 
-``main`` first checks everything that needs no TensorFlow — the flags, the ``--filename``
+``main`` first checks everything that needs no network runtime — the flags, the ``--filename``
 template, the output folders, the inputs (they exist and libsndfile or ffmpeg reads them), output
-collisions, existing outputs without ``--overwrite``, the model files — and only then imports
-TensorFlow and loads the models. Every problem is one ``error: ...`` line on stderr; a summary
+collisions, existing outputs without ``--overwrite``, the model files and the backend — and only
+then imports ONNX Runtime or TensorFlow and loads the models. Every problem is one ``error: ...`` line on stderr; a summary
 line follows only when several inputs were given and some failed. Nothing is created on disk for
 an input that is not separated.
 """
@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__, params
+from ..backends import BACKENDS
 from ..errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -66,8 +67,12 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--first-prefix", action="store_true",
                    help="{name} is the input's file name up to its first underscore")
     p.add_argument("--pretrained-model-dir", default=None, metavar="DIR",
-                   help="directory holding model_harmonic.h5, model_percussive.h5 and "
-                        "model_vocal.h5 (default: the shipped models)")
+                   help="directory holding model_harmonic, model_percussive and model_vocal as "
+                        ".onnx and/or .h5 files (default: the shipped models)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="what runs the networks: onnx (ONNX Runtime on the .onnx files), tf "
+                        "(TensorFlow on the .h5 files; pip install \"mixin[train]\") or auto "
+                        "(default: onnx when the .onnx files and onnxruntime are there, else tf)")
     ov = p.add_mutually_exclusive_group()
     ov.add_argument("--no-overlap", action="store_true",
                     help="hard chunk boundaries, exactly as the original MiXiN")
@@ -234,12 +239,12 @@ def remove_folders(created: list) -> None:
 def _preflight(args, sources):
     """Every check that needs no TensorFlow.
 
-    Returns (plan, subtypes, failures, model_dir): plan = dict input -> outputs (source -> path)
+    Returns (plan, subtypes, failures, model_dir, backend): plan = dict input -> outputs (source -> path)
     of the inputs that passed, subtypes = dict input -> libsndfile subtype of its outputs,
-    failures = list of (input, message). Raises MixinError for problems of the whole call.
+    failures = list of (input, message), backend = "onnx" or "tf". Raises MixinError for
+    problems of the whole call.
     """
-    from .. import audio
-    from ..model import model_paths
+    from .. import audio, backends
     from ..separation.separate import default_model_dir, hop_size
 
     hop_size(0.0 if args.no_overlap else args.overlap)
@@ -253,11 +258,7 @@ def _preflight(args, sources):
         except MixinError as e:
             raise MixinError(f"--filename {template!r}" + str(e)[len(template):]) from None
     model_dir = args.pretrained_model_dir or default_model_dir()
-    if not os.path.isdir(model_dir):
-        raise MixinError(f"model directory not found: {model_dir}")
-    for p in model_paths(model_dir, sources).values():
-        if not os.path.isfile(p):
-            raise MixinError(f"model file not found: {p}")
+    backend = backends.choose(args.backend, model_dir, sources)
     check_folder(args.outdir, "--outdir")
     full = output_paths(args.inputs, args.outdir, sources, template, args.first_prefix)
 
@@ -288,7 +289,7 @@ def _preflight(args, sources):
             failures.append((inp, str(e)))
             continue
         plan[inp] = outs
-    return plan, subtypes, failures, model_dir
+    return plan, subtypes, failures, model_dir, backend
 
 
 def _error(msg, inp=None):
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     say = (lambda *a: None) if args.quiet else print
     sources = params.SOURCES[:2] if args.instrumental else params.SOURCES
     try:
-        plan, subtypes, failures, model_dir = _preflight(args, sources)
+        plan, subtypes, failures, model_dir, backend = _preflight(args, sources)
     except MixinError as e:
         _error(e)
         return 1
@@ -328,16 +329,16 @@ def main(argv: list[str] | None = None) -> int:
         _summary(failures, n_inputs)
         return 1
 
-    from ..model import model_paths
+    from ..backends import model_files
     from ..separation.separate import Separator, separate_file
 
-    paths = model_paths(model_dir, sources)
+    paths = model_files(model_dir, sources, backend)
     say("Loading models from:\n" + "\n".join(f"\t{paths[s]}" for s in sources))
     try:
         sep = Separator(model_dir, instrumental=args.instrumental,
                         single_model=args.single_model,
                         overlap=0.0 if args.no_overlap else args.overlap,
-                        batch_size=args.batch_size)
+                        batch_size=args.batch_size, backend=backend)
     except MixinError as e:
         _error(e)
         return 1

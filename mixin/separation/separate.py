@@ -48,13 +48,15 @@ def default_model_dir() -> str:
 
     In a checkout (also after ``pip install -e .``) this is the repository's ``pretrained-models/``
     beside the package; after a non-editable ``pip install`` it is the copy installed as package
-    data, ``mixin/pretrained/``. The first of the two that holds ``model_harmonic.h5`` wins; when
-    neither does, the checkout's path is returned (and loading from it reports what is missing).
+    data, ``mixin/pretrained/``. The first of the two that holds ``model_harmonic.h5`` or
+    ``model_harmonic.onnx`` wins; when neither does, the checkout's path is returned (and loading
+    from it reports what is missing).
     """
     checkout = os.path.join(os.path.dirname(_PACKAGE_DIR), "pretrained-models")
     installed = os.path.join(_PACKAGE_DIR, "pretrained")
     for d in (checkout, installed):
-        if os.path.isfile(os.path.join(d, params.MODEL_FILES["harmonic"])):
+        h5 = os.path.join(d, params.MODEL_FILES["harmonic"])
+        if os.path.isfile(h5) or os.path.isfile(os.path.splitext(h5)[0] + ".onnx"):
             return d
     return checkout
 
@@ -72,8 +74,8 @@ class Separator:
     Parameters
     ----------
     model_dir : str, optional
-        Directory with ``model_harmonic.h5``, ``model_percussive.h5`` (and ``model_vocal.h5``);
-        default: the shipped models (:func:`default_model_dir`).
+        Directory with ``model_harmonic``, ``model_percussive`` (and ``model_vocal``) as ``.onnx``
+        and/or ``.h5`` files; default: the shipped models (:func:`default_model_dir`).
     instrumental : bool
         Leave the vocal network out: outputs are harmonic and percussive only.
     single_model : bool
@@ -83,17 +85,23 @@ class Separator:
     batch_size : int
         Chunks per network call.
     models : dict, optional
-        Already-built Keras models keyed by source (instead of loading from ``model_dir``).
+        Already-built Keras models keyed by source (instead of loading from ``model_dir``; they
+        run with the ``tf`` backend).
     jit : bool
-        Compile the networks with XLA. Off by default: on a 2-core CPU it measured 4x slower than
-        plain Keras (about 19 vs 80 chunks/s for the three networks, batch 8) and compiles for
-        seconds; it may pay on a GPU.
+        Compile the networks with XLA (``tf`` backend). Off by default: on a 2-core CPU it
+        measured 4x slower than plain Keras (about 19 vs 80 chunks/s for the three networks,
+        batch 8) and compiles for seconds; it may pay on a GPU.
+    backend : "auto", "onnx" or "tf"
+        What runs the networks (:mod:`mixin.backends`): ONNX Runtime on the ``model_*.onnx``
+        files, TensorFlow on the ``model_*.h5`` files, or ``auto`` (the default): ONNX when its
+        files and ``onnxruntime`` are there, TensorFlow otherwise.
     """
 
     def __init__(self, model_dir=None, instrumental=False, single_model=False,
-                 overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=False):
+                 overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=False,
+                 backend="auto"):
+        from .. import backends
         from ..nsgt import get_nsgt
-        from ..model import load_models
 
         if int(batch_size) != batch_size or batch_size < 1:
             raise MixinError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -106,35 +114,25 @@ class Separator:
         self.batch_size = int(batch_size)
         self.jit = bool(jit)
         self.model_dir = str(model_dir) if model_dir is not None else default_model_dir()
-        if models is None:
-            models = load_models(self.model_dir, self.sources)
-        missing = [s for s in self.sources if s not in models]
-        if missing:
-            raise MixinError(f"no model given for {', '.join(missing)}")
-        self.models = {s: models[s] for s in self.sources}
+        if backend not in backends.BACKENDS:
+            raise MixinError(f"backend must be one of {', '.join(backends.BACKENDS)}, got {backend!r}")
+        if models is not None:
+            if backend == "onnx":
+                raise MixinError("models given as Keras objects run with the tf backend, not onnx")
+            self.backend = backends.TFBackend(models, self.sources, jit=self.jit)
+        else:
+            self.backend = backends.load(self.model_dir, self.sources, backend, jit=self.jit)
         self.nsgt = get_nsgt()
-        self._fns = {}
         self.timings = {"transform": 0.0, "networks": 0.0}
 
+    @property
+    def models(self):
+        """The Keras models keyed by source (``tf`` backend; None with ``onnx``)."""
+        return getattr(self.backend, "models", None)
+
     # ---------------------------------------------------------------- networks
-    def _network_fn(self, jit):
-        """A tf.function running all networks on a batch [shape=(b, 96, 1948, 1)]."""
-        if jit not in self._fns:
-            from ..model import import_tensorflow
-
-            tf = import_tensorflow()
-            models = [self.models[s] for s in self.sources]
-            shape = (None,) + tuple(self.models[self.sources[0]].input_shape[1:])
-
-            def run(x):
-                return tuple(m(x, training=False) for m in models)
-
-            sig = None if jit else [tf.TensorSpec(shape, tf.float32)]
-            self._fns[jit] = tf.function(run, jit_compile=jit, input_signature=sig)
-        return self._fns[jit]
-
-    def estimate(self, mag: np.ndarray, jit: bool = False) -> dict[str, np.ndarray]:
-        """Run the networks.
+    def estimate(self, mag: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the networks (with :attr:`backend`, :meth:`mixin.backends.Backend.run`).
 
         Parameters
         ----------
@@ -145,12 +143,10 @@ class Separator:
         -------
         dict source -> float32 array [shape=(b, 96, 1948)]
         """
-        fn = self._network_fn(bool(jit))
-        out = fn(mag[..., None])
-        return {s: np.asarray(o)[..., 0] for s, o in zip(self.sources, out)}
+        return self.backend.run(mag)
 
     # ---------------------------------------------------------------- chunks
-    def process_chunks(self, frames: np.ndarray, jit: bool = False) -> dict[str, np.ndarray]:
+    def process_chunks(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """Separate a batch of chunks.
 
         Parameters
@@ -165,7 +161,7 @@ class Separator:
         coefs = self.nsgt.forward(frames)
         mag = np.abs(coefs)
         t1 = time.perf_counter()
-        est = self.estimate(mag, jit=jit)
+        est = self.estimate(mag)
         t2 = time.perf_counter()
         out = {}
         if self.single_model:
@@ -227,7 +223,6 @@ class Separator:
         N, H = self.chunk, self.hop
         w_first, w_later = weights(H, N)
         frames_per_batch = max(1, self.batch_size // channels)
-        jit = self.jit
 
         buf = np.zeros((0, channels), np.float32)  # input samples from buf_start on
         buf_start = 0
@@ -267,7 +262,7 @@ class Separator:
                 continue
             b0 = ks[0] * H - buf_start  # chunks ks from the buffer (the last may be zero-padded)
             frames = cut(buf[b0:b0 + (len(ks) - 1) * H + N].T, H, N)[:len(ks)]
-            res = self.process_chunks(frames.reshape(-1, N), jit=jit)
+            res = self.process_chunks(frames.reshape(-1, N))
             # overlap-add with the chunks' weights (mixin.chunks.overlap_add, incrementally)
             end = ks[-1] * H + N
             for s in self.sources:
@@ -346,8 +341,8 @@ class Separator:
 
 def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool = False,
                  pretrained_model_dir: str | os.PathLike | None = None,
-                 overlap: float = params.DEFAULT_OVERLAP,
-                 sr: int = params.SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                 overlap: float = params.DEFAULT_OVERLAP, sr: int = params.SAMPLE_RATE,
+                 backend: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Separate ``x`` into harmonic, percussive and vocal parts (the original MiXiN's API).
 
     Parameters
@@ -358,8 +353,10 @@ def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool =
     single_model : bool
         Each output is its network's magnitude estimate with the mixture's phase.
     pretrained_model_dir : str, optional
-        Directory of the three ``model_*.h5`` files (default: the shipped models).
+        Directory of the three networks, ``model_*.onnx`` and/or ``model_*.h5`` (default: the
+        shipped models).
     overlap : float in [0, 0.5], as for :class:`Separator`
+    backend : "auto", "onnx" or "tf", as for :class:`Separator`
 
     Returns
     -------
@@ -367,7 +364,7 @@ def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool =
     ``instrumental``). Raises :class:`MixinError` as :meth:`Separator.separate` and for unusable models.
     """
     sep = Separator(model_dir=pretrained_model_dir, instrumental=instrumental,
-                    single_model=single_model, overlap=overlap)
+                    single_model=single_model, overlap=overlap, backend=backend)
     out = sep.separate(x, sr)
     return out["harmonic"], out["percussive"], out.get("vocal")
 
