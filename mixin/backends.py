@@ -51,11 +51,24 @@ TRAIN_EXTRA = 'pip install "mixin[train]"'
 SOURCE_KEY = "mixin_h5_file"
 SHA256_KEY = "mixin_h5_sha256"
 
-#: Default ONNX Runtime settings (chosen by measurement, see docs/backends.md): threads 0 = one
-#: per physical core; all graph optimisations; the memory arena on.
-ORT_THREADS = 0
-ORT_OPT_LEVEL = "all"
-ORT_ARENA = True
+#: Default ONNX Runtime settings (chosen by measurement, see docs/backends.md): threads None =
+#: one per CPU available to the process but one, which the separator's transforms use meanwhile
+#: (at least one; on 2 cores 1 thread took 10 % less CPU time than 2, at the same speed); graph
+#: optimisations up to "extended" ("all" adds the NCHWc layout, whose
+#: reorders cost more than they save on these 1- and 12-channel images: 8.1 vs 7.2 ms a chunk);
+#: one memory arena shared by the three sessions that allocates the sizes asked (ONNX Runtime's
+#: default, an arena per session growing by powers of two, peaked at 1.2 GB for batch 8); idle
+#: worker threads sleep instead of spinning (spinning burnt 60 % more CPU time for the same
+#: separation, taken from the transform and from other processes).
+ORT_THREADS = None
+ORT_OPT_LEVEL = "extended"
+ORT_ARENA = "shared"
+ORT_SPIN = False
+
+#: ``arena`` choices of :class:`OnnxBackend`.
+ARENAS = ("shared", "session", "off")
+
+_shared_arena = []  # registered once per process (ONNX Runtime's environment is global)
 
 
 def installed(module: str) -> bool:
@@ -233,12 +246,18 @@ class OnnxBackend(Backend):
     Parameters
     ----------
     paths : dict source -> path of a ``model_*.onnx`` (input and output [shape=(b, 96, 1948, 1)])
-    threads : int
-        Threads per session (0: ONNX Runtime's default, one per physical core).
+    threads : int or None
+        Threads per session (0: ONNX Runtime's default, one per physical core; None: one per CPU
+        available but one, at least one, see :func:`default_threads`).
     opt_level : "disable", "basic", "extended" or "all"
         Graph optimisation level.
-    arena : bool
-        ONNX Runtime's CPU memory arena (buffers kept between calls).
+    arena : "shared", "session" or "off"
+        Memory for the activations: one arena for every session of the process, allocating the
+        sizes asked, without memory patterns (the default); ONNX Runtime's default, an arena per
+        session that grows by powers of two, with memory patterns; or no arena (malloc and free
+        at every call).
+    spin : bool
+        Let idle worker threads spin (ONNX Runtime's default) rather than sleep.
 
     Raises :class:`MixinError` (one line naming the file) for an unreadable file, a file of the
     wrong shape, or an ``.onnx`` whose ``.h5`` beside it is not the one it was exported from.
@@ -247,7 +266,8 @@ class OnnxBackend(Backend):
     name = "onnx"
 
     def __init__(self, paths: Mapping[str, str | os.PathLike], threads: int = ORT_THREADS,
-                 opt_level: str = ORT_OPT_LEVEL, arena: bool = ORT_ARENA) -> None:
+                 opt_level: str = ORT_OPT_LEVEL, arena: str = ORT_ARENA,
+                 spin: bool = ORT_SPIN) -> None:
         import onnxruntime as ort
 
         super().__init__(paths)
@@ -258,14 +278,29 @@ class OnnxBackend(Backend):
                   "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
         if opt_level not in levels:
             raise MixinError(f"opt_level must be one of {', '.join(levels)}, got {opt_level!r}")
+        if threads is None:
+            threads = default_threads()
         if int(threads) != threads or threads < 0:
             raise MixinError(f"threads must be a non-negative integer, got {threads!r}")
+        if arena not in ARENAS:
+            raise MixinError(f"arena must be one of {', '.join(ARENAS)}, got {arena!r}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = levels[opt_level]
-        opts.enable_cpu_mem_arena = bool(arena)
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        if arena == "off":
+            opts.enable_cpu_mem_arena = False
+        elif arena == "shared":
+            if not _shared_arena:
+                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                                         ort.OrtMemType.DEFAULT)
+                # max memory 0 = no limit, extend strategy 1 = kSameAsRequested, defaults
+                ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))
+                _shared_arena.append(info)
+            opts.add_session_config_entry("session.use_env_allocators", "1")
+            opts.enable_mem_pattern = False
         self.sessions = {}
         for s, p in self.paths.items():
             self.sessions[s] = _session(ort, p, opts)
@@ -285,6 +320,16 @@ class OnnxBackend(Backend):
             i, o = self._names[s]
             out[s] = sess.run([o], {i: x})[0][..., 0]
         return out
+
+
+def default_threads() -> int:
+    """ONNX Runtime threads per session by default: the CPUs this process may use, but one (the
+    separator computes the transforms of the next batch meanwhile), at least one."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, n - 1)
 
 
 def _session(ort, path, opts):

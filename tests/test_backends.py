@@ -93,7 +93,8 @@ def test_builder_architecture_exports_for_any_size(shape):
 @pytest.mark.parametrize("pool,strides", [((3, 5), None), ((2, 2), (1, 1)), ((3, 3), (2, 2))])
 def test_layer_settings_match_keras_on_signed_inputs(padding, pool, strides):
     """Pooling first, on negative numbers: 'same' padding must not pool zeros in (TensorFlow pads
-    with -inf); strides, dilation, cropping and upsampling settings beyond the CDAE's."""
+    with -inf); strides, dilation, cropping and upsampling settings beyond the CDAE's, pointwise
+    layers after upsamplings, and an upsampling last."""
     import keras
     from keras import layers
 
@@ -106,7 +107,11 @@ def test_layer_settings_match_keras_on_signed_inputs(padding, pool, strides):
         layers.ReLU(),
         layers.UpSampling2D((2, 3)),
         layers.Activation("linear"),
-        layers.Cropping2D(((1, 0), (0, 2)))])
+        layers.UpSampling2D((1, 2)),
+        layers.Conv2D(2, 1, activation="relu"),  # pointwise: exported before the upsamplings
+        layers.ReLU(),
+        layers.Cropping2D(((1, 0), (0, 2))),
+        layers.UpSampling2D(2)])
     x = np.random.default_rng(2).standard_normal((3, 13, 17, 2)).astype(np.float32) - 1.0
     a, b = _run_both(model, x)
     assert a.shape == b.shape
@@ -150,7 +155,7 @@ def test_export_skips_up_to_date_and_refuses_others_without_overwrite(random_mod
     shutil.copy(SHIPPED / "model_vocal.h5", tmp_path)  # another .h5: the .onnx is stale
     with pytest.raises(MixinError, match="use --overwrite"):
         export_dir(tmp_path)
-    assert export_dir(tmp_path, overwrite=True) == [str(tmp_path / "model_vocal.onnx")]
+    assert len(export_dir(tmp_path, overwrite=True)) == 3  # --overwrite: all written again
     assert (tmp_path / "model_vocal.onnx").read_bytes() == (SHIPPED / "model_vocal.onnx").read_bytes()
 
 
@@ -330,3 +335,56 @@ sys.exit(main(sys.argv[1:]))
     assert r.returncode == 1 and r.stdout.split("\n")[0] == "tf"
     assert r.stderr == ("error: the onnx backend needs ONNX Runtime, which is not installed: "
                         "pip install onnxruntime\n")
+
+
+def test_light_dependencies_and_train_extra_make_requirements_txt():
+    """pyproject.toml: separation needs no TensorFlow; the [train] extra adds it; together they
+    are requirements.txt (which the scripts of a clone use), and [dev] includes [train]."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(reqs):
+        return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].strip().lower() for r in reqs}
+
+    light = names(project["dependencies"])
+    extras = project["optional-dependencies"]
+    assert light == {"numpy", "scipy", "soundfile", "soxr", "onnxruntime", "tqdm"}
+    assert {"tensorflow", "tensorflow-cpu", "keras", "h5py", "matplotlib", "onnx"} <= names(extras["train"])
+    assert "mixin" in names(extras["dev"]) and any("train" in r for r in extras["dev"])
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert names(ln for ln in lines if ln) == light | names(extras["train"])
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_pipeline_gives_the_same_samples_and_progress(random_models, channels):
+    """Two batches in flight (the default) or one after the other: the same output, bit for bit,
+    the same progress, the same blocks; errors of the worker come out of stream()."""
+    from mixin.separation.separate import Separator
+
+    rng = np.random.default_rng(6)
+    x = 0.3 * rng.standard_normal((params.CHUNK_SIZE * 5 + 777, channels)).astype(np.float32)
+    runs = {}
+    for pipeline in (True, False):
+        sep = Separator(random_models, batch_size=2, pipeline=pipeline)
+        steps, blocks = [], []
+        for out in sep.stream((x[i:i + 30000] for i in range(0, len(x), 30000)), channels,
+                              progress=steps.append):
+            blocks.append({s: o.copy() for s, o in out.items()})
+        runs[pipeline] = (steps, blocks)
+    assert runs[True][0] == runs[False][0]
+    assert [len(b["vocal"]) for b in runs[True][1]] == [len(b["vocal"]) for b in runs[False][1]]
+    for a, b in zip(runs[True][1], runs[False][1]):
+        for s in params.SOURCES:
+            np.testing.assert_array_equal(a[s], b[s])
+    assert sum(len(b["vocal"]) for b in runs[True][1]) == len(x)
+
+    sep = Separator(random_models, batch_size=2)
+
+    def broken(mag):
+        raise MixinError("network failed")
+
+    sep.backend.run = broken
+    with pytest.raises(MixinError, match="network failed"):
+        list(sep.stream([x], channels))

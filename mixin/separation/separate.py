@@ -22,6 +22,8 @@ hard boundaries exactly. Cutting, the chunk count and the overlap-add weights co
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import logging
 import os
 import time
@@ -95,11 +97,17 @@ class Separator:
         What runs the networks (:mod:`mixin.backends`): ONNX Runtime on the ``model_*.onnx``
         files, TensorFlow on the ``model_*.h5`` files, or ``auto`` (the default): ONNX when its
         files and ``onnxruntime`` are there, TensorFlow otherwise.
+    pipeline : bool
+        :meth:`stream` keeps two batches in flight on two threads, so that the transforms of
+        one batch run while the networks process the other (one batch in the networks at a
+        time); the same numbers as one batch after the other (``pipeline=False``).
     """
 
     def __init__(self, model_dir=None, instrumental=False, single_model=False,
                  overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=False,
-                 backend="auto"):
+                 backend="auto", pipeline=True):
+        import threading
+
         from .. import backends
         from ..nsgt import get_nsgt
 
@@ -123,6 +131,9 @@ class Separator:
         else:
             self.backend = backends.load(self.model_dir, self.sources, backend, jit=self.jit)
         self.nsgt = get_nsgt()
+        self.pipeline = bool(pipeline)
+        self._networks_lock = threading.Lock()  # one batch in the networks at a time
+        self._timings_lock = threading.Lock()
         self.timings = {"transform": 0.0, "networks": 0.0}
 
     @property
@@ -160,9 +171,10 @@ class Separator:
         t0 = time.perf_counter()
         coefs = self.nsgt.forward(frames)
         mag = np.abs(coefs)
-        t1 = time.perf_counter()
-        est = self.estimate(mag)
-        t2 = time.perf_counter()
+        with self._networks_lock:
+            t1 = time.perf_counter()
+            est = self.estimate(mag)
+            t2 = time.perf_counter()
         out = {}
         if self.single_model:
             # The published MiXiN combines each estimate with the mixture's phase through
@@ -182,8 +194,9 @@ class Separator:
                 out[s] = self.nsgt.backward(y)
         out = {s: o.astype(np.float32, copy=False) for s, o in out.items()}
         t3 = time.perf_counter()
-        self.timings["transform"] += (t1 - t0) + (t3 - t2)
-        self.timings["networks"] += t2 - t1
+        with self._timings_lock:
+            self.timings["transform"] += (t1 - t0) + (t3 - t2)
+            self.timings["networks"] += t2 - t1
         return out
 
     def masks(self, frames: np.ndarray) -> dict[str, np.ndarray]:
@@ -232,66 +245,83 @@ class Separator:
         n_in = 0
         ended = False
         it = iter(blocks)
+        pending = collections.deque()  # (chunk indices, future result) of the batches in flight
+        depth = 2 if self.pipeline else 1
+        pool = concurrent.futures.ThreadPoolExecutor(depth) if self.pipeline else None
 
-        while True:
-            # read until a batch of chunks is available (or the input ends)
-            while not ended and buf_start + len(buf) < (k + frames_per_batch - 1) * H + N:
-                try:
-                    b = next(it)
-                except StopIteration:
-                    ended = True
-                    break
-                b = np.asarray(b, dtype=np.float32)
-                if b.ndim != 2 or b.shape[1] != channels:
-                    raise MixinError(f"stream block has shape {b.shape}, expected (n, {channels})")
-                n_in += len(b)
-                buf = np.concatenate([buf, b]) if len(buf) else b
-            # chunks ready: those whose end is available, or all remaining ones at the end
-            ks = []
-            while len(ks) < frames_per_batch:
-                start = (k + len(ks)) * H
-                if ended:
-                    if start >= n_in:
+        try:
+            while True:
+                # read until a batch of chunks is available (or the input ends)
+                while not ended and buf_start + len(buf) < (k + frames_per_batch - 1) * H + N:
+                    try:
+                        b = next(it)
+                    except StopIteration:
+                        ended = True
                         break
-                elif start + N > buf_start + len(buf):
+                    b = np.asarray(b, dtype=np.float32)
+                    if b.ndim != 2 or b.shape[1] != channels:
+                        raise MixinError(f"stream block has shape {b.shape}, expected (n, {channels})")
+                    n_in += len(b)
+                    buf = np.concatenate([buf, b]) if len(buf) else b
+                # chunks ready: those whose end is available, or all remaining ones at the end
+                ks = []
+                while len(ks) < frames_per_batch:
+                    start = (k + len(ks)) * H
+                    if ended:
+                        if start >= n_in:
+                            break
+                    elif start + N > buf_start + len(buf):
+                        break
+                    ks.append(k + len(ks))
+                if ks:
+                    b0 = ks[0] * H - buf_start  # chunks ks from the buffer (the last may be zero-padded)
+                    frames = cut(buf[b0:b0 + (len(ks) - 1) * H + N].T, H, N)[:len(ks)]
+                    frames = np.ascontiguousarray(frames.reshape(-1, N))
+                    if pool is not None:  # in a worker thread, beside the batch before
+                        pending.append((ks, pool.submit(self.process_chunks, frames)))
+                    else:
+                        pending.append((ks, _Done(self.process_chunks(frames))))
+                    k = ks[-1] + 1
+                    drop = k * H - buf_start
+                    if drop > 0:
+                        buf = buf[drop:]
+                        buf_start += drop
+                elif not ended:
+                    continue
+                last = ended and k * H >= n_in  # every chunk is in flight or done
+                while pending and (len(pending) >= depth or last):
+                    done, fut = pending.popleft()
+                    res = fut.result()
+                    # overlap-add with the chunks' weights (mixin.chunks.overlap_add, incrementally)
+                    end = done[-1] * H + N
+                    for s in self.sources:
+                        y = res[s].reshape(len(done), channels, N)
+                        a = acc[s]
+                        grow = end - out_start - len(a)
+                        if grow > 0:
+                            a = np.concatenate([a, np.zeros((grow, channels), np.float32)])
+                        for i, kk in enumerate(done):
+                            w = w_later if kk else w_first
+                            a[kk * H - out_start: kk * H - out_start + N] += y[i].T * w[:, None]
+                        acc[s] = a
+                    if progress is not None:
+                        progress(len(done) * channels)
+                    # samples before the next chunk's start are final
+                    nxt = done[-1] + 1
+                    final = min(nxt * H, n_in) if ended else nxt * H
+                    n_final = final - out_start
+                    if n_final > 0:
+                        yield {s: acc[s][:n_final] for s in self.sources}
+                        for s in self.sources:
+                            acc[s] = acc[s][n_final:]
+                        out_start = final
+                if last and not pending:
                     break
-                ks.append(k + len(ks))
-            if not ks:
-                if ended:
-                    break
-                continue
-            b0 = ks[0] * H - buf_start  # chunks ks from the buffer (the last may be zero-padded)
-            frames = cut(buf[b0:b0 + (len(ks) - 1) * H + N].T, H, N)[:len(ks)]
-            res = self.process_chunks(frames.reshape(-1, N))
-            # overlap-add with the chunks' weights (mixin.chunks.overlap_add, incrementally)
-            end = ks[-1] * H + N
-            for s in self.sources:
-                y = res[s].reshape(len(ks), channels, N)
-                a = acc[s]
-                grow = end - out_start - len(a)
-                if grow > 0:
-                    a = np.concatenate([a, np.zeros((grow, channels), np.float32)])
-                for i, kk in enumerate(ks):
-                    w = w_later if kk else w_first
-                    a[kk * H - out_start: kk * H - out_start + N] += y[i].T * w[:, None]
-                acc[s] = a
-            k = ks[-1] + 1
-            if progress is not None:
-                progress(len(ks) * channels)
-            # samples before the next chunk's start are final
-            final = min(k * H, n_in) if ended else k * H
-            n_final = final - out_start
-            if n_final > 0:
-                yield {s: acc[s][:n_final] for s in self.sources}
-                for s in self.sources:
-                    acc[s] = acc[s][n_final:]
-                out_start = final
-            drop = k * H - buf_start
-            if drop > 0:
-                buf = buf[drop:]
-                buf_start += drop
-            if ended and k * H >= n_in:
-                break
+        finally:
+            if pool is not None:
+                for _, fut in pending:
+                    fut.cancel()
+                pool.shutdown(wait=True)
 
     # ---------------------------------------------------------------- arrays
     def separate(self, x: np.ndarray, sr: int = params.SAMPLE_RATE,
@@ -337,6 +367,16 @@ class Separator:
                 z = resample(z, params.SAMPLE_RATE, sr, n)
             res[s] = z[:, 0] if was_1d else z
         return res
+
+
+class _Done:
+    """A result already computed, with the interface of a future (``pipeline=False``)."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def result(self):
+        return self._result
 
 
 def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool = False,
