@@ -5,6 +5,9 @@ Everything above the networks (NSGT, chunking, overlap, masks, streaming, output
 
     backend.run(mag)   mag float32 [shape=(b, 96, 1948)] -> dict source -> float32 [shape=(b, 96, 1948)]
 
+(or the networks' input with its channels, [shape=(b, 96, 1948, c)], for networks that take more
+than the magnitude).
+
 Two backends:
 
 ``onnx``
@@ -170,14 +173,21 @@ class Backend:
 
         Parameters
         ----------
-        mag : float32 array [shape=(b, 96, 1948)]
-            NSGT magnitudes of b chunks.
+        mag : float32 array [shape=(b, 96, 1948)] or [shape=(b, 96, 1948, c)]
+            NSGT magnitudes of b chunks, or the networks' input channels.
 
         Returns
         -------
         dict source -> float32 array [shape=(b, 96, 1948)]
         """
         raise NotImplementedError
+
+
+def _nhwc(mag: np.ndarray) -> np.ndarray:
+    """The networks' input [shape=(b, rows, cols, c)] of magnitudes [shape=(b, rows, cols)] (c = 1)
+    or of input channels already stacked."""
+    x = np.ascontiguousarray(mag, np.float32)
+    return x[..., None] if x.ndim == 3 else x
 
     def files(self) -> dict[str, str]:
         """The model files loaded, keyed by source (empty for models given as objects)."""
@@ -236,7 +246,7 @@ class TFBackend(Backend):
         return self._fn
 
     def run(self, mag: np.ndarray) -> dict[str, np.ndarray]:
-        out = self._network_fn()(np.asarray(mag, np.float32)[..., None])
+        out = self._network_fn()(_nhwc(mag))
         return {s: np.asarray(o)[..., 0] for s, o in zip(self.sources, out)}
 
 
@@ -314,7 +324,7 @@ class OnnxBackend(Backend):
         return cls(model_files(model_dir, sources, "onnx"), **options)
 
     def run(self, mag: np.ndarray) -> dict[str, np.ndarray]:
-        x = np.ascontiguousarray(mag, np.float32)[..., None]
+        x = _nhwc(mag)
         out = {}
         for s, sess in self.sessions.items():
             i, o = self._names[s]
@@ -344,12 +354,13 @@ def _session(ort, path, opts):
     except Exception as e:  # onnxruntime raises its own exception types for bad files
         msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise MixinError(f"cannot load model {path}: {msg[:200]}") from None
-    want = tuple(input_shape())
+    want = tuple(input_shape())  # (rows, cols, 1); the input may have more channels
     ins, outs = sess.get_inputs(), sess.get_outputs()
     got_in = tuple(ins[0].shape[1:]) if len(ins) == 1 else None
     got_out = tuple(outs[0].shape[1:]) if len(outs) == 1 else None
-    if got_in != want or got_out != want:
-        raise MixinError(f"model {path} maps {got_in} to {got_out}; MiXiN needs {want} to {want}")
+    if got_in is None or got_in[:2] != want[:2] or len(got_in) != 3 or got_out != want:
+        raise MixinError(f"model {path} maps {got_in} to {got_out}; MiXiN needs "
+                         f"{want[:2] + ('channels',)} to {want}")
     h5 = h5_file(path)
     if os.path.isfile(h5):
         meta = sess.get_modelmeta().custom_metadata_map

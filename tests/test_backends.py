@@ -394,3 +394,29 @@ def test_pipeline_gives_the_same_samples_and_progress(random_models, channels):
     sep.backend.run = broken
     with pytest.raises(MixinError, match="network failed"):
         list(sep.stream([x], channels))
+
+
+def test_networks_with_several_input_channels(tmp_path):
+    """Networks fed more than the magnitude (e.g. HPSS channels) run on [shape=(b, 96, 1948, c)]."""
+    import keras
+    import onnx
+
+    from mixin.model import input_shape
+    from mixin.onnxexport import keras_to_onnx
+
+    rows, cols, _ = input_shape()
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((rows, cols, 3)),
+                              keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                              keras.layers.Conv2D(1, 1, activation="relu")])
+    onnx.save(keras_to_onnx(model), str(tmp_path / "model_vocal.onnx"))
+    x = np.abs(np.random.default_rng(8).standard_normal((2, rows, cols, 3))).astype(np.float32)
+    for b in (backends.OnnxBackend({"vocal": tmp_path / "model_vocal.onnx"}),
+              backends.TFBackend({"vocal": model})):
+        out = b.run(x)["vocal"]
+        assert out.shape == (2, rows, cols)
+        np.testing.assert_allclose(out, np.asarray(model(x))[..., 0], atol=1e-5)
+    onnx.save(keras_to_onnx(keras.Sequential([keras.Input((rows, 8, 1)), keras.layers.ReLU()])),
+              str(tmp_path / "model_harmonic.onnx"))
+    with pytest.raises(MixinError, match=r"maps \(96, 8, 1\) to \(96, 8, 1\); MiXiN needs"):
+        backends.OnnxBackend({"harmonic": tmp_path / "model_harmonic.onnx"})
