@@ -230,12 +230,9 @@ def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None 
     very ``.h5`` (same recorded sha256) is left as it is without it. Returns (path, written).
 
     Raises :class:`MixinError`: missing packages (naming the extra), an unreadable model or one
-    of the wrong shape (:func:`mixin.model.load_cdae`), an unsupported layer, an existing other
-    ``.onnx`` without ``overwrite``.
+    of the wrong shape, an unsupported layer, an existing other ``.onnx`` without ``overwrite``.
     """
     import onnx
-
-    from .model import load_cdae
 
     h5_path = str(h5_path)
     onnx_path = str(onnx_path) if onnx_path is not None else onnx_file(h5_path)
@@ -248,13 +245,35 @@ def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None 
             return onnx_path, False
         raise MixinError(f"{onnx_path} exists and was not exported from {h5_path}; use "
                          "--overwrite to replace it")
-    model = load_cdae(h5_path)
+    model = _load_keras(h5_path)
     name = os.path.splitext(os.path.basename(h5_path))[0]
     proto = keras_to_onnx(model, name=name, metadata={SOURCE_KEY: os.path.basename(h5_path),
                                                       SHA256_KEY: digest})
     with fileio.atomic_path(onnx_path) as tmp:
         onnx.save(proto, str(tmp))
     return onnx_path, True
+
+
+def _load_keras(path: str) -> keras.Model:
+    """A Keras ``.h5`` model mapping (96, 1948, c) to (96, 1948, 1): any number c of input
+    channels (the model family's networks may take more than the magnitude)."""
+    from .model import import_tensorflow, input_shape
+
+    import_tensorflow()
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # h5py/keras raise many types for corrupt files
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MixinError(f"cannot load model {path}: {msg[:200]}") from None
+    want = tuple(input_shape())
+    got_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    got_out = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
+    if got_in is None or got_in[:2] != want[:2] or len(got_in) != 3 or got_out != want:
+        raise MixinError(f"model {path} maps {got_in} to {got_out}; MiXiN needs "
+                         f"{want[:2] + ('channels',)} to {want}")
+    return model
 
 
 def export_dir(model_dir: str | os.PathLike, sources: Iterable[str] | None = None,

@@ -420,3 +420,21 @@ def test_networks_with_several_input_channels(tmp_path):
               str(tmp_path / "model_harmonic.onnx"))
     with pytest.raises(MixinError, match=r"maps \(96, 8, 1\) to \(96, 8, 1\); MiXiN needs"):
         backends.OnnxBackend({"harmonic": tmp_path / "model_harmonic.onnx"})
+
+
+def test_export_of_a_three_channel_h5_and_a_wrong_shape(tmp_path):
+    import keras
+
+    from mixin.model import input_shape, save_cdae
+    from mixin.onnxexport import export_onnx
+
+    rows, cols, _ = input_shape()
+    keras.utils.set_random_seed(9)
+    save_cdae(keras.Sequential([keras.Input((rows, cols, 3)), keras.layers.Conv2D(1, 3, padding="same")]),
+              tmp_path / "model_vocal.h5")
+    path, written = export_onnx(tmp_path / "model_vocal.h5")
+    assert written and backends.OnnxBackend({"vocal": path}).run(
+        np.ones((1, rows, cols, 3), np.float32))["vocal"].shape == (1, rows, cols)
+    save_cdae(keras.Sequential([keras.Input((rows, 8, 1)), keras.layers.ReLU()]), tmp_path / "model_bad.h5")
+    with pytest.raises(MixinError, match="model_bad.h5 maps"):
+        export_onnx(tmp_path / "model_bad.h5")
