@@ -198,7 +198,7 @@ def bench_song(model_dir, minutes, batch, tmp):
 def bench_tune(model_dir, batch):
     from mixin import backends
 
-    base = {"threads": backends.ORT_THREADS, "opt_level": backends.ORT_OPT_LEVEL,
+    base = {"threads": backends.default_threads(), "opt_level": backends.ORT_OPT_LEVEL,
             "arena": backends.ORT_ARENA, "spin": backends.ORT_SPIN, "batch": batch}
     trials = [{}]
     trials += [{"threads": t} for t in (1, 2) if t != base["threads"]]

@@ -54,15 +54,16 @@ TRAIN_EXTRA = 'pip install "mixin[train]"'
 SOURCE_KEY = "mixin_h5_file"
 SHA256_KEY = "mixin_h5_sha256"
 
-#: Default ONNX Runtime settings (chosen by measurement, see docs/backends.md): threads 0 = one
-#: per physical core (on 2 idle cores a 4-minute song took 10.0 s with 2 threads, 10.8-11.2 s with
-#: 1, which takes 10 % less CPU time and does better on a busy machine); graph optimisations up to "extended" ("all" adds the NCHWc layout, whose
+#: Default ONNX Runtime settings (chosen by measurement, see docs/backends.md): threads None =
+#: one per CPU available to the process but one, which the separator's transforms use meanwhile
+#: (at least one; on 2 cores 1 thread took 10 % less CPU time than 2, at the same speed); graph
+#: optimisations up to "extended" ("all" adds the NCHWc layout, whose
 #: reorders cost more than they save on these 1- and 12-channel images: 8.1 vs 7.2 ms a chunk);
 #: one memory arena shared by the three sessions that allocates the sizes asked (ONNX Runtime's
 #: default, an arena per session growing by powers of two, peaked at 1.2 GB for batch 8); idle
 #: worker threads sleep instead of spinning (spinning burnt 60 % more CPU time for the same
 #: separation, taken from the transform and from other processes).
-ORT_THREADS = 0
+ORT_THREADS = None
 ORT_OPT_LEVEL = "extended"
 ORT_ARENA = "shared"
 ORT_SPIN = False
@@ -255,8 +256,9 @@ class OnnxBackend(Backend):
     Parameters
     ----------
     paths : dict source -> path of a ``model_*.onnx`` (input and output [shape=(b, 96, 1948, 1)])
-    threads : int
-        Threads per session (0: ONNX Runtime's default, one per physical core).
+    threads : int or None
+        Threads per session (0: ONNX Runtime's default, one per physical core; None: one per CPU
+        available but one, at least one, see :func:`default_threads`).
     opt_level : "disable", "basic", "extended" or "all"
         Graph optimisation level.
     arena : "shared", "session" or "off"
@@ -286,6 +288,8 @@ class OnnxBackend(Backend):
                   "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
         if opt_level not in levels:
             raise MixinError(f"opt_level must be one of {', '.join(levels)}, got {opt_level!r}")
+        if threads is None:
+            threads = default_threads()
         if int(threads) != threads or threads < 0:
             raise MixinError(f"threads must be a non-negative integer, got {threads!r}")
         if arena not in ARENAS:
@@ -326,6 +330,16 @@ class OnnxBackend(Backend):
             i, o = self._names[s]
             out[s] = sess.run([o], {i: x})[0][..., 0]
         return out
+
+
+def default_threads() -> int:
+    """ONNX Runtime threads per session by default: the CPUs this process may use, but one (the
+    separator computes the transforms of the next batch meanwhile), at least one."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, n - 1)
 
 
 def _session(ort, path, opts):
