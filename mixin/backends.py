@@ -56,8 +56,9 @@ SHA256_KEY = "mixin_h5_sha256"
 
 #: Default ONNX Runtime settings (chosen by measurement, see docs/backends.md): threads None =
 #: one per CPU available to the process but one, which the separator's transforms use meanwhile
-#: (at least one; on 2 cores 1 thread took 10 % less CPU time than 2, at the same speed); graph
-#: optimisations up to "extended" ("all" adds the NCHWc layout, whose
+#: (at least one). On 2 cores: 1 thread takes 10 % less CPU time than 2 and was 25-40 % faster on
+#: the busy machine; on idle cores 2 threads were 8 % faster (a 4-minute song 10.0 s vs 10.8 s);
+#: graph optimisations up to "extended" ("all" adds the NCHWc layout, whose
 #: reorders cost more than they save on these 1- and 12-channel images: 8.1 vs 7.2 ms a chunk);
 #: one memory arena shared by the three sessions that allocates the sizes asked (ONNX Runtime's
 #: default, an arena per session growing by powers of two, peaked at 1.2 GB for batch 8); idle
