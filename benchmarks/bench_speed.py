@@ -4,7 +4,8 @@
     python benchmarks/bench_speed.py [--minutes 3] [--channels 2] [--overlap F] [--model-dir DIR]
                                      [--baseline-seconds 20]
 
-It makes a test song (mixin.training.render.synth), times TensorFlow start-up and model loading,
+It makes a test song (mixin.training.render.synth), times TensorFlow start-up and model loading
+(the tf backend; benchmarks/bench_backends.py compares it with the default onnx backend),
 then separates the file with mixin.separation.separate.separate_file and prints seconds per second
 of audio for reading and resampling, the transform, the networks and writing. With
 --baseline-seconds it also runs the original MiXiN's loop (mono, one chunk at a time, one Keras
@@ -88,7 +89,8 @@ def main(argv=None):
         t_import = time.perf_counter() - t0
         t0 = time.perf_counter()
         jit = args.jit == "on"
-        sep = Separator(args.model_dir, overlap=args.overlap, batch_size=args.batch_size, jit=jit)
+        sep = Separator(args.model_dir, overlap=args.overlap, batch_size=args.batch_size, jit=jit,
+                        backend="tf")
         t_load = time.perf_counter() - t0
 
         outs = {s: os.path.join(tmp, f"out_{s}.wav") for s in sep.sources}
@@ -121,7 +123,8 @@ def main(argv=None):
             t0 = time.perf_counter()
             original_loop(sep.models if not sep.instrumental else None, mono)
             t_orig = (time.perf_counter() - t0) / (n_full / params.SAMPLE_RATE)
-            sep0 = Separator(args.model_dir, overlap=0.0, batch_size=args.batch_size, jit=jit)
+            sep0 = Separator(args.model_dir, overlap=0.0, batch_size=args.batch_size, jit=jit,
+                             backend="tf")
             t0 = time.perf_counter()
             sep0.separate(mono[:n_full])
             t_ours = (time.perf_counter() - t0) / (n_full / params.SAMPLE_RATE)

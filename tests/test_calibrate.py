@@ -84,6 +84,11 @@ def test_calibrate_folds_gains_keeps_originals_and_refuses_twice(prepared):
         b = np.asarray(load_cdae(d / "model" / f"model_{s}.h5")(x))
         np.testing.assert_allclose(b, a * 10 ** (rec["gains_db"][s] / 20), rtol=1e-5)
 
+    from mixin.backends import sha256
+    from mixin.onnxexport import recorded_hash
+
+    for s in params.SOURCES:  # the .onnx files follow the calibrated models
+        assert recorded_hash(d / "model" / f"model_{s}.onnx") == sha256(d / "model" / f"model_{s}.h5")
     with pytest.raises(MixinError, match="already calibrated"):
         calibrate(d / "data", d / "model", n_chunks=6, seed=1)
     again = calibrate(d / "data", d / "model", n_chunks=6, seed=1, overwrite=True)

@@ -200,6 +200,9 @@ def test_train_mix_end_to_end_and_resume(stem_root, tmp_path):
     assert names[0] not in json.loads((tmp_path / "logdir" / "catalogue.json").read_text())["key"].__repr__()
     models = load_models(tmp_path / "model")
     assert set(models) == set(params.SOURCES)
+    from mixin.backends import choose
+
+    assert choose("auto", tmp_path / "model") == "onnx"  # exported after training
     assert (tmp_path / "model" / "validation_sdr.png").exists()
     assert set(load_models(tmp_path / "logdir" / "rounds" / "001")) == set(params.SOURCES)
     # resume: one more round continues at batch 2

@@ -1,7 +1,8 @@
 """Packaging: the wheel installs into a fresh venv and works from any directory, with the models.
 
 The fresh venv borrows the big dependencies (TensorFlow, ...) of the running interpreter through a
-``.pth`` file instead of downloading them again; MiXiN itself comes only from the wheel.
+``.pth`` file instead of downloading them again; MiXiN itself comes only from the wheel. The light
+install (no extras) is checked in a venv of its own, with its dependencies from the package index.
 """
 
 import importlib.util
@@ -74,6 +75,7 @@ def test_wheel_holds_the_package_models_and_scripts(wheel):
         scripts = z.read(entry).decode()
     for s in ("harmonic", "percussive", "vocal"):
         assert f"mixin/pretrained/model_{s}.h5" in names
+        assert f"mixin/pretrained/model_{s}.onnx" in names
     assert "mixin/pretrained/training.json" in names
     assert "mixin/cli/xtract.py" in names and "mixin/separation/separate.py" in names
     # every module of the checkout: pyproject.toml lists the subpackages one by one
@@ -132,3 +134,54 @@ def test_python_api_from_another_directory(venv, tmp_path):
     package, models = r.stdout.split()[-2:]
     assert package.startswith(str(venv)) and models == os.path.join(os.path.dirname(package),
                                                                     "pretrained")
+
+
+def _index_reachable(tmp):
+    """Whether pip can fetch from the package index (the light venv downloads its dependencies)."""
+    r = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "download",
+                        "--no-deps", "-q", "-d", str(tmp), "tqdm"], capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def test_light_install_separates_without_tensorflow(wheel, tmp_path):
+    """``pip install <clone>`` without extras: no TensorFlow, Keras, h5py or matplotlib; the shipped
+    models separate (onnx backend) from another directory; an .h5-only folder and training answer
+    one line naming the extra."""
+    if not _index_reachable(tmp_path / "dl"):
+        pytest.skip("the package index is not reachable (the light install downloads onnxruntime...)")
+    venv = tmp_path / "light"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # (PYTHONPATH: the checkout)
+    # the wheel pip builds from the clone, with its dependencies (no extras) from the index
+    _pip("--python", str(py), "install", "-q", str(wheel), env=env)
+    absent = subprocess.run([str(py), "-c", "import importlib.util as u; print([m for m in "
+                             "('tensorflow', 'keras', 'h5py', 'matplotlib', 'onnx') "
+                             "if u.find_spec(m)])"], capture_output=True, text=True, check=True,
+                            env=env)
+    assert absent.stdout.strip() == "[]"
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    sf.write(str(work / "song.wav"), 0.1 * np.random.default_rng(0).standard_normal((50000, 2)),
+             44100)
+    r = subprocess.run([str(venv / "bin" / "xtract-mixin"), "song.wav", "--outdir", "out"],
+                       cwd=work, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "model_vocal.onnx" in r.stdout
+    for s in ("harmonic", "percussive", "vocal"):
+        assert sf.info(str(work / "out" / f"song_{s}.wav")).frames == 50000
+
+    h5only = work / "h5only"
+    h5only.mkdir()
+    for s in ("harmonic", "percussive", "vocal"):
+        shutil.copy(ROOT / "pretrained-models" / f"model_{s}.h5", h5only)
+    r = subprocess.run([str(venv / "bin" / "xtract-mixin"), "song.wav", "--outdir", "out2",
+                        "--pretrained-model-dir", "h5only"], cwd=work, capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert 'pip install "mixin[train]"' in r.stderr
+    r = subprocess.run([str(venv / "bin" / "mixin-train"), "--export-onnx", "--model-dir", "h5only"],
+                       cwd=work, capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert 'pip install "mixin[train]"' in r.stderr

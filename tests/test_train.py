@@ -104,6 +104,11 @@ def test_train_checkpoints_history_models_plots_and_resume(data, tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(MixinError):  # the other two models were not trained
         load_models(model_dir)
+    from mixin.backends import sha256
+    from mixin.onnxexport import recorded_hash
+
+    # exported for the onnx backend, from this very .h5
+    assert recorded_hash(model_dir / "model_vocal.onnx") == sha256(p["model"])
 
     # resume: one more epoch continues from the checkpoint, history kept
     train(cfg(data, model_dir, logdir, epochs=3))

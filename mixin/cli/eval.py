@@ -12,6 +12,7 @@ import sys
 
 from .. import __version__
 from ..argtypes import ListAction, number, positive_float
+from ..backends import BACKENDS
 from ..errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -36,6 +37,10 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model-dir", action=ListAction, default=[], metavar="[LABEL=]DIR",
                    help="MiXiN model directories to evaluate (the label defaults to the folder "
                         "name; default: the shipped models)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="what runs the networks: onnx (ONNX Runtime), tf (TensorFlow, for .h5-only "
+                        "folders such as the original's weights) or auto (default: onnx when the "
+                        ".onnx files and onnxruntime are there)")
     p.add_argument("--variants", choices=("both", "default", "no-overlap"), default="both",
                    help="MiXiN with the default chunk overlap, with the original's hard chunks "
                         "(no-overlap), or both (default)")
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
     try:
         from ..evaluation import evaluate
-        from ..model import model_paths
+        from ..backends import choose
         from ..separation.separate import default_model_dir
 
         if args.jobs < 1:
@@ -86,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         model_dirs = list(args.model_dir)
         if not model_dirs:
             shipped = default_model_dir()
-            if all(os.path.isfile(p) for p in model_paths(shipped).values()):
+            try:
+                choose(args.backend, shipped)
                 model_dirs = [f"MiXiN={shipped}"]
-            else:
-                log.warning("no --model-dir and no models in %s: baselines only", shipped)
+            except MixinError as e:
+                log.warning("no --model-dir and no usable models in %s (%s): baselines only",
+                            shipped, e)
         systems = evaluate.make_systems(model_dirs, args.variants, hpss=not args.no_hpss,
-                                        oracle=not args.no_oracle)
+                                        oracle=not args.no_oracle, backend=args.backend)
         evaluate.check_outdir(args.outdir, args.overwrite)
         if not args.quiet:
             print(f"{len(songs)} song(s): {', '.join(s.name for s in songs)}; systems: "

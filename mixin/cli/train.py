@@ -2,7 +2,7 @@
 
 The stages run in the order of :data:`STAGES` when combined: --render-stems, then the faithful path
 (--prepare-stems, --create-hdf5, --train) or --train-mix (examples mixed on the fly from the stem
-folders), then --calibrate. Each flag belongs to the stages that use it (``--help`` groups them;
+folders), then --calibrate, then --export-onnx (also done after every stage that saves models). Each flag belongs to the stages that use it (``--help`` groups them;
 a flag that none of the stages run uses is refused). ``--recipe FILE`` runs the steps of a JSON
 recipe (``pretrained-models/recipe.json``: the commands that made the shipped models); flags on
 the command line override the recipe's, and stage flags pick its steps.
@@ -21,7 +21,7 @@ log = logging.getLogger("mixin")
 
 #: The stages, in the order they run.
 STAGES = ("render-stems", "render-report", "prepare-stems", "create-hdf5", "train", "train-mix",
-          "calibrate")
+          "calibrate", "export-onnx")
 _TRAINING = ("train", "train-mix")
 _DATA = ("prepare-stems", "create-hdf5", "train", "calibrate")
 
@@ -84,7 +84,7 @@ def get_parser() -> argparse.ArgumentParser:
              "(default: %(default)s)")
     add("--data-dir", default="data", used_by=_DATA,
         help="segments and HDF5 files (default: %(default)s)")
-    add("--model-dir", default="model", used_by=("train", "train-mix", "calibrate"),
+    add("--model-dir", default="model", used_by=("train", "train-mix", "calibrate", "export-onnx"),
         help="trained models (default: %(default)s)")
     add("--logdir", default="logdir", used_by=_TRAINING,
         help="checkpoints, training state and history (default: %(default)s)")
@@ -240,6 +240,13 @@ def get_parser() -> argparse.ArgumentParser:
              "record in calibration.json)")
     add("--calibration-chunks", type=positive_int, default=128, metavar="N",
         help="chunks of the training songs to fit on (default: %(default)s)")
+
+    add = _group(p, "--export-onnx: the networks as ONNX files for the separator's onnx backend",
+                 ("export-onnx",))
+    add("--export-onnx", action="store_true",
+        help="write model_*.onnx beside the model_*.h5 files of --model-dir (done anyway after "
+             "training or calibrating; an existing .onnx of another .h5 is replaced only with "
+             "--overwrite)")
     return p
 
 
@@ -311,6 +318,23 @@ def read_recipe(parser: _Parser, path: str) -> list[dict[str, Any]]:
     return out
 
 
+def _check_train_extra(args):
+    """The stages that need TensorFlow (the ``[train]`` extra) refuse at once, in one line, when
+    it is not installed (a light install separates only)."""
+    from mixin.backends import TRAIN_EXTRA, installed
+    from mixin.errors import MixinError
+
+    tf = ("tensorflow", "keras", "h5py")
+    needs = {"create_hdf5": ("h5py",),
+             "train": tf + (("matplotlib",) if args.plot_training else ()),
+             "train_mix": tf + ("matplotlib",), "calibrate": tf, "export_onnx": tf + ("onnx",)}
+    for stage, modules in needs.items():
+        absent = [m for m in modules if getattr(args, stage) and not installed(m)]
+        if absent:
+            raise MixinError(f"--{stage.replace('_', '-')} needs {', '.join(absent)}, not "
+                             f"installed: {TRAIN_EXTRA}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the stages asked for (or the recipe's steps): 0 on success, 1 after a one-line
     ``error: ...`` on stderr, 130 when interrupted (argparse exits with 2 for bad flags)."""
@@ -328,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     for step in steps:
         stages = _stages({**step, **given})
         if not stages:
-            parser.error("nothing to do: give --render-stems, --prepare-stems, --create-hdf5, --train, "
-                         "--train-mix and/or --calibrate (or --recipe FILE)")
+            parser.error("nothing to do: give --render-stems, --render-report, --prepare-stems, "
+                         "--create-hdf5, --train, --train-mix, --calibrate and/or --export-onnx "
+                         "(or --recipe FILE)")
         mine = {k: v for k, v in given.items() if set(parser.used_by.get(k, STAGES)) & set(stages)}
         runs.append(argparse.Namespace(**{**defaults, **step, **mine}))
     _refuse_unused(parser, given, [s for s in STAGES if any(getattr(a, _dest(s)) for a in runs)])
@@ -374,6 +399,7 @@ def _run(args: argparse.Namespace) -> None:
     """Run the stages of one checked set of settings."""
     from mixin.training.train import DEFAULT_LEARNING_RATE, DEFAULT_LOSSES
 
+    _check_train_extra(args)
     if args.original_settings:
         args.learning_rate, args.loss = 1e-3, "mae"
     learning_rate = args.learning_rate if args.learning_rate is not None else DEFAULT_LEARNING_RATE
@@ -441,6 +467,10 @@ def _run(args: argparse.Namespace) -> None:
 
         calibrate(args.data_dir, args.model_dir, n_chunks=args.calibration_chunks,
                   seed=args.seed, overwrite=args.overwrite)
+    if args.export_onnx:
+        from mixin.onnxexport import export_dir
+
+        export_dir(args.model_dir, overwrite=args.overwrite)
 
 
 def _render_report(args: argparse.Namespace) -> None:

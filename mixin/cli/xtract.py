@@ -1,9 +1,9 @@
 """The ``xtract-mixin`` command (also ``./xtract_mixin.py``): separate songs with MiXiN.
 
-``main`` first checks everything that needs no TensorFlow — the flags, the ``--filename``
+``main`` first checks everything that needs no network runtime — the flags, the ``--filename``
 template, the output folders, the inputs (they exist and libsndfile or ffmpeg reads them), output
-collisions, existing outputs without ``--overwrite``, the model files — and only then imports
-TensorFlow and loads the models. Every problem is one ``error: ...`` line on stderr; a summary
+collisions, existing outputs without ``--overwrite``, the model files and the backend — and only
+then imports ONNX Runtime or TensorFlow and loads the models. Every problem is one ``error: ...`` line on stderr; a summary
 line follows only when several inputs were given and some failed. Nothing is created on disk for
 an input that is not separated.
 """
@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__, params
+from ..backends import BACKENDS
 from ..errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -66,9 +67,19 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                           f"(default: {DEFAULT_TEMPLATE})")
     p.add_argument("--first-prefix", action="store_true",
                    help="{name} is the input's file name up to its first underscore")
-    p.add_argument("--pretrained-model-dir", default=None, metavar="DIR",
-                   help="directory holding model_harmonic.h5, model_percussive.h5 and "
-                        "model_vocal.h5 (default: the shipped models)")
+    models = p.add_mutually_exclusive_group()
+    models.add_argument("-n", "--model", default=None, metavar="NAME",
+                        help="installed model set to separate with (default: mixin, the published "
+                             "architecture trained by this project; see --list-models)")
+    models.add_argument("--pretrained-model-dir", default=None, metavar="DIR",
+                        help="directory holding model_harmonic, model_percussive and model_vocal as "
+                             ".onnx and/or .h5 files (default: the shipped models)")
+    p.add_argument("--list-models", action="store_true",
+                   help="list the installed model sets with their scores, and exit")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="what runs the networks: onnx (ONNX Runtime on the .onnx files), tf "
+                        "(TensorFlow on the .h5 files; pip install \"mixin[train]\") or auto "
+                        "(default: onnx when the .onnx files and onnxruntime are there, else tf)")
     ov = p.add_mutually_exclusive_group()
     ov.add_argument("--no-overlap", action="store_true",
                     help="hard chunk boundaries, exactly as the original MiXiN")
@@ -264,18 +275,17 @@ def _check_batch_flags(args):
 def _preflight(args, sources, inputs=None):
     """Every check that needs no TensorFlow.
 
-    Returns (plan, subtypes, failures, model_dir, skipped): plan = dict input -> outputs
+    Returns (plan, subtypes, failures, model_dir, skipped, backend): plan = dict input -> outputs
     (source -> path) of the inputs that passed, subtypes = dict input -> libsndfile subtype of
     its outputs, failures = list of (input, message), skipped = dict input -> outputs of the
-    inputs whose outputs all exist (with --skip-existing). Raises MixinError for problems of the
-    whole call.
+    inputs whose outputs all exist (with --skip-existing), backend = "onnx" or "tf". Raises
+    MixinError for problems of the whole call.
     """
+    from .. import audio, backends
     from ..separation.batch import outputs_complete
 
     inputs = args.inputs if inputs is None else inputs
-    from .. import audio
-    from ..model import model_paths
-    from ..separation.separate import default_model_dir, hop_size
+    from ..separation.separate import hop_size
 
     hop_size(0.0 if args.no_overlap else args.overlap)
     if args.batch_size is not None and args.batch_size < 1:
@@ -287,12 +297,8 @@ def _preflight(args, sources, inputs=None):
             audio.output_subtype(template, args.format)
         except MixinError as e:
             raise MixinError(f"--filename {template!r}" + str(e)[len(template):]) from None
-    model_dir = args.pretrained_model_dir or default_model_dir()
-    if not os.path.isdir(model_dir):
-        raise MixinError(f"model directory not found: {model_dir}")
-    for p in model_paths(model_dir, sources).values():
-        if not os.path.isfile(p):
-            raise MixinError(f"model file not found: {p}")
+    model_dir = _model_dir(args)
+    backend = backends.choose(args.backend, model_dir, sources)
     check_folder(args.outdir, "--outdir")
     full = output_paths(inputs, args.outdir, sources, template, args.first_prefix)
 
@@ -326,7 +332,7 @@ def _preflight(args, sources, inputs=None):
             failures.append((inp, str(e)))
             continue
         plan[inp] = outs
-    return plan, subtypes, failures, model_dir, skipped
+    return plan, subtypes, failures, model_dir, skipped, backend
 
 
 def _error(msg, inp=None):
@@ -345,9 +351,8 @@ def _stream_preflight(args, sources):
     """The checks of ``--stream`` that need no TensorFlow; returns (outputs, subtype, model_dir)."""
     import stat
 
-    from .. import audio
-    from ..model import model_paths
-    from ..separation.separate import default_model_dir, hop_size
+    from .. import audio, backends
+    from ..separation.separate import hop_size
 
     hop_size(0.0 if args.no_overlap else args.overlap)
     if args.batch_size is not None and args.batch_size < 1:
@@ -362,12 +367,8 @@ def _stream_preflight(args, sources):
         if os.path.splitext(o)[1].lower() != ".wav":
             raise MixinError(f"--stream writes WAV: the output {o} must end in .wav")
     subtype = audio.output_subtype(next(iter(outs.values())), args.format)
-    model_dir = args.pretrained_model_dir or default_model_dir()
-    if not os.path.isdir(model_dir):
-        raise MixinError(f"model directory not found: {model_dir}")
-    for p in model_paths(model_dir, sources).values():
-        if not os.path.isfile(p):
-            raise MixinError(f"model file not found: {p}")
+    model_dir = _model_dir(args)
+    backend = backends.choose(args.backend, model_dir, sources)
     check_folder(args.outdir, "--outdir")
     for o in outs.values():
         if os.path.isdir(o):
@@ -375,7 +376,14 @@ def _stream_preflight(args, sources):
         if os.path.exists(o) and not stat.S_ISFIFO(os.stat(o).st_mode) and not args.overwrite:
             raise MixinError(f"{o} exists (use --overwrite to replace it)")
         check_folder(os.path.dirname(o) or ".")
-    return outs, subtype, model_dir
+    return outs, subtype, model_dir, backend
+
+
+def _model_dir(args) -> str:
+    """The folder of the networks: --pretrained-model-dir, or the installed set --model names."""
+    from ..modelsets import resolve
+
+    return args.pretrained_model_dir or resolve(args.model)
 
 
 def _main_stream(args, sources, say) -> int:
@@ -385,7 +393,7 @@ def _main_stream(args, sources, say) -> int:
 
     try:
         fmt = live.parse_stream_format(args.stream_format)
-        outs, subtype, model_dir = _stream_preflight(args, sources)
+        outs, subtype, model_dir, backend = _stream_preflight(args, sources)
         if sys.stdin is None or sys.stdin.isatty():
             raise MixinError("--stream reads audio from standard input, which is a terminal: "
                              "pipe it in, e.g. ffmpeg -i song.mp3 -f wav - | xtract-mixin --stream")
@@ -398,7 +406,7 @@ def _main_stream(args, sources, say) -> int:
     try:
         sep = Separator(model_dir, instrumental=args.instrumental, single_model=args.single_model,
                         overlap=0.0 if args.no_overlap else args.overlap,
-                        batch_size=args.batch_size or reader.channels)
+                        batch_size=args.batch_size or reader.channels, backend=backend)
         for d in sorted({os.path.dirname(o) for o in outs.values()}):
             make_folders(d or ".")
         say(f"stream: {reader.channels} channel(s) at {reader.rate} Hz -> "
@@ -424,6 +432,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
     say = (lambda *a, **k: None) if args.quiet else print
     sources = params.SOURCES[:2] if args.instrumental else params.SOURCES
+    if args.list_models:
+        from ..modelsets import format_sets
+
+        try:
+            print(format_sets())
+        except MixinError as e:
+            _error(e)
+            return 1
+        return 0
     from ..separation import batch
 
     manifest = None
@@ -433,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             return _main_stream(args, sources, say)
         inputs, folder_failures = batch.collect_inputs(args.inputs, args.input_list,
                                                        args.recursive, args.pattern)
-        plan, subtypes, failures, model_dir, skipped = _preflight(args, sources, inputs)
+        plan, subtypes, failures, model_dir, skipped, backend = _preflight(args, sources, inputs)
         failures = folder_failures + failures
         if args.manifest:
             manifest = batch.Manifest(args.manifest)
@@ -468,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             say("Done")
             return 0
         return _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say,
-                          n_inputs)
+                          n_inputs, backend)
     except MixinError as e:
         _error(e)
         return 1
@@ -477,9 +494,9 @@ def main(argv: list[str] | None = None) -> int:
             manifest.close()
 
 
-def _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say, n_inputs):
+def _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say, n_inputs, backend):
     """Separate the planned inputs here, in --jobs processes or on a Dask cluster."""
-    from ..model import model_paths
+    from ..backends import model_files
     from ..separation import batch
 
     tasks = [batch.make_task(inp, outs, subtypes[inp]) for inp, outs in plan.items()]
@@ -495,13 +512,15 @@ def _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say
 
     sep_kwargs = dict(instrumental=args.instrumental, single_model=args.single_model,
                       overlap=0.0 if args.no_overlap else args.overlap,
-                      batch_size=args.batch_size or 8)
-    paths = model_paths(model_dir, sources)
+                      batch_size=args.batch_size or 8, backend=backend)
+    paths = model_files(model_dir, sources, backend)
     try:
         if args.scheduler is not None:
-            # None: each worker finds its own shipped models
+            # the shipped set: each worker finds its own installed copy; the backend as asked
             sep_kwargs["model_dir"] = (os.path.abspath(args.pretrained_model_dir)
-                                       if args.pretrained_model_dir else None)
+                                       if args.pretrained_model_dir else
+                                       None if args.model is None else os.path.abspath(model_dir))
+            sep_kwargs["backend"] = args.backend
             say(f"Sending {len(tasks)} input(s) to the Dask scheduler at {args.scheduler}")
             batch.run_dask(args.scheduler, sep_kwargs, tasks, on_result)
         elif args.jobs > 1 and len(tasks) > 1:

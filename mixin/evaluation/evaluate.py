@@ -400,25 +400,29 @@ _SEPARATORS = {}
 
 
 class ModelSystem(System):
-    """MiXiN with the models of ``model_dir``; ``overlap`` None = the separator's default."""
+    """MiXiN with the models of ``model_dir``; ``overlap`` None = the separator's default;
+    ``backend`` as for :class:`~mixin.separation.separate.Separator`."""
 
     kind = "mixin"
 
-    def __init__(self, name: str, model_dir: str | os.PathLike, overlap: float | None = None) -> None:
+    def __init__(self, name: str, model_dir: str | os.PathLike, overlap: float | None = None,
+                 backend: str = "auto") -> None:
         self.name, self.model_dir, self.overlap = name, str(model_dir), overlap
+        self.backend = backend
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "model_dir": self.model_dir,
-                "overlap": params.DEFAULT_OVERLAP if self.overlap is None else self.overlap}
+                "overlap": params.DEFAULT_OVERLAP if self.overlap is None else self.overlap,
+                "backend": self.backend}
 
     def separator(self) -> Separator:
         """The separator of these models (one per process and setting: models load once)."""
-        key = (self.model_dir, self.overlap)
+        key = (self.model_dir, self.overlap, self.backend)
         if key not in _SEPARATORS:  # one per process: models load once per worker
             from ..separation.separate import Separator
 
             kw = {} if self.overlap is None else {"overlap": self.overlap}
-            _SEPARATORS[key] = Separator(model_dir=self.model_dir, **kw)
+            _SEPARATORS[key] = Separator(model_dir=self.model_dir, backend=self.backend, **kw)
         return _SEPARATORS[key]
 
     def separate(self, mixture: np.ndarray, sr: int,
@@ -469,19 +473,16 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     return label, path
 
 
-def check_model_dir(path: str | os.PathLike) -> None:
-    """A model directory must hold the three networks; raise MixinError naming what is missing."""
-    from ..model import model_paths
+def check_model_dir(path: str | os.PathLike, backend: str = "auto") -> str:
+    """A model directory must hold the three networks that ``backend`` runs; returns the backend
+    ("onnx" or "tf"); raises MixinError naming what is missing (:func:`mixin.backends.choose`)."""
+    from ..backends import choose
 
-    if not os.path.isdir(path):
-        raise MixinError(f"model directory not found: {path}")
-    missing = [p for p in model_paths(path).values() if not os.path.isfile(p)]
-    if missing:
-        raise MixinError(f"model file not found: {missing[0]}")
+    return choose(backend, path)
 
 
 def make_systems(model_dirs: Iterable[str] = (), variants: str = "both", hpss: bool = True,
-                 oracle: bool = True) -> list[System]:
+                 oracle: bool = True, backend: str = "auto") -> list[System]:
     """Build the systems to compare.
 
     Parameters
@@ -492,6 +493,8 @@ def make_systems(model_dirs: Iterable[str] = (), variants: str = "both", hpss: b
         (named "LABEL no-overlap").
     hpss, oracle : bool
         Add the HPSS/REPET-SIM baseline (needs librosa) and the oracle soft mask.
+    backend : "auto", "onnx" or "tf"
+        What runs the networks of every model directory (:mod:`mixin.backends`).
 
     Raises :class:`MixinError` for a bad ``variants``, a model directory without the three
     networks, a missing librosa, two systems of one name, or no system at all.
@@ -501,11 +504,11 @@ def make_systems(model_dirs: Iterable[str] = (), variants: str = "both", hpss: b
     systems, names = [], set()
     for spec in model_dirs:
         label, path = parse_model_spec(spec)
-        check_model_dir(path)
+        kind = check_model_dir(path, backend)
         if variants in ("both", "default"):
-            systems.append(ModelSystem(label, path, None))
+            systems.append(ModelSystem(label, path, None, kind))
         if variants in ("both", "no-overlap"):
-            systems.append(ModelSystem(f"{label} no-overlap", path, 0.0))
+            systems.append(ModelSystem(f"{label} no-overlap", path, 0.0, kind))
     if hpss:
         if importlib.util.find_spec("librosa") is None:
             raise MixinError("the HPSS/REPET-SIM baseline needs librosa: pip install librosa "

@@ -22,6 +22,8 @@ hard boundaries exactly. Cutting, the chunk count and the overlap-add weights co
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import logging
 import os
 import time
@@ -33,30 +35,12 @@ import numpy as np
 from .. import params
 from ..chunks import cut, hop_size, n_chunks, weights
 from ..errors import MixinError
+from ..modelsets import default_model_dir  # noqa: F401  (the shipped set; also imported from here)
 
 if TYPE_CHECKING:
     from ..audio import AudioInfo
 
 log = logging.getLogger("mixin")
-
-#: The ``mixin`` package's folder (this module is ``mixin/separation/separate.py``).
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def default_model_dir() -> str:
-    """The directory of the shipped models, wherever MiXiN runs from.
-
-    In a checkout (also after ``pip install -e .``) this is the repository's ``pretrained-models/``
-    beside the package; after a non-editable ``pip install`` it is the copy installed as package
-    data, ``mixin/pretrained/``. The first of the two that holds ``model_harmonic.h5`` wins; when
-    neither does, the checkout's path is returned (and loading from it reports what is missing).
-    """
-    checkout = os.path.join(os.path.dirname(_PACKAGE_DIR), "pretrained-models")
-    installed = os.path.join(_PACKAGE_DIR, "pretrained")
-    for d in (checkout, installed):
-        if os.path.isfile(os.path.join(d, params.MODEL_FILES["harmonic"])):
-            return d
-    return checkout
 
 
 #: Chunks (over time and channels) sent to the networks at once.
@@ -72,8 +56,8 @@ class Separator:
     Parameters
     ----------
     model_dir : str, optional
-        Directory with ``model_harmonic.h5``, ``model_percussive.h5`` (and ``model_vocal.h5``);
-        default: the shipped models (:func:`default_model_dir`).
+        Directory with ``model_harmonic``, ``model_percussive`` (and ``model_vocal``) as ``.onnx``
+        and/or ``.h5`` files; default: the shipped models (:func:`default_model_dir`).
     instrumental : bool
         Leave the vocal network out: outputs are harmonic and percussive only.
     single_model : bool
@@ -83,22 +67,33 @@ class Separator:
     batch_size : int
         Chunks per network call.
     models : dict, optional
-        Already-built Keras models keyed by source (instead of loading from ``model_dir``).
+        Already-built Keras models keyed by source (instead of loading from ``model_dir``; they
+        run with the ``tf`` backend).
     inputs : sequence of str, optional
         The networks' input channels (:func:`mixin.model.network_input`): default the
         ``model.json`` of ``model_dir`` (absent: the published model's magnitude alone), or
         ("mag",) with ``models``.
     jit : bool
-        Compile the networks with XLA. Off by default: on a 2-core CPU it measured 4x slower than
-        plain Keras (about 19 vs 80 chunks/s for the three networks, batch 8) and compiles for
-        seconds; it may pay on a GPU.
+        Compile the networks with XLA (``tf`` backend). Off by default: on a 2-core CPU it
+        measured 4x slower than plain Keras (about 19 vs 80 chunks/s for the three networks,
+        batch 8) and compiles for seconds; it may pay on a GPU.
+    backend : "auto", "onnx" or "tf"
+        What runs the networks (:mod:`mixin.backends`): ONNX Runtime on the ``model_*.onnx``
+        files, TensorFlow on the ``model_*.h5`` files, or ``auto`` (the default): ONNX when its
+        files and ``onnxruntime`` are there, TensorFlow otherwise.
+    pipeline : bool
+        :meth:`stream` keeps two batches in flight on two threads, so that the transforms of
+        one batch run while the networks process the other (one batch in the networks at a
+        time); the same numbers as one batch after the other (``pipeline=False``).
     """
 
     def __init__(self, model_dir=None, instrumental=False, single_model=False,
                  overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=False,
-                 inputs=None):
+                 inputs=None, backend="auto", pipeline=True):
+        import threading
+
+        from .. import backends
         from ..nsgt import get_nsgt
-        from ..model import load_models
 
         if int(batch_size) != batch_size or batch_size < 1:
             raise MixinError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -111,40 +106,33 @@ class Separator:
         self.batch_size = int(batch_size)
         self.jit = bool(jit)
         self.model_dir = str(model_dir) if model_dir is not None else default_model_dir()
-        if models is None:
+        if backend not in backends.BACKENDS:
+            raise MixinError(f"backend must be one of {', '.join(backends.BACKENDS)}, got {backend!r}")
+        if models is not None:
+            if backend == "onnx":
+                raise MixinError("models given as Keras objects run with the tf backend, not onnx")
+            self.backend = backends.TFBackend(models, self.sources, jit=self.jit)
+        else:
+            self.backend = backends.load(self.model_dir, self.sources, backend, jit=self.jit)
+        if inputs is None and models is None:
             from ..model import read_model_spec
 
-            models = load_models(self.model_dir, self.sources)
-            if inputs is None:
-                inputs = read_model_spec(self.model_dir)["inputs"]
+            inputs = read_model_spec(self.model_dir)["inputs"]
         self.inputs = tuple(inputs or ("mag",))
-        missing = [s for s in self.sources if s not in models]
-        if missing:
-            raise MixinError(f"no model given for {', '.join(missing)}")
-        self.models = {s: models[s] for s in self.sources}
         self.nsgt = get_nsgt()
-        self._fns = {}
+        self.pipeline = bool(pipeline)
+        self._networks_lock = threading.Lock()  # one batch in the networks at a time
+        self._timings_lock = threading.Lock()
         self.timings = {"transform": 0.0, "networks": 0.0}
 
+    @property
+    def models(self):
+        """The Keras models keyed by source (``tf`` backend; None with ``onnx``)."""
+        return getattr(self.backend, "models", None)
+
     # ---------------------------------------------------------------- networks
-    def _network_fn(self, jit):
-        """A tf.function running all networks on a batch [shape=(b, 96, 1948, 1)]."""
-        if jit not in self._fns:
-            from ..model import import_tensorflow
-
-            tf = import_tensorflow()
-            models = [self.models[s] for s in self.sources]
-            shape = (None,) + tuple(self.models[self.sources[0]].input_shape[1:])
-
-            def run(x):
-                return tuple(m(x, training=False) for m in models)
-
-            sig = None if jit else [tf.TensorSpec(shape, tf.float32)]
-            self._fns[jit] = tf.function(run, jit_compile=jit, input_signature=sig)
-        return self._fns[jit]
-
-    def estimate(self, mag: np.ndarray, jit: bool = False) -> dict[str, np.ndarray]:
-        """Run the networks.
+    def estimate(self, mag: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the networks (with :attr:`backend`, :meth:`mixin.backends.Backend.run`).
 
         Parameters
         ----------
@@ -157,12 +145,10 @@ class Separator:
         """
         from ..model import network_input
 
-        fn = self._network_fn(bool(jit))
-        out = fn(network_input(mag, self.inputs))
-        return {s: np.asarray(o)[..., 0] for s, o in zip(self.sources, out)}
+        return self.backend.run(network_input(mag, self.inputs))
 
     # ---------------------------------------------------------------- chunks
-    def process_chunks(self, frames: np.ndarray, jit: bool = False) -> dict[str, np.ndarray]:
+    def process_chunks(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """Separate a batch of chunks.
 
         Parameters
@@ -176,9 +162,10 @@ class Separator:
         t0 = time.perf_counter()
         coefs = self.nsgt.forward(frames)
         mag = np.abs(coefs)
-        t1 = time.perf_counter()
-        est = self.estimate(mag, jit=jit)
-        t2 = time.perf_counter()
+        with self._networks_lock:
+            t1 = time.perf_counter()
+            est = self.estimate(mag)
+            t2 = time.perf_counter()
         out = {}
         if self.single_model:
             # The published MiXiN combines each estimate with the mixture's phase through
@@ -198,8 +185,9 @@ class Separator:
                 out[s] = self.nsgt.backward(y)
         out = {s: o.astype(np.float32, copy=False) for s, o in out.items()}
         t3 = time.perf_counter()
-        self.timings["transform"] += (t1 - t0) + (t3 - t2)
-        self.timings["networks"] += t2 - t1
+        with self._timings_lock:
+            self.timings["transform"] += (t1 - t0) + (t3 - t2)
+            self.timings["networks"] += t2 - t1
         return out
 
     def masks(self, frames: np.ndarray) -> dict[str, np.ndarray]:
@@ -239,7 +227,6 @@ class Separator:
         N, H = self.chunk, self.hop
         w_first, w_later = weights(H, N)
         frames_per_batch = max(1, self.batch_size // channels)
-        jit = self.jit
 
         buf = np.zeros((0, channels), np.float32)  # input samples from buf_start on
         buf_start = 0
@@ -249,66 +236,83 @@ class Separator:
         n_in = 0
         ended = False
         it = iter(blocks)
+        pending = collections.deque()  # (chunk indices, future result) of the batches in flight
+        depth = 2 if self.pipeline else 1
+        pool = concurrent.futures.ThreadPoolExecutor(depth) if self.pipeline else None
 
-        while True:
-            # read until a batch of chunks is available (or the input ends)
-            while not ended and buf_start + len(buf) < (k + frames_per_batch - 1) * H + N:
-                try:
-                    b = next(it)
-                except StopIteration:
-                    ended = True
-                    break
-                b = np.asarray(b, dtype=np.float32)
-                if b.ndim != 2 or b.shape[1] != channels:
-                    raise MixinError(f"stream block has shape {b.shape}, expected (n, {channels})")
-                n_in += len(b)
-                buf = np.concatenate([buf, b]) if len(buf) else b
-            # chunks ready: those whose end is available, or all remaining ones at the end
-            ks = []
-            while len(ks) < frames_per_batch:
-                start = (k + len(ks)) * H
-                if ended:
-                    if start >= n_in:
+        try:
+            while True:
+                # read until a batch of chunks is available (or the input ends)
+                while not ended and buf_start + len(buf) < (k + frames_per_batch - 1) * H + N:
+                    try:
+                        b = next(it)
+                    except StopIteration:
+                        ended = True
                         break
-                elif start + N > buf_start + len(buf):
+                    b = np.asarray(b, dtype=np.float32)
+                    if b.ndim != 2 or b.shape[1] != channels:
+                        raise MixinError(f"stream block has shape {b.shape}, expected (n, {channels})")
+                    n_in += len(b)
+                    buf = np.concatenate([buf, b]) if len(buf) else b
+                # chunks ready: those whose end is available, or all remaining ones at the end
+                ks = []
+                while len(ks) < frames_per_batch:
+                    start = (k + len(ks)) * H
+                    if ended:
+                        if start >= n_in:
+                            break
+                    elif start + N > buf_start + len(buf):
+                        break
+                    ks.append(k + len(ks))
+                if ks:
+                    b0 = ks[0] * H - buf_start  # chunks ks from the buffer (the last may be zero-padded)
+                    frames = cut(buf[b0:b0 + (len(ks) - 1) * H + N].T, H, N)[:len(ks)]
+                    frames = np.ascontiguousarray(frames.reshape(-1, N))
+                    if pool is not None:  # in a worker thread, beside the batch before
+                        pending.append((ks, pool.submit(self.process_chunks, frames)))
+                    else:
+                        pending.append((ks, _Done(self.process_chunks(frames))))
+                    k = ks[-1] + 1
+                    drop = k * H - buf_start
+                    if drop > 0:
+                        buf = buf[drop:]
+                        buf_start += drop
+                elif not ended:
+                    continue
+                last = ended and k * H >= n_in  # every chunk is in flight or done
+                while pending and (len(pending) >= depth or last):
+                    done, fut = pending.popleft()
+                    res = fut.result()
+                    # overlap-add with the chunks' weights (mixin.chunks.overlap_add, incrementally)
+                    end = done[-1] * H + N
+                    for s in self.sources:
+                        y = res[s].reshape(len(done), channels, N)
+                        a = acc[s]
+                        grow = end - out_start - len(a)
+                        if grow > 0:
+                            a = np.concatenate([a, np.zeros((grow, channels), np.float32)])
+                        for i, kk in enumerate(done):
+                            w = w_later if kk else w_first
+                            a[kk * H - out_start: kk * H - out_start + N] += y[i].T * w[:, None]
+                        acc[s] = a
+                    if progress is not None:
+                        progress(len(done) * channels)
+                    # samples before the next chunk's start are final
+                    nxt = done[-1] + 1
+                    final = min(nxt * H, n_in) if ended else nxt * H
+                    n_final = final - out_start
+                    if n_final > 0:
+                        yield {s: acc[s][:n_final] for s in self.sources}
+                        for s in self.sources:
+                            acc[s] = acc[s][n_final:]
+                        out_start = final
+                if last and not pending:
                     break
-                ks.append(k + len(ks))
-            if not ks:
-                if ended:
-                    break
-                continue
-            b0 = ks[0] * H - buf_start  # chunks ks from the buffer (the last may be zero-padded)
-            frames = cut(buf[b0:b0 + (len(ks) - 1) * H + N].T, H, N)[:len(ks)]
-            res = self.process_chunks(frames.reshape(-1, N), jit=jit)
-            # overlap-add with the chunks' weights (mixin.chunks.overlap_add, incrementally)
-            end = ks[-1] * H + N
-            for s in self.sources:
-                y = res[s].reshape(len(ks), channels, N)
-                a = acc[s]
-                grow = end - out_start - len(a)
-                if grow > 0:
-                    a = np.concatenate([a, np.zeros((grow, channels), np.float32)])
-                for i, kk in enumerate(ks):
-                    w = w_later if kk else w_first
-                    a[kk * H - out_start: kk * H - out_start + N] += y[i].T * w[:, None]
-                acc[s] = a
-            k = ks[-1] + 1
-            if progress is not None:
-                progress(len(ks) * channels)
-            # samples before the next chunk's start are final
-            final = min(k * H, n_in) if ended else k * H
-            n_final = final - out_start
-            if n_final > 0:
-                yield {s: acc[s][:n_final] for s in self.sources}
-                for s in self.sources:
-                    acc[s] = acc[s][n_final:]
-                out_start = final
-            drop = k * H - buf_start
-            if drop > 0:
-                buf = buf[drop:]
-                buf_start += drop
-            if ended and k * H >= n_in:
-                break
+        finally:
+            if pool is not None:
+                for _, fut in pending:
+                    fut.cancel()
+                pool.shutdown(wait=True)
 
     # ---------------------------------------------------------------- arrays
     def separate(self, x: np.ndarray, sr: int = params.SAMPLE_RATE,
@@ -356,10 +360,20 @@ class Separator:
         return res
 
 
+class _Done:
+    """A result already computed, with the interface of a future (``pipeline=False``)."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def result(self):
+        return self._result
+
+
 def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool = False,
                  pretrained_model_dir: str | os.PathLike | None = None,
-                 overlap: float = params.DEFAULT_OVERLAP,
-                 sr: int = params.SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                 overlap: float = params.DEFAULT_OVERLAP, sr: int = params.SAMPLE_RATE,
+                 backend: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Separate ``x`` into harmonic, percussive and vocal parts (the original MiXiN's API).
 
     Parameters
@@ -370,8 +384,10 @@ def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool =
     single_model : bool
         Each output is its network's magnitude estimate with the mixture's phase.
     pretrained_model_dir : str, optional
-        Directory of the three ``model_*.h5`` files (default: the shipped models).
+        Directory of the three networks, ``model_*.onnx`` and/or ``model_*.h5`` (default: the
+        shipped models).
     overlap : float in [0, 0.5], as for :class:`Separator`
+    backend : "auto", "onnx" or "tf", as for :class:`Separator`
 
     Returns
     -------
@@ -379,7 +395,7 @@ def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool =
     ``instrumental``). Raises :class:`MixinError` as :meth:`Separator.separate` and for unusable models.
     """
     sep = Separator(model_dir=pretrained_model_dir, instrumental=instrumental,
-                    single_model=single_model, overlap=overlap)
+                    single_model=single_model, overlap=overlap, backend=backend)
     out = sep.separate(x, sr)
     return out["harmonic"], out["percussive"], out.get("vocal")
 

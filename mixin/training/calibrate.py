@@ -188,6 +188,7 @@ def calibrate(data_dir: str | os.PathLike = "data", model_dir: str | os.PathLike
     """
     from ..model import load_cdae, model_paths, save_cdae
     from ..nsgt import get_nsgt
+    from ..onnxexport import export_after_save
     from ..separation.separate import Separator
 
     t0 = time.perf_counter()
@@ -240,6 +241,7 @@ def calibrate(data_dir: str | os.PathLike = "data", model_dir: str | os.PathLike
             fileio.copy_file(p, model_dir / UNCALIBRATED.format(s))
     for s, p in paths.items():
         save_cdae(scale_output(models[s], 10 ** (gains_db[s] / 20)), p)
+    export_after_save(paths.values())  # the .onnx of the calibrated models replace the old ones
     record = {
         "gains_db": gains_db,
         "anchor": ANCHOR,

@@ -332,6 +332,7 @@ def _song_folders(dirs, names=None):
 def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) the three networks on mixed-on-the-fly examples; returns the state."""
     from ..model import import_tensorflow, model_spec, write_model_spec
+    from ..onnxexport import export_after_save
     from ..separation.separate import Separator
 
     cfg.check()
@@ -498,6 +499,7 @@ def train_mix(cfg: MixTrainConfig, progress: bool = True) -> dict[str, Any]:
         fileio.copy_file(p["best"] / params.MODEL_FILES[s], final[s])
     if cfg.arch != "mixin":
         write_model_spec(cfg.model_dir, cfg.arch)
+    export_after_save(final.values())  # model_{s}.onnx beside them, for the onnx backend
     _write_history(p["model_history"], state["history"])
     if cfg.plot:
         plot_validation(state["history"], p["plot"])

@@ -573,6 +573,7 @@ def _config(source, data_dir, counts, cfg):
 
 def _train_one(keras, strategy, source, paths, config, action, state, plot, eval_batches):
     from ..model import build_cdae, compile_cdae, load_cdae
+    from ..onnxexport import export_after_save
 
     h5 = config["hdf5"]
     counts = config["counts"]
@@ -635,6 +636,7 @@ def _train_one(keras, strategy, source, paths, config, action, state, plot, eval
             best = load_cdae(paths["best"])
         model.set_weights(best.get_weights())
     _save_h5(model, paths["model"])
+    export_after_save([paths["model"]])  # model_{s}.onnx beside it, for the onnx backend
     if os.path.exists(paths["history"]):
         fileio.copy_file(paths["history"], paths["model_history"])
         if plot:
