@@ -356,7 +356,7 @@ def test_light_dependencies_and_train_extra_make_requirements_txt():
 
     light = names(project["dependencies"])
     extras = project["optional-dependencies"]
-    assert light == {"numpy", "scipy", "soundfile", "soxr", "onnxruntime", "tqdm"}
+    assert light == {"numpy", "scipy", "soundfile", "soxr", "onnxruntime", "tqdm", "starlette", "uvicorn"}
     assert {"tensorflow", "tensorflow-cpu", "keras", "h5py", "matplotlib", "onnx"} <= names(extras["train"])
     assert "mixin" in names(extras["dev"]) and any("train" in r for r in extras["dev"])
     lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]

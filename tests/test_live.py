@@ -61,7 +61,7 @@ class Trickle(io.RawIOBase):
 def sep():
     from mixin.separation.separate import Separator
 
-    return Separator(batch_size=2)  # the shipped models, one stereo chunk per call
+    return Separator(batch_size=2, pipeline=False)  # shipped models, one stereo chunk per call, no read-ahead
 
 
 @pytest.fixture(scope="module")

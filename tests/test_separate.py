@@ -162,11 +162,12 @@ def test_default_model_dir_is_the_checkout_s(monkeypatch, tmp_path):
     """In a checkout: pretrained-models/ beside the package; installed: mixin/pretrained/."""
     from conftest import ROOT
 
+    from mixin import modelsets
     from mixin.separation import separate
 
     assert separate.default_model_dir() == str(ROOT / "pretrained-models")
     pkg = tmp_path / "site-packages" / "mixin"
     (pkg / "pretrained").mkdir(parents=True)
     (pkg / "pretrained" / "model_harmonic.h5").write_bytes(b"")
-    monkeypatch.setattr(separate, "_PACKAGE_DIR", str(pkg))
+    monkeypatch.setattr(modelsets, "_PACKAGE_DIR", str(pkg))
     assert separate.default_model_dir() == str(pkg / "pretrained")

@@ -406,7 +406,8 @@ def _main_stream(args, sources, say) -> int:
     try:
         sep = Separator(model_dir, instrumental=args.instrumental, single_model=args.single_model,
                         overlap=0.0 if args.no_overlap else args.overlap,
-                        batch_size=args.batch_size or reader.channels, backend=backend)
+                        batch_size=args.batch_size or reader.channels, backend=backend,
+                        pipeline=False)  # no read-ahead: a chunk's output leaves as soon as it is done
         for d in sorted({os.path.dirname(o) for o in outs.values()}):
             make_folders(d or ".")
         say(f"stream: {reader.channels} channel(s) at {reader.rate} Hz -> "
