@@ -43,3 +43,27 @@ def test_subfolders_are_sets_listed_with_their_scores(tmp_path, monkeypatch):
     assert "Potassium: harmonic 4.50 / percussive 5.25 / vocal 6.00 dB" in text
     with pytest.raises(MixinError, match="unknown model set 'big'.*installed: mixin, mixin-plus"):
         modelsets.resolve("big")
+
+
+def test_xtract_list_models_and_model_choice(tmp_path, capsys):
+    from mixin.cli import xtract
+
+    assert xtract.main(["--list-models"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mixin (default): mixin architecture") and "Potassium:" in out
+    song = tmp_path / "song.wav"
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(song, np.zeros((44100, 2), np.float32), 44100)
+    assert xtract.main([str(song), "--outdir", str(tmp_path / "o"), "-n", "nope"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: unknown model set 'nope' (installed: mixin; see --list-models, or give a "
+                   "folder with --pretrained-model-dir)"]
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(SystemExit) as e:
+        xtract.main([str(song), "-n", "mixin", "--pretrained-model-dir", str(tmp_path)])
+    assert e.value.code == 2
+    assert xtract.main([str(song), "--outdir", str(tmp_path / "o"), "-n", "mixin", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "song_harmonic.wav", "song_percussive.wav", "song_vocal.wav"]
