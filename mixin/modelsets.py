@@ -40,12 +40,13 @@ def default_model_dir() -> str:
     checkout = os.path.join(os.path.dirname(_PACKAGE_DIR), "pretrained-models")
     installed = os.path.join(_PACKAGE_DIR, "pretrained")
     for d in (checkout, installed):
-        if _holds_set(d):
+        if holds_set(d):
             return d
     return checkout
 
 
-def _holds_set(folder: str | os.PathLike) -> bool:
+def holds_set(folder: str | os.PathLike) -> bool:
+    """Does ``folder`` hold a model set (its harmonic network as .h5 or .onnx)?"""
     base = os.path.join(str(folder), os.path.splitext(params.MODEL_FILES["harmonic"])[0])
     return os.path.isfile(base + ".h5") or os.path.isfile(base + ".onnx")
 
@@ -56,7 +57,7 @@ def installed_sets() -> dict[str, str]:
     sets = {DEFAULT_SET: root}
     if os.path.isdir(root):
         for sub in sorted(Path(root).iterdir()):
-            if sub.is_dir() and not sub.name.startswith((".", "_")) and _holds_set(sub):
+            if sub.is_dir() and not sub.name.startswith((".", "_")) and holds_set(sub):
                 sets[sub.name] = str(sub)
     return sets
 

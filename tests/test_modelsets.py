@@ -67,3 +67,12 @@ def test_xtract_list_models_and_model_choice(tmp_path, capsys):
     assert xtract.main([str(song), "--outdir", str(tmp_path / "o"), "-n", "mixin", "-q"]) == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
         "song_harmonic.wav", "song_percussive.wav", "song_vocal.wav"]
+
+
+def test_eval_takes_installed_set_names():
+    from mixin.evaluation.evaluate import parse_model_spec
+
+    shipped = modelsets.default_model_dir()
+    assert parse_model_spec("mixin") == ("mixin", shipped)  # even beside the mixin/ package folder
+    assert parse_model_spec("ours=mixin") == ("ours", shipped)
+    assert parse_model_spec("x=pretrained-models") == ("x", "pretrained-models")

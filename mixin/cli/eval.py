@@ -35,8 +35,9 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="a song folder (drums, vocals, bass/other as WAV/FLAC), a folder of song "
                         "folders, or a MUSDB18-HQ root")
     p.add_argument("--model-dir", action=ListAction, default=[], metavar="[LABEL=]DIR",
-                   help="MiXiN model directories to evaluate (the label defaults to the folder "
-                        "name; default: the shipped models)")
+                   help="MiXiN model directories or installed model sets (xtract-mixin "
+                        "--list-models) to evaluate; the label defaults to the folder's or set's "
+                        "name (default: the shipped set)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="what runs the networks: onnx (ONNX Runtime), tf (TensorFlow, for .h5-only "
                         "folders such as the original's weights) or auto (default: onnx when the "

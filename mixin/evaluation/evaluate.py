@@ -463,12 +463,18 @@ class OracleSystem(System):
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
-    """``DIR`` or ``LABEL=DIR`` -> (label, dir). The label defaults to the folder's name."""
+    """``DIR``, ``LABEL=DIR`` or the name of an installed model set (``mixin``, see
+    :mod:`mixin.modelsets`) -> (label, dir). The label defaults to the folder's or set's name."""
+    from ..modelsets import holds_set, installed_sets
+
     label, sep, path = spec.partition("=")
     if not sep:
         label, path = "", spec
     if not path:
         raise MixinError(f"--model-dir {spec!r}: no directory given")
+    sets = installed_sets()
+    if path in sets and not holds_set(path):
+        return label or path, sets[path]
     label = label or Path(path.rstrip("/\\")).name or path
     return label, path
 
