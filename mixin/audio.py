@@ -978,14 +978,3 @@ def check_output_dir(d: str | os.PathLike) -> None:
         os.unlink(probe_path)
     except OSError:
         pass
-
-
-def active_windows(x: np.ndarray, win: int) -> np.ndarray:
-    """Which ``win``-sample windows of ``x`` [shape=(n_samples, n_channels)] are active (RMS above
-    :data:`mixin.params.ACTIVE_RMS`): bool [shape=(n_samples // win,)] (a partial last window is left
-    out)."""
-    n = (x.shape[0] // win) * win
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    power = np.mean(np.square(x[:n], dtype=np.float64).reshape(-1, win, x.shape[1]), axis=(1, 2))
-    return power > params.ACTIVE_RMS ** 2

@@ -32,6 +32,9 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 #: A song's sources, as :data:`mixin.params.SOURCES`; "ignore" marks a mixture file.
 IGNORE = "ignore"
 
+#: How messages name each source's stems (MUSDB18-HQ's names).
+STEM_NAMES = {"percussive": "drums", "vocal": "vocals", "harmonic": "harmonic (bass, other, ...)"}
+
 
 def classify(filename: str | os.PathLike) -> str:
     """Source of a stem file from its name: 'percussive', 'vocal', 'ignore' (a mixture) or
@@ -135,7 +138,7 @@ def find_songs(roots: Iterable[str | os.PathLike], names: Iterable[str] | None =
             raise MixinError(f"two songs named {name!r}: {found[name][0]}, {found[name][1]}")
         folder = found[name][0]
         song = Song(name=name, path=str(folder), files=song_files(folder))
-        missing = [s for s in need if not song.has(s)]
+        missing = [STEM_NAMES[s] for s in need if not song.has(s)]
         if missing:
             have = ", ".join(Path(p).name for fs in song.files.values() for p in fs) or "none"
             raise MixinError(f"song folder {folder} has no {' or '.join(missing)} stem (found: {have})")

@@ -89,7 +89,7 @@ def test_bad_folders_are_one_line_errors(tmp_path):
     with pytest.raises(MixinError, match="no songs found"):
         realism.report([tmp_path / "empty"])
     write_song(tmp_path / "nodrums" / "s", {"other": tone(80, 0.1, 2)})
-    with pytest.raises(MixinError, match="no percussive stem"):
+    with pytest.raises(MixinError, match="no drums stem"):
         realism.report([tmp_path / "nodrums"])
     with pytest.raises(MixinError, match="positive integer"):
         realism.report([tmp_path / "nodrums"], limit=0)

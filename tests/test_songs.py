@@ -41,7 +41,7 @@ def test_musdb_root_names_need_and_sums(tmp_path):
     refs_b, _ = songs.read_sources(found[1], mono=True)
     assert refs_b["vocal"].shape == (2 * SR, 1) and not refs_b["vocal"].any()  # absent: silent
     assert [s.name for s in songs.find_songs([root], ["B - Two"])] == ["B - Two"]
-    with pytest.raises(MixinError, match="has no vocal stem"):
+    with pytest.raises(MixinError, match="has no vocals stem"):
         songs.find_songs([root], need=("vocal",))
     with pytest.raises(MixinError, match=r"song\(s\) not found: C \(available: A - One, B - Two\)"):
         songs.find_songs([root], ["C"])

@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import fileio, params
-from ..audio import active_windows
 from ..errors import MixinError
+from ..metrics import auto_offset  # noqa: F401  (the excerpt rule; also imported from here)
+from ..songs import Song
 
 if TYPE_CHECKING:
     from ..separation.separate import Separator
@@ -52,10 +53,6 @@ log = logging.getLogger("mixin")
 
 TARGETS = params.SOURCES  # ("harmonic", "percussive", "vocal")
 METRICS = ("SDR", "SIR", "ISR", "SAR")
-PERCUSSIVE_STEM = "drums"
-VOCAL_STEM = "vocals"
-MIXTURE_STEM = "mixture"
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 
 #: Output files written by :func:`write_results` (in the output directory).
 OUTPUT_FILES = ("scores.json", "songs.csv", "medians.csv", "medians.md", "boxplot.png")
@@ -70,126 +67,13 @@ DITHER_RMS = 1e-8
 # Songs
 # ============================================================================================
 
-@dataclass(frozen=True)
-class Song:
-    """A song folder: ``stems`` maps stem name (lower case, e.g. "drums") to its file path."""
-
-    name: str
-    path: str
-    stems: dict = field(hash=False, compare=False)
-
-
-def _stem_files(folder):
-    """Audio files of a folder keyed by lower-case stem name (the mixture file excluded)."""
-    stems = {}
-    for p in sorted(Path(folder).iterdir()):
-        if p.is_file() and p.suffix.lower() in AUDIO_EXTS and not p.name.startswith("."):
-            name = p.stem.lower()
-            if name in stems:
-                raise MixinError(f"song folder {folder} has two files for stem {name!r}: "
-                                 f"{Path(stems[name]).name}, {p.name}")
-            stems[name] = str(p)
-    stems.pop(MIXTURE_STEM, None)
-    return stems
-
-
-def _song_from_folder(folder, stems):
-    missing = [s for s in (PERCUSSIVE_STEM, VOCAL_STEM) if s not in stems]
-    if missing:
-        raise MixinError(f"song folder {folder} has no {' or '.join(missing)} stem "
-                         f"(found: {', '.join(sorted(stems)) or 'none'})")
-    if len(stems) < 3:
-        raise MixinError(f"song folder {folder} has no harmonic stem (need at least one stem "
-                         f"besides drums and vocals, e.g. bass or other)")
-    return Song(name=Path(folder).name, path=str(folder), stems=dict(stems))
-
-
 def find_songs(roots: Iterable[str | os.PathLike],
                names: Iterable[str] | None = None) -> list[Song]:
-    """Find song folders.
+    """Song folders to evaluate (:func:`mixin.songs.find_songs`): each must have drums, vocals and a
+    harmonic stem (bass, other, ...); with ``names`` only the named folders are checked."""
+    from ..songs import find_songs as find
 
-    Parameters
-    ----------
-    roots : list of paths
-        Each is a song folder (holds stem files), a folder of song folders, or a folder of such
-        folders (e.g. a MUSDB18-HQ root with ``train/`` and ``test/``).
-    names : list of str, optional
-        Keep only these songs (folder names); every name must be found. Only these folders are
-        checked: another folder of a root that lacks drums (say) is no error then.
-
-    Returns
-    -------
-    list of :class:`Song`, sorted by name (unique names).
-
-    Raises
-    ------
-    MixinError
-        A missing root, a root without song folders, an unknown name, two folders of one name
-        among the songs kept, or a kept folder without drums, vocals or a harmonic stem.
-    """
-    folders = {}  # name -> list of (folder, stems), every folder holding audio files
-
-    for root in roots:
-        root = Path(root)
-        if not root.exists():
-            raise MixinError(f"stems folder not found: {root}")
-        if not root.is_dir():
-            raise MixinError(f"not a folder of stems: {root}")
-        found = []
-        stems = _stem_files(root)
-        if stems:
-            found.append((root, stems))
-        else:
-            for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                stems = _stem_files(sub)
-                if stems:
-                    found.append((sub, stems))
-                    continue
-                for sub2 in sorted(p for p in sub.iterdir()
-                                   if p.is_dir() and not p.name.startswith(".")):
-                    stems = _stem_files(sub2)
-                    if stems:
-                        found.append((sub2, stems))
-        if not found:
-            raise MixinError(f"no songs found in {root} (expected folders of stems: drums, "
-                             f"vocals, bass/other as WAV or FLAC)")
-        for folder, stems in found:
-            same = folders.setdefault(folder.name, [])
-            if all(str(f) != str(folder) for f, _ in same):
-                same.append((folder, stems))
-    if names:
-        unknown = [n for n in names if n not in folders]
-        if unknown:
-            raise MixinError(f"song(s) not found: {', '.join(unknown)} "
-                             f"(available: {', '.join(sorted(folders))})")
-        keep = sorted(set(names))
-    else:
-        keep = sorted(folders)
-    songs = []
-    for name in keep:
-        if len(folders[name]) > 1:
-            (a, _), (b, _) = folders[name][:2]
-            raise MixinError(f"two songs named {name!r}: {a}, {b}")
-        songs.append(_song_from_folder(*folders[name][0]))
-    if not songs:
-        raise MixinError("no songs found")
-    return songs
-
-
-def auto_offset(references: dict[str, np.ndarray], sr: int, duration: float) -> int:
-    """Start (whole seconds) of the ``duration`` s excerpt with the most 1 s windows in which every
-    target is active (the earliest such excerpt on ties).
-
-    Parameters
-    ----------
-    references : dict target -> array [shape=(n, ch)]
-    """
-    act = np.logical_and.reduce([active_windows(r, sr) for r in references.values()])
-    d = int(math.ceil(duration))
-    if act.size <= d:
-        return 0
-    counts = np.convolve(act.astype(int), np.ones(d, dtype=int), mode="valid")
-    return int(np.argmax(counts))
+    return find(roots, names, need=("percussive", "vocal", "harmonic"))
 
 
 def load_song(song: Song, offset: float | str = 0.0, duration: float | None = None,
@@ -216,34 +100,13 @@ def load_song(song: Song, offset: float | str = 0.0, duration: float | None = No
     Raises :class:`MixinError` for unreadable stems, stems of different rates or channel
     counts, a rate other than 44.1 kHz, or an offset past the end.
     """
-    from ..audio import read_audio
+    from ..songs import read_sources
 
-    stems, sr, channels = {}, None, None
-    for name, path in song.stems.items():
-        x, r = read_audio(path)
-        if sr is None:
-            sr, channels = r, x.shape[1]
-        elif r != sr:
-            raise MixinError(f"{song.name}: stem {name} is at {r} Hz, others at {sr} Hz")
-        elif x.shape[1] != channels:
-            raise MixinError(f"{song.name}: stem {name} has {x.shape[1]} channels, "
-                             f"others {channels}")
-        stems[name] = x
+    refs, sr = read_sources(song, mono=mono)
     if sr != params.SAMPLE_RATE:
         raise MixinError(f"{song.name}: stems are at {sr} Hz; the evaluation needs "
                          f"{params.SAMPLE_RATE} Hz (MUSDB18-HQ's rate)")
-    n = max(len(x) for x in stems.values())  # stems of unequal length: pad the short ones
-    for k, x in stems.items():
-        if len(x) < n:
-            stems[k] = np.concatenate([x, np.zeros((n - len(x), channels), np.float32)])
-    harmonic = [k for k in stems if k not in (PERCUSSIVE_STEM, VOCAL_STEM)]
-    refs = {
-        "harmonic": np.sum([stems[k] for k in harmonic], axis=0, dtype=np.float32),
-        "percussive": stems[PERCUSSIVE_STEM],
-        "vocal": stems[VOCAL_STEM],
-    }
-    if mono:
-        refs = {k: v.mean(axis=1, keepdims=True, dtype=np.float32) for k, v in refs.items()}
+    n = len(refs["harmonic"])
     if offset == "auto":
         start = auto_offset(refs, sr, duration) * sr if duration is not None else 0
     else:

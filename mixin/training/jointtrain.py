@@ -51,6 +51,7 @@ import numpy as np
 
 from .. import fileio, params
 from ..errors import MixinError
+from ..metrics import auto_offset, window_sdr  # noqa: F401  (window_sdr: also imported from here)
 from .train import DEFAULT_LOSSES
 from .mixing import BatchStream, MixConfig, Mixer, build_catalogue
 
@@ -159,59 +160,22 @@ class ValSong:
 
 
 def load_validation_song(folder: str | os.PathLike, duration: float) -> ValSong:
-    """The ``duration`` s excerpt of a song folder where its sources are most active.
+    """The ``duration`` s excerpt of a song folder where its sources are most active
+    (:func:`mixin.metrics.auto_offset`).
 
     Returns :class:`ValSong` (targets missing in the folder are silent). Raises
     :class:`MixinError` for a folder without stems, an unreadable stem or one not at 44.1 kHz."""
-    from ..audio import read_audio
-    from ..audio import active_windows
-    from .mixing import _song_files
+    from ..songs import Song, read_sources, song_files
 
     folder = Path(folder)
-    files = _song_files(folder, [p.name for p in folder.iterdir() if p.is_file()])
-    stems, n, ch = {}, None, None
-    for s in params.SOURCES:
-        parts = []
-        for f in files[s]:
-            x, sr = read_audio(f)
-            if sr != params.SAMPLE_RATE:
-                raise MixinError(f"validation stem {f} is at {sr} Hz; need {params.SAMPLE_RATE} Hz")
-            parts.append(x)
-        if parts:
-            m = min(len(p) for p in parts)
-            stems[s] = np.sum([p[:m] for p in parts], axis=0, dtype=np.float32)
-            n = m if n is None else min(n, m)
-            ch = stems[s].shape[1]
-    if not stems:
-        raise MixinError(f"no stems in validation song {folder}")
-    refs = {s: (stems[s][:n] if s in stems else np.zeros((n, ch), np.float32)) for s in params.SOURCES}
-    present = [s for s in params.SOURCES if s in stems and np.any(refs[s])]
-    act = np.logical_and.reduce([active_windows(refs[s], params.SAMPLE_RATE) for s in present])
-    d = int(math.ceil(duration))
-    start = 0
-    if act.size > d:
-        start = int(np.argmax(np.convolve(act.astype(int), np.ones(d, int), mode="valid")))
-    a, b = start * params.SAMPLE_RATE, min(n, (start + d) * params.SAMPLE_RATE)
+    refs, sr = read_sources(Song(folder.name, str(folder), song_files(folder)))
+    if sr != params.SAMPLE_RATE:
+        raise MixinError(f"validation song {folder} is at {sr} Hz; need {params.SAMPLE_RATE} Hz")
+    start = auto_offset(refs, sr, duration)
+    a, b = start * sr, start * sr + int(math.ceil(duration)) * sr
     refs = {s: np.ascontiguousarray(r[a:b]) for s, r in refs.items()}
     mixture = np.sum(list(refs.values()), axis=0, dtype=np.float32)
     return ValSong(name=folder.name, mixture=mixture, refs=refs, start=float(start))
-
-
-def window_sdr(ref: np.ndarray, est: np.ndarray, win: int = params.SAMPLE_RATE) -> float:
-    """Median over active ``win``-sample windows of 10·log10(Σref² / Σ(ref−est)²) (dB), or NaN
-    when the reference is never active. ``ref``, ``est``: [shape=(n, ch)]."""
-    n = (len(ref) // win) * win
-    if n == 0:
-        return float("nan")
-    r = ref[:n].reshape(-1, win * ref.shape[1]).astype(np.float64)
-    e = est[:n].reshape(-1, win * ref.shape[1]).astype(np.float64)
-    num = np.sum(r * r, axis=1)
-    den = np.sum((r - e) ** 2, axis=1)
-    active = num / (win * ref.shape[1]) > params.ACTIVE_RMS ** 2
-    if not np.any(active):
-        return float("nan")
-    sdr = 10.0 * np.log10((num[active] + 1e-12) / (den[active] + 1e-12))
-    return float(np.median(sdr))
 
 
 def score_songs(separator: Separator, songs: Iterable[ValSong]) -> dict[str, dict[str, float]]:
