@@ -288,12 +288,13 @@ def model_paths(model_dir: str | os.PathLike,
 
 
 def load_cdae(path: str | os.PathLike,
-              expected_shape: tuple[int, int, int] | None = None, channels: int = 1) -> keras.Model:
+              expected_shape: tuple[int, int, int] | None = None,
+              channels: int | None = 1) -> keras.Model:
     """Load one CDAE from a Keras ``.h5`` (legacy Keras 2 files included) or ``.keras`` file.
 
     Raises :class:`MixinError` naming the file if it is missing, unreadable, or does not map
     ``expected_shape`` (default :func:`input_shape`) with ``channels`` input channels (the model
-    spec's inputs) to ``expected_shape``.
+    spec's inputs; None: any number) to ``expected_shape``.
     """
     path = str(path)
     if not os.path.exists(path):
@@ -309,9 +310,11 @@ def load_cdae(path: str | os.PathLike,
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise MixinError(f"cannot load model {path}: {msg[:200]}") from None
     want = tuple(expected_shape or input_shape())
-    want_in = want[:2] + (int(channels),)
     got_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
     got_out = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
+    if channels is None:  # any number of input channels
+        channels = got_in[2] if got_in is not None and len(got_in) == 3 else 1
+    want_in = want[:2] + (int(channels),)
     if got_in != want_in or got_out != want:
         raise MixinError(f"model {path} maps {got_in} to {got_out}; MiXiN needs {want_in} to {want}")
     return model

@@ -257,23 +257,9 @@ def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None 
 def _load_keras(path: str) -> keras.Model:
     """A Keras ``.h5`` model mapping (96, 1948, c) to (96, 1948, 1): any number c of input
     channels (the model family's networks may take more than the magnitude)."""
-    from .model import import_tensorflow, input_shape
+    from .model import load_cdae
 
-    import_tensorflow()
-    import keras
-
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as e:  # h5py/keras raise many types for corrupt files
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise MixinError(f"cannot load model {path}: {msg[:200]}") from None
-    want = tuple(input_shape())
-    got_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
-    got_out = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
-    if got_in is None or got_in[:2] != want[:2] or len(got_in) != 3 or got_out != want:
-        raise MixinError(f"model {path} maps {got_in} to {got_out}; MiXiN needs "
-                         f"{want[:2] + ('channels',)} to {want}")
-    return model
+    return load_cdae(path, channels=None)
 
 
 def export_dir(model_dir: str | os.PathLike, sources: Iterable[str] | None = None,

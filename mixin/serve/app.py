@@ -277,17 +277,19 @@ def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = N
             return err
         return FileResponse(srv.store.peaks_path(job), media_type="application/json")
 
+    def track_path(job, track):
+        """The file of a finished job's track ("mixture" or a source), or None."""
+        if track == "mixture":
+            return srv.store.input_path(job)
+        return srv.store.output_paths(job).get(track)
+
     async def job_audio(request):
         job, err = finished_job(request)
         if err:
             return err
         track = request.path_params["track"]
-        outs = srv.store.output_paths(job)
-        if track == "mixture":
-            path = srv.store.input_path(job)
-        elif track in outs:
-            path = outs[track]
-        else:
+        path = track_path(job, track)
+        if path is None:
             return _error(404, f"no track {track!r} in this job")
         name = os.path.basename(path)
         if request.query_params.get("download"):
@@ -310,12 +312,8 @@ def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = N
         if err:
             return err
         stem = request.path_params["stem"].removesuffix(".png")
-        outs = srv.store.output_paths(job)
-        if stem == "mixture":
-            src = srv.store.input_path(job)
-        elif stem in outs:
-            src = outs[stem]
-        else:
+        src = track_path(job, stem)
+        if src is None:
             return _error(404, f"no track {stem!r} in this job")
         png = os.path.join(srv.store.job_dir(job["id"]), f"spec_{stem}.png")
         if not os.path.isfile(png):
