@@ -356,7 +356,11 @@ def test_parallel_matches_serial(stems_root):
     kw = dict(offset=0.0, duration=1.5, mono=True, progress=False)
     serial = evaluate.run(songs, [evaluate.OracleSystem()], jobs=1, **kw)
     parallel = evaluate.run(songs, [evaluate.OracleSystem()], jobs=2, **kw)
-    assert serial["medians"] == parallel["medians"]
+    # the same scores up to float rounding: BSS Eval's least squares run on BLAS, whose thread
+    # count may differ between this process and the workers (1e-11 dB apart, seen in a full run)
+    for t, metrics in serial["medians"]["oracle"].items():
+        for m, v in metrics.items():
+            assert parallel["medians"]["oracle"][t][m] == pytest.approx(v, rel=1e-9, abs=1e-9), (t, m)
     assert [r["name"] for r in parallel["songs"]] == ["SongA", "SongB"]
 
 

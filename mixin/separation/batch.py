@@ -286,14 +286,19 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def limit_threads(threads: int) -> None:
+def limit_threads(threads: int, tensorflow: bool = True) -> None:
     """Make this process use ``threads`` threads in the FFTs (scipy), NumPy's BLAS/OpenMP and
-    TensorFlow. Call before TensorFlow runs anything (TensorFlow fixes its pools at start)."""
+    TensorFlow when it is installed. Call before TensorFlow runs anything (it fixes its pools at
+    start)."""
     from .. import nsgt
 
     for v in THREAD_VARS:
         os.environ[v] = str(threads)
     nsgt.FFT_WORKERS = threads
+    from ..backends import installed
+
+    if not (tensorflow and installed("tensorflow")):  # ONNX Runtime: one thread per session
+        return
     from ..model import import_tensorflow
 
     tf = import_tensorflow()
@@ -323,7 +328,7 @@ def _init_process(sep_kwargs: dict, threads: int) -> None:
     """Initializer of a ``--jobs`` worker process: its thread share, then the models, once."""
     global _PROCESS_SEPARATOR
     logging.getLogger("mixin").setLevel(logging.WARNING)
-    limit_threads(threads)
+    limit_threads(threads, tensorflow=sep_kwargs.get("backend", "auto") != "onnx")
     from .separate import Separator
 
     _PROCESS_SEPARATOR = Separator(**sep_kwargs)
