@@ -372,6 +372,7 @@ def run_jobs(jobs: int, sep_kwargs: Mapping, tasks: Sequence[Mapping],
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    sweep_parts(tasks)  # a process that died left its part files
 
 
 def run_dask(address, sep_kwargs: Mapping, tasks: Sequence[Mapping],
@@ -388,4 +389,21 @@ def run_dask(address, sep_kwargs: Mapping, tasks: Sequence[Mapping],
             raise MixinError("--scheduler needs Dask distributed: pip install \".[dask]\" "
                              "(or pip install \"mixin[dask]\")") from None
         raise
-    cluster.run(address, sep_kwargs, tasks, on_result, retries=retries)
+    try:
+        cluster.run(address, sep_kwargs, tasks, on_result, retries=retries)
+    finally:
+        sweep_parts(tasks)
+
+
+def sweep_parts(tasks: Sequence[Mapping]) -> list[str]:
+    """After a batch: remove the part files of the tasks' outputs that no live writer holds (left
+    by a worker that died while another finished its song). Returns the paths removed."""
+    from ..audio import remove_stale_parts
+
+    removed = []
+    for task in tasks:
+        for o in task["outputs"].values():
+            removed += remove_stale_parts(o)
+    for part in removed:
+        log.debug("removed stale part file %s", part)
+    return removed
