@@ -293,6 +293,20 @@ def test_dask_two_workers_equal_one_process(tmp_path, dask_client):
             assert np.array_equal(a, b), (p, s, np.abs(a - b).max())
 
 
+def _wait_dead(pid, timeout=60.0):
+    """Wait until process ``pid`` is gone or a zombie (its files closed, its locks released)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still alive {timeout} s after SIGKILL")
+
+
 @pytest.mark.slow
 def test_dask_worker_killed_mid_batch_every_input_done_once(tmp_path, dask_client):
     inputs = [song(tmp_path / f"k{i}.wav", 8.0, i) for i in range(6)]
@@ -305,6 +319,7 @@ def test_dask_worker_killed_mid_batch_every_input_done_once(tmp_path, dask_clien
             assert busy
             pid = dask_client.run(os.getpid, workers=[busy[0]])[busy[0]]
             os.kill(pid, signal.SIGKILL)
+            _wait_dead(pid)  # its flock is released only once the kernel has torn it down
             killed.append(busy[0])
 
     batch.run_dask(dask_client, {"model_dir": None}, _tasks(inputs, tmp_path / "out"), on_result)
