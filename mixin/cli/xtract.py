@@ -34,7 +34,7 @@ FIELDS = {
     "ext": "the input's extension without the dot",
 }
 
-#: ``--format`` choices (see :data:`mixin.audio.SUBTYPES`).
+#: ``--format`` choices (see :data:`mixin.io.SUBTYPES`).
 SAMPLE_FORMATS = ("float32", "pcm16", "pcm24")
 
 
@@ -223,7 +223,7 @@ def output_paths(inputs: Sequence[str], outdir: str | os.PathLike, sources: Sequ
 def check_folder(d: str, what: str = "folder") -> None:
     """Check, without creating anything, that files can be written in folder ``d`` (created
     later if missing): ``d`` or its nearest existing ancestor is a writable folder."""
-    from ..audio import check_output_dir
+    from ..io import check_output_dir
 
     d = os.path.abspath(d)
     if os.path.exists(d) and not os.path.isdir(d):
@@ -281,7 +281,8 @@ def _preflight(args, sources, inputs=None):
     inputs whose outputs all exist (with --skip-existing), backend = "onnx" or "tf". Raises
     MixinError for problems of the whole call.
     """
-    from .. import audio, backends
+    from .. import backends
+    from ..io import check_input, output_subtype
     from ..separation.batch import outputs_complete
 
     inputs = args.inputs if inputs is None else inputs
@@ -294,7 +295,7 @@ def _preflight(args, sources, inputs=None):
     tail = os.path.splitext(template)[1]
     if "{" not in tail:  # the same format for every input: check it once
         try:
-            audio.output_subtype(template, args.format)
+            output_subtype(template, args.format)
         except MixinError as e:
             raise MixinError(f"--filename {template!r}" + str(e)[len(template):]) from None
     model_dir = _model_dir(args)
@@ -308,11 +309,11 @@ def _preflight(args, sources, inputs=None):
             skipped[inp] = outs
             continue
         try:
-            kinds = {audio.output_subtype(o, args.format) for o in outs.values()}
+            kinds = {output_subtype(o, args.format) for o in outs.values()}
             if len(kinds) > 1:
                 raise MixinError(f"--filename gives {inp} outputs of different formats")
             subtypes[inp] = kinds.pop()
-            audio.check_input(inp)
+            check_input(inp)
             for o in outs.values():
                 if os.path.isdir(o):
                     raise MixinError(f"output {o} is a directory")
@@ -351,7 +352,8 @@ def _stream_preflight(args, sources):
     """The checks of ``--stream`` that need no TensorFlow; returns (outputs, subtype, model_dir)."""
     import stat
 
-    from .. import audio, backends
+    from .. import backends
+    from ..io import output_subtype
     from ..separation.separate import hop_size
 
     hop_size(0.0 if args.no_overlap else args.overlap)
@@ -366,7 +368,7 @@ def _stream_preflight(args, sources):
     for o in outs.values():
         if os.path.splitext(o)[1].lower() != ".wav":
             raise MixinError(f"--stream writes WAV: the output {o} must end in .wav")
-    subtype = audio.output_subtype(next(iter(outs.values())), args.format)
+    subtype = output_subtype(next(iter(outs.values())), args.format)
     model_dir = _model_dir(args)
     backend = backends.choose(args.backend, model_dir, sources)
     check_folder(args.outdir, "--outdir")

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import fileio, params
+from .. import params
+from ..io import atomic_open, write_json, write_text
 from ..errors import MixinError
 from ..metrics import auto_offset  # noqa: F401  (the excerpt rule; also imported from here)
 from ..songs import Song
@@ -583,14 +584,14 @@ def check_outdir(outdir: str | os.PathLike, overwrite: bool = False) -> None:
 def write_results(results: dict[str, Any], outdir: str | os.PathLike,
                   overwrite: bool = False) -> list[Path]:
     """Write scores.json, songs.csv, medians.csv, medians.md and boxplot.png, each atomically
-    (:mod:`mixin.fileio`); return their paths. :class:`MixinError` as :func:`check_outdir`."""
+    (:mod:`mixin.io`); return their paths. :class:`MixinError` as :func:`check_outdir`."""
     check_outdir(outdir, overwrite)
     outdir = Path(outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MixinError(f"cannot create output folder {outdir}: {e.strerror}") from None
-    fileio.write_json(outdir / "scores.json", _json_safe(results))
+    write_json(outdir / "scores.json", _json_safe(results))
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -602,7 +603,7 @@ def write_results(results: dict[str, Any], outdir: str | os.PathLike,
                 w.writerow([n, r["name"], t, *(_csv_num(s["medians"][t][m]) for m in METRICS),
                             f"{r['offset_s']:g}", f"{r['duration_s']:.3f}",
                             f"{s['separate_s']:.3f}"])
-    fileio.write_text(outdir / "songs.csv", buf.getvalue())
+    write_text(outdir / "songs.csv", buf.getvalue())
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -612,8 +613,8 @@ def write_results(results: dict[str, Any], outdir: str | os.PathLike,
             valid = sum(not math.isnan(r["systems"][n]["medians"][t]["SDR"])
                         for r in results["songs"])
             w.writerow([n, t, *(_csv_num(results["medians"][n][t][m]) for m in METRICS), valid])
-    fileio.write_text(outdir / "medians.csv", buf.getvalue())
-    fileio.write_text(outdir / "medians.md", format_markdown(results))
+    write_text(outdir / "medians.csv", buf.getvalue())
+    write_text(outdir / "medians.md", format_markdown(results))
     plot_boxes(results, outdir / "boxplot.png")
     return [outdir / f for f in OUTPUT_FILES]
 
@@ -663,6 +664,6 @@ def plot_boxes(results: dict[str, Any], path: str | os.PathLike) -> None:
                  f"{'mono' if cfg['mono'] else 'stereo'} (diamond: median of song medians)",
                  fontsize=9)
     fig.tight_layout()
-    with fileio.atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
     plt.close(fig)

@@ -38,7 +38,7 @@ from ..errors import MixinError
 from ..modelsets import default_model_dir  # noqa: F401  (the shipped set; also imported from here)
 
 if TYPE_CHECKING:
-    from ..audio import AudioInfo
+    from ..io import AudioInfo
 
 log = logging.getLogger("mixin")
 
@@ -330,10 +330,10 @@ class Separator:
         -------
         dict source -> float32 array of the same shape as ``x``.
 
-        Raises :class:`MixinError` for an array :func:`mixin.audio.as_2d` refuses, NaN/Inf
+        Raises :class:`MixinError` for an array :func:`mixin.io.as_2d` refuses, NaN/Inf
         samples or a sample rate that is not a positive integer.
         """
-        from ..audio import as_2d, check_finite, resample, resampled_length
+        from ..io import as_2d, check_finite, resample, resampled_length
 
         x2, was_1d = as_2d(x)
         check_finite(x2, "input")
@@ -401,7 +401,7 @@ def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool =
 
 
 def _resample_stream(blocks, resampler):
-    """Feed ``blocks`` through a streaming :class:`mixin.audio.Resampler`, flushing at the end."""
+    """Feed ``blocks`` through a streaming :class:`mixin.io.Resampler`, flushing at the end."""
     it = iter(blocks)
     prev = next(it, None)
     while prev is not None:
@@ -423,13 +423,13 @@ def separate_file(sep: Separator, path: str | os.PathLike, out_paths: Mapping[st
     path : str
         Input audio, any rate, any number of channels: any format libsndfile reads, and what
         only ffmpeg reads (AAC/M4A, WMA, video files) when ``ffmpeg`` is on PATH, decoded first
-        to a temporary WAV file (:func:`mixin.audio.decoded`, deleted afterwards).
+        to a temporary WAV file (:func:`mixin.io.decoded`, deleted afterwards).
     out_paths : dict source -> str
         Destination of each source (written to a temporary file, renamed when all is done; on any
         error no output file is created). The extension picks the container.
     subtype : str
         libsndfile subtype of the outputs ("FLOAT", "PCM_16", "PCM_24"; see
-        :func:`mixin.audio.output_subtype`).
+        :func:`mixin.io.output_subtype`).
     progress : bool or callable(done, total)
         True: show a progress bar (tqdm) on stderr. A callable is called with the number of
         chunks done and their total (over channels) after each batch, and once with (0, total)
@@ -440,11 +440,11 @@ def separate_file(sep: Separator, path: str | os.PathLike, out_paths: Mapping[st
 
     Returns
     -------
-    :class:`mixin.audio.AudioInfo` of the input (of its decoded copy for ffmpeg inputs, with
+    :class:`mixin.io.AudioInfo` of the input (of its decoded copy for ffmpeg inputs, with
     ``path`` the input's). Raises :class:`MixinError` (one line): unreadable input, missing output
     path, write error.
     """
-    from ..audio import decoded
+    from ..io import decoded
 
     missing = [s for s in sep.sources if s not in out_paths]
     if missing:
@@ -459,7 +459,7 @@ def _separate_file(sep, path, out_paths, subtype, progress, timings, name):
     """:func:`separate_file` of a file libsndfile reads."""
     import contextlib
 
-    from ..audio import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
+    from ..io import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
 
     info = probe(path)
     sr, ch, n = info.samplerate, info.channels, info.frames
