@@ -53,38 +53,21 @@ READ_BLOCK = 1 << 18
 class Separator:
     """MiXiN separator.
 
-    Parameters
-    ----------
-    model_dir : str, optional
-        Directory with ``model_harmonic``, ``model_percussive`` (and ``model_vocal``) as ``.onnx``
-        and/or ``.h5`` files; default: the shipped models (:func:`default_model_dir`).
-    instrumental : bool
-        Leave the vocal network out: outputs are harmonic and percussive only.
-    single_model : bool
-        Output each network's magnitude estimate with the mixture's phase instead of soft masks.
-    overlap : float in [0, 0.5]
-        Fraction of a chunk shared by consecutive chunks (0: the original's hard boundaries).
-    batch_size : int
-        Chunks per network call.
-    models : dict, optional
-        Already-built Keras models keyed by source (instead of loading from ``model_dir``; they
-        run with the ``tf`` backend).
-    inputs : sequence of str, optional
-        The networks' input channels (:func:`mixin.model.network_input`): default the
-        ``model.json`` of ``model_dir`` (absent: the published model's magnitude alone), or
-        ("mag",) with ``models``.
-    jit : bool
-        Compile the networks with XLA (``tf`` backend). Off by default: on a 2-core CPU it
-        measured 4x slower than plain Keras (about 19 vs 80 chunks/s for the three networks,
-        batch 8) and compiles for seconds; it may pay on a GPU.
-    backend : "auto", "onnx" or "tf"
-        What runs the networks (:mod:`mixin.backends`): ONNX Runtime on the ``model_*.onnx``
-        files, TensorFlow on the ``model_*.h5`` files, or ``auto`` (the default): ONNX when its
-        files and ``onnxruntime`` are there, TensorFlow otherwise.
-    pipeline : bool
-        :meth:`stream` keeps two batches in flight on two threads, so that the transforms of
-        one batch run while the networks process the other (one batch in the networks at a
-        time); the same numbers as one batch after the other (``pipeline=False``).
+    - ``model_dir``: ``model_harmonic``, ``model_percussive`` (and ``model_vocal``) as ``.onnx``
+      and/or ``.h5`` files; default: the shipped models (:func:`default_model_dir`).
+    - ``instrumental``: leave the vocal network out (harmonic and percussive outputs only).
+    - ``single_model``: each network's magnitude estimate with the mixture's phase, not soft masks.
+    - ``overlap`` in [0, 0.5]: fraction of a chunk shared by consecutive chunks (0: the original's
+      hard boundaries). ``batch_size``: chunks per network call.
+    - ``models``: already-built Keras models keyed by source, run with the ``tf`` backend.
+    - ``inputs``: the networks' input channels (:func:`mixin.model.network_input`): default the
+      ``model.json`` of ``model_dir`` (absent: the magnitude alone), or ("mag",) with ``models``.
+    - ``jit``: compile the networks with XLA (``tf``). Off by default: on a 2-core CPU it measured
+      4x slower than plain Keras (about 19 vs 80 chunks/s, batch 8) and compiles for seconds.
+    - ``backend`` (:mod:`mixin.backends`): "onnx" (ONNX Runtime, ``model_*.onnx``), "tf"
+      (TensorFlow, ``model_*.h5``) or "auto": ONNX when its files and ``onnxruntime`` are there.
+    - ``pipeline``: :meth:`stream` keeps two batches in flight on two threads (the transforms of
+      one run while the networks process the other); the same numbers as ``pipeline=False``.
     """
 
     def __init__(self, model_dir=None, instrumental=False, single_model=False,
@@ -284,20 +267,14 @@ class Separator:
         if not (isinstance(sr, (int, np.integer)) or float(sr).is_integer()) or sr <= 0:
             raise MixinError(f"sample rate must be a positive integer, got {sr!r}")
         sr = int(sr)
-        n, ch = x2.shape
-        if n == 0:
-            raise MixinError("input has no samples")
+        n, ch = x2.shape  # n > 0: as_2d refuses empty arrays
         m = resampled_length(n, sr, params.SAMPLE_RATE)
         y = resample(x2, sr, params.SAMPLE_RATE, m) if sr != params.SAMPLE_RATE else x2
         step = max(self.hop, 1) * 8
-        parts = {s: [] for s in self.sources}
-        blocks = (y[i:i + step] for i in range(0, m, step))
-        for out in self.stream(blocks, ch, progress=progress):
-            for s in self.sources:
-                parts[s].append(out[s])
+        outs = list(self.stream((y[i:i + step] for i in range(0, m, step)), ch, progress=progress))
         res = {}
         for s in self.sources:
-            z = np.concatenate(parts[s]) if parts[s] else np.zeros((0, ch), np.float32)
+            z = np.concatenate([o[s] for o in outs]) if outs else np.zeros((0, ch), np.float32)
             if sr != params.SAMPLE_RATE:
                 z = resample(z, params.SAMPLE_RATE, sr, n)
             res[s] = z[:, 0] if was_1d else z
