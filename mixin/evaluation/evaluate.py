@@ -557,12 +557,11 @@ def plot_boxes(results: dict[str, Any], path: str | os.PathLike) -> None:
     fig, axes = plt.subplots(1, len(TARGETS), figsize=(4 + 1.3 * len(names) * len(TARGETS) / 2, 4.5),
                              sharey=True)
     for ax, t in zip(np.atleast_1d(axes), TARGETS):
-        data, pos, labels, meds = [], [], [], []
+        data, pos, meds = [], [], []
         for i, n in enumerate(names):
             v = np.concatenate([np.asarray(r["systems"][n]["frames"][t]["SDR"], float)
                                 for r in results["songs"]]) if results["songs"] else np.array([])
             v = v[np.isfinite(v)]
-            labels.append(n)
             if v.size:
                 data.append(v)
                 pos.append(i)
@@ -575,7 +574,7 @@ def plot_boxes(results: dict[str, Any], path: str | os.PathLike) -> None:
             elif math.isnan(m):
                 ax.text(i, 0.5, "n/a", ha="center", transform=ax.get_xaxis_transform())
         ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
+        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
         ax.set_xlim(-0.7, len(names) - 0.3)
         ax.set_title(t)
         ax.grid(axis="y", alpha=0.3)
