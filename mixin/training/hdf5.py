@@ -383,7 +383,10 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
     t0 = time.perf_counter()
     import h5py
 
-    tmp = {s: p + ".tmp" for s, p in paths.items()}
+    from ..io import Part
+
+    parts = {s: Part(p, keep_ext=True, lock=False) for s, p in paths.items()}  # (HDF5 locks its files)
+    tmp = {s: part.path for s, part in parts.items()}
     files = {}
     counts = {s: {k: 0 for k in SPLITS} for s in sources}
     n_chunks = 0
@@ -439,16 +442,15 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
             hf.attrs["counts"] = json.dumps(counts[s])
             hf.close()
         for s in sources:
-            os.replace(tmp[s], paths[s])
+            parts[s].commit()
     except BaseException:
         for hf in files.values():
             try:
                 hf.close()
             except Exception:
                 pass
-        for p in tmp.values():
-            if os.path.exists(p):
-                os.remove(p)
+        for part in parts.values():
+            part.discard()
         raise
     seconds = time.perf_counter() - t0
     log.info("wrote %s: %d chunks in %.1f s (%.1f chunks/s, n_pool=%d, storage=%s)",
