@@ -152,7 +152,7 @@ def main(argv=None):
 
     # 3 -----------------------------------------------------------------------------------------
     nextstep(3, "Verifying the prepared segments")
-    from mixin import audio, layout
+    from mixin import io as audio, layout
     from mixin.errors import MixinError
 
     folders = sorted(f for f in os.listdir("data") if os.path.isdir(os.path.join("data", f)))

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import fileio, params
+from . import params
+from .io import atomic_path, write_json
 from .errors import MixinError
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def model_spec(arch: str = DEFAULT_ARCH) -> dict:
 
 def write_model_spec(model_dir: str | os.PathLike, arch: str = DEFAULT_ARCH) -> None:
     """Write ``model_dir/model.json`` for ``arch`` (atomically)."""
-    fileio.write_json(os.path.join(str(model_dir), MODEL_JSON), model_spec(arch), indent=1)
+    write_json(os.path.join(str(model_dir), MODEL_JSON), model_spec(arch), indent=1)
 
 
 def read_model_spec(model_dir: str | os.PathLike) -> dict:
@@ -341,10 +342,10 @@ def save_cdae(model: keras.Model, path: str | os.PathLike) -> None:
     """Save a CDAE in the HDF5 format that ``xtract_mixin.py --pretrained-model-dir`` loads
     (``path`` should end in ``.h5``).
 
-    Written atomically (:func:`mixin.fileio.atomic_path`): an interrupted save never leaves a
+    Written atomically (:func:`mixin.io.atomic_path`): an interrupted save never leaves a
     half-written model behind.
     """
-    with fileio.atomic_path(path) as tmp, _quiet_legacy_notice():
+    with atomic_path(path) as tmp, _quiet_legacy_notice():
         model.save(str(tmp))
 
 

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__, fileio, params
+from . import __version__, params
+from .io import atomic_path
 from .backends import SHA256_KEY, SOURCE_KEY, TRAIN_EXTRA, installed, onnx_file, sha256
 from .errors import MixinError
 
@@ -249,7 +250,7 @@ def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None 
     name = os.path.splitext(os.path.basename(h5_path))[0]
     proto = keras_to_onnx(model, name=name, metadata={SOURCE_KEY: os.path.basename(h5_path),
                                                       SHA256_KEY: digest})
-    with fileio.atomic_path(onnx_path) as tmp:
+    with atomic_path(onnx_path) as tmp:
         onnx.save(proto, str(tmp))
     return onnx_path, True
 

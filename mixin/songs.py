@@ -156,7 +156,7 @@ def read_sources(song: Song, mono: bool = False) -> tuple[dict[str, np.ndarray],
     with ``mono`` the channel mean. Raises :class:`MixinError` for unreadable stems or stems of
     different rates or channel counts.
     """
-    from .audio import read_audio
+    from .io import read_audio
 
     sums: dict[str, np.ndarray] = {}
     sr = channels = None

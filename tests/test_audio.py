@@ -1,4 +1,4 @@
-"""Tests of mixin.audio: bad input, round trips, streaming, resampling, atomic writing."""
+"""Tests of mixin.io (audio): bad input, round trips, streaming, resampling, atomic writing."""
 
 import os
 import struct
@@ -8,8 +8,9 @@ import pytest
 import soundfile as sf
 import soxr
 
-from mixin import audio
-from mixin.audio import (SUBTYPES, AtomicWriter, Resampler, as_2d, check_finite, check_output_dir,
+from mixin import io as audio
+from mixin.io import read as audio_read, write as audio_write
+from mixin.io import (SUBTYPES, AtomicWriter, Resampler, as_2d, check_finite, check_output_dir,
                          iter_blocks, probe, read_audio, resample, resampled_length, write_audio)
 from mixin.errors import MixinError
 
@@ -563,7 +564,7 @@ def test_writer_rejects_wrong_block_shape(tmp_path):
 
 def test_wav_size_limit(tmp_path, monkeypatch):
     """Past the WAV size limit: RF64 when the length is known, else a clear error (never a corrupt WAV)."""
-    monkeypatch.setattr(audio, "_WAV_MAX_DATA_BYTES", 8000)
+    monkeypatch.setattr(audio_write, "_WAV_MAX_DATA_BYTES", 8000)
     x = noise(2000, 2)                                   # 16000 bytes of float32
     p = tmp_path / "big.wav"
     write_audio(p, x, 44100)                             # write_audio passes frames=len(x)
@@ -685,7 +686,7 @@ def test_decoded_is_the_file_itself_for_libsndfile(good_wav):
 
 
 def test_unreadable_without_ffmpeg(tmp_path, monkeypatch):
-    monkeypatch.setattr(audio, "ffmpeg_executable", lambda: None)
+    monkeypatch.setattr(audio_read, "ffmpeg_executable", lambda: None)
     p = tmp_path / "x.wma"
     p.write_bytes(b"0&\xb2u\x8ef\xcf\x11" + bytes(100))
     for f in (lambda: audio.check_input(p), lambda: audio.decoded(p).__enter__()):

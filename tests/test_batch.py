@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from conftest import ROOT
-from mixin.audio import AtomicWriter, part_files, remove_stale_parts
+from mixin.io import AtomicWriter, part_files, remove_stale_parts
 from mixin.separation import batch
 from xtract_mixin import main
 
@@ -128,7 +128,7 @@ def test_a_live_part_of_another_process_is_kept(tmp_path):
     """The lock is seen across processes (a Dask worker sharing the folder)."""
     out = tmp_path / "x_vocal.wav"
     code = ("import sys, time, numpy as np\n"
-            "from mixin.audio import AtomicWriter\n"
+            "from mixin.io import AtomicWriter\n"
             f"w = AtomicWriter({str(out)!r}, 44100, 1)\n"
             "w.write(np.zeros(5, np.float32)); print('ready', flush=True); time.sleep(60)\n")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,

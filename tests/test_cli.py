@@ -440,7 +440,7 @@ def test_ffmpeg_errors_one_line(tmp_path, capsys, tiny_models):
 
 
 def test_without_ffmpeg_one_line_that_says_so(tmp_path, capsys, tiny_models, monkeypatch):
-    from mixin import audio
+    from mixin.io import read as audio
 
     monkeypatch.setattr(audio, "ffmpeg_executable", lambda: None)
     src = tmp_path / "song.m4a"

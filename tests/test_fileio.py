@@ -1,11 +1,11 @@
-"""Tests of mixin.fileio: atomic writes of non-audio files."""
+"""Tests of mixin.io.files: atomic writes of non-audio files."""
 
 import json
 import os
 
 import pytest
 
-from mixin import fileio
+from mixin.io import files as fileio
 
 
 def _names(folder):
@@ -71,6 +71,14 @@ def test_temp_path_is_hidden_beside_with_the_extension(tmp_path):
             tmp.write_bytes(b"m")
     assert len(seen) == 20
     assert _names(tmp_path) == ["model_vocal.h5"]
+    stale = tmp_path / ".model_vocal.h5.0123abcd.part.h5"  # left by a killed writer
+    stale.write_bytes(b"half")
+    with fileio.atomic_open(tmp_path / "model_vocal.h5", "wb") as f:
+        live = [p for p in fileio.part_files(tmp_path / "model_vocal.h5") if p != str(stale)]
+        assert len(live) == 1 and live[0].endswith(".part.h5")
+        assert fileio.remove_stale_parts(tmp_path / "model_vocal.h5") == [str(stale)]  # live one locked
+        f.write(b"n")
+    assert _names(tmp_path) == ["model_vocal.h5"] and (tmp_path / "model_vocal.h5").read_bytes() == b"n"
     with pytest.raises(ValueError, match="mode"):
         with fileio.atomic_open(tmp_path / "x", "a"):
             pass
@@ -92,7 +100,7 @@ def test_atomic_folder_renames_when_complete_and_cleans_up_on_error(tmp_path):
     import pytest
 
     from mixin.errors import MixinError
-    from mixin.fileio import atomic_folder
+    from mixin.io import atomic_folder
 
     dest = tmp_path / "song"
     with atomic_folder(dest) as tmp:

@@ -368,7 +368,7 @@ def test_refuses_a_non_empty_dir_and_overwrites_only_its_own(tmp_path):
 
 def test_no_temporary_folder_left_after_a_failure(tmp_path, monkeypatch):
     _skip_unless_renderable()
-    from mixin import audio
+    from mixin import io as audio
 
     calls = []
     real = audio.write_audio

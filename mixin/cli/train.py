@@ -475,7 +475,7 @@ def _run(args: argparse.Namespace) -> None:
 
 def _render_report(args: argparse.Namespace) -> None:
     """Print the realism report of ``--render-report`` folders (and write it as JSON)."""
-    from mixin import fileio
+    from mixin.io import write_json
     from mixin.errors import MixinError
     from mixin.training.render import realism
 
@@ -484,7 +484,7 @@ def _render_report(args: argparse.Namespace) -> None:
     rep = realism.report(args.render_report, limit=args.report_songs)
     print(realism.format_report(rep))
     if args.report_json:
-        fileio.write_json(args.report_json, rep)
+        write_json(args.report_json, rep)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ FIELDS = {
     "ext": "the input's extension without the dot",
 }
 
-#: ``--format`` choices (see :data:`mixin.audio.SUBTYPES`).
+#: ``--format`` choices (see :data:`mixin.io.SUBTYPES`).
 SAMPLE_FORMATS = ("float32", "pcm16", "pcm24")
 
 
@@ -142,18 +142,10 @@ def _prog():
     return "xtract_mixin.py" if argv0 == "xtract_mixin.py" else "xtract-mixin"
 
 
-# ------------------------------------------------------------------------------------------------
-# Output names
-# ------------------------------------------------------------------------------------------------
-
 def check_template(template: str) -> str:
     """Validate a ``--filename`` template (known fields, ``{stem}`` present); return it.
-
-    Raises
-    ------
-    MixinError
-        Unbalanced braces, an unknown field, a bad format spec, no ``{stem}``, or an empty name.
-    """
+    :class:`MixinError` for unbalanced braces, an unknown field, a bad format spec, no ``{stem}``,
+    or an empty name."""
     where = f"--filename {template!r}"
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
@@ -216,14 +208,10 @@ def output_paths(inputs: Sequence[str], outdir: str | os.PathLike, sources: Sequ
     return plan
 
 
-# ------------------------------------------------------------------------------------------------
-# Folders
-# ------------------------------------------------------------------------------------------------
-
 def check_folder(d: str, what: str = "folder") -> None:
     """Check, without creating anything, that files can be written in folder ``d`` (created
     later if missing): ``d`` or its nearest existing ancestor is a writable folder."""
-    from ..audio import check_output_dir
+    from ..io import check_output_dir
 
     d = os.path.abspath(d)
     if os.path.exists(d) and not os.path.isdir(d):
@@ -242,14 +230,6 @@ def check_folder(d: str, what: str = "folder") -> None:
         verb = "cannot write in" if probe == d else f"cannot create {what} {d}:"
         raise MixinError(f"{verb} {probe}: not writable") from None
 
-
-# make_folders and remove_folders live in mixin.separation.batch (used by every runner)
-from ..separation.batch import make_folders, remove_folders  # noqa: E402,F401
-
-
-# ------------------------------------------------------------------------------------------------
-# Main
-# ------------------------------------------------------------------------------------------------
 
 def _check_batch_flags(args):
     """The batch and stream flags, alone and together (one line for the first problem)."""
@@ -272,34 +252,46 @@ def _check_batch_flags(args):
         raise MixinError("--skip-existing and --overwrite exclude each other")
 
 
-def _preflight(args, sources, inputs=None):
-    """Every check that needs no TensorFlow.
-
-    Returns (plan, subtypes, failures, model_dir, skipped, backend): plan = dict input -> outputs
-    (source -> path) of the inputs that passed, subtypes = dict input -> libsndfile subtype of
-    its outputs, failures = list of (input, message), skipped = dict input -> outputs of the
-    inputs whose outputs all exist (with --skip-existing), backend = "onnx" or "tf". Raises
-    MixinError for problems of the whole call.
-    """
-    from .. import audio, backends
-    from ..separation.batch import outputs_complete
-
-    inputs = args.inputs if inputs is None else inputs
-    from ..separation.separate import hop_size
+def _check_flags(args) -> str:
+    """--overlap, --batch-size and --filename (returned)."""
+    from ..chunks import hop_size
 
     hop_size(0.0 if args.no_overlap else args.overlap)
     if args.batch_size is not None and args.batch_size < 1:
         raise MixinError(f"--batch-size must be at least 1, got {args.batch_size}")
-    template = check_template(args.filename)
+    return check_template(args.filename)
+
+
+def _check_models(args, sources) -> tuple[str, str]:
+    """The networks' folder (--pretrained-model-dir, or the installed set --model names) and
+    backend (returned), and --outdir."""
+    from .. import backends
+    from ..modelsets import resolve
+
+    model_dir = args.pretrained_model_dir or resolve(args.model)
+    backend = backends.choose(args.backend, model_dir, sources)
+    check_folder(args.outdir, "--outdir")
+    return model_dir, backend
+
+
+def _preflight(args, sources, inputs=None):
+    """Every check that needs no TensorFlow. Returns (plan, subtypes, failures, model_dir, skipped,
+    backend): plan = dict input -> outputs (source -> path) of the inputs that passed, subtypes =
+    dict input -> libsndfile subtype of its outputs, failures = list of (input, message), skipped
+    = dict input -> outputs of the inputs whose outputs all exist (with --skip-existing), backend
+    = "onnx" or "tf". MixinError for problems of the whole call."""
+    from ..io import check_input, output_subtype
+    from ..separation.batch import outputs_complete
+
+    inputs = args.inputs if inputs is None else inputs
+    template = _check_flags(args)
     tail = os.path.splitext(template)[1]
     if "{" not in tail:  # the same format for every input: check it once
         try:
-            audio.output_subtype(template, args.format)
+            output_subtype(template, args.format)
         except MixinError as e:
             raise MixinError(f"--filename {template!r}" + str(e)[len(template):]) from None
-    model_dir = _model_dir(args)
-    backend = backends.choose(args.backend, model_dir, sources)
-    check_folder(args.outdir, "--outdir")
+    model_dir, backend = _check_models(args, sources)
     full = output_paths(inputs, args.outdir, sources, template, args.first_prefix)
 
     plan, subtypes, failures, folders_ok, skipped = {}, {}, [], {}, {}
@@ -308,11 +300,11 @@ def _preflight(args, sources, inputs=None):
             skipped[inp] = outs
             continue
         try:
-            kinds = {audio.output_subtype(o, args.format) for o in outs.values()}
+            kinds = {output_subtype(o, args.format) for o in outs.values()}
             if len(kinds) > 1:
                 raise MixinError(f"--filename gives {inp} outputs of different formats")
             subtypes[inp] = kinds.pop()
-            audio.check_input(inp)
+            check_input(inp)
             for o in outs.values():
                 if os.path.isdir(o):
                     raise MixinError(f"output {o} is a directory")
@@ -341,23 +333,24 @@ def _error(msg, inp=None):
     print(f"error: {msg}" if inp is None or inp in msg else f"error: {inp}: {msg}", file=sys.stderr)
 
 
-def _summary(failures, n_inputs):
+def _finish(failures, n_inputs, say) -> int:
+    """The summary line of several inputs with failures; the exit status."""
     if failures and n_inputs > 1:
         names = ", ".join(inp for inp, _ in failures)
         print(f"error: {len(failures)} of {n_inputs} input(s) failed: {names}", file=sys.stderr)
+    if failures:
+        return 1
+    say("Done")
+    return 0
 
 
 def _stream_preflight(args, sources):
     """The checks of ``--stream`` that need no TensorFlow; returns (outputs, subtype, model_dir)."""
     import stat
 
-    from .. import audio, backends
-    from ..separation.separate import hop_size
+    from ..io import output_subtype
 
-    hop_size(0.0 if args.no_overlap else args.overlap)
-    if args.batch_size is not None and args.batch_size < 1:
-        raise MixinError(f"--batch-size must be at least 1, got {args.batch_size}")
-    template = check_template(args.filename)
+    template = _check_flags(args)
     name = args.stream_name
     outs = {s: os.path.normpath(os.path.join(args.outdir, template.format(
         stem=s, name=name, parent=name, ext="wav"))) for s in sources}
@@ -366,10 +359,8 @@ def _stream_preflight(args, sources):
     for o in outs.values():
         if os.path.splitext(o)[1].lower() != ".wav":
             raise MixinError(f"--stream writes WAV: the output {o} must end in .wav")
-    subtype = audio.output_subtype(next(iter(outs.values())), args.format)
-    model_dir = _model_dir(args)
-    backend = backends.choose(args.backend, model_dir, sources)
-    check_folder(args.outdir, "--outdir")
+    subtype = output_subtype(next(iter(outs.values())), args.format)
+    model_dir, backend = _check_models(args, sources)
     for o in outs.values():
         if os.path.isdir(o):
             raise MixinError(f"output {o} is a directory")
@@ -377,13 +368,6 @@ def _stream_preflight(args, sources):
             raise MixinError(f"{o} exists (use --overwrite to replace it)")
         check_folder(os.path.dirname(o) or ".")
     return outs, subtype, model_dir, backend
-
-
-def _model_dir(args) -> str:
-    """The folder of the networks: --pretrained-model-dir, or the installed set --model names."""
-    from ..modelsets import resolve
-
-    return args.pretrained_model_dir or resolve(args.model)
 
 
 def _main_stream(args, sources, say) -> int:
@@ -433,19 +417,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
     say = (lambda *a, **k: None) if args.quiet else print
     sources = params.SOURCES[:2] if args.instrumental else params.SOURCES
-    if args.list_models:
-        from ..modelsets import format_sets
-
-        try:
-            print(format_sets())
-        except MixinError as e:
-            _error(e)
-            return 1
-        return 0
     from ..separation import batch
 
     manifest = None
     try:
+        if args.list_models:
+            from ..modelsets import format_sets
+
+            print(format_sets())
+            return 0
         _check_batch_flags(args)
         if args.stream:
             return _main_stream(args, sources, say)
@@ -480,11 +460,7 @@ def main(argv: list[str] | None = None) -> int:
                     manifest.write({"input": inp, "outputs": outs, "status": "skipped",
                                     "seconds": 0.0, "error": ""})
         if not plan:
-            _summary(failures, n_inputs)
-            if failures:
-                return 1
-            say("Done")
-            return 0
+            return _finish(failures, n_inputs, say)
         return _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say,
                           n_inputs, backend)
     except MixinError as e:
@@ -539,11 +515,7 @@ def _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    _summary(failures, n_inputs)
-    if failures:
-        return 1
-    say("Done")
-    return 0
+    return _finish(failures, n_inputs, say)
 
 
 if __name__ == "__main__":

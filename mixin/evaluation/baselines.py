@@ -53,21 +53,12 @@ def _librosa():
 
 def hpss(x: np.ndarray, sr: int, kernel_size: int = 31, power: float = 2.0,
          margin: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Median-filtering HPSS of each channel (librosa's ``effects.hpss``).
-
-    Parameters
-    ----------
-    x : array [shape=(n_samples, n_channels)] or [shape=(n_samples,)]
-    sr : int (unused by the algorithm; kept for a uniform signature)
-    kernel_size, power, margin : as ``librosa.decompose.hpss``'s
-
-    Returns
-    -------
-    harmonic, percussive : float32 arrays shaped like ``x`` (2-D); with the default soft masks
-        (margin 1) they add up to ``x`` up to the STFT round trip.
-
-    Raises :class:`MixinError` when librosa is missing or ``x`` is empty or not 1-D or 2-D.
-    """
+    """Median-filtering HPSS (librosa's ``effects.hpss``; ``kernel_size``, ``power``, ``margin`` as
+    ``librosa.decompose.hpss``'s) of each channel of ``x`` [shape=(n_samples, n_channels) or
+    (n_samples,)]; ``sr`` is unused (a uniform signature). Returns harmonic, percussive: float32
+    [shape=(n_samples, n_channels)]; with the default soft masks (margin 1) they add up to ``x``
+    up to the STFT round trip. :class:`MixinError` when librosa is missing or ``x`` is empty or
+    not 1-D or 2-D."""
     del sr
     x = _as_2d(x)
     librosa = _librosa()
@@ -81,23 +72,12 @@ def hpss(x: np.ndarray, sr: int, kernel_size: int = 31, power: float = 2.0,
 
 def repet_sim(x: np.ndarray, sr: int, width_s: float = REPET_WIDTH_S, margin: float = 10.0,
               power: float = 2.0, block_frames: int = REPET_BLOCK_FRAMES) -> np.ndarray:
-    """REPET-SIM vocal (foreground) estimate of each channel.
-
-    Parameters
-    ----------
-    x : array [shape=(n_samples, n_channels)] or [shape=(n_samples,)]
-    sr : int, sample rate in Hz (with ``width_s``, the minimum distance between compared frames)
-    width_s : float, that minimum distance in seconds
-    margin : float, how much the non-repeating part must dominate to count as vocal
-    power : float, exponent of the soft mask
-    block_frames : int, STFT frames per block of the similarity search
-
-    Returns
-    -------
-    vocal : float32 array [shape=(n_samples, n_channels)]
-
-    Raises :class:`MixinError` when librosa is missing or ``x`` is empty or not 1-D or 2-D.
-    """
+    """REPET-SIM vocal (foreground) estimate, float32 [shape=(n_samples, n_channels)], of each
+    channel of ``x`` [shape=(n_samples, n_channels) or (n_samples,)] at ``sr`` Hz. Compared frames
+    are at least ``width_s`` seconds apart, ``block_frames`` STFT frames per block of the
+    similarity search; ``margin``: how much the non-repeating part must dominate to count as
+    vocal; ``power``: the soft mask's exponent. :class:`MixinError` when librosa is missing or
+    ``x`` is empty or not 1-D or 2-D."""
     x = _as_2d(x)
     librosa = _librosa()
     width = max(1, int(round(width_s * sr / HOP)))
@@ -123,21 +103,11 @@ def repet_sim(x: np.ndarray, sr: int, width_s: float = REPET_WIDTH_S, margin: fl
 
 
 def oracle(references: dict[str, np.ndarray], batch: int = 8) -> dict[str, np.ndarray]:
-    """Oracle NSGT soft masks from the true sources, applied to their sum (the mixture).
-
-    Parameters
-    ----------
-    references : dict name -> array [shape=(n_samples, n_channels)]
-        The true sources (all the same shape); the mixture is their sum.
-    batch : int
-        Chunks transformed at once (bounds memory: about 6 MB per chunk, channel and source).
-
-    Returns
-    -------
-    estimates : dict name -> float32 array [shape=(n_samples, n_channels)]
-        ``backward(M_s * C_mix)`` with ``M_s = |C_s|^2 / (sum_k |C_k|^2 + MASK_EPS)``; they add up
-        to the mixture wherever the mixture is not silent.
-    """
+    """Oracle NSGT soft masks from the true sources ``references`` (dict name -> [shape=(n_samples,
+    n_channels)], all one shape), applied to their sum (the mixture), ``batch`` chunks at a time
+    (about 6 MB per chunk, channel and source). Returns dict name -> float32 [shape=(n_samples,
+    n_channels)]: ``backward(M_s * C_mix)`` with ``M_s = |C_s|^2 / (sum_k |C_k|^2 + MASK_EPS)``;
+    they add up to the mixture wherever the mixture is not silent."""
     from ..chunks import cut, overlap_add
     from ..masks import soft_masks
     from ..nsgt import get_nsgt

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import fileio, params
+from .. import params
+from ..io import atomic_open, write_json, write_text
 from ..errors import MixinError
 from ..metrics import auto_offset  # noqa: F401  (the excerpt rule; also imported from here)
 from ..songs import Song
@@ -63,10 +64,6 @@ OUTPUT_FILES = ("scores.json", "songs.csv", "medians.csv", "medians.md", "boxplo
 DITHER_RMS = 1e-8
 
 
-# ============================================================================================
-# Songs
-# ============================================================================================
-
 def find_songs(roots: Iterable[str | os.PathLike],
                names: Iterable[str] | None = None) -> list[Song]:
     """Song folders to evaluate (:func:`mixin.songs.find_songs`): each must have drums, vocals and a
@@ -78,27 +75,14 @@ def find_songs(roots: Iterable[str | os.PathLike],
 
 def load_song(song: Song, offset: float | str = 0.0, duration: float | None = None,
               mono: bool = False) -> tuple[dict[str, np.ndarray], int, float]:
-    """Read a song's stems and build the target references for an excerpt.
+    """Read a song's stems; return the target references of an excerpt (dict target -> float32
+    [shape=(n, ch)]), the rate and the excerpt's start in seconds.
 
-    Parameters
-    ----------
-    song : Song
-    offset : float or "auto"
-        Excerpt start in seconds; "auto" picks the excerpt where all targets are most active
-        (:func:`auto_offset`; 0 when ``duration`` is None).
-    duration : float, optional
-        Excerpt length in seconds (default: to the end).
-    mono : bool
-        Downmix every stem to mono (the channel mean, as the original MiXiN loads audio).
-
-    Returns
-    -------
-    references : dict target -> float32 array [shape=(n, ch)]
-    sr : int
-    start : float, the excerpt's start in seconds
-
-    Raises :class:`MixinError` for unreadable stems, stems of different rates or channel
-    counts, a rate other than 44.1 kHz, or an offset past the end.
+    ``offset``: the start in seconds, or "auto": the excerpt where all targets are most active
+    (:func:`auto_offset`; 0 when ``duration``, the length in seconds, is None: to the end).
+    ``mono`` downmixes every stem (the channel mean, as the original MiXiN loads audio).
+    :class:`MixinError` for unreadable stems, stems of different rates or channel counts, a rate
+    other than 44.1 kHz, or an offset past the end.
     """
     from ..songs import read_sources
 
@@ -118,10 +102,6 @@ def load_song(song: Song, offset: float | str = 0.0, duration: float | None = No
     refs = {k: np.ascontiguousarray(v[start:stop]) for k, v in refs.items()}
     return refs, sr, start / sr
 
-
-# ============================================================================================
-# Scoring
-# ============================================================================================
 
 @functools.lru_cache(maxsize=1)
 def museval_metrics() -> ModuleType:
@@ -147,17 +127,11 @@ def museval_metrics() -> ModuleType:
 
 
 def silent_windows(x: np.ndarray, win: int, hop: int) -> np.ndarray:
-    """museval's silence test per window: the channel sum is exactly zero throughout.
-
-    x : array [shape=(n, ch)]; returns bool [shape=(n_windows,)] with museval's framing.
-    """
+    """museval's silence test per window of ``x`` [shape=(n, ch)]: the channel sum is exactly zero
+    throughout; bool [shape=(n_windows,)] with museval's framing."""
     s = x.sum(axis=1)
-    n = len(s)
-    n_win = max(1, int(math.floor((n - win) / hop)) + 1) if n >= win else 1
-    out = np.zeros(n_win, dtype=bool)
-    for t in range(n_win):
-        out[t] = not np.any(s[t * hop:t * hop + win])
-    return out
+    n_win = max(1, (len(s) - win) // hop + 1) if len(s) >= win else 1
+    return np.array([not np.any(s[t * hop:t * hop + win]) for t in range(n_win)], dtype=bool)
 
 
 def dither(x: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -168,32 +142,20 @@ def dither(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def bss_eval_v4(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray | None],
                 win: int, hop: int | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """BSS Eval v4 of estimates against references, per 1-s (``win``) window.
-
-    Parameters
-    ----------
-    references : dict target -> array [shape=(n, ch)]
-    estimates : dict target -> array [shape=(n, ch)] or None (target not estimated: n/a)
-    win, hop : int, window and hop in samples (hop defaults to win)
-
-    Returns
-    -------
-    frames : dict target -> dict metric -> float64 array [shape=(n_windows,)]
-        NaN where museval gives no score, and everywhere for an n/a target or a reference that
-        is silent throughout (which museval cannot score).
-    """
+    """BSS Eval v4 of ``estimates`` (dict target -> [shape=(n, ch)], or None: not estimated)
+    against ``references`` (dict target -> [shape=(n, ch)]) per window of ``win`` samples (hop
+    ``hop``, default ``win``): dict target -> metric -> float64 [shape=(n_windows,)], NaN where
+    museval gives no score, and throughout for an n/a target or a reference silent throughout."""
     hop = win if hop is None else hop
     targets = list(references)
     n, ch = references[targets[0]].shape
     n_win = max(1, (n - win) // hop + 1) if n >= win else 1
     nan = np.full(n_win, np.nan)
     frames = {t: {m: nan.copy() for m in METRICS} for t in targets}
-    scored = []
+    scored = [t for t in targets if np.any(references[t].sum(axis=1))]
     for t in targets:
-        if not np.any(references[t].sum(axis=1)):
+        if t not in scored:
             log.warning("reference %s is silent throughout: not scored", t)
-        else:
-            scored.append(t)
     if not scored:
         return frames
     refs, ests = [], []
@@ -228,19 +190,14 @@ def median_over_windows(values: Iterable[float] | np.ndarray) -> float:
     return float(np.median(v)) if v.size else float("nan")
 
 
-def median_over_songs(values: Iterable[float] | np.ndarray) -> float:
-    """Median of song medians, ignoring NaN songs (NaN if none is valid)."""
-    return median_over_windows(values)
+#: Median of song medians, ignoring NaN songs (NaN if none is valid).
+median_over_songs = median_over_windows
 
 
 def song_medians(frames: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
     """dict target -> metric -> per-window array  =>  dict target -> metric -> median."""
     return {t: {m: median_over_windows(v) for m, v in d.items()} for t, d in frames.items()}
 
-
-# ============================================================================================
-# Systems
-# ============================================================================================
 
 class System:
     """A separation system: ``separate(mixture, sr, references)`` -> dict target -> array|None."""
@@ -352,21 +309,12 @@ def check_model_dir(path: str | os.PathLike, backend: str = "auto") -> str:
 
 def make_systems(model_dirs: Iterable[str] = (), variants: str = "both", hpss: bool = True,
                  oracle: bool = True, backend: str = "auto") -> list[System]:
-    """Build the systems to compare.
-
-    Parameters
-    ----------
-    model_dirs : list of "DIR" or "LABEL=DIR"
-    variants : "both", "default" or "no-overlap"
-        MiXiN with the default overlap (named LABEL) and/or the original's hard chunks
-        (named "LABEL no-overlap").
-    hpss, oracle : bool
-        Add the HPSS/REPET-SIM baseline (needs librosa) and the oracle soft mask.
-    backend : "auto", "onnx" or "tf"
-        What runs the networks of every model directory (:mod:`mixin.backends`).
-
-    Raises :class:`MixinError` for a bad ``variants``, a model directory without the three
-    networks, a missing librosa, two systems of one name, or no system at all.
+    """The systems to compare: for each of ``model_dirs`` ("DIR" or "LABEL=DIR"), MiXiN with the
+    default overlap (named LABEL) and/or the original's hard chunks ("LABEL no-overlap") as
+    ``variants`` ("both", "default" or "no-overlap") says, its networks run by ``backend``; the
+    HPSS/REPET-SIM baseline (needs librosa) and the oracle soft mask with ``hpss``, ``oracle``.
+    :class:`MixinError` for a bad ``variants``, a model directory without the three networks, a
+    missing librosa, two systems of one name, or no system at all.
     """
     if variants not in ("both", "default", "no-overlap"):
         raise MixinError(f"variants must be both, default or no-overlap, got {variants!r}")
@@ -394,19 +342,11 @@ def make_systems(model_dirs: Iterable[str] = (), variants: str = "both", hpss: b
     return systems
 
 
-# ============================================================================================
-# Running
-# ============================================================================================
-
 def evaluate_song(song: Song, systems: Sequence[System], offset: float | str = "auto",
                   duration: float | None = None, mono: bool = False) -> dict[str, Any]:
-    """Separate one song's mixture with every system and score it.
-
-    Returns
-    -------
-    dict with "name", "offset_s", "duration_s", "channels" and "systems": name -> {"frames":
-    target -> metric -> list, "medians": target -> metric -> float, "separate_s", "score_s"}.
-    """
+    """Separate one song's mixture with every system and score it: dict with "name", "offset_s",
+    "duration_s", "channels" and "systems": name -> {"frames": target -> metric -> list,
+    "medians": target -> metric -> float, "separate_s", "score_s"}."""
     refs, sr, start = load_song(song, offset, duration, mono)
     mixture = np.sum(list(refs.values()), axis=0, dtype=np.float32)
     n, ch = mixture.shape
@@ -442,13 +382,9 @@ def _worker_init(level):
 def run(songs: Sequence[Song], systems: Sequence[System], offset: float | str = "auto",
         duration: float | None = None, mono: bool = False, jobs: int = 1,
         progress: bool = True) -> dict[str, Any]:
-    """Evaluate every system on every song; songs in parallel with ``jobs`` processes.
-
-    Returns
-    -------
-    dict: "config", "songs" (list of :func:`evaluate_song` results, in song order), "medians"
-    (system -> target -> metric -> median over songs), "time_s".
-    """
+    """Evaluate every system on every song, songs in parallel in ``jobs`` processes: dict with
+    "config", "songs" (:func:`evaluate_song` results, in song order), "medians" (system -> target
+    -> metric -> median over songs), "time_s"."""
     if int(jobs) != jobs or jobs < 1:
         raise MixinError(f"jobs must be a positive integer, got {jobs!r}")
     if duration is not None and not duration > 0:
@@ -497,10 +433,6 @@ def run(songs: Sequence[Song], systems: Sequence[System], offset: float | str = 
             "songs": results, "medians": medians, "time_s": time.perf_counter() - t0}
 
 
-# ============================================================================================
-# Output
-# ============================================================================================
-
 def _json_safe(v):
     if isinstance(v, dict):
         return {k: _json_safe(x) for k, x in v.items()}
@@ -508,14 +440,8 @@ def _json_safe(v):
         return [_json_safe(x) for x in v]
     if isinstance(v, (float, np.floating)):
         v = float(v)
-        if math.isnan(v):
-            return None
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return v
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else v
+    return int(v) if isinstance(v, np.integer) else v
 
 
 def _fmt(v, width=7):
@@ -583,43 +509,40 @@ def check_outdir(outdir: str | os.PathLike, overwrite: bool = False) -> None:
 def write_results(results: dict[str, Any], outdir: str | os.PathLike,
                   overwrite: bool = False) -> list[Path]:
     """Write scores.json, songs.csv, medians.csv, medians.md and boxplot.png, each atomically
-    (:mod:`mixin.fileio`); return their paths. :class:`MixinError` as :func:`check_outdir`."""
+    (:mod:`mixin.io`); return their paths. :class:`MixinError` as :func:`check_outdir`."""
     check_outdir(outdir, overwrite)
     outdir = Path(outdir)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MixinError(f"cannot create output folder {outdir}: {e.strerror}") from None
-    fileio.write_json(outdir / "scores.json", _json_safe(results))
+    write_json(outdir / "scores.json", _json_safe(results))
 
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["system", "song", "target", *METRICS, "offset_s", "duration_s", "separate_s"])
-    for r in results["songs"]:
-        for n in system_names(results):
-            s = r["systems"][n]
-            for t in TARGETS:
-                w.writerow([n, r["name"], t, *(_csv_num(s["medians"][t][m]) for m in METRICS),
-                            f"{r['offset_s']:g}", f"{r['duration_s']:.3f}",
-                            f"{s['separate_s']:.3f}"])
-    fileio.write_text(outdir / "songs.csv", buf.getvalue())
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["system", "target", *METRICS, "n_songs"])
-    for n in system_names(results):
-        for t in TARGETS:
-            valid = sum(not math.isnan(r["systems"][n]["medians"][t]["SDR"])
-                        for r in results["songs"])
-            w.writerow([n, t, *(_csv_num(results["medians"][n][t][m]) for m in METRICS), valid])
-    fileio.write_text(outdir / "medians.csv", buf.getvalue())
-    fileio.write_text(outdir / "medians.md", format_markdown(results))
+    names, songs = system_names(results), results["songs"]
+    _write_csv(outdir / "songs.csv", ["system", "song", "target", *METRICS, "offset_s", "duration_s",
+                                      "separate_s"],
+               ([n, r["name"], t, *(_csv_num(r["systems"][n]["medians"][t][m]) for m in METRICS),
+                 f"{r['offset_s']:g}", f"{r['duration_s']:.3f}", f"{r['systems'][n]['separate_s']:.3f}"]
+                for r in songs for n in names for t in TARGETS))
+    _write_csv(outdir / "medians.csv", ["system", "target", *METRICS, "n_songs"],
+               ([n, t, *(_csv_num(results["medians"][n][t][m]) for m in METRICS),
+                 sum(not math.isnan(r["systems"][n]["medians"][t]["SDR"]) for r in songs)]
+                for n in names for t in TARGETS))
+    write_text(outdir / "medians.md", format_markdown(results))
     plot_boxes(results, outdir / "boxplot.png")
     return [outdir / f for f in OUTPUT_FILES]
 
 
 def _csv_num(v):
     return "" if math.isnan(v) else f"{v:.4f}"
+
+
+def _write_csv(path, header, rows):
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
 
 
 def plot_boxes(results: dict[str, Any], path: str | os.PathLike) -> None:
@@ -634,12 +557,11 @@ def plot_boxes(results: dict[str, Any], path: str | os.PathLike) -> None:
     fig, axes = plt.subplots(1, len(TARGETS), figsize=(4 + 1.3 * len(names) * len(TARGETS) / 2, 4.5),
                              sharey=True)
     for ax, t in zip(np.atleast_1d(axes), TARGETS):
-        data, pos, labels, meds = [], [], [], []
+        data, pos, meds = [], [], []
         for i, n in enumerate(names):
             v = np.concatenate([np.asarray(r["systems"][n]["frames"][t]["SDR"], float)
                                 for r in results["songs"]]) if results["songs"] else np.array([])
             v = v[np.isfinite(v)]
-            labels.append(n)
             if v.size:
                 data.append(v)
                 pos.append(i)
@@ -647,12 +569,12 @@ def plot_boxes(results: dict[str, Any], path: str | os.PathLike) -> None:
         if data:
             ax.boxplot(data, positions=pos, widths=0.6, showfliers=False)
         for i, m in enumerate(meds):
-            if not math.isnan(m) and math.isfinite(m):
+            if math.isfinite(m):
                 ax.plot(i, m, "D", color="tab:red", markersize=5)
             elif math.isnan(m):
                 ax.text(i, 0.5, "n/a", ha="center", transform=ax.get_xaxis_transform())
         ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=8)
+        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
         ax.set_xlim(-0.7, len(names) - 0.3)
         ax.set_title(t)
         ax.grid(axis="y", alpha=0.3)
@@ -663,6 +585,6 @@ def plot_boxes(results: dict[str, Any], path: str | os.PathLike) -> None:
                  f"{'mono' if cfg['mono'] else 'stereo'} (diamond: median of song medians)",
                  fontsize=9)
     fig.tight_layout()
-    with fileio.atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
     plt.close(fig)

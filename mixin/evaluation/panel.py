@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import fileio, params
+from .. import params
+from ..io import write_json
 from ..errors import MixinError
 from ..metrics import auto_offset, window_sdr
 
@@ -111,7 +112,7 @@ def load_panel(real: Sequence[str | os.PathLike] = (), real_names: Iterable[str]
             changed = True
         panel.append(PanelSong(song.name, kind, song.path, start, mixture, refs, dict(cached[key])))
     if cache is not None and changed:
-        fileio.write_json(cache, {"version": CACHE_VERSION, "duration": duration,
+        write_json(cache, {"version": CACHE_VERSION, "duration": duration,
                                   "baseline": {k: _json_safe(v) for k, v in cached.items()}})
     return panel
 

@@ -3,7 +3,7 @@
 The unit of work is a *task*: one input and its output paths (dict source -> path) and sample
 format. :func:`separate_one` does one task wherever it runs (this process, a ``--jobs`` worker
 process, a Dask worker): it removes the stale part files of the task's own outputs
-(:func:`mixin.audio.remove_stale_parts`: only parts no live writer holds), creates the output
+(:func:`mixin.io.remove_stale_parts`: only parts no live writer holds), creates the output
 folders and separates with :func:`mixin.separation.separate.separate_file` (outputs written
 atomically). It returns a *row*: dict input, outputs, status (``done`` / ``failed``), seconds and
 the one-line error. A failing input never stops the batch.
@@ -116,7 +116,7 @@ def collect_inputs(inputs: Sequence[str], input_list: str | None = None, recursi
 
 def outputs_complete(outs: Mapping[str, str]) -> bool:
     """True when every output exists as a file: an output gets its name only by the atomic
-    rename of a complete file (:class:`mixin.audio.AtomicWriter`)."""
+    rename of a complete file (:class:`mixin.io.AtomicWriter`)."""
     return all(os.path.isfile(o) for o in outs.values())
 
 
@@ -164,7 +164,7 @@ class Manifest:
     def open(self, redo: Iterable[str]) -> dict[str, dict]:
         """Drop the rows of the inputs ``redo``, keep the others; open for appending. Returns
         the rows kept."""
-        from ..fileio import atomic_open
+        from ..io import atomic_open
 
         redo = set(redo)
         make_folders(os.path.dirname(os.path.abspath(self.path)))
@@ -244,7 +244,7 @@ def separate_one(sep, task: Mapping, progress: bool = False) -> dict:
     """Do one task with Separator ``sep``: remove stale parts of its outputs, create the output
     folders, separate. Returns its row (status ``done`` or ``failed`` with the one-line error);
     raises only for bugs and KeyboardInterrupt."""
-    from ..audio import remove_stale_parts
+    from ..io import remove_stale_parts
     from .separate import separate_file
 
     t0 = time.perf_counter()
@@ -398,7 +398,7 @@ def run_dask(address, sep_kwargs: Mapping, tasks: Sequence[Mapping],
 def sweep_parts(tasks: Sequence[Mapping]) -> list[str]:
     """After a batch: remove the part files of the tasks' outputs that no live writer holds (left
     by a worker that died while another finished its song). Returns the paths removed."""
-    from ..audio import remove_stale_parts
+    from ..io import remove_stale_parts
 
     removed = []
     for task in tasks:

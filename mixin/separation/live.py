@@ -21,7 +21,6 @@ stream mode), a sample leaves between ``CHUNK_SIZE - hop`` and ``CHUNK_SIZE`` sa
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import stat
@@ -218,7 +217,7 @@ class WavStreamWriter:
     pushed to the file system), so a reader sees every frame written so far; for a FIFO the
     sizes are 0xFFFFFFFF (unknown, as ffmpeg writes to pipes). ``subtype``: "FLOAT", "PCM_16"
     or "PCM_24" (PCM clipped to [-1, 1] and converted by libsndfile, as
-    :class:`mixin.audio.AtomicWriter` does).
+    :class:`mixin.io.AtomicWriter` does).
     """
 
     def __init__(self, path: str, rate: int, channels: int, subtype: str = "FLOAT"):
@@ -259,15 +258,11 @@ class WavStreamWriter:
     def _convert(self, x: np.ndarray) -> bytes:
         if self.subtype == "FLOAT":
             return np.ascontiguousarray(x, "<f4").tobytes()
-        import soundfile as sf
+        from ..io import clip_unit, raw_pcm
 
-        over = np.count_nonzero(np.abs(x) > 1.0)
-        if over:
-            self.clipped += int(over)
-            x = np.clip(x, -1.0, 1.0)
-        bio = io.BytesIO()
-        sf.write(bio, x, self.rate, subtype=self.subtype, format="RAW")
-        return bio.getvalue()
+        x, over = clip_unit(x)
+        self.clipped += over
+        return raw_pcm(x, self.rate, self.subtype)
 
     def write(self, x: np.ndarray) -> None:
         """Append frames [shape=(n, channels)] float32, then make them visible."""
@@ -300,7 +295,7 @@ class WavStreamWriter:
 # ------------------------------------------------------------------------------------------------
 
 class _Rate:
-    """Streaming soxr resampling (the filter of :class:`mixin.audio.Resampler`) for a stream of
+    """Streaming soxr resampling (the filter of :class:`mixin.io.Resampler`) for a stream of
     unknown length: blocks pass through as they come; :meth:`finish` flushes the filter and
     trims or pads the total to ``total`` frames."""
 
@@ -347,7 +342,7 @@ def separate_stream(sep, reader: StreamReader, out_paths: Mapping[str, str],
     Returns dict frames (input frames), seconds (audio duration), wall (seconds spent), trailing
     (bytes of a cut last frame dropped).
     """
-    from ..audio import resampled_length
+    from ..io import resampled_length
 
     t0 = time.perf_counter()
     sr, ch = reader.rate, reader.channels

@@ -38,7 +38,7 @@ from ..errors import MixinError
 from ..modelsets import default_model_dir  # noqa: F401  (the shipped set; also imported from here)
 
 if TYPE_CHECKING:
-    from ..audio import AudioInfo
+    from ..io import AudioInfo
 
 log = logging.getLogger("mixin")
 
@@ -53,38 +53,21 @@ READ_BLOCK = 1 << 18
 class Separator:
     """MiXiN separator.
 
-    Parameters
-    ----------
-    model_dir : str, optional
-        Directory with ``model_harmonic``, ``model_percussive`` (and ``model_vocal``) as ``.onnx``
-        and/or ``.h5`` files; default: the shipped models (:func:`default_model_dir`).
-    instrumental : bool
-        Leave the vocal network out: outputs are harmonic and percussive only.
-    single_model : bool
-        Output each network's magnitude estimate with the mixture's phase instead of soft masks.
-    overlap : float in [0, 0.5]
-        Fraction of a chunk shared by consecutive chunks (0: the original's hard boundaries).
-    batch_size : int
-        Chunks per network call.
-    models : dict, optional
-        Already-built Keras models keyed by source (instead of loading from ``model_dir``; they
-        run with the ``tf`` backend).
-    inputs : sequence of str, optional
-        The networks' input channels (:func:`mixin.model.network_input`): default the
-        ``model.json`` of ``model_dir`` (absent: the published model's magnitude alone), or
-        ("mag",) with ``models``.
-    jit : bool
-        Compile the networks with XLA (``tf`` backend). Off by default: on a 2-core CPU it
-        measured 4x slower than plain Keras (about 19 vs 80 chunks/s for the three networks,
-        batch 8) and compiles for seconds; it may pay on a GPU.
-    backend : "auto", "onnx" or "tf"
-        What runs the networks (:mod:`mixin.backends`): ONNX Runtime on the ``model_*.onnx``
-        files, TensorFlow on the ``model_*.h5`` files, or ``auto`` (the default): ONNX when its
-        files and ``onnxruntime`` are there, TensorFlow otherwise.
-    pipeline : bool
-        :meth:`stream` keeps two batches in flight on two threads, so that the transforms of
-        one batch run while the networks process the other (one batch in the networks at a
-        time); the same numbers as one batch after the other (``pipeline=False``).
+    - ``model_dir``: ``model_harmonic``, ``model_percussive`` (and ``model_vocal``) as ``.onnx``
+      and/or ``.h5`` files; default: the shipped models (:func:`default_model_dir`).
+    - ``instrumental``: leave the vocal network out (harmonic and percussive outputs only).
+    - ``single_model``: each network's magnitude estimate with the mixture's phase, not soft masks.
+    - ``overlap`` in [0, 0.5]: fraction of a chunk shared by consecutive chunks (0: the original's
+      hard boundaries). ``batch_size``: chunks per network call.
+    - ``models``: already-built Keras models keyed by source, run with the ``tf`` backend.
+    - ``inputs``: the networks' input channels (:func:`mixin.model.network_input`): default the
+      ``model.json`` of ``model_dir`` (absent: the magnitude alone), or ("mag",) with ``models``.
+    - ``jit``: compile the networks with XLA (``tf``). Off by default: on a 2-core CPU it measured
+      4x slower than plain Keras (about 19 vs 80 chunks/s, batch 8) and compiles for seconds.
+    - ``backend`` (:mod:`mixin.backends`): "onnx" (ONNX Runtime, ``model_*.onnx``), "tf"
+      (TensorFlow, ``model_*.h5``) or "auto": ONNX when its files and ``onnxruntime`` are there.
+    - ``pipeline``: :meth:`stream` keeps two batches in flight on two threads (the transforms of
+      one run while the networks process the other); the same numbers as ``pipeline=False``.
     """
 
     def __init__(self, model_dir=None, instrumental=False, single_model=False,
@@ -132,33 +115,16 @@ class Separator:
 
     # ---------------------------------------------------------------- networks
     def estimate(self, mag: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the networks (with :attr:`backend`, :meth:`mixin.backends.Backend.run`).
-
-        Parameters
-        ----------
-        mag : float32 array [shape=(b, 96, 1948)]
-            NSGT magnitudes of b chunks.
-
-        Returns
-        -------
-        dict source -> float32 array [shape=(b, 96, 1948)]
-        """
+        """Run the networks (:meth:`mixin.backends.Backend.run`) on the NSGT magnitudes of b chunks,
+        float32 [shape=(b, 96, 1948)]; returns dict source -> float32 [shape=(b, 96, 1948)]."""
         from ..model import network_input
 
         return self.backend.run(network_input(mag, self.inputs))
 
     # ---------------------------------------------------------------- chunks
     def process_chunks(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """Separate a batch of chunks.
-
-        Parameters
-        ----------
-        frames : float32 array [shape=(b, CHUNK_SIZE)]
-
-        Returns
-        -------
-        dict source -> float32 array [shape=(b, CHUNK_SIZE)]
-        """
+        """Separate a batch of chunks, float32 [shape=(b, CHUNK_SIZE)]; returns dict source ->
+        float32 [shape=(b, CHUNK_SIZE)]."""
         t0 = time.perf_counter()
         coefs = self.nsgt.forward(frames)
         mag = np.abs(coefs)
@@ -192,11 +158,8 @@ class Separator:
 
     def masks(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         """The soft masks of a batch of chunks ``frames`` float32 [shape=(b, CHUNK_SIZE)] (for
-        inspection and tests).
-
-        Returns dict source -> float32 array [shape=(b, 96, 1948)], each in [0, 1], summing to
-        at most one in every bin (exactly one up to the 1e-7 guard).
-        """
+        inspection and tests): dict source -> float32 [shape=(b, 96, 1948)], each in [0, 1],
+        summing to at most one in every bin (exactly one up to the 1e-7 guard)."""
         mag = np.abs(self.nsgt.forward(frames))
         return self._soft_masks(self.estimate(mag))
 
@@ -210,36 +173,20 @@ class Separator:
     # ---------------------------------------------------------------- streaming
     def stream(self, blocks: Iterable[np.ndarray], channels: int,
                progress: Callable[[int], object] | None = None) -> Iterator[dict[str, np.ndarray]]:
-        """Separate a stream of 44.1 kHz blocks.
-
-        Parameters
-        ----------
-        blocks : iterable of float32 arrays [shape=(n_i, channels)]
-        channels : int
-        progress : callable(int) or None
-            Called with the number of chunks done after each batch.
-
-        Yields
-        ------
-        dict source -> float32 array [shape=(m_j, channels)], in order; the m_j add up to the
-        number of input samples.
-        """
+        """Separate a stream of 44.1 kHz float32 blocks [shape=(n_i, channels)]; ``progress`` is
+        called with the number of chunks done after each batch. Yields dict source -> float32
+        [shape=(m_j, channels)], in order; the m_j add up to the number of input samples."""
         N, H = self.chunk, self.hop
         w_first, w_later = weights(H, N)
         frames_per_batch = max(1, self.batch_size // channels)
-
         buf = np.zeros((0, channels), np.float32)  # input samples from buf_start on
-        buf_start = 0
         acc = {s: np.zeros((0, channels), np.float32) for s in self.sources}  # output from out_start
-        out_start = 0
-        k = 0  # next chunk index
-        n_in = 0
+        buf_start = out_start = k = n_in = 0  # k: the next chunk's index; n_in: samples read
         ended = False
         it = iter(blocks)
         pending = collections.deque()  # (chunk indices, future result) of the batches in flight
         depth = 2 if self.pipeline else 1
         pool = concurrent.futures.ThreadPoolExecutor(depth) if self.pipeline else None
-
         try:
             while True:
                 # read until a batch of chunks is available (or the input ends)
@@ -255,23 +202,15 @@ class Separator:
                     n_in += len(b)
                     buf = np.concatenate([buf, b]) if len(buf) else b
                 # chunks ready: those whose end is available, or all remaining ones at the end
-                ks = []
-                while len(ks) < frames_per_batch:
-                    start = (k + len(ks)) * H
-                    if ended:
-                        if start >= n_in:
-                            break
-                    elif start + N > buf_start + len(buf):
-                        break
-                    ks.append(k + len(ks))
+                avail = -(-n_in // H) if ended else (buf_start + len(buf) - N) // H + 1
+                ks = list(range(k, min(k + frames_per_batch, max(k, avail))))
                 if ks:
                     b0 = ks[0] * H - buf_start  # chunks ks from the buffer (the last may be zero-padded)
                     frames = cut(buf[b0:b0 + (len(ks) - 1) * H + N].T, H, N)[:len(ks)]
                     frames = np.ascontiguousarray(frames.reshape(-1, N))
-                    if pool is not None:  # in a worker thread, beside the batch before
-                        pending.append((ks, pool.submit(self.process_chunks, frames)))
-                    else:
-                        pending.append((ks, _Done(self.process_chunks(frames))))
+                    # in a worker thread, beside the batch before (or at once, without the pipeline)
+                    pending.append((ks, pool.submit(self.process_chunks, frames) if pool else
+                                    _Done(self.process_chunks(frames))))
                     k = ks[-1] + 1
                     drop = k * H - buf_start
                     if drop > 0:
@@ -317,82 +256,47 @@ class Separator:
     # ---------------------------------------------------------------- arrays
     def separate(self, x: np.ndarray, sr: int = params.SAMPLE_RATE,
                  progress: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
-        """Separate an array.
-
-        Parameters
-        ----------
-        x : array [shape=(n,)] or [shape=(n, channels)]
-            Audio at ``sr`` Hz (any rate; resampled to 44.1 kHz and back).
-        progress : callable(int) or None
-            As for :meth:`stream`.
-
-        Returns
-        -------
-        dict source -> float32 array of the same shape as ``x``.
-
-        Raises :class:`MixinError` for an array :func:`mixin.audio.as_2d` refuses, NaN/Inf
-        samples or a sample rate that is not a positive integer.
-        """
-        from ..audio import as_2d, check_finite, resample, resampled_length
+        """Separate ``x`` [shape=(n,) or (n, channels)] at ``sr`` Hz (any rate; resampled to 44.1 kHz
+        and back) into dict source -> float32 array shaped like ``x``; ``progress`` as for
+        :meth:`stream`. :class:`MixinError` for an array :func:`mixin.io.as_2d` refuses, NaN/Inf
+        samples or a sample rate that is not a positive integer."""
+        from ..io import as_2d, check_finite, resample, resampled_length
 
         x2, was_1d = as_2d(x)
         check_finite(x2, "input")
         if not (isinstance(sr, (int, np.integer)) or float(sr).is_integer()) or sr <= 0:
             raise MixinError(f"sample rate must be a positive integer, got {sr!r}")
         sr = int(sr)
-        n, ch = x2.shape
-        if n == 0:
-            raise MixinError("input has no samples")
+        n, ch = x2.shape  # n > 0: as_2d refuses empty arrays
         m = resampled_length(n, sr, params.SAMPLE_RATE)
         y = resample(x2, sr, params.SAMPLE_RATE, m) if sr != params.SAMPLE_RATE else x2
         step = max(self.hop, 1) * 8
-        parts = {s: [] for s in self.sources}
-        blocks = (y[i:i + step] for i in range(0, m, step))
-        for out in self.stream(blocks, ch, progress=progress):
-            for s in self.sources:
-                parts[s].append(out[s])
+        outs = list(self.stream((y[i:i + step] for i in range(0, m, step)), ch, progress=progress))
         res = {}
         for s in self.sources:
-            z = np.concatenate(parts[s]) if parts[s] else np.zeros((0, ch), np.float32)
+            z = np.concatenate([o[s] for o in outs]) if outs else np.zeros((0, ch), np.float32)
             if sr != params.SAMPLE_RATE:
                 z = resample(z, params.SAMPLE_RATE, sr, n)
             res[s] = z[:, 0] if was_1d else z
         return res
 
 
-class _Done:
-    """A result already computed, with the interface of a future (``pipeline=False``)."""
-
-    def __init__(self, result):
-        self._result = result
-
-    def result(self):
-        return self._result
+def _Done(result):
+    """A future already holding ``result`` (``pipeline=False``)."""
+    fut = concurrent.futures.Future()
+    fut.set_result(result)
+    return fut
 
 
 def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool = False,
                  pretrained_model_dir: str | os.PathLike | None = None,
                  overlap: float = params.DEFAULT_OVERLAP, sr: int = params.SAMPLE_RATE,
                  backend: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Separate ``x`` into harmonic, percussive and vocal parts (the original MiXiN's API).
-
-    Parameters
-    ----------
-    x : array [shape=(n,)] or [shape=(n, channels)], at ``sr`` Hz (44.1 kHz by default)
-    instrumental : bool
-        Leave the vocal model out; the vocal output is then ``None``.
-    single_model : bool
-        Each output is its network's magnitude estimate with the mixture's phase.
-    pretrained_model_dir : str, optional
-        Directory of the three networks, ``model_*.onnx`` and/or ``model_*.h5`` (default: the
-        shipped models).
-    overlap : float in [0, 0.5], as for :class:`Separator`
-    backend : "auto", "onnx" or "tf", as for :class:`Separator`
-
-    Returns
-    -------
-    (harmonic, percussive, vocal), each an array of the shape of ``x`` (vocal is None with
-    ``instrumental``). Raises :class:`MixinError` as :meth:`Separator.separate` and for unusable models.
+    """Separate ``x`` [shape=(n,) or (n, channels)] at ``sr`` Hz into (harmonic, percussive, vocal),
+    each shaped like ``x`` (the original MiXiN's API). ``instrumental`` leaves the vocal model out
+    (vocal None); ``single_model``, ``overlap`` and ``backend`` as for :class:`Separator`;
+    ``pretrained_model_dir`` holds ``model_*.onnx`` and/or ``model_*.h5`` (default: the shipped
+    models). :class:`MixinError` as :meth:`Separator.separate` and for unusable models.
     """
     sep = Separator(model_dir=pretrained_model_dir, instrumental=instrumental,
                     single_model=single_model, overlap=overlap, backend=backend)
@@ -401,7 +305,7 @@ def xtract_mixin(x: np.ndarray, instrumental: bool = False, single_model: bool =
 
 
 def _resample_stream(blocks, resampler):
-    """Feed ``blocks`` through a streaming :class:`mixin.audio.Resampler`, flushing at the end."""
+    """Feed ``blocks`` through a streaming :class:`mixin.io.Resampler`, flushing at the end."""
     it = iter(blocks)
     prev = next(it, None)
     while prev is not None:
@@ -417,34 +321,20 @@ def separate_file(sep: Separator, path: str | os.PathLike, out_paths: Mapping[st
                   timings: dict[str, float] | None = None) -> AudioInfo:
     """Separate one audio file into one file per source, streaming (memory bounded by the block size).
 
-    Parameters
-    ----------
-    sep : Separator
-    path : str
-        Input audio, any rate, any number of channels: any format libsndfile reads, and what
-        only ffmpeg reads (AAC/M4A, WMA, video files) when ``ffmpeg`` is on PATH, decoded first
-        to a temporary WAV file (:func:`mixin.audio.decoded`, deleted afterwards).
-    out_paths : dict source -> str
-        Destination of each source (written to a temporary file, renamed when all is done; on any
-        error no output file is created). The extension picks the container.
-    subtype : str
-        libsndfile subtype of the outputs ("FLOAT", "PCM_16", "PCM_24"; see
-        :func:`mixin.audio.output_subtype`).
-    progress : bool or callable(done, total)
-        True: show a progress bar (tqdm) on stderr. A callable is called with the number of
-        chunks done and their total (over channels) after each batch, and once with (0, total)
-        before the first.
-    timings : dict, optional
-        Accumulates seconds spent in "read" (reading and resampling), "transform", "networks"
-        and "write" (resampling back and writing).
+    ``path``: any rate and channel count, any format libsndfile reads, or what only ffmpeg reads
+    (AAC/M4A, WMA, video files) when it is on PATH, decoded first to a temporary WAV
+    (:func:`mixin.io.decoded`). ``out_paths``: source -> destination, its extension picks the
+    container; each is written atomically (on any error no output file is created). ``subtype``:
+    libsndfile subtype of the outputs (:func:`mixin.io.output_subtype`). ``progress``: True shows a
+    tqdm bar on stderr; a callable(done, total) gets the chunks done (over channels) after each
+    batch, and (0, total) before the first. ``timings`` accumulates seconds in "read" (reading,
+    resampling), "transform", "networks" and "write" (resampling back, writing).
 
-    Returns
-    -------
-    :class:`mixin.audio.AudioInfo` of the input (of its decoded copy for ffmpeg inputs, with
-    ``path`` the input's). Raises :class:`MixinError` (one line): unreadable input, missing output
-    path, write error.
+    Returns the input's :class:`mixin.io.AudioInfo` (of the decoded copy for ffmpeg inputs, with
+    the input's ``path``). :class:`MixinError` (one line): unreadable input, missing output path,
+    write error.
     """
-    from ..audio import decoded
+    from ..io import decoded
 
     missing = [s for s in sep.sources if s not in out_paths]
     if missing:
@@ -459,7 +349,7 @@ def _separate_file(sep, path, out_paths, subtype, progress, timings, name):
     """:func:`separate_file` of a file libsndfile reads."""
     import contextlib
 
-    from ..audio import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
+    from ..io import AtomicWriter, Resampler, iter_blocks, probe, resampled_length
 
     info = probe(path)
     sr, ch, n = info.samplerate, info.channels, info.frames
@@ -484,34 +374,26 @@ def _separate_file(sep, path, out_paths, subtype, progress, timings, name):
     blocks = timed_read(blocks)
     back = {s: Resampler(fs, sr, ch, n) for s in sep.sources} if sr != fs else None
 
-    bar = None
-    total = n_chunks(m, sep.hop) * ch
-    if callable(progress):
-        class _Count:  # the caller's callback with the running count, in place of a tqdm bar
-            done = 0
+    bar, update, total = None, None, n_chunks(m, sep.hop) * ch
+    if callable(progress):  # the caller's callback with the running count, in place of a tqdm bar
+        count = [0]
 
-            def update(self, k):
-                self.done += k
-                progress(self.done, total)
+        def update(k):
+            count[0] += k
+            progress(count[0], total)
 
-            def close(self):
-                pass
-
-        bar = _Count()
         progress(0, total)
     elif progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="chunk", leave=False,
-                   desc=name[:30], dynamic_ncols=True)
-    t_sep0 = dict(sep.timings)
-    written = 0
+        bar = tqdm(total=total, unit="chunk", leave=False, desc=name[:30], dynamic_ncols=True)
+        update = bar.update
+    t_sep0, done = dict(sep.timings), 0
     try:
         with contextlib.ExitStack() as stack:
             writers = {s: stack.enter_context(AtomicWriter(out_paths[s], sr, ch, subtype, frames=n))
                        for s in sep.sources}
-            done = 0
-            for out in sep.stream(blocks, ch, progress=bar.update if bar else None):
+            for out in sep.stream(blocks, ch, progress=update):
                 t0 = time.perf_counter()
                 done += len(out[sep.sources[0]])
                 for s in sep.sources:
@@ -519,10 +401,9 @@ def _separate_file(sep, path, out_paths, subtype, progress, timings, name):
                     if back is not None:
                         y = back[s].process(y, last=done >= m)
                     writers[s].write(y)
-                written = done
                 t["write"] += time.perf_counter() - t0
-            if written != m:
-                raise MixinError(f"{path}: read {written} samples at 44.1 kHz, expected {m} "
+            if done != m:
+                raise MixinError(f"{path}: read {done} samples at 44.1 kHz, expected {m} "
                                  "(the file is shorter than its header says)")
             if back is not None:  # e.g. one sample at 96 kHz is no sample at 44.1 kHz: flush
                 for s in sep.sources:

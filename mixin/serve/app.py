@@ -222,7 +222,7 @@ def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = N
                 return _error(400, f"{raw_name}: empty file (0 bytes)")
             os.replace(part, dest)
             try:
-                from ..audio import check_input
+                from ..io import check_input
 
                 await run_in_threadpool(check_input, dest)
             except MixinError as e:
@@ -366,18 +366,17 @@ def _now() -> float:
 
 def _write_zip(zpath: str, files: list[str]) -> None:
     """All stems in one zip (stored: audio does not compress), written atomically."""
-    from .. import fileio
+    from ..io import atomic_path
 
-    with fileio.atomic_path(zpath) as tmp:
+    with atomic_path(zpath) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             for f in files:
                 z.write(f, arcname=os.path.basename(f))
 
 
 def _write_spectrogram(src: str, png: str) -> None:
-    from .. import fileio
-    from ..audio import decoded
+    from ..io import decoded, write_bytes
     from .render import spectrogram_png
 
     with decoded(src) as s:
-        fileio.write_bytes(png, spectrogram_png(s))
+        write_bytes(png, spectrogram_png(s))

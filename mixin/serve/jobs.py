@@ -223,8 +223,7 @@ def worker_main(tasks, results) -> None:
     ``("failed", id, message)``.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from .. import fileio
-    from ..audio import decoded
+    from ..io import decoded, write_json
     from ..separation.separate import Separator, separate_file
     from .render import peaks
 
@@ -259,7 +258,7 @@ def worker_main(tasks, results) -> None:
                 pk = {"mixture": peaks(src)}
             for s, p in task["outputs"].items():
                 pk[s] = peaks(p)
-            fileio.write_json(task["peaks"], pk, indent=None)
+            write_json(task["peaks"], pk, indent=None)
             results.put(("done", jid, time.perf_counter() - t0))
         except MixinError as e:
             msg = _one_line(e).replace(os.path.dirname(task["input"]) + os.sep, "")

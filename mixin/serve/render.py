@@ -38,7 +38,7 @@ def peaks(path: str | os.PathLike, n: int = N_PEAKS) -> dict:
     ``max``: lists of ``min(n, frames)`` floats, the extremes over all channels of each of that
     many equal spans of the file. Raises :class:`mixin.errors.MixinError` for a bad file.
     """
-    from ..audio import iter_blocks, probe
+    from ..io import iter_blocks, probe
 
     info = probe(path)
     total = info.frames
@@ -102,7 +102,7 @@ def nsgt_image(path: str | os.PathLike, width: int = SPEC_WIDTH, batch: int = 4)
     Returns float array [shape=(96, cols)] (the padding's columns left out), dB relative to the loudest bin, in [-SPEC_RANGE_DB, 0],
     row 0 the lowest band.
     """
-    from ..audio import iter_blocks, probe, resample, resampled_length
+    from ..io import iter_blocks, probe, resample, resampled_length
     from ..nsgt import get_nsgt
 
     info = probe(path)

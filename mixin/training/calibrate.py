@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import fileio, layout, params
+from .. import layout, params
+from ..io import files as fileio
 from ..errors import MixinError
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def _training_chunks(data_dir, n_chunks, seed):
 def _read_chunks(chunks):
     """Mixture and source chunks (hard chunks of :func:`mixin.chunks.cut`): dict name -> float32
     [shape=(n, CHUNK_SIZE)]."""
-    from .. import audio
+    from .. import io as audio
     from ..chunks import cut
 
     names = layout.SEGMENT_PARTS["v"]  # "mix" and the three sources

@@ -152,11 +152,11 @@ def assign_splits(data_dir: str | os.PathLike, song_ids: Iterable[int],
 
 def _segment_length(folder):
     """Frames of the segment's mix.wav (after checking it is 44.1 kHz)."""
-    import soundfile as sf
+    from ..io import sound_info
 
     path = str(layout.segment_file(folder["path"], "mix"))
     try:
-        info = sf.info(path)
+        info = sound_info(path)
     except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/OSError
         raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
     if info.samplerate != params.SAMPLE_RATE:
@@ -167,10 +167,10 @@ def _segment_length(folder):
 def _read_range(path, start, stop, mono, n_frames):
     """Samples [start, min(stop, n_frames)) of a wav of ``n_frames`` samples as float32
     [shape=(n_channels, min(stop, n_frames) - start)]."""
-    import soundfile as sf
+    from ..io import read_range
 
     try:
-        x, sr = sf.read(path, start=start, stop=min(stop, n_frames), dtype="float32", always_2d=True)
+        x, sr = read_range(path, start, min(stop, n_frames))
     except Exception as e:
         raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
     if sr != params.SAMPLE_RATE:
@@ -249,7 +249,7 @@ def _compute_task(task):
 
 def _check_folder(folder, n_frames):
     """Every wav the folder needs exists and has the mix's length; returns the list of names."""
-    import soundfile as sf
+    from ..io import sound_info
 
     names = list(layout.SEGMENT_PARTS["v" if folder["vocal"] else "nov"])
     for name in names[1:]:
@@ -257,7 +257,7 @@ def _check_folder(folder, n_frames):
         if not os.path.isfile(path):
             raise MixinError(f"missing {path} (re-run --prepare-stems)")
         try:
-            frames = sf.info(path).frames
+            frames = sound_info(path).frames
         except Exception as e:
             raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
         if frames != n_frames:
@@ -383,7 +383,10 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
     t0 = time.perf_counter()
     import h5py
 
-    tmp = {s: p + ".tmp" for s, p in paths.items()}
+    from ..io import Part
+
+    parts = {s: Part(p, keep_ext=True, lock=False) for s, p in paths.items()}  # (HDF5 locks its files)
+    tmp = {s: part.path for s, part in parts.items()}
     files = {}
     counts = {s: {k: 0 for k in SPLITS} for s in sources}
     n_chunks = 0
@@ -439,16 +442,15 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
             hf.attrs["counts"] = json.dumps(counts[s])
             hf.close()
         for s in sources:
-            os.replace(tmp[s], paths[s])
+            parts[s].commit()
     except BaseException:
         for hf in files.values():
             try:
                 hf.close()
             except Exception:
                 pass
-        for p in tmp.values():
-            if os.path.exists(p):
-                os.remove(p)
+        for part in parts.values():
+            part.discard()
         raise
     seconds = time.perf_counter() - t0
     log.info("wrote %s: %d chunks in %.1f s (%.1f chunks/s, n_pool=%d, storage=%s)",

@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import fileio, params
+from .. import params
+from ..io import files as fileio
 from ..errors import MixinError
 from ..metrics import auto_offset, window_sdr  # noqa: F401  (window_sdr: also imported from here)
 from .train import DEFAULT_LOSSES

@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import fileio, params
+from .. import params
+from ..io import files as fileio
 from ..errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -139,7 +140,7 @@ def _song_files(folder, names=None):
 
 def _activity(paths, frames):
     """0/1 per second: is the sum of ``paths`` active there."""
-    import soundfile as sf
+    from ..io import sound_file
 
     n_win = -(-frames // ACTIVITY_WINDOW)
     if not paths:
@@ -147,7 +148,7 @@ def _activity(paths, frames):
     energy = np.zeros(n_win)
     for p in paths:
         pos = 0
-        with sf.SoundFile(p) as f:
+        with sound_file(p) as f:
             for block in f.blocks(blocksize=ACTIVITY_WINDOW * 30, dtype="float32", always_2d=True):
                 m = block.mean(axis=1)
                 k = (np.arange(len(m)) + pos) // ACTIVITY_WINDOW
@@ -161,7 +162,7 @@ def _activity(paths, frames):
 
 def _probe_song(args):
     folder, names, group = args
-    import soundfile as sf
+    from ..io import sound_info
 
     files = _song_files(folder, names)
     if not files["harmonic"] and not files["percussive"]:
@@ -170,7 +171,7 @@ def _probe_song(args):
     for ps in files.values():
         for p in ps:
             try:
-                info = sf.info(p)
+                info = sound_info(p)
             except Exception as e:  # libsndfile raises several types
                 raise MixinError(f"cannot read stem {p}: {' '.join(str(e).split())}") from None
             frames.append(info.frames)
@@ -380,13 +381,13 @@ class Mixer:
     # ---------------------------------------------------------------- reading
     def _open(self, path):
         """An open SoundFile for ``path``, kept open (at most 64 per process)."""
-        import soundfile as sf
+        from ..io import sound_file
 
         f = self._files.pop(path, None)
         if f is None:
             if len(self._files) >= 64:
                 self._files.pop(next(iter(self._files))).close()
-            f = sf.SoundFile(path)
+            f = sound_file(path)
         self._files[path] = f  # most recently used last
         return f
 

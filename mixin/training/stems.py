@@ -78,7 +78,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import audio, fileio, layout, params
+from .. import io as audio, layout, params
+from ..io import files as fileio
 from ..errors import MixinError
 from ..songs import AUDIO_EXTENSIONS, classify  # the one naming rule (mixin.songs)
 
@@ -102,7 +103,7 @@ _MAX_SEGMENTS = 10000
 
 
 # --------------------------------------------------------------------------------------------
-# audio I/O (through mixin.audio; thin wrappers so the stage's needs are in one place)
+# audio I/O (through mixin.io; thin wrappers so the stage's needs are in one place)
 # --------------------------------------------------------------------------------------------
 
 def _probe(path):

@@ -62,7 +62,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import fileio, layout, params
+from .. import layout, params
+from ..io import files as fileio
 from ..errors import MixinError
 from .hdf5 import SPLITS, check_hdf5, dataset_name
 

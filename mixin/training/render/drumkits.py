@@ -343,7 +343,7 @@ class HydrogenKit:
 
     def load(self, instrument: Instrument) -> None:
         """Read the samples of ``instrument`` (once). MixinError naming a missing/bad file."""
-        from ... import audio  # noqa: PLC0415
+        from ... import io as audio  # noqa: PLC0415
 
         for ly in instrument.layers:
             if ly.audio is not None:

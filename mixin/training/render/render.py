@@ -53,7 +53,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ... import fileio, params
+from ... import params
+from ...io import files as fileio
 from ...errors import MixinError
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ VOCAL_ACTIVE_DB = 25.0
 
 def _vocal_activity(path):
     """(sample rate, frames, per-hop RMS in dB) of a vocal stem, computed once per process."""
-    from ... import audio  # noqa: PLC0415
+    from ... import io as audio  # noqa: PLC0415
 
     if path in _vocal_cache:
         return _vocal_cache[path]
@@ -225,13 +226,13 @@ def _vocal_activity(path):
 
 def _read_excerpt(path, start, frames):
     """Frames ``start .. start+frames`` of an audio file at its own rate [shape=(frames, ch)]."""
-    import soundfile as sf  # noqa: PLC0415
+    from ...io import sound_file  # noqa: PLC0415
 
     try:
-        with sf.SoundFile(path) as f:
+        with sound_file(path) as f:
             f.seek(start)
             x = f.read(frames, dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError, OSError, ValueError) as e:
+    except (RuntimeError, OSError, ValueError) as e:  # libsndfile's are RuntimeErrors
         raise MixinError(f"cannot read vocal stem {path}: {' '.join(str(e).split())}") from None
     if not np.isfinite(x).all():
         raise MixinError(f"vocal stem {path} has NaN or Inf samples")
@@ -287,7 +288,7 @@ def _level(fx, x, sr):
 
 def _make_vocals(rng, vocal_files, n, bar_s, n_bars):
     """Excerpts of a real vocal stem on bar lines: (float32 [shape=(2, n)], info)."""
-    from ... import audio  # noqa: PLC0415
+    from ... import io as audio  # noqa: PLC0415
 
     sr = params.SAMPLE_RATE
     path = vocal_files[int(rng.integers(len(vocal_files)))]
@@ -487,7 +488,7 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
 
 def _render_to_folder(cfg, index):
     """Render song ``index`` and write it as ``render_dir/render-{split}-{index}``: its record."""
-    from ... import audio  # noqa: PLC0415
+    from ... import io as audio  # noqa: PLC0415
 
     render_dir = Path(cfg["render_dir"])
     name = SONG_DIR.format(split=cfg["split"], index=index)
@@ -733,7 +734,7 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
     if isinstance(vocal_dirs, (str, os.PathLike)):
         vocal_dirs = [vocal_dirs]
     vocal_files = find_vocal_files(vocal_dirs)
-    from ... import audio  # noqa: PLC0415
+    from ... import io as audio  # noqa: PLC0415
 
     for f in vocal_files:  # headers only: a bad vocal stem is named before any work
         audio.probe(f)

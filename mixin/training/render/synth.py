@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from ... import audio, fileio, params
+from ... import io as audio, params
+from ...io import files as fileio
 from ...errors import MixinError
 from .harmony import FOUR_BAR_LOOPS, MODES, degree_notes
 
