@@ -1,42 +1,16 @@
-"""Training datasets: NSGT magnitudes of the prepared segments, split by song, in HDF5.
+"""The ``--create-hdf5`` stage: NSGT magnitudes of the prepared segments, split by song, in HDF5.
 
-:func:`create_hdf5` reads the segment folders that :func:`mixin.training.stems.prepare_stems` wrote
-(``data/{song:03d}{segment:04d}v/`` and ``…nov/``, named in :mod:`mixin.layout`) and writes one
-file per source::
-
-    data/data_harmonic.hdf5, data/data_percussive.hdf5, data/data_vocal.hdf5
-
-each with the six datasets of the original MiXiN, ``data-{x,y}-{train,validation,test}`` of
-[shape=(N, n_rows, n_cols, 1)] = (N, 96, 1948, 1), where x is the mixture's NSGT magnitude and y
-that source's, for one chunk of ``CHUNK_SIZE`` samples of one channel. Every chunk of a segment is
-used, the last one zero-padded (the original skipped it).
-
-Which folders feed which file (as the original): the harmonic and percussive files take every
-folder, ``v`` (mixture with vocals) and ``nov`` (mixture without), so those networks learn to
-ignore a voice and also see music without one; the vocal file takes only the ``v`` folders (a
-``nov`` folder's vocal target would be silence paired with a vocal-free mixture: the original
-skipped them too).
-
-Channels: each channel of a stereo segment is its own example (twice the data of the original,
-which downmixed to mono); ``mono=True`` downmixes instead (the mean of the channels, as the
-original's loader did).
-
-Split: 80/10/10 **by song**, so no song has chunks in two splits: the split recorded in
-``songs.json`` by ``--prepare-stems`` (:func:`mixin.training.stems.split_songs`, deterministic for
-its seed; augmented songs, remixed from training songs only, are training songs). Each file also
-holds ``index/{train,validation,test}`` [shape=(N, 4)] int32 rows (song, segment, chunk, channel;
-channel -1 = mono downmix) naming where every example came from.
-
-Storage: the original wrote float32 uncompressed, 96 * 1948 * 4 = 748,032 bytes per array per
-chunk (x and y: 1.5 MB per example). The default here is chosen by measurement (see
-:data:`DEFAULT_STORAGE` and the README): float16 magnitudes, HDF5-chunked one example per chunk
-so a batch of shuffled examples reads whole chunks. The choice is recorded in each file's
-``storage`` attribute; training casts to float32 whatever is stored.
-
-Work is spread over ``n_pool`` processes (each computes a few chunks of one folder, batched through
-:meth:`mixin.nsgt.NSGT.forward`); the parent writes results in order, so the files are identical
-for any ``n_pool``. At most ``2 * n_pool`` tasks are in flight, so memory is bounded whatever the
-size of the data. Files are written under a temporary name and renamed when complete.
+:func:`create_hdf5` reads the segment folders of ``--prepare-stems`` and writes
+``data/data_{harmonic,percussive,vocal}.hdf5``, each with the original's six datasets
+``data-{x,y}-{train,validation,test}`` [shape=(N, 96, 1948, 1)]: x the mixture's NSGT magnitude,
+y the source's, per chunk of ``CHUNK_SIZE`` samples of one channel (``mono``: the channels'
+mean), every chunk of a segment (the last zero-padded). Harmonic and percussive take the ``v``
+and ``nov`` folders, vocal the ``v`` folders. The split is the one in ``songs.json``, by song.
+``index/{split}`` [shape=(N, 4)] int32 rows (song, segment, chunk, channel; -1 = mono) name each
+example's origin; the ``storage`` attribute the dtype and filters (:data:`STORAGE`). Work is
+spread over ``n_pool`` processes with results written in order (identical files for any
+``n_pool``, memory bounded by ``2 * n_pool`` tasks in flight); files are written under a
+temporary name and renamed when complete. Details and measurements: docs/training.md.
 """
 
 from __future__ import annotations
@@ -320,38 +294,68 @@ def _ordered_results(tasks, n_pool):
             yield res
 
 
+def _open_files(files, tmp, storage, opts, dtype, mono, seed, splits):
+    """Open the HDF5 files being written into ``files`` ({source: h5py.File}), their datasets
+    empty and resizable."""
+    import h5py
+
+    from ..nsgt import coef_shape
+
+    shape = coef_shape() + (1,)
+    for s, path in tmp.items():
+        hf = files[s] = h5py.File(path, "w")
+        for split in SPLITS:
+            for xy in "xy":
+                hf.create_dataset(dataset_name(xy, split), shape=(0,) + shape, maxshape=(None,) + shape,
+                                  chunks=(1,) + shape, dtype=dtype, **opts)
+            hf.create_dataset(f"index/{split}", shape=(0, 4), maxshape=(None, 4), chunks=(1024, 4),
+                              dtype="int32")
+        hf.attrs.update(dict(
+            source=s, storage=storage, dtype=dtype.name, compression=str(opts.get("compression")),
+            mono=bool(mono), split_seed=int(seed), sample_rate=params.SAMPLE_RATE,
+            chunk_size=params.CHUNK_SIZE, coef_shape=list(coef_shape()), splits=json.dumps(splits),
+            folders="v+nov" if s != "vocal" else "v", mixin_version=_version(), complete=False))
+
+
+def _append(d, arr):
+    n0 = d.shape[0]
+    d.resize(n0 + len(arr), axis=0)
+    d[n0:] = arr
+
+
+def _write_task(files, counts, split, task, per_folder, mono):
+    """Append one task's examples (and their index rows) to the files of their split; returns the
+    mixture chunks written."""
+    n_chunks = 0
+    for folder, mags in zip(task["folders"], per_folder):
+        n_chunks += task["c1"] - task["c0"]  # mixture chunks (a v and a nov chunk: 2)
+        n_ex, n_ch = mags["mix"].shape[0], folder["n_channels"]
+        ex = np.arange(n_ex)
+        idx = np.stack([np.full(n_ex, task["song"]), np.full(n_ex, task["segment"]),
+                        task["c0"] + ex // n_ch, np.full(n_ex, -1) if mono else ex % n_ch], axis=1)
+        for s, hf in files.items():
+            if s in mags:  # vocal target only in 'v' folders
+                _append(hf[dataset_name("x", split)], mags["mix"][..., None])
+                _append(hf[dataset_name("y", split)], mags[s][..., None])
+                _append(hf[f"index/{split}"], idx.astype(np.int32))
+                counts[s][split] += n_ex
+    return n_chunks
+
+
 def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None, mono: bool = False,
                 seed: int = 0, overwrite: bool = False, storage: str | None = None,
                 sources: Sequence[str] = params.SOURCES) -> dict[str, Any]:
-    """Compute the training datasets of the prepared segments in ``data_dir``.
+    """Compute the training datasets of the segments that ``--prepare-stems`` wrote in
+    ``data_dir``, into it. ``n_pool``: worker processes (default: the CPUs); ``mono``: downmix
+    each segment instead of one example per channel; ``seed``: of the song split, only if
+    ``songs.json`` records none; ``storage``: a key of :data:`STORAGE` (default
+    :data:`DEFAULT_STORAGE`); ``sources``: the files to write.
 
-    Parameters
-    ----------
-    data_dir : str
-        Folder written by ``--prepare-stems``; the HDF5 files are written into it.
-    n_pool : int, optional
-        Worker processes (default: the number of CPUs).
-    mono : bool
-        Downmix each segment to mono (one example per chunk) instead of one example per channel.
-    seed : int
-        Seed of the song split, used only if ``songs.json`` records none (it normally does).
-    overwrite : bool
-        Replace existing ``data_*.hdf5`` files (otherwise refuse).
-    storage : str, optional
-        A key of :data:`STORAGE` (default :data:`DEFAULT_STORAGE`).
-    sources : sequence of str
-        Which files to write (default all three).
-
-    Returns
-    -------
-    dict: "counts" (per source {split: number of examples}), "chunks", "seconds" (wall time),
-    "storage", "splits" ({split: song indices}), "files" (per source, the path).
-
-    Raises :class:`MixinError` for bad arguments, no prepared segments or ``songs.json``,
-    unreadable segment audio, or existing files without ``overwrite``.
+    Returns a dict: "counts" ({source: {split: examples}}), "chunks", "seconds", "storage",
+    "splits" ({split: song indices}), "files" ({source: path}). Raises :class:`MixinError` for
+    bad arguments, no prepared segments or ``songs.json``, unreadable segment audio, or existing
+    files without ``overwrite``.
     """
-    from ..nsgt import coef_shape
-
     n_pool = (os.cpu_count() or 1) if n_pool is None else n_pool
     if not isinstance(n_pool, (int, np.integer)) or n_pool < 1:
         raise MixinError(f"--n-pool must be a positive integer, got {n_pool}")
@@ -366,7 +370,6 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
     existing = [p for p in paths.values() if os.path.exists(p)]
     if existing and not overwrite:
         raise MixinError(f"{existing[0]} exists; use --overwrite to replace it")
-
     splits = assign_splits(data_dir, [f["song"] for f in folders], seed=seed)
     split_of = {s: k for k, songs in splits.items() for s in songs}
     log.info("songs by split: %s", {k: v for k, v in splits.items()})
@@ -375,63 +378,19 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
     if not splits["validation"]:
         log.warning("no validation song (%d songs prepared): training cannot early-stop on "
                     "validation loss", len(split_of))
-
     opts = dict(STORAGE[storage])
     dtype = np.dtype(opts.pop("dtype"))
     tasks = _make_tasks(folders, mono, dtype.str)
-    shape = coef_shape() + (1,)
     t0 = time.perf_counter()
-    import h5py
-
     tmp = {s: p + ".tmp" for s, p in paths.items()}
     files = {}
     counts = {s: {k: 0 for k in SPLITS} for s in sources}
     n_chunks = 0
     try:
-        for s in sources:
-            hf = files[s] = h5py.File(tmp[s], "w")
-            for split in SPLITS:
-                for xy in "xy":
-                    hf.create_dataset(dataset_name(xy, split), shape=(0,) + shape,
-                                      maxshape=(None,) + shape, chunks=(1,) + shape,
-                                      dtype=dtype, **opts)
-                hf.create_dataset(f"index/{split}", shape=(0, 4), maxshape=(None, 4),
-                                  chunks=(1024, 4), dtype="int32")
-            hf.attrs.update(dict(
-                source=s, storage=storage, dtype=dtype.name, compression=str(opts.get("compression")),
-                mono=bool(mono), split_seed=int(seed), sample_rate=params.SAMPLE_RATE,
-                chunk_size=params.CHUNK_SIZE, coef_shape=list(coef_shape()),
-                splits=json.dumps(splits), folders="v+nov" if s != "vocal" else "v",
-                mixin_version=_version(), complete=False))
-
+        _open_files(files, tmp, storage, opts, dtype, mono, seed, splits)
         progress = _progress(len(tasks))
         for task, per_folder in _ordered_results(tasks, n_pool):
-            split = split_of[task["song"]]
-            for folder, mags in zip(task["folders"], per_folder):
-                n_chunks += task["c1"] - task["c0"]  # mixture chunks (a v and a nov chunk: 2)
-                n_ex = mags["mix"].shape[0]
-                n_ch = folder["n_channels"]
-                idx = np.empty((n_ex, 4), dtype=np.int32)
-                ex = np.arange(n_ex)
-                idx[:, 0] = task["song"]
-                idx[:, 1] = task["segment"]
-                idx[:, 2] = task["c0"] + ex // n_ch
-                idx[:, 3] = -1 if mono else ex % n_ch
-                for s in sources:
-                    if s not in mags:  # vocal target only in 'v' folders
-                        continue
-                    hf = files[s]
-                    for name, arr in ((dataset_name("x", split), mags["mix"]),
-                                      (dataset_name("y", split), mags[s])):
-                        d = hf[name]
-                        n0 = d.shape[0]
-                        d.resize(n0 + n_ex, axis=0)
-                        d[n0:] = arr[..., None]
-                    d = hf[f"index/{split}"]
-                    n0 = d.shape[0]
-                    d.resize(n0 + n_ex, axis=0)
-                    d[n0:] = idx
-                    counts[s][split] += n_ex
+            n_chunks += _write_task(files, counts, split_of[task["song"]], task, per_folder, mono)
             progress.update(1)
         progress.close()
         for s, hf in files.items():
