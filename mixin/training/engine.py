@@ -226,10 +226,6 @@ class TrainConfig:
         return json.loads(json.dumps(ident))
 
 
-# ------------------------------------------------------------------------------------------------
-# files
-# ------------------------------------------------------------------------------------------------
-
 def read_state(path: str | os.PathLike) -> dict[str, Any] | None:
     """A JSON state file, or None if absent; :class:`MixinError` if unreadable."""
     if not os.path.exists(path):
@@ -294,10 +290,6 @@ def plot_curves(png: str | os.PathLike, x: Sequence[float], series: Sequence[tup
     with fileio.atomic_open(png, "wb") as f:
         fig.savefig(f, format="png")
 
-
-# ------------------------------------------------------------------------------------------------
-# the loop
-# ------------------------------------------------------------------------------------------------
 
 def fit(src: Any, model: Any, state: dict[str, Any], epochs: int, patience: int | None) -> dict[str, Any]:
     """Train ``model`` until ``state["rounds"]`` reaches ``epochs`` or early stopping; returns the

@@ -16,12 +16,13 @@ temporary name and renamed when complete. Details and measurements: docs/trainin
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -271,26 +272,28 @@ def _init_worker(n_pool):
         pass
 
 
-def _ordered_results(tasks, n_pool):
-    """Yield (task, result) in task order, computed by ``n_pool`` processes, 2*n_pool in flight."""
-    if n_pool <= 1:
-        for t in tasks:
-            yield _compute_task(t)
+def _init_pool(n_pool, init, initargs):
+    _init_worker(n_pool)
+    if init is not None:
+        init(*initargs)
+
+
+def ordered_map(func: Callable[[Any], Any], args: Iterable[Any], n_pool: int,
+                init: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator[Any]:
+    """Yield ``func(a)`` for every ``a`` of ``args`` (an infinite iterable too), in order, computed
+    by ``n_pool`` processes with ``2 * n_pool`` in flight (0: in this process); each worker runs
+    :func:`_init_worker` then ``init(*initargs)`` first. Closing the generator ends the pool."""
+    if n_pool < 1:
+        yield from map(func, args)
         return
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in
                                       multiprocessing.get_all_start_methods() else "spawn")
-    with ctx.Pool(n_pool, initializer=_init_worker, initargs=(n_pool,)) as pool:
-        pending = collections.deque()
-        it = iter(tasks)
-        for t in it:
-            pending.append(pool.apply_async(_compute_task, (t,)))
-            if len(pending) >= 2 * n_pool:
-                break
+    with ctx.Pool(n_pool, initializer=_init_pool, initargs=(n_pool, init, initargs)) as pool:
+        it = iter(args)
+        pending = collections.deque(pool.apply_async(func, (a,)) for a in itertools.islice(it, 2 * n_pool))
         while pending:
             res = pending.popleft().get()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.apply_async(_compute_task, (nxt,)))
+            pending.extend(pool.apply_async(func, (a,)) for a in itertools.islice(it, 1))
             yield res
 
 
@@ -388,8 +391,13 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
     n_chunks = 0
     try:
         _open_files(files, tmp, storage, opts, dtype, mono, seed, splits)
-        progress = _progress(len(tasks))
-        for task, per_folder in _ordered_results(tasks, n_pool):
+        import sys
+
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(tasks), unit="task", desc="create-hdf5", leave=False,
+                        disable=not (log.isEnabledFor(logging.INFO) and sys.stderr.isatty()))
+        for task, per_folder in ordered_map(_compute_task, tasks, n_pool if n_pool > 1 else 0):
             n_chunks += _write_task(files, counts, split_of[task["song"]], task, per_folder, mono)
             progress.update(1)
         progress.close()
@@ -422,27 +430,6 @@ def _version():
     from .. import __version__
 
     return __version__
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total):
-    """A tqdm bar on a terminal's stderr when the 'mixin' logger shows INFO, else a no-op."""
-    import sys
-
-    if not log.isEnabledFor(logging.INFO) or not sys.stderr.isatty():
-        return _NoProgress()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoProgress()
-    return tqdm(total=total, unit="task", desc="create-hdf5", leave=False)
 
 
 def check_hdf5(data_dir: str | os.PathLike,

@@ -16,6 +16,7 @@ Example ``i`` depends only on (catalogue, config, seed, i) and batch ``b`` holds
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -66,10 +67,6 @@ class StemSong:
     channels: int
     active: dict = field(default_factory=dict)
 
-
-# --------------------------------------------------------------------------------------------
-# catalogue
-# --------------------------------------------------------------------------------------------
 
 def _activity(paths, frames):
     """0/1 per second: is the sum of ``paths`` active there."""
@@ -183,10 +180,6 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
     return songs
 
 
-# --------------------------------------------------------------------------------------------
-# examples
-# --------------------------------------------------------------------------------------------
-
 class Mixer:
     """Draws examples from a catalogue (picklable: workers build their own NSGT)."""
 
@@ -222,7 +215,6 @@ class Mixer:
         d["_files"], d["_nsgt"] = {}, None
         return d
 
-    # ---------------------------------------------------------------- drawing
     def _draw_song(self, rng, source=None):
         g = self.groups[rng.choice(len(self.groups), p=self.group_p)]
         idx = self.group_songs[g]
@@ -313,7 +305,6 @@ class Mixer:
             db = db + gain * np.exp(-0.5 * ((u - centre) / width) ** 2)
         return (10.0 ** (db / 20.0)).astype(np.float32)
 
-    # ---------------------------------------------------------------- reading
     def _open(self, path):
         """An open SoundFile for ``path``, kept open (at most 64 per process)."""
         import soundfile as sf
@@ -402,17 +393,10 @@ class Mixer:
                 tuple(src[:, j, ..., None] for j in range(len(params.SOURCES))))
 
 
-# --------------------------------------------------------------------------------------------
-# parallel stream
-# --------------------------------------------------------------------------------------------
-
 _WORKER = {}
 
 
-def _init(mixer, n_workers):
-    from .hdf5 import _init_worker
-
-    _init_worker(n_workers)
+def _init(mixer):
     _WORKER["mixer"] = mixer
 
 
@@ -428,49 +412,32 @@ class BatchStream:
     (0: in this process), in order. Use as a context manager (closes the pool)."""
 
     def __init__(self, mixer, batch_size, start=0, workers=1):
-        self.mixer, self.batch_size, self.next = mixer, int(batch_size), int(start)
-        self.workers = int(workers)
-        self.pool = None
+        self.mixer, self.batch_size, self.next, self.workers = mixer, int(batch_size), int(start), int(workers)
         self._it = None
 
     def __enter__(self):
         if self.workers > 0:
-            import multiprocessing as mp
+            from .hdf5 import ordered_map
 
-            self.pool = mp.get_context("spawn").Pool(self.workers, initializer=_init,
-                                                     initargs=(self.mixer, self.workers))
-            import collections
-
-            self._it = collections.deque()
-            for _ in range(2 * self.workers):
-                self._submit()
+            batches = ((b, self.batch_size) for b in itertools.count(self.next))
+            self._it = ordered_map(_work, batches, self.workers, _init, (self.mixer,))
         return self
 
     def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
-
-    def _submit(self):
-        b = self.next + len(self._it)
-        self._it.append(self.pool.apply_async(_work, ((b, self.batch_size),)))
+        if self._it is not None:
+            self._it.close()
+            self._it = None
 
     def get(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """The next batch (x, (y_h, y_p, y_v)) as float32."""
-        if self.pool is None:
+        if self._it is None:
             x, ys = self.mixer.batch(self.next, self.batch_size)
         else:
-            x, ys = self._it.popleft().get()
-            self._submit()
+            x, ys = next(self._it)
             x, ys = x.astype(np.float32), tuple(y.astype(np.float32) for y in ys)
         self.next += 1
         return x, ys
 
-
-# --------------------------------------------------------------------------------------------
-# the data source of --train-mix: validation songs, the joint model, rounds
-# --------------------------------------------------------------------------------------------
 
 @dataclass
 class ValSong:
@@ -662,10 +629,6 @@ def plot_validation(rows: list[dict[str, Any]], path: str | os.PathLike) -> None
             series.append((f"{s} (monitor songs)", mon, dict(ls="--", color=colours[s], alpha=0.6)))
     plot_curves(path, [r["batches"] for r in rows], series, "batches", "median SDR per 1 s window (dB)")
 
-
-# --------------------------------------------------------------------------------------------
-# the stage
-# --------------------------------------------------------------------------------------------
 
 def _open_state(cfg, p, final):
     """The state to resume (its identity checked) or None; clears the logdir with ``overwrite``."""

@@ -51,10 +51,6 @@ def _resample(x, sr):
     return x if sr == params.SAMPLE_RATE else audio.resample(x, sr, params.SAMPLE_RATE)
 
 
-# --------------------------------------------------------------------------------------------
-# discovering songs
-# --------------------------------------------------------------------------------------------
-
 @dataclass
 class Song:
     """One song of the preparation: a real song folder, or a remix when ``remix`` is set."""
@@ -146,10 +142,6 @@ def _check_channels(where, chans):
     return max(chans)
 
 
-# --------------------------------------------------------------------------------------------
-# split and augmentation plan
-# --------------------------------------------------------------------------------------------
-
 def split_songs(n_songs: int, seed: int = 0) -> dict[str, list[int]]:
     """Split song indices 0..n_songs-1 into training, validation and test, by song.
 
@@ -232,10 +224,6 @@ def plan_remixes(songs: Sequence[Song], train: Iterable[int], n_remix: int, seed
     return plans
 
 
-# --------------------------------------------------------------------------------------------
-# loading
-# --------------------------------------------------------------------------------------------
-
 def _fit_channels(x, channels):
     if x.shape[1] == channels:
         return x
@@ -277,10 +265,6 @@ def _load_remix(songs, plan, channels):
         out[role] = x * np.float32(10 ** (p["gain_db"] / 20))
     return out
 
-
-# --------------------------------------------------------------------------------------------
-# the stage
-# --------------------------------------------------------------------------------------------
 
 def _check_int(name, value, minimum):
     try:

@@ -61,10 +61,6 @@ def checkpoint_paths(model_dir: str | os.PathLike, logdir: str | os.PathLike,
     )
 
 
-# ------------------------------------------------------------------------------------------------
-# data
-# ------------------------------------------------------------------------------------------------
-
 def _n_batches(n, batch_size):
     return -(-n // batch_size)
 
@@ -140,10 +136,6 @@ def make_dataset(path: str | os.PathLike, split: str, batch_size: int, seed: int
     return ds.with_options(opts).prefetch(PREFETCH)
 
 
-# ------------------------------------------------------------------------------------------------
-# devices
-# ------------------------------------------------------------------------------------------------
-
 def _tf_config_workers():
     raw = os.environ.get("TF_CONFIG")
     if not raw:
@@ -184,10 +176,6 @@ def get_strategy() -> tuple[tf.distribute.Strategy, bool]:
             [d.name for d in cpus], cross_device_ops=tf.distribute.ReductionToOneDevice()), True
     return tf.distribute.get_strategy(), True
 
-
-# ------------------------------------------------------------------------------------------------
-# the data source
-# ------------------------------------------------------------------------------------------------
 
 def _save_h5(model, path):
     """Save the weights of ``model`` as an uncompiled CDAE in ``.h5`` (what xtract_mixin.py loads;
@@ -369,10 +357,6 @@ class HDF5Source:
                         self.name, check)
         return metrics
 
-
-# ------------------------------------------------------------------------------------------------
-# the stage
-# ------------------------------------------------------------------------------------------------
 
 def _plan(source, paths, config, overwrite):
     """Decide what to do for one source: 'fresh', 'resume', 'finalize' (a finished run whose best
