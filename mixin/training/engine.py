@@ -237,16 +237,17 @@ def read_state(path: str | os.PathLike) -> dict[str, Any] | None:
         raise MixinError(f"cannot read training state {path}: {e}; use --overwrite to start again") from None
 
 
+def _float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def read_history(path: str | os.PathLike) -> dict[str, list[float]]:
     """A CSV history as {column: list of floats} (NaN where a value is not a number)."""
-    cols: dict[str, list[float]] = {}
-    for r in read_rows(path):
-        for k, v in r.items():
-            try:
-                cols.setdefault(k, []).append(float(v))
-            except (TypeError, ValueError):
-                cols.setdefault(k, []).append(float("nan"))
-    return cols
+    rows = read_rows(path)
+    return {k: [_float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
 
 
 def read_rows(path: str | os.PathLike) -> list[dict[str, str]]:

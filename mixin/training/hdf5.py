@@ -89,15 +89,9 @@ def find_segments(data_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def assign_splits(data_dir: str | os.PathLike, song_ids: Iterable[int],
                   seed: int = 0) -> dict[str, list[int]]:
-    """The train/validation/test songs of the prepared segments.
-
-    The split recorded in ``songs.json`` by :func:`mixin.training.stems.prepare_stems` is
-    authoritative (augmented songs were remixed from its training songs only, and belong to
-    training); a ``songs.json`` without a split is split here with
-    :func:`mixin.training.stems.split_songs` over its real songs (``seed``), augmented songs going
-    to training. Returns {split: sorted song indices} restricted to ``song_ids``;
-    :class:`MixinError` if a segment's song is not in the table.
-    """
+    """{split: sorted song indices} of the prepared segments' songs ``song_ids``: the split in
+    ``songs.json`` (or, if it records none, :func:`mixin.training.stems.split_songs` of its real
+    songs with ``seed``, remixes training). :class:`MixinError` if a song is not in the table."""
     from .stems import split_songs
 
     doc = layout.read_songs(data_dir)
@@ -125,15 +119,20 @@ def assign_splits(data_dir: str | os.PathLike, song_ids: Iterable[int],
     return {k: [i for i in v if i in keep] for k, v in split.items()}
 
 
-def _segment_length(folder):
-    """Frames of the segment's mix.wav (after checking it is 44.1 kHz)."""
+def _sf(call, path, *args, **kw):
+    """``soundfile.<call>(path, ...)``; :class:`MixinError` naming the file if it fails."""
     import soundfile as sf
 
-    path = str(layout.segment_file(folder["path"], "mix"))
     try:
-        info = sf.info(path)
+        return getattr(sf, call)(path, *args, **kw)
     except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/OSError
         raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+
+
+def _segment_length(folder):
+    """(frames, channels) of the segment's mix.wav (after checking it is 44.1 kHz)."""
+    path = str(layout.segment_file(folder["path"], "mix"))
+    info = _sf("info", path)
     if info.samplerate != params.SAMPLE_RATE:
         raise MixinError(f"{path}: sample rate {info.samplerate} Hz, expected {params.SAMPLE_RATE}")
     return info.frames, info.channels
@@ -142,12 +141,7 @@ def _segment_length(folder):
 def _read_range(path, start, stop, mono, n_frames):
     """Samples [start, min(stop, n_frames)) of a wav of ``n_frames`` samples as float32
     [shape=(n_channels, min(stop, n_frames) - start)]."""
-    import soundfile as sf
-
-    try:
-        x, sr = sf.read(path, start=start, stop=min(stop, n_frames), dtype="float32", always_2d=True)
-    except Exception as e:
-        raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+    x, sr = _sf("read", path, start=start, stop=min(stop, n_frames), dtype="float32", always_2d=True)
     if sr != params.SAMPLE_RATE:
         raise MixinError(f"{path}: sample rate {sr} Hz, expected {params.SAMPLE_RATE}")
     if x.shape[0] != min(stop, n_frames) - start:
@@ -224,17 +218,12 @@ def _compute_task(task):
 
 def _check_folder(folder, n_frames):
     """Every wav the folder needs exists and has the mix's length; returns the list of names."""
-    import soundfile as sf
-
     names = list(layout.SEGMENT_PARTS["v" if folder["vocal"] else "nov"])
     for name in names[1:]:
         path = str(layout.segment_file(folder["path"], name))
         if not os.path.isfile(path):
             raise MixinError(f"missing {path} (re-run --prepare-stems)")
-        try:
-            frames = sf.info(path).frames
-        except Exception as e:
-            raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+        frames = _sf("info", path).frames
         if frames != n_frames:
             raise MixinError(f"{path}: {frames} samples, but mix.wav has {n_frames}")
     return names

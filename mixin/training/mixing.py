@@ -124,21 +124,11 @@ def _probe_song(args):
 
 def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[str] | None = (),
                     jobs: int = 1, cache: str | os.PathLike | None = None) -> list[StemSong]:
-    """Find the songs under ``stem_dirs`` (recursively) and measure their activity.
-
-    Parameters
-    ----------
-    stem_dirs : list of paths; songs are grouped by the stem dir they were found in.
-    exclude : song folder names to leave out (held-out songs).
-    jobs : processes for reading (activity needs one pass over every stem).
-    cache : path of a JSON cache (reused when the files' sizes and times are unchanged).
-
-    Returns
-    -------
-    list of :class:`StemSong`, in stem-dir order then path order. Raises :class:`MixinError` when
-    no song is usable, a stem is unreadable or not at 44.1 kHz, or a song's stems are not all mono
-    or all stereo.
-    """
+    """The songs under ``stem_dirs`` (recursively; grouped by stem dir) but ``exclude`` (folder
+    names), their activity measured by ``jobs`` processes, as :class:`StemSong` in stem-dir then
+    path order; ``cache``: a JSON file reused while the files' sizes and times are unchanged.
+    Raises :class:`MixinError` when no song is usable, a stem is unreadable or not at 44.1 kHz,
+    or a song's stems are not all mono or all stereo."""
     from .stems import find_song_folders
 
     exclude = set(exclude or ())
@@ -161,13 +151,9 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
                 return [StemSong(**s) for s in c["songs"]]
         except (OSError, ValueError, TypeError):
             pass
-    if jobs > 1 and len(tasks) > 1:
-        import multiprocessing as mp
+    from .hdf5 import ordered_map
 
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            songs = pool.map(_probe_song, tasks, chunksize=4)
-    else:
-        songs = [_probe_song(t) for t in tasks]
+    songs = list(ordered_map(_probe_song, tasks, jobs if jobs > 1 and len(tasks) > 1 else 0))
     skipped = [t[0] for t, s in zip(tasks, songs) if s is None]
     for s in skipped:
         log.warning("skipped %s: no drums or harmonic stems, or shorter than one chunk", s)
@@ -190,25 +176,18 @@ class Mixer:
         #: the networks' input channels (a model spec's ``inputs``, :func:`mixin.model.network_input`)
         self.inputs = tuple(inputs)
         groups = sorted({s.group for s in self.songs})
-        dur = {g: sum(s.frames for s in self.songs if s.group == g) for g in groups}
-        if config.dir_weights is not None:
-            w = np.zeros(max(groups) + 1)
-            for g in groups:
-                w[g] = config.dir_weights[g] if g < len(config.dir_weights) else 0.0
-            w = w[groups]
-            if w.sum() <= 0:
-                raise MixinError("every stem dir with songs has weight 0")
-        else:
-            w = np.array([dur[g] for g in groups], float)
+        dw = config.dir_weights
+        w = np.array([(dw[g] if g < len(dw) else 0.0) if dw is not None else
+                      sum(s.frames for s in self.songs if s.group == g) for g in groups], float)
+        if w.sum() <= 0:
+            raise MixinError("every stem dir with songs has weight 0")
         self.groups = groups
         self.group_p = w / w.sum()
         self.group_songs = {g: [i for i, s in enumerate(self.songs) if s.group == g] for g in groups}
         self.group_song_p = {g: np.array([self.songs[i].frames for i in idx], float)
                              for g, idx in self.group_songs.items()}
-        for g in groups:
-            self.group_song_p[g] /= self.group_song_p[g].sum()
-        self._nsgt = None
-        self._files = {}
+        self.group_song_p = {g: p / p.sum() for g, p in self.group_song_p.items()}
+        self._nsgt, self._files = None, {}
 
     def __getstate__(self):  # open files stay in their process
         d = dict(self.__dict__)

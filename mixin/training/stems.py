@@ -462,9 +462,7 @@ def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
     split, n_remixes = _split_and_remixes(songs, a)
     n_segments = sum(len(s.segments) for s in songs)
     input_samples = _write_songs(songs, a)
-    _write_songs_json(a["data_dir"], songs, split, a["seg_samples"], a["segment_duration"],
-                      a["segment_offset"], a["segment_limit"], a["augment"], a["seed"],
-                      a["augment_gain_db"], a["augment_segments"])
+    _write_songs_json(a, songs, split)
     elapsed = time.perf_counter() - t0
     input_seconds = input_samples / params.SAMPLE_RATE
     summary = {
@@ -482,44 +480,24 @@ def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
     return summary
 
 
-def _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, segment_offset,
-                      segment_limit, augment, seed, augment_gain_db=AUGMENT_GAIN_DB,
-                      augment_segments=None):
+def _write_songs_json(a, songs, split):
     split_of = {i: name for name, idx in split.items() for i in idx}
     table = []
     for s in songs:
-        entry = {
-            "index": s.index,
-            "source": None if s.folder is None else str(Path(s.folder).resolve()),
-            "augmented": s.remix is not None,
-            "split": split_of[s.index],
-            "duration": s.length / params.SAMPLE_RATE,
-            "samples": s.length,
-            "channels": s.channels,
-            "n_segments": len(s.segments),
-            "segments": s.segments,
-            "folders": _folders(s),
-        }
+        entry = dict(index=s.index, source=None if s.folder is None else str(Path(s.folder).resolve()),
+                     augmented=s.remix is not None, split=split_of[s.index],
+                     duration=s.length / params.SAMPLE_RATE, samples=s.length, channels=s.channels,
+                     n_segments=len(s.segments), segments=s.segments, folders=_folders(s))
         if s.remix is None:
             entry["files"] = {role: [f.name for f in fs] for role, fs in s.files.items()}
         else:
             entry["remix"] = s.remix
         table.append(entry)
-    doc = {
-        "format": layout.SONGS_FORMAT,
-        "sample_rate": params.SAMPLE_RATE,
-        "segment_duration": segment_duration,
-        "segment_samples": seg_samples,
-        "segment_offset": segment_offset,
-        "segment_limit": segment_limit,
-        "augment": augment,
-        "augment_gain_db": augment_gain_db,
-        "augment_segments": augment_segments,
-        "seed": seed,
-        "split": split,
-        "songs": table,
-    }
-    fileio.write_json(layout.songs_json(data_dir), doc)
+    doc = dict(format=layout.SONGS_FORMAT, sample_rate=params.SAMPLE_RATE,
+               segment_duration=a["segment_duration"], segment_samples=a["seg_samples"],
+               **{k: a[k] for k in ("segment_offset", "segment_limit", "augment", "augment_gain_db",
+                                    "augment_segments", "seed")}, split=split, songs=table)
+    fileio.write_json(layout.songs_json(a["data_dir"]), doc)
 
 
 def _folders(song):
