@@ -54,22 +54,11 @@ def _group(p: _Parser, title: str, stages: tuple[str, ...]):
     return add
 
 
-def get_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``train_util.py`` / ``mixin-train``: one argument group per stage."""
-    from mixin.argtypes import (ListAction, nonneg_float, nonneg_int, one_of, positive_float,
-                                positive_int, probability)
-    from mixin.training.stems import AUGMENT_GAIN_DB
+def _common_and_render_flags(p: _Parser) -> None:
+    """The common options, --render-stems and --render-report."""
     from mixin import __version__
-    from mixin.training.hdf5 import DEFAULT_STORAGE, STORAGE
-    from mixin.training.engine import MixConfig
-    from mixin.params import SOURCES
+    from mixin.argtypes import ListAction, nonneg_int, positive_float, positive_int
 
-    p = _Parser(prog=_prog(), description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="Stages run in order: --render-stems, --prepare-stems, --create-hdf5, --train, "
-                       "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train. "
-                       "List flags take values separated by spaces or commas.")
-    p.used_by = {}
     add = _group(p, "common options", STAGES)
     add("--version", action="version", version=f"MiXiN {__version__}")
     add("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -123,6 +112,14 @@ def get_parser() -> argparse.ArgumentParser:
     add("--report-json", metavar="FILE", default=None,
         help="also write every song's statistics as JSON (refused if FILE exists, unless --overwrite)")
 
+
+def _prepare_and_hdf5_flags(p: _Parser) -> None:
+    """--prepare-stems and --create-hdf5."""
+    from mixin.argtypes import ListAction, nonneg_float, nonneg_int, one_of, positive_float, positive_int
+    from mixin.params import SOURCES
+    from mixin.training.hdf5 import DEFAULT_STORAGE, STORAGE
+    from mixin.training.stems import AUGMENT_GAIN_DB
+
     add = _group(p, "--prepare-stems: cut stem folders into training segments", ("prepare-stems",))
     add("--prepare-stems", action="store_true", help="run this stage")
     add("--stem-dirs", action=ListAction, metavar="DIR", default=None,
@@ -163,6 +160,12 @@ def get_parser() -> argparse.ArgumentParser:
         metavar="SOURCE", used_by=("create-hdf5", "train"),
         help="networks to build data for (--create-hdf5) and train (--train): "
              f"{', '.join(SOURCES)} (default: all three)")
+
+
+def _train_flags(p: _Parser) -> None:
+    """--train and --train-mix."""
+    from mixin.argtypes import ListAction, nonneg_float, nonneg_int, positive_float, positive_int, probability
+    from mixin.training.engine import MixConfig
 
     add = _group(p, "--train: train the CDAEs one at a time from the HDF5 files (options marked "
                     "(both) are --train-mix's too)", ("train",))
@@ -235,6 +238,11 @@ def get_parser() -> argparse.ArgumentParser:
         help="seed of the initial weights only (default: --seed, which then sets only the stream "
              "of training examples)")
 
+
+def _calibrate_and_export_flags(p: _Parser) -> None:
+    """--calibrate and --export-onnx."""
+    from mixin.argtypes import positive_int
+
     add = _group(p, "--calibrate: fit the networks' output gains for the soft masks", ("calibrate",))
     add("--calibrate", action="store_true",
         help="run this stage on the three models in --model-dir (kept as model_*.uncalibrated.h5; "
@@ -250,6 +258,19 @@ def get_parser() -> argparse.ArgumentParser:
         help="write model_*.onnx beside the model_*.h5 files of --model-dir (done anyway after "
              "training or calibrating; an existing .onnx of another .h5 is replaced only with "
              "--overwrite)")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``train_util.py`` / ``mixin-train``: one argument group per stage."""
+    p = _Parser(prog=_prog(), description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="Stages run in order: --render-stems, --prepare-stems, --create-hdf5, --train, "
+                       "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train. "
+                       "List flags take values separated by spaces or commas.")
+    p.used_by = {}
+    for add_flags in (_common_and_render_flags, _prepare_and_hdf5_flags, _train_flags,
+                      _calibrate_and_export_flags):
+        add_flags(p)
     return p
 
 
