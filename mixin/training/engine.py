@@ -108,7 +108,7 @@ class TrainConfig:
 
     Defaults left at None depend on the source: ``epochs`` 100 (HDF5) or 30 rounds (mix),
     ``batch_size`` 64 or 16, ``patience`` 2 or never, ``steps_per_epoch`` one pass over the
-    training examples or 200 batches.
+    training examples or 200 batches, ``plot`` no or yes.
     """
 
     data_dir: str | os.PathLike = "data"
@@ -126,7 +126,7 @@ class TrainConfig:
     loss: str | dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LOSSES))
     learning_rate: float = DEFAULT_LEARNING_RATE
     eval_batches: int | None = None            #: HDF5: batches scored for the final training MAE
-    plot: bool = False                         #: curves as PNG beside the models
+    plot: bool | None = None                   #: curves as PNG beside the models
     overwrite: bool = False                    #: start afresh, replacing checkpoints and models
     deterministic: bool = False                #: TensorFlow op determinism (slower)
     data_source: str | None = None             #: "hdf5" or "mix"
@@ -145,7 +145,8 @@ class TrainConfig:
             self.data_source = "mix" if self.stem_dirs else "hdf5"
         mix = self.data_source == "mix"
         for name, hdf5, mixed in (("epochs", 100, 30), ("batch_size", 64, 16),
-                                  ("steps_per_epoch", None, 200), ("patience", 2, None)):
+                                  ("steps_per_epoch", None, 200), ("patience", 2, None),
+                                  ("plot", False, True)):
             if getattr(self, name) is None:
                 setattr(self, name, mixed if mix else hdf5)
         if mix and self.patience == 0:

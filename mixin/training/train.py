@@ -261,7 +261,8 @@ class HDF5Source:
     def load_state(self, disk: dict[str, Any]) -> dict[str, Any]:
         """The engine's state from the state file (and the history CSV) of a run to resume."""
         self.disk = dict(disk, config=self.config, finished=False, stopped_early=False)
-        rows = [dict(r, round=int(r["epoch"]) + 1) for r in read_rows(self.paths["history"])]
+        rows = [dict(r, round=int(r["epoch"]) + 1) for r in read_rows(self.paths["history"])
+                if int(r["epoch"]) < int(disk.get("epoch", 0))]  # rows of the epochs the state records
         for r in rows:
             r.update({k: float(v) for k, v in r.items() if k not in ("epoch", "round") and v != ""})
         best = None if disk.get("best") is None else {"round": disk.get("best_epoch", 0) + 1,
