@@ -89,8 +89,8 @@ def main(argv=None):
             mixer1.batch(k + 1, b)
         fly1_rate = args.batches * b / (time.perf_counter() - t)
 
-        from mixin.training.jointtrain import build_joint
-        from mixin.training.train import DEFAULT_LOSSES
+        from mixin.training.mixing import build_joint
+        from mixin.training.engine import DEFAULT_LOSSES
 
         joint = build_joint(DEFAULT_LOSSES, 1e-4)
         x, ys = mixer.batch(0, b)

@@ -108,3 +108,39 @@ def test_calibrate_bad_input(prepared):
         calibrate(d / "data", d / "model")
     assert not (d / "model" / "calibration.json").exists()
     assert not list((d / "model").glob("*.uncalibrated.h5"))
+
+
+def test_calibrate_on_the_mixers_examples(prepared):
+    """--calibrate with --stem-dirs (no --prepare-stems): chunks mixed from the stem folders as
+    --train-mix mixes them (its data flags recorded), the validation songs held out; the fit
+    lowers the error, is deterministic, and the same gains fold into the models."""
+    import train_util
+
+    from mixin.model import load_cdae
+    from mixin.training.engine import MixConfig, TrainConfig
+
+    d = prepared
+    cfg = TrainConfig(stem_dirs=[str(d / "stems")], validation_songs=["song_002"],
+                      mix=MixConfig(gain_db=3.0))
+    x = np.full((1, 96, 1948, 1), 0.3, np.float32)
+    before = {s: np.asarray(load_cdae(d / "model" / f"model_{s}.h5")(x)) for s in params.SOURCES}
+    rec = calibrate(cfg, d / "model", n_chunks=5, seed=2)
+    assert rec["n_chunks"] == 5 and rec["songs"] == ["song_000", "song_001"]  # song_002 held out
+    assert rec["stem_dirs"] == [str(d / "stems")] and rec["mix"]["gain_db"] == 3.0
+    assert "data_dir" not in rec
+    assert rec["mask_error"]["calibrated"] <= rec["mask_error"]["uncalibrated"]
+    assert rec["gains_db"] != {s: 0.0 for s in params.SOURCES}  # the tiny models' levels are off
+    for s in params.SOURCES:
+        after = np.asarray(load_cdae(d / "model" / f"model_{s}.h5")(x))
+        np.testing.assert_allclose(after, before[s] * 10 ** (rec["gains_db"][s] / 20), rtol=1e-5)
+    again = calibrate(cfg, d / "model", n_chunks=5, seed=2, overwrite=True)
+    assert again["gains_db"] == rec["gains_db"] and again["mask_error"] == rec["mask_error"]
+    # the command: --stem-dirs picks the mixer, with its flags; the prepared data dir is not read
+    args = ["--calibrate", "--stem-dirs", str(d / "stems"), "--validation-songs", "song_002",
+            "--mix-gain-db", "3", "--calibration-chunks", "5", "--seed", "2", "--model-dir",
+            str(d / "model"), "--data-dir", str(d / "nodata"), "--overwrite", "-q"]
+    assert train_util.main(args) == 0
+    assert json.loads((d / "model" / "calibration.json").read_text())["gains_db"] == rec["gains_db"]
+    with pytest.raises(MixinError, match="stem directory not found"):
+        calibrate(TrainConfig(stem_dirs=[str(d / "nope")], validation_songs=["x"]), d / "model",
+                  n_chunks=2, overwrite=True)

@@ -169,7 +169,7 @@ def test_bad_config(bad):
 
 
 def test_window_sdr():
-    from mixin.training.jointtrain import summarise, window_sdr
+    from mixin.training.mixing import summarise, window_sdr
 
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((3 * params.SAMPLE_RATE, 2)).astype(np.float32) * 0.1
@@ -244,7 +244,7 @@ def test_train_mix_init_seed_sets_weights_not_examples(stem_root, tmp_path):
     import train_util
 
     from mixin.model import load_models
-    from mixin.training.jointtrain import MixTrainConfig
+    from mixin.training.engine import TrainConfig as MixTrainConfig
 
     songs = build_catalogue([stem_root])
     cfg = MixConfig(**PLAIN)

@@ -24,6 +24,7 @@ STAGES = ("render-stems", "render-report", "prepare-stems", "create-hdf5", "trai
           "calibrate", "export-onnx")
 _TRAINING = ("train", "train-mix")
 _DATA = ("prepare-stems", "create-hdf5", "train", "calibrate")
+_MIXED = ("train-mix", "calibrate")  # the mixer's data flags: --calibrate on --stem-dirs uses them
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,22 +54,11 @@ def _group(p: _Parser, title: str, stages: tuple[str, ...]):
     return add
 
 
-def get_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``train_util.py`` / ``mixin-train``: one argument group per stage."""
-    from mixin.argtypes import (ListAction, nonneg_float, nonneg_int, one_of, positive_float,
-                                positive_int, probability)
-    from mixin.training.stems import AUGMENT_GAIN_DB
+def _common_and_render_flags(p: _Parser) -> None:
+    """The common options, --render-stems and --render-report."""
     from mixin import __version__
-    from mixin.training.hdf5 import DEFAULT_STORAGE, STORAGE
-    from mixin.training.mixing import MixConfig
-    from mixin.params import SOURCES
+    from mixin.argtypes import ListAction, nonneg_int, positive_float, positive_int
 
-    p = _Parser(prog=_prog(), description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="Stages run in order: --render-stems, --prepare-stems, --create-hdf5, --train, "
-                       "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train. "
-                       "List flags take values separated by spaces or commas.")
-    p.used_by = {}
     add = _group(p, "common options", STAGES)
     add("--version", action="version", version=f"MiXiN {__version__}")
     add("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -122,10 +112,18 @@ def get_parser() -> argparse.ArgumentParser:
     add("--report-json", metavar="FILE", default=None,
         help="also write every song's statistics as JSON (refused if FILE exists, unless --overwrite)")
 
+
+def _prepare_and_hdf5_flags(p: _Parser) -> None:
+    """--prepare-stems and --create-hdf5."""
+    from mixin.argtypes import ListAction, nonneg_float, nonneg_int, one_of, positive_float, positive_int
+    from mixin.params import SOURCES
+    from mixin.training.hdf5 import DEFAULT_STORAGE, STORAGE
+    from mixin.training.stems import AUGMENT_GAIN_DB
+
     add = _group(p, "--prepare-stems: cut stem folders into training segments", ("prepare-stems",))
     add("--prepare-stems", action="store_true", help="run this stage")
     add("--stem-dirs", action=ListAction, metavar="DIR", default=None,
-        used_by=("prepare-stems", "train-mix"),
+        used_by=("prepare-stems", "train-mix", "calibrate"),
         help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout) "
              "(--prepare-stems and --train-mix)")
     add("--segment-duration", type=positive_float, default=30.0, metavar="S",
@@ -142,7 +140,7 @@ def get_parser() -> argparse.ArgumentParser:
     add("--augment-segments", type=positive_int, default=None, metavar="N",
         help="at most N segments per remix (default: as long as its shortest source)")
     add("--validation-songs", action=ListAction, default=None, metavar="NAME",
-        used_by=("prepare-stems", "train-mix"),
+        used_by=("prepare-stems", "train-mix", "calibrate"),
         help="song folder names held out for validation (--prepare-stems: default a random 10 %% "
              "validation, 10 %% test split by song; --train-mix: required, they choose the checkpoint)")
     add("--test-songs", action=ListAction, default=None, metavar="NAME",
@@ -162,6 +160,12 @@ def get_parser() -> argparse.ArgumentParser:
         metavar="SOURCE", used_by=("create-hdf5", "train"),
         help="networks to build data for (--create-hdf5) and train (--train): "
              f"{', '.join(SOURCES)} (default: all three)")
+
+
+def _train_flags(p: _Parser) -> None:
+    """--train and --train-mix."""
+    from mixin.argtypes import ListAction, nonneg_float, nonneg_int, positive_float, positive_int, probability
+    from mixin.training.engine import MixConfig
 
     add = _group(p, "--train: train the CDAEs one at a time from the HDF5 files (options marked "
                     "(both) are --train-mix's too)", ("train",))
@@ -202,23 +206,23 @@ def get_parser() -> argparse.ArgumentParser:
              "excerpt where all sources are most active)")
     add("--mix-workers", type=nonneg_int, default=1, metavar="N",
         help="processes computing examples (default: %(default)s; 0 = in the trainer)")
-    add("--mix-dir-weights", action=ListAction, item=nonneg_float, default=None, metavar="W",
+    add("--mix-dir-weights", used_by=_MIXED, action=ListAction, item=nonneg_float, default=None, metavar="W",
         help="probability weight of each --stem-dirs entry (default: by duration)")
-    add("--mix-remix", type=probability, default=MixConfig.remix, metavar="P",
+    add("--mix-remix", used_by=_MIXED, type=probability, default=MixConfig.remix, metavar="P",
         help="probability that an example's sources come from three different songs "
              "(default: %(default)s)")
-    add("--mix-gain-db", type=nonneg_float, default=MixConfig.gain_db, metavar="DB",
+    add("--mix-gain-db", used_by=_MIXED, type=nonneg_float, default=MixConfig.gain_db, metavar="DB",
         help="random gain per source in +-DB (default: %(default)s)")
-    add("--mix-level-db", type=float, nargs=2, default=list(MixConfig.level_db), metavar=("LOW", "HIGH"),
+    add("--mix-level-db", used_by=_MIXED, type=float, nargs=2, default=list(MixConfig.level_db), metavar=("LOW", "HIGH"),
         help="the mixture of each example is scaled to an RMS level uniform in [LOW, HIGH] dBFS "
              "(default: %(default)s)")
-    add("--mix-natural-level", action="store_true",
+    add("--mix-natural-level", used_by=_MIXED, action="store_true",
         help="keep the stems' own level (no --mix-level-db scaling)")
-    add("--mix-eq-db", type=nonneg_float, default=MixConfig.eq_db, metavar="DB",
+    add("--mix-eq-db", used_by=_MIXED, type=nonneg_float, default=MixConfig.eq_db, metavar="DB",
         help="random EQ curve per source, tilt and two bumps of up to +-DB (default: %(default)s; 0 = off)")
-    add("--mix-shift", type=probability, default=MixConfig.shift, metavar="P",
+    add("--mix-shift", used_by=_MIXED, type=probability, default=MixConfig.shift, metavar="P",
         help="probability of a speed change (pitch and tempo) (default: %(default)s)")
-    add("--mix-shift-semitones", type=nonneg_float, default=MixConfig.shift_semitones, metavar="ST",
+    add("--mix-shift-semitones", used_by=_MIXED, type=nonneg_float, default=MixConfig.shift_semitones, metavar="ST",
         help="largest speed change in semitones (default: %(default)s)")
     add("--init-model-dir", default=None, metavar="DIR",
         help="start from the three models in DIR (e.g. the shipped ones) instead of random weights")
@@ -234,10 +238,17 @@ def get_parser() -> argparse.ArgumentParser:
         help="seed of the initial weights only (default: --seed, which then sets only the stream "
              "of training examples)")
 
+
+def _calibrate_and_export_flags(p: _Parser) -> None:
+    """--calibrate and --export-onnx."""
+    from mixin.argtypes import positive_int
+
     add = _group(p, "--calibrate: fit the networks' output gains for the soft masks", ("calibrate",))
     add("--calibrate", action="store_true",
         help="run this stage on the three models in --model-dir (kept as model_*.uncalibrated.h5; "
-             "record in calibration.json)")
+             "record in calibration.json), fitted on the prepared segments of --data-dir, or with "
+             "--stem-dirs (and no --prepare-stems) on examples mixed from them as --train-mix "
+             "mixes them (its --mix-* flags; --validation-songs held out)")
     add("--calibration-chunks", type=positive_int, default=128, metavar="N",
         help="chunks of the training songs to fit on (default: %(default)s)")
 
@@ -247,6 +258,19 @@ def get_parser() -> argparse.ArgumentParser:
         help="write model_*.onnx beside the model_*.h5 files of --model-dir (done anyway after "
              "training or calibrating; an existing .onnx of another .h5 is replaced only with "
              "--overwrite)")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``train_util.py`` / ``mixin-train``: one argument group per stage."""
+    p = _Parser(prog=_prog(), description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="Stages run in order: --render-stems, --prepare-stems, --create-hdf5, --train, "
+                       "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train. "
+                       "List flags take values separated by spaces or commas.")
+    p.used_by = {}
+    for add_flags in (_common_and_render_flags, _prepare_and_hdf5_flags, _train_flags,
+                      _calibrate_and_export_flags):
+        add_flags(p)
     return p
 
 
@@ -384,8 +408,8 @@ def _check(parser: _Parser, args: argparse.Namespace) -> None:
     if args.train_mix and not args.validation_songs:
         parser.error("--train-mix needs --validation-songs NAME ... (held-out real songs in the "
                      "stem dirs that choose the checkpoint)")
-    if args.train_mix and (args.create_hdf5 or args.train or args.calibrate):
-        parser.error("--train-mix does not combine with --create-hdf5, --train or --calibrate")
+    if args.train_mix and (args.create_hdf5 or args.train):
+        parser.error("--train-mix does not combine with --create-hdf5 or --train")
     lo, hi = args.mix_level_db
     if lo > hi:
         parser.error(f"--mix-level-db LOW HIGH needs LOW <= HIGH, got {lo:g} {hi:g}")
@@ -395,15 +419,33 @@ def _check(parser: _Parser, args: argparse.Namespace) -> None:
         parser.error(f"--track-limit must be -1 (all) or a positive integer, got {args.track_limit}")
 
 
-def _run(args: argparse.Namespace) -> None:
-    """Run the stages of one checked set of settings."""
-    from mixin.training.train import DEFAULT_LEARNING_RATE, DEFAULT_LOSSES
+def _train_config(args: argparse.Namespace, data_source: str):
+    """The :class:`~mixin.training.engine.TrainConfig` of the flags (checked by the stage)."""
+    from mixin.training.engine import MixConfig, TrainConfig
 
-    _check_train_extra(args)
+    mix = data_source == "mix"
     if args.original_settings:
         args.learning_rate, args.loss = 1e-3, "mae"
-    learning_rate = args.learning_rate if args.learning_rate is not None else DEFAULT_LEARNING_RATE
-    loss = args.loss if args.loss is not None else dict(DEFAULT_LOSSES)
+    return TrainConfig(
+        data_dir=args.data_dir, model_dir=args.model_dir, logdir=args.logdir, sources=tuple(args.sources),
+        epochs=args.rounds if mix else args.epochs, batch_size=args.batch_size, patience=args.patience,
+        seed=args.seed, init_seed=args.init_seed, plot=mix or args.plot_training,
+        steps_per_epoch=args.round_batches if mix else args.steps_per_epoch,
+        **({} if args.loss is None else {"loss": args.loss}),
+        **({} if args.learning_rate is None else {"learning_rate": args.learning_rate}),
+        eval_batches=args.eval_batches, overwrite=args.overwrite, data_source=data_source,
+        stem_dirs=args.stem_dirs or [], validation_songs=args.validation_songs or [],
+        monitor_dirs=args.monitor_dirs, panel_dirs=args.panel_dirs, workers=args.mix_workers,
+        validation_duration=args.validation_duration, init_model_dir=args.init_model_dir, arch=args.arch,
+        mix=MixConfig(remix=args.mix_remix, gain_db=args.mix_gain_db,
+                      level_db=None if args.mix_natural_level else tuple(args.mix_level_db),
+                      eq_db=args.mix_eq_db, shift=args.mix_shift, shift_semitones=args.mix_shift_semitones,
+                      dir_weights=tuple(args.mix_dir_weights) if args.mix_dir_weights else None))
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Run the stages of one checked set of settings."""
+    _check_train_extra(args)
     if args.render_stems:
         from mixin.training.render.render import render_stems
 
@@ -432,41 +474,19 @@ def _run(args: argparse.Namespace) -> None:
         create_hdf5(args.data_dir, n_pool=args.n_pool, mono=args.mono, seed=args.seed,
                     overwrite=args.overwrite, storage=args.hdf5_storage, sources=args.sources)
     if args.train:
-        from mixin.training.train import TrainConfig, train
+        from mixin.training.train import train
 
-        train(TrainConfig(
-            data_dir=args.data_dir, model_dir=args.model_dir, logdir=args.logdir,
-            sources=tuple(args.sources), epochs=args.epochs,
-            batch_size=args.batch_size or TrainConfig.batch_size,
-            patience=TrainConfig.patience if args.patience is None else args.patience,
-            seed=args.seed, plot=args.plot_training, steps_per_epoch=args.steps_per_epoch,
-            loss=loss, learning_rate=learning_rate, overwrite=args.overwrite,
-            eval_batches=args.eval_batches))
+        train(_train_config(args, "hdf5"))
     if args.train_mix:
-        from mixin.training.jointtrain import MixTrainConfig, train_mix
-        from mixin.training.mixing import MixConfig
+        from mixin.training.mixing import train_mix
 
-        mix = MixConfig(remix=args.mix_remix, gain_db=args.mix_gain_db,
-                        level_db=None if args.mix_natural_level else tuple(args.mix_level_db),
-                        eq_db=args.mix_eq_db, shift=args.mix_shift,
-                        shift_semitones=args.mix_shift_semitones,
-                        dir_weights=tuple(args.mix_dir_weights) if args.mix_dir_weights else None)
-        losses = loss if isinstance(loss, dict) else {s: loss for s in DEFAULT_LOSSES}
-        train_mix(MixTrainConfig(
-            stem_dirs=args.stem_dirs, validation_songs=args.validation_songs,
-            monitor_dirs=args.monitor_dirs, model_dir=args.model_dir, logdir=args.logdir,
-            mix=mix, seed=args.seed, init_seed=args.init_seed, batch_size=args.batch_size or 16,
-            steps_per_round=args.round_batches, rounds=args.rounds,
-            patience=args.patience or None, learning_rate=learning_rate, losses=losses,
-            workers=args.mix_workers, validation_duration=args.validation_duration,
-            init_model_dir=args.init_model_dir, overwrite=args.overwrite, plot=True,
-            arch=args.arch, panel_dirs=args.panel_dirs),
-            progress=not args.quiet)
+        train_mix(_train_config(args, "mix"), progress=not args.quiet)
     if args.calibrate:
         from mixin.training.calibrate import calibrate
 
-        calibrate(args.data_dir, args.model_dir, n_chunks=args.calibration_chunks,
-                  seed=args.seed, overwrite=args.overwrite)
+        mixed = bool(args.stem_dirs) and not args.prepare_stems  # else the prepared segments
+        calibrate(_train_config(args, "mix") if mixed else args.data_dir, args.model_dir,
+                  n_chunks=args.calibration_chunks, seed=args.seed, overwrite=args.overwrite)
     if args.export_onnx:
         from mixin.onnxexport import export_dir
 

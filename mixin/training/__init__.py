@@ -9,9 +9,10 @@ wrote (names on disk in :mod:`mixin.layout`):
     :mod:`~mixin.training.train` (``--train``) trains each CDAE on its dataset;
     :mod:`~mixin.training.calibrate` (``--calibrate``) fits the networks' output gains for the masks.
 
-On the fly, without segments or HDF5: :mod:`~mixin.training.mixing` mixes examples from stem
-folders as they are needed and :mod:`~mixin.training.jointtrain` (``--train-mix``) trains the
-three networks together, keeping the round that separates the validation songs best.
+On the fly, without segments or HDF5: :mod:`~mixin.training.mixing` (``--train-mix``) mixes
+examples from stem folders as they are needed and trains the three networks together, keeping
+the round that separates the validation songs best. Both trainings run the one loop of
+:mod:`~mixin.training.engine` over their data source (``HDF5Source``, ``MixSource``).
 
 Rendering training songs: the subpackage :mod:`mixin.training.render` (``--render-stems``).
 """

@@ -1,28 +1,15 @@
-"""Calibration: the networks' output scales, fitted for the soft masks (a stage after training).
+"""``--calibrate``: the networks' output gains, fitted for the soft masks (a stage after training).
 
-The soft masks ``M_s = E_s^2 / (E_h^2 + E_p^2 + E_v^2 + 1e-7)`` depend only on the *ratios* of the
-three estimates. Each network is trained on its own (MAE) and misjudges its source's level by its
-own amount (README, "--calibrate"), so the ratios, and with them the masks, lean towards one
-source. :func:`calibrate` fits one gain per network (percussive and vocal, relative to harmonic,
-which keeps its scale) that minimises the squared error of the
-masked mixture magnitudes ``M_s * |X|`` against the true source magnitudes ``|S_s|`` on chunks of
-the training songs, and folds each gain into the network's last convolution: its ReLU is
-positively homogeneous (``relu(g * z) = g * relu(z)`` for ``g > 0``), so scaling that layer's
-kernel and bias by ``g`` scales the output by exactly ``g``. The calibrated models are ordinary
-MiXiN models (the published architecture, the same files), interchangeable with any other.
-
-Data: ``n_chunks`` chunks (one channel each) drawn with ``seed`` from the ``v`` segment folders
-(mixture with vocals; names in :mod:`mixin.layout`) of the real training songs recorded in
-``data/songs.json`` — never a validation or test song, and not the remixes, so the fit reflects
-natural stem balances.
-
-Search: a grid of gains in dB (``GRID_DB``: -24 .. +24 in 6 dB steps, both gains), then a 1 dB
-grid of +-3 dB around the best point (130 evaluations of the error).
-
-Files: the uncalibrated models are kept as ``model_{s}.uncalibrated.h5``; the calibrated ones
-replace ``model_{s}.h5`` (written atomically); ``calibration.json`` records the gains, the errors
-before and after, the chunks and the seed. A directory already calibrated is refused unless
-``overwrite``, which calibrates again from the ``.uncalibrated.h5`` files.
+The soft masks depend only on the ratios of the three estimates, and each network misjudges its
+source's level by its own amount. :func:`calibrate` fits one gain per network (percussive and
+vocal, relative to harmonic) minimising the squared error of the masked mixture magnitudes
+``M_s * |X|`` against the true ``|S_s|`` (a coarse then a fine grid in dB), and folds each gain
+into the network's last convolution, a ReLU (``relu(g * z) = g * relu(z)`` for ``g > 0``), so the
+calibrated files are ordinary MiXiN models. The chunks come from either data source: the ``v``
+segment folders of the real training songs of a prepared data dir (never a validation or test
+song, nor a remix), or examples mixed by :class:`mixin.training.mixing.Mixer` from the stem dirs
+of a :class:`~mixin.training.engine.TrainConfig` (its validation songs held out). Files and
+costs: docs/training.md, "--calibrate".
 """
 
 from __future__ import annotations
@@ -40,6 +27,7 @@ import numpy as np
 from .. import layout, params
 from ..io import files as fileio
 from ..errors import MixinError
+from .engine import TrainConfig
 
 if TYPE_CHECKING:
     import keras
@@ -178,17 +166,44 @@ def _read_chunks(chunks):
     return out
 
 
-def calibrate(data_dir: str | os.PathLike = "data", model_dir: str | os.PathLike = "model",
+def _mixed_chunks(cfg, n_chunks, seed, batch_size):
+    """Magnitudes of ``n_chunks`` examples of the mixer (seed ``seed``) over the training songs of
+    ``cfg`` (a mix :class:`~mixin.training.engine.TrainConfig`): (mixture, {source: target}), each
+    float32 [shape=(n, rows, cols)], and the song names."""
+    from .mixing import Mixer, build_catalogue
+
+    cfg.mix.check()
+    songs = build_catalogue(cfg.stem_dirs, exclude=set(cfg.validation_songs), jobs=os.cpu_count() or 1)
+    mixer = Mixer(songs, cfg.mix, seed=seed)
+    batches = [mixer.batch(b, batch_size) for b in range(-(-n_chunks // batch_size))]
+    mix_mag = np.concatenate([x[..., 0] for x, _ in batches])[:n_chunks]
+    targets = {s: np.concatenate([ys[i][..., 0] for _, ys in batches])[:n_chunks]
+               for i, s in enumerate(params.SOURCES)}
+    return mix_mag, targets, [s.name for s in songs]
+
+
+def _segment_chunks(data_dir, n_chunks, seed, batch_size):
+    """As :func:`_mixed_chunks`, from the segments of a prepared data dir; song indices."""
+    from ..nsgt import get_nsgt
+
+    chunks, songs = _training_chunks(data_dir, n_chunks, seed)
+    data, nsgt = _read_chunks(chunks), get_nsgt()
+    mags = {k: np.concatenate([np.abs(nsgt.forward(v[a:a + batch_size])).astype(np.float32)
+                               for a in range(0, len(chunks), batch_size)]) for k, v in data.items()}
+    return mags.pop("mix"), mags, songs
+
+
+def calibrate(data: str | os.PathLike | TrainConfig = "data", model_dir: str | os.PathLike = "model",
               n_chunks: int = 128, seed: int = 0, overwrite: bool = False,
               batch_size: int = 8) -> dict[str, Any]:
-    """Fit and fold the output gains of the three networks in ``model_dir`` (see the module
-    documentation). Returns the record written to ``model_dir/calibration.json``.
+    """Fit and fold the output gains of the three networks in ``model_dir`` on chunks of ``data``
+    (a prepared data dir, or a mix :class:`~mixin.training.engine.TrainConfig`). Returns the
+    record written to ``model_dir/calibration.json``.
 
     Raises :class:`MixinError` if ``n_chunks`` is not a positive integer, a model file or the
-    prepared data is missing, or ``model_dir`` is already calibrated and not ``overwrite``.
+    data is missing, or ``model_dir`` is already calibrated and not ``overwrite``.
     """
     from ..model import load_cdae, model_paths, save_cdae
-    from ..nsgt import get_nsgt
     from ..onnxexport import export_after_save
     from ..separation.separate import Separator
 
@@ -210,27 +225,15 @@ def calibrate(data_dir: str | os.PathLike = "data", model_dir: str | os.PathLike
                    "calibration needs all three models in one directory")
             raise MixinError(f"model file not found: {src} ({why})")
         sources[s] = src
-    chunks, songs = _training_chunks(data_dir, int(n_chunks), seed)
+    mixed = isinstance(data, TrainConfig)
+    mix_mag, targets, songs = (_mixed_chunks if mixed else _segment_chunks)(data, int(n_chunks), seed, batch_size)
     models = {s: load_cdae(p) for s, p in sources.items()}
-
-    # magnitudes and estimates, batch by batch (the networks run as in separation)
-    sep = Separator(models=models)
-    nsgt = get_nsgt()
-    data = _read_chunks(chunks)
-    n = len(chunks)
-    shape = (n,) + nsgt.shape
-    mix_mag = np.empty(shape, np.float32)
-    targets = {s: np.empty(shape, np.float32) for s in params.SOURCES}
-    powers = {s: np.empty(shape, np.float32) for s in params.SOURCES}
-    for a in range(0, n, batch_size):
-        b = slice(a, a + batch_size)
-        mag = np.abs(nsgt.forward(data["mix"][b])).astype(np.float32)
-        mix_mag[b] = mag
-        est = sep.estimate(mag)
+    sep = Separator(models=models)  # the networks run as in separation
+    powers = {s: np.empty_like(mix_mag) for s in params.SOURCES}
+    for a in range(0, len(mix_mag), batch_size):
+        est = sep.estimate(mix_mag[a:a + batch_size])
         for s in params.SOURCES:
-            targets[s][b] = np.abs(nsgt.forward(data[s][b]))
-            powers[s][b] = np.square(est[s])
-    del data
+            powers[s][a:a + batch_size] = np.square(est[s])
     gains_db, before, after = fit_gains(powers, mix_mag, targets)
     log.info("calibration gains (dB, relative to %s): %s; mask error %.4g -> %.4g (%.1f %%)", ANCHOR,
              ", ".join(f"{s} {g:+.1f}" for s, g in gains_db.items() if s != ANCHOR), before, after,
@@ -247,10 +250,11 @@ def calibrate(data_dir: str | os.PathLike = "data", model_dir: str | os.PathLike
         "gains_db": gains_db,
         "anchor": ANCHOR,
         "mask_error": {"uncalibrated": before, "calibrated": after},
-        "n_chunks": n,
+        "n_chunks": len(mix_mag),
         "seed": int(seed),
         "songs": songs,
-        "data_dir": str(data_dir),
+        **({"stem_dirs": [str(d) for d in data.stem_dirs], "mix": data.mix.to_json()} if mixed
+           else {"data_dir": str(data)}),
         "seconds": round(time.perf_counter() - t0, 1),
         "uncalibrated_models": {s: UNCALIBRATED.format(s) for s in paths},
     }

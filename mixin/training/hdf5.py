@@ -1,58 +1,33 @@
-"""Training datasets: NSGT magnitudes of the prepared segments, split by song, in HDF5.
+"""The ``--create-hdf5`` stage: NSGT magnitudes of the prepared segments, split by song, in HDF5.
 
-:func:`create_hdf5` reads the segment folders that :func:`mixin.training.stems.prepare_stems` wrote
-(``data/{song:03d}{segment:04d}v/`` and ``…nov/``, named in :mod:`mixin.layout`) and writes one
-file per source::
-
-    data/data_harmonic.hdf5, data/data_percussive.hdf5, data/data_vocal.hdf5
-
-each with the six datasets of the original MiXiN, ``data-{x,y}-{train,validation,test}`` of
-[shape=(N, n_rows, n_cols, 1)] = (N, 96, 1948, 1), where x is the mixture's NSGT magnitude and y
-that source's, for one chunk of ``CHUNK_SIZE`` samples of one channel. Every chunk of a segment is
-used, the last one zero-padded (the original skipped it).
-
-Which folders feed which file (as the original): the harmonic and percussive files take every
-folder, ``v`` (mixture with vocals) and ``nov`` (mixture without), so those networks learn to
-ignore a voice and also see music without one; the vocal file takes only the ``v`` folders (a
-``nov`` folder's vocal target would be silence paired with a vocal-free mixture: the original
-skipped them too).
-
-Channels: each channel of a stereo segment is its own example (twice the data of the original,
-which downmixed to mono); ``mono=True`` downmixes instead (the mean of the channels, as the
-original's loader did).
-
-Split: 80/10/10 **by song**, so no song has chunks in two splits: the split recorded in
-``songs.json`` by ``--prepare-stems`` (:func:`mixin.training.stems.split_songs`, deterministic for
-its seed; augmented songs, remixed from training songs only, are training songs). Each file also
-holds ``index/{train,validation,test}`` [shape=(N, 4)] int32 rows (song, segment, chunk, channel;
-channel -1 = mono downmix) naming where every example came from.
-
-Storage: the original wrote float32 uncompressed, 96 * 1948 * 4 = 748,032 bytes per array per
-chunk (x and y: 1.5 MB per example). The default here is chosen by measurement (see
-:data:`DEFAULT_STORAGE` and the README): float16 magnitudes, HDF5-chunked one example per chunk
-so a batch of shuffled examples reads whole chunks. The choice is recorded in each file's
-``storage`` attribute; training casts to float32 whatever is stored.
-
-Work is spread over ``n_pool`` processes (each computes a few chunks of one folder, batched through
-:meth:`mixin.nsgt.NSGT.forward`); the parent writes results in order, so the files are identical
-for any ``n_pool``. At most ``2 * n_pool`` tasks are in flight, so memory is bounded whatever the
-size of the data. Files are written under a temporary name and renamed when complete.
+:func:`create_hdf5` reads the segment folders of ``--prepare-stems`` and writes
+``data/data_{harmonic,percussive,vocal}.hdf5``, each with the original's six datasets
+``data-{x,y}-{train,validation,test}`` [shape=(N, 96, 1948, 1)]: x the mixture's NSGT magnitude,
+y the source's, per chunk of ``CHUNK_SIZE`` samples of one channel (``mono``: the channels'
+mean), every chunk of a segment (the last zero-padded). Harmonic and percussive take the ``v``
+and ``nov`` folders, vocal the ``v`` folders. The split is the one in ``songs.json``, by song.
+``index/{split}`` [shape=(N, 4)] int32 rows (song, segment, chunk, channel; -1 = mono) name each
+example's origin; the ``storage`` attribute the dtype and filters (:data:`STORAGE`). Work is
+spread over ``n_pool`` processes with results written in order (identical files for any
+``n_pool``, memory bounded by ``2 * n_pool`` tasks in flight); files are written under a
+temporary name and renamed when complete. Details and measurements: docs/training.md.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from .. import layout, params
+from .. import io, layout, params
 from ..errors import MixinError
 
 log = logging.getLogger("mixin")
@@ -114,15 +89,9 @@ def find_segments(data_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 def assign_splits(data_dir: str | os.PathLike, song_ids: Iterable[int],
                   seed: int = 0) -> dict[str, list[int]]:
-    """The train/validation/test songs of the prepared segments.
-
-    The split recorded in ``songs.json`` by :func:`mixin.training.stems.prepare_stems` is
-    authoritative (augmented songs were remixed from its training songs only, and belong to
-    training); a ``songs.json`` without a split is split here with
-    :func:`mixin.training.stems.split_songs` over its real songs (``seed``), augmented songs going
-    to training. Returns {split: sorted song indices} restricted to ``song_ids``;
-    :class:`MixinError` if a segment's song is not in the table.
-    """
+    """{split: sorted song indices} of the prepared segments' songs ``song_ids``: the split in
+    ``songs.json`` (or, if it records none, :func:`mixin.training.stems.split_songs` of its real
+    songs with ``seed``, remixes training). :class:`MixinError` if a song is not in the table."""
     from .stems import split_songs
 
     doc = layout.read_songs(data_dir)
@@ -150,15 +119,18 @@ def assign_splits(data_dir: str | os.PathLike, song_ids: Iterable[int],
     return {k: [i for i in v if i in keep] for k, v in split.items()}
 
 
-def _segment_length(folder):
-    """Frames of the segment's mix.wav (after checking it is 44.1 kHz)."""
-    from ..io import sound_info
-
-    path = str(layout.segment_file(folder["path"], "mix"))
+def _checked(fn, path, *args):
+    """``fn(path, *args)`` (a :mod:`mixin.io` reader); :class:`MixinError` naming the file if it fails."""
     try:
-        info = sound_info(path)
+        return fn(path, *args)
     except Exception as e:  # soundfile raises RuntimeError/LibsndfileError/OSError
         raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+
+
+def _segment_length(folder):
+    """(frames, channels) of the segment's mix.wav (after checking it is 44.1 kHz)."""
+    path = str(layout.segment_file(folder["path"], "mix"))
+    info = _checked(io.sound_info, path)
     if info.samplerate != params.SAMPLE_RATE:
         raise MixinError(f"{path}: sample rate {info.samplerate} Hz, expected {params.SAMPLE_RATE}")
     return info.frames, info.channels
@@ -167,12 +139,7 @@ def _segment_length(folder):
 def _read_range(path, start, stop, mono, n_frames):
     """Samples [start, min(stop, n_frames)) of a wav of ``n_frames`` samples as float32
     [shape=(n_channels, min(stop, n_frames) - start)]."""
-    from ..io import read_range
-
-    try:
-        x, sr = read_range(path, start, min(stop, n_frames))
-    except Exception as e:
-        raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+    x, sr = _checked(io.read_range, path, start, min(stop, n_frames))
     if sr != params.SAMPLE_RATE:
         raise MixinError(f"{path}: sample rate {sr} Hz, expected {params.SAMPLE_RATE}")
     if x.shape[0] != min(stop, n_frames) - start:
@@ -249,17 +216,12 @@ def _compute_task(task):
 
 def _check_folder(folder, n_frames):
     """Every wav the folder needs exists and has the mix's length; returns the list of names."""
-    from ..io import sound_info
-
     names = list(layout.SEGMENT_PARTS["v" if folder["vocal"] else "nov"])
     for name in names[1:]:
         path = str(layout.segment_file(folder["path"], name))
         if not os.path.isfile(path):
             raise MixinError(f"missing {path} (re-run --prepare-stems)")
-        try:
-            frames = sound_info(path).frames
-        except Exception as e:
-            raise MixinError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else e}") from None
+        frames = _checked(io.sound_info, path).frames
         if frames != n_frames:
             raise MixinError(f"{path}: {frames} samples, but mix.wav has {n_frames}")
     return names
@@ -297,61 +259,93 @@ def _init_worker(n_pool):
         pass
 
 
-def _ordered_results(tasks, n_pool):
-    """Yield (task, result) in task order, computed by ``n_pool`` processes, 2*n_pool in flight."""
-    if n_pool <= 1:
-        for t in tasks:
-            yield _compute_task(t)
+def _init_pool(n_pool, init, initargs):
+    _init_worker(n_pool)
+    if init is not None:
+        init(*initargs)
+
+
+def ordered_map(func: Callable[[Any], Any], args: Iterable[Any], n_pool: int,
+                init: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator[Any]:
+    """Yield ``func(a)`` for every ``a`` of ``args`` (an infinite iterable too), in order, computed
+    by ``n_pool`` processes with ``2 * n_pool`` in flight (0: in this process); each worker runs
+    :func:`_init_worker` then ``init(*initargs)`` first. Closing the generator ends the pool."""
+    if n_pool < 1:
+        yield from map(func, args)
         return
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in
                                       multiprocessing.get_all_start_methods() else "spawn")
-    with ctx.Pool(n_pool, initializer=_init_worker, initargs=(n_pool,)) as pool:
-        pending = collections.deque()
-        it = iter(tasks)
-        for t in it:
-            pending.append(pool.apply_async(_compute_task, (t,)))
-            if len(pending) >= 2 * n_pool:
-                break
+    with ctx.Pool(n_pool, initializer=_init_pool, initargs=(n_pool, init, initargs)) as pool:
+        it = iter(args)
+        pending = collections.deque(pool.apply_async(func, (a,)) for a in itertools.islice(it, 2 * n_pool))
         while pending:
             res = pending.popleft().get()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.apply_async(_compute_task, (nxt,)))
+            pending.extend(pool.apply_async(func, (a,)) for a in itertools.islice(it, 1))
             yield res
+
+
+def _open_files(files, tmp, storage, opts, dtype, mono, seed, splits):
+    """Open the HDF5 files being written into ``files`` ({source: h5py.File}), their datasets
+    empty and resizable."""
+    import h5py
+
+    from ..nsgt import coef_shape
+
+    shape = coef_shape() + (1,)
+    for s, path in tmp.items():
+        hf = files[s] = h5py.File(path, "w")
+        for split in SPLITS:
+            for xy in "xy":
+                hf.create_dataset(dataset_name(xy, split), shape=(0,) + shape, maxshape=(None,) + shape,
+                                  chunks=(1,) + shape, dtype=dtype, **opts)
+            hf.create_dataset(f"index/{split}", shape=(0, 4), maxshape=(None, 4), chunks=(1024, 4),
+                              dtype="int32")
+        hf.attrs.update(dict(
+            source=s, storage=storage, dtype=dtype.name, compression=str(opts.get("compression")),
+            mono=bool(mono), split_seed=int(seed), sample_rate=params.SAMPLE_RATE,
+            chunk_size=params.CHUNK_SIZE, coef_shape=list(coef_shape()), splits=json.dumps(splits),
+            folders="v+nov" if s != "vocal" else "v", mixin_version=_version(), complete=False))
+
+
+def _append(d, arr):
+    n0 = d.shape[0]
+    d.resize(n0 + len(arr), axis=0)
+    d[n0:] = arr
+
+
+def _write_task(files, counts, split, task, per_folder, mono):
+    """Append one task's examples (and their index rows) to the files of their split; returns the
+    mixture chunks written."""
+    n_chunks = 0
+    for folder, mags in zip(task["folders"], per_folder):
+        n_chunks += task["c1"] - task["c0"]  # mixture chunks (a v and a nov chunk: 2)
+        n_ex, n_ch = mags["mix"].shape[0], folder["n_channels"]
+        ex = np.arange(n_ex)
+        idx = np.stack([np.full(n_ex, task["song"]), np.full(n_ex, task["segment"]),
+                        task["c0"] + ex // n_ch, np.full(n_ex, -1) if mono else ex % n_ch], axis=1)
+        for s, hf in files.items():
+            if s in mags:  # vocal target only in 'v' folders
+                _append(hf[dataset_name("x", split)], mags["mix"][..., None])
+                _append(hf[dataset_name("y", split)], mags[s][..., None])
+                _append(hf[f"index/{split}"], idx.astype(np.int32))
+                counts[s][split] += n_ex
+    return n_chunks
 
 
 def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None, mono: bool = False,
                 seed: int = 0, overwrite: bool = False, storage: str | None = None,
                 sources: Sequence[str] = params.SOURCES) -> dict[str, Any]:
-    """Compute the training datasets of the prepared segments in ``data_dir``.
+    """Compute the training datasets of the segments that ``--prepare-stems`` wrote in
+    ``data_dir``, into it. ``n_pool``: worker processes (default: the CPUs); ``mono``: downmix
+    each segment instead of one example per channel; ``seed``: of the song split, only if
+    ``songs.json`` records none; ``storage``: a key of :data:`STORAGE` (default
+    :data:`DEFAULT_STORAGE`); ``sources``: the files to write.
 
-    Parameters
-    ----------
-    data_dir : str
-        Folder written by ``--prepare-stems``; the HDF5 files are written into it.
-    n_pool : int, optional
-        Worker processes (default: the number of CPUs).
-    mono : bool
-        Downmix each segment to mono (one example per chunk) instead of one example per channel.
-    seed : int
-        Seed of the song split, used only if ``songs.json`` records none (it normally does).
-    overwrite : bool
-        Replace existing ``data_*.hdf5`` files (otherwise refuse).
-    storage : str, optional
-        A key of :data:`STORAGE` (default :data:`DEFAULT_STORAGE`).
-    sources : sequence of str
-        Which files to write (default all three).
-
-    Returns
-    -------
-    dict: "counts" (per source {split: number of examples}), "chunks", "seconds" (wall time),
-    "storage", "splits" ({split: song indices}), "files" (per source, the path).
-
-    Raises :class:`MixinError` for bad arguments, no prepared segments or ``songs.json``,
-    unreadable segment audio, or existing files without ``overwrite``.
+    Returns a dict: "counts" ({source: {split: examples}}), "chunks", "seconds", "storage",
+    "splits" ({split: song indices}), "files" ({source: path}). Raises :class:`MixinError` for
+    bad arguments, no prepared segments or ``songs.json``, unreadable segment audio, or existing
+    files without ``overwrite``.
     """
-    from ..nsgt import coef_shape
-
     n_pool = (os.cpu_count() or 1) if n_pool is None else n_pool
     if not isinstance(n_pool, (int, np.integer)) or n_pool < 1:
         raise MixinError(f"--n-pool must be a positive integer, got {n_pool}")
@@ -366,7 +360,6 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
     existing = [p for p in paths.values() if os.path.exists(p)]
     if existing and not overwrite:
         raise MixinError(f"{existing[0]} exists; use --overwrite to replace it")
-
     splits = assign_splits(data_dir, [f["song"] for f in folders], seed=seed)
     split_of = {s: k for k, songs in splits.items() for s in songs}
     log.info("songs by split: %s", {k: v for k, v in splits.items()})
@@ -375,66 +368,25 @@ def create_hdf5(data_dir: str | os.PathLike = "data", n_pool: int | None = None,
     if not splits["validation"]:
         log.warning("no validation song (%d songs prepared): training cannot early-stop on "
                     "validation loss", len(split_of))
-
     opts = dict(STORAGE[storage])
     dtype = np.dtype(opts.pop("dtype"))
     tasks = _make_tasks(folders, mono, dtype.str)
-    shape = coef_shape() + (1,)
     t0 = time.perf_counter()
-    import h5py
-
-    from ..io import Part
-
-    parts = {s: Part(p, keep_ext=True, lock=False) for s, p in paths.items()}  # (HDF5 locks its files)
+    parts = {s: io.Part(p, keep_ext=True, lock=False) for s, p in paths.items()}  # (HDF5 locks its files)
     tmp = {s: part.path for s, part in parts.items()}
     files = {}
     counts = {s: {k: 0 for k in SPLITS} for s in sources}
     n_chunks = 0
     try:
-        for s in sources:
-            hf = files[s] = h5py.File(tmp[s], "w")
-            for split in SPLITS:
-                for xy in "xy":
-                    hf.create_dataset(dataset_name(xy, split), shape=(0,) + shape,
-                                      maxshape=(None,) + shape, chunks=(1,) + shape,
-                                      dtype=dtype, **opts)
-                hf.create_dataset(f"index/{split}", shape=(0, 4), maxshape=(None, 4),
-                                  chunks=(1024, 4), dtype="int32")
-            hf.attrs.update(dict(
-                source=s, storage=storage, dtype=dtype.name, compression=str(opts.get("compression")),
-                mono=bool(mono), split_seed=int(seed), sample_rate=params.SAMPLE_RATE,
-                chunk_size=params.CHUNK_SIZE, coef_shape=list(coef_shape()),
-                splits=json.dumps(splits), folders="v+nov" if s != "vocal" else "v",
-                mixin_version=_version(), complete=False))
+        _open_files(files, tmp, storage, opts, dtype, mono, seed, splits)
+        import sys
 
-        progress = _progress(len(tasks))
-        for task, per_folder in _ordered_results(tasks, n_pool):
-            split = split_of[task["song"]]
-            for folder, mags in zip(task["folders"], per_folder):
-                n_chunks += task["c1"] - task["c0"]  # mixture chunks (a v and a nov chunk: 2)
-                n_ex = mags["mix"].shape[0]
-                n_ch = folder["n_channels"]
-                idx = np.empty((n_ex, 4), dtype=np.int32)
-                ex = np.arange(n_ex)
-                idx[:, 0] = task["song"]
-                idx[:, 1] = task["segment"]
-                idx[:, 2] = task["c0"] + ex // n_ch
-                idx[:, 3] = -1 if mono else ex % n_ch
-                for s in sources:
-                    if s not in mags:  # vocal target only in 'v' folders
-                        continue
-                    hf = files[s]
-                    for name, arr in ((dataset_name("x", split), mags["mix"]),
-                                      (dataset_name("y", split), mags[s])):
-                        d = hf[name]
-                        n0 = d.shape[0]
-                        d.resize(n0 + n_ex, axis=0)
-                        d[n0:] = arr[..., None]
-                    d = hf[f"index/{split}"]
-                    n0 = d.shape[0]
-                    d.resize(n0 + n_ex, axis=0)
-                    d[n0:] = idx
-                    counts[s][split] += n_ex
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(tasks), unit="task", desc="create-hdf5", leave=False,
+                        disable=not (log.isEnabledFor(logging.INFO) and sys.stderr.isatty()))
+        for task, per_folder in ordered_map(_compute_task, tasks, n_pool if n_pool > 1 else 0):
+            n_chunks += _write_task(files, counts, split_of[task["song"]], task, per_folder, mono)
             progress.update(1)
         progress.close()
         for s, hf in files.items():
@@ -465,27 +417,6 @@ def _version():
     from .. import __version__
 
     return __version__
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total):
-    """A tqdm bar on a terminal's stderr when the 'mixin' logger shows INFO, else a no-op."""
-    import sys
-
-    if not log.isEnabledFor(logging.INFO) or not sys.stderr.isatty():
-        return _NoProgress()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoProgress()
-    return tqdm(total=total, unit="task", desc="create-hdf5", leave=False)
 
 
 def check_hdf5(data_dir: str | os.PathLike,

@@ -1,45 +1,45 @@
-"""On-the-fly training examples: random mixing of stems from many songs (no HDF5 on disk).
+"""``--train-mix``: examples mixed on the fly from stem folders, and the data source that trains on them.
 
-Hours of material do not fit the HDF5 path (about 270 MB per stereo minute for the three sources),
-so this path reads the stem files themselves and computes every example when it is needed, as
-Open-Unmix and Demucs train: each example draws one 44032-sample chunk per source — from one song,
-or with probability ``remix`` from three different songs —, applies random per-source gains, an EQ
-curve, an optional speed change (pitch and tempo together) and silence, sums the sources and
-returns the NSGT magnitudes of the mixture and of each source. Disk use is the stems' own (FLAC).
+:class:`Mixer` draws each example from the stems themselves (no HDF5 on disk): one 44032-sample
+chunk per source, from one song or from three (``remix``), with random gains, EQ, speed, silence
+and level (:class:`~mixin.training.engine.MixConfig`; docs/training.md, "--train-mix"). Songs are
+folders of stems classed by :func:`mixin.songs.classify`, at 44.1 kHz; a song may lack vocals.
+Example ``i`` depends only on (catalogue, config, seed, i) and batch ``b`` holds examples
+``b*B .. (b+1)*B-1``, so a resumed run sees the examples an uninterrupted one would. A batch is
+``x`` float32 [shape=(B, 96, 1948, C)] and three targets float32 [shape=(B, 96, 1948, 1)].
 
-Songs
-    Folders of stem files in the MUSDB18-HQ layout (``drums``, ``vocals``, ``bass``, ``other``,
-    ...), classed by file name as :func:`mixin.songs.classify` (drum -> percussive,
-    vocal -> vocal, mix -> ignored, anything else -> harmonic, summed). A song may lack vocals
-    (rendered backings): its vocal part is silent. Stems must be at 44.1 kHz.
-
-Determinism
-    Example ``i`` of a stream depends only on (catalogue, config, seed, i): batch ``b`` holds
-    examples ``b*B .. (b+1)*B-1``. So a resumed run sees exactly the examples an uninterrupted
-    one would, whatever the number of worker processes.
-
-Arrays
-    A batch is ``x`` float32 [shape=(B, 96, 1948, 1)] (mixture magnitude) and a tuple of three
-    float32 [shape=(B, 96, 1948, 1)] (harmonic, percussive, vocal magnitudes).
+:class:`MixSource` trains the three networks together on them, round by round, through
+:func:`mixin.training.engine.fit`, keeping the round that separates the validation songs best;
+:func:`train_mix` is the stage.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import params
 from ..io import files as fileio
 from ..errors import MixinError
+from ..metrics import auto_offset, window_sdr
+from .engine import MixConfig, TrainConfig, end_epoch, fit, plot_curves, write_history
+
+if TYPE_CHECKING:
+    import keras
+
+    from ..separation.separate import Separator
 
 log = logging.getLogger("mixin")
 
@@ -48,69 +48,11 @@ ACTIVITY_WINDOW = params.SAMPLE_RATE
 
 
 CATALOGUE_VERSION = 1
+STATE_VERSION = 1
 
 #: Energy of a chunk's NSGT coefficients per unit of signal energy (measured: 8.7 for white noise,
 #: 7.3-9.8 for music chunks, 5.7-11 for pure tones), used to set an example's level in dBFS.
 COEF_ENERGY = 8.7
-
-
-@dataclass
-class MixConfig:
-    """How examples are drawn (every field is recorded with the training state).
-
-    remix: probability that the three sources come from three different songs.
-    gain_db: each source gets a gain uniform in +-gain_db.
-    level_db: the whole example is scaled so that its mixture's RMS level is uniform in
-        [level_db[0], level_db[1]] dBFS (real songs range from quiet unmastered stems to loud
-        masters; the networks see absolute magnitudes); None keeps the stems' own level.
-    eq_db: each source gets a random smooth EQ curve over the bands (tilt + two bumps, +-eq_db).
-    shift: probability of a speed change (pitch and tempo) of up to +-shift_semitones.
-    silence: probability that a source is silenced (teaches the networks silence).
-    active: probability that a remixed source's chunk is drawn among its active seconds.
-    dir_weights: probability of drawing a song from each stem dir (None: by duration).
-    variants: consecutive examples that share one draw of audio (with their own gains, EQ,
-        silences and level, applied to the coefficients: a draw's transform serves them all).
-    """
-
-    remix: float = 0.5
-    gain_db: float = 6.0
-    level_db: tuple = (-30.0, -8.0)
-    eq_db: float = 6.0
-    shift: float = 0.3
-    shift_semitones: float = 1.0
-    silence: float = 0.05
-    active: float = 0.9
-    dir_weights: tuple | None = None
-    variants: int = 2
-
-    def check(self) -> MixConfig:
-        """Raise :class:`MixinError` naming the first bad setting; return self."""
-        def prob(name: str) -> None:
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise MixinError(f"{name} must be a probability in [0, 1], got {v}")
-
-        for n in ("remix", "shift", "silence", "active"):
-            prob(n)
-        for n in ("gain_db", "eq_db", "shift_semitones"):
-            if not 0.0 <= getattr(self, n) <= 40.0:
-                raise MixinError(f"{n} must be in [0, 40] dB/semitones, got {getattr(self, n)}")
-        if int(self.variants) != self.variants or not 1 <= self.variants <= 64:
-            raise MixinError(f"variants must be an integer in 1..64, got {self.variants}")
-        if self.level_db is not None:
-            lo, hi = self.level_db
-            if not -80.0 <= lo <= hi <= 0.0:
-                raise MixinError(f"level_db must be (low, high) dBFS with -80 <= low <= high <= 0, "
-                                 f"got {list(self.level_db)}")
-        if self.dir_weights is not None and (min(self.dir_weights) < 0 or sum(self.dir_weights) <= 0):
-            raise MixinError(f"dir weights must be >= 0 and not all 0, got {list(self.dir_weights)}")
-        return self
-
-    def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["level_db"] = None if self.level_db is None else list(self.level_db)
-        d["dir_weights"] = None if self.dir_weights is None else list(self.dir_weights)
-        return d
 
 
 @dataclass
@@ -125,17 +67,6 @@ class StemSong:
     frames: int
     channels: int
     active: dict = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------------------------
-# catalogue
-# --------------------------------------------------------------------------------------------
-
-def _song_files(folder, names=None):
-    """Stem files of a song folder by source (:func:`mixin.songs.song_files`)."""
-    from ..songs import song_files
-
-    return song_files(folder)
 
 
 def _activity(paths, frames):
@@ -164,7 +95,9 @@ def _probe_song(args):
     folder, names, group = args
     from ..io import sound_info
 
-    files = _song_files(folder, names)
+    from ..songs import song_files
+
+    files = song_files(folder)
     if not files["harmonic"] and not files["percussive"]:
         return None
     frames, channels, sr = [], set(), set()
@@ -192,21 +125,11 @@ def _probe_song(args):
 
 def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[str] | None = (),
                     jobs: int = 1, cache: str | os.PathLike | None = None) -> list[StemSong]:
-    """Find the songs under ``stem_dirs`` (recursively) and measure their activity.
-
-    Parameters
-    ----------
-    stem_dirs : list of paths; songs are grouped by the stem dir they were found in.
-    exclude : song folder names to leave out (held-out songs).
-    jobs : processes for reading (activity needs one pass over every stem).
-    cache : path of a JSON cache (reused when the files' sizes and times are unchanged).
-
-    Returns
-    -------
-    list of :class:`StemSong`, in stem-dir order then path order. Raises :class:`MixinError` when
-    no song is usable, a stem is unreadable or not at 44.1 kHz, or a song's stems are not all mono
-    or all stereo.
-    """
+    """The songs under ``stem_dirs`` (recursively; grouped by stem dir) but ``exclude`` (folder
+    names), their activity measured by ``jobs`` processes, as :class:`StemSong` in stem-dir then
+    path order; ``cache``: a JSON file reused while the files' sizes and times are unchanged.
+    Raises :class:`MixinError` when no song is usable, a stem is unreadable or not at 44.1 kHz,
+    or a song's stems are not all mono or all stereo."""
     from .stems import find_song_folders
 
     exclude = set(exclude or ())
@@ -229,13 +152,9 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
                 return [StemSong(**s) for s in c["songs"]]
         except (OSError, ValueError, TypeError):
             pass
-    if jobs > 1 and len(tasks) > 1:
-        import multiprocessing as mp
+    from .hdf5 import ordered_map
 
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            songs = pool.map(_probe_song, tasks, chunksize=4)
-    else:
-        songs = [_probe_song(t) for t in tasks]
+    songs = list(ordered_map(_probe_song, tasks, jobs if jobs > 1 and len(tasks) > 1 else 0))
     skipped = [t[0] for t, s in zip(tasks, songs) if s is None]
     for s in skipped:
         log.warning("skipped %s: no drums or harmonic stems, or shorter than one chunk", s)
@@ -248,10 +167,6 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
     return songs
 
 
-# --------------------------------------------------------------------------------------------
-# examples
-# --------------------------------------------------------------------------------------------
-
 class Mixer:
     """Draws examples from a catalogue (picklable: workers build their own NSGT)."""
 
@@ -262,32 +177,24 @@ class Mixer:
         #: the networks' input channels (a model spec's ``inputs``, :func:`mixin.model.network_input`)
         self.inputs = tuple(inputs)
         groups = sorted({s.group for s in self.songs})
-        dur = {g: sum(s.frames for s in self.songs if s.group == g) for g in groups}
-        if config.dir_weights is not None:
-            w = np.zeros(max(groups) + 1)
-            for g in groups:
-                w[g] = config.dir_weights[g] if g < len(config.dir_weights) else 0.0
-            w = w[groups]
-            if w.sum() <= 0:
-                raise MixinError("every stem dir with songs has weight 0")
-        else:
-            w = np.array([dur[g] for g in groups], float)
+        dw = config.dir_weights
+        w = np.array([(dw[g] if g < len(dw) else 0.0) if dw is not None else
+                      sum(s.frames for s in self.songs if s.group == g) for g in groups], float)
+        if w.sum() <= 0:
+            raise MixinError("every stem dir with songs has weight 0")
         self.groups = groups
         self.group_p = w / w.sum()
         self.group_songs = {g: [i for i, s in enumerate(self.songs) if s.group == g] for g in groups}
         self.group_song_p = {g: np.array([self.songs[i].frames for i in idx], float)
                              for g, idx in self.group_songs.items()}
-        for g in groups:
-            self.group_song_p[g] /= self.group_song_p[g].sum()
-        self._nsgt = None
-        self._files = {}
+        self.group_song_p = {g: p / p.sum() for g, p in self.group_song_p.items()}
+        self._nsgt, self._files = None, {}
 
     def __getstate__(self):  # open files stay in their process
         d = dict(self.__dict__)
         d["_files"], d["_nsgt"] = {}, None
         return d
 
-    # ---------------------------------------------------------------- drawing
     def _draw_song(self, rng, source=None):
         g = self.groups[rng.choice(len(self.groups), p=self.group_p)]
         idx = self.group_songs[g]
@@ -378,7 +285,6 @@ class Mixer:
             db = db + gain * np.exp(-0.5 * ((u - centre) / width) ** 2)
         return (10.0 ** (db / 20.0)).astype(np.float32)
 
-    # ---------------------------------------------------------------- reading
     def _open(self, path):
         """An open SoundFile for ``path``, kept open (at most 64 per process)."""
         from ..io import sound_file
@@ -467,17 +373,10 @@ class Mixer:
                 tuple(src[:, j, ..., None] for j in range(len(params.SOURCES))))
 
 
-# --------------------------------------------------------------------------------------------
-# parallel stream
-# --------------------------------------------------------------------------------------------
-
 _WORKER = {}
 
 
-def _init(mixer, n_workers):
-    from .hdf5 import _init_worker
-
-    _init_worker(n_workers)
+def _init(mixer):
     _WORKER["mixer"] = mixer
 
 
@@ -493,41 +392,335 @@ class BatchStream:
     (0: in this process), in order. Use as a context manager (closes the pool)."""
 
     def __init__(self, mixer, batch_size, start=0, workers=1):
-        self.mixer, self.batch_size, self.next = mixer, int(batch_size), int(start)
-        self.workers = int(workers)
-        self.pool = None
+        self.mixer, self.batch_size, self.next, self.workers = mixer, int(batch_size), int(start), int(workers)
         self._it = None
 
     def __enter__(self):
         if self.workers > 0:
-            import multiprocessing as mp
+            from .hdf5 import ordered_map
 
-            self.pool = mp.get_context("spawn").Pool(self.workers, initializer=_init,
-                                                     initargs=(self.mixer, self.workers))
-            import collections
-
-            self._it = collections.deque()
-            for _ in range(2 * self.workers):
-                self._submit()
+            batches = ((b, self.batch_size) for b in itertools.count(self.next))
+            self._it = ordered_map(_work, batches, self.workers, _init, (self.mixer,))
         return self
 
     def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
-
-    def _submit(self):
-        b = self.next + len(self._it)
-        self._it.append(self.pool.apply_async(_work, ((b, self.batch_size),)))
+        if self._it is not None:
+            self._it.close()
+            self._it = None
 
     def get(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """The next batch (x, (y_h, y_p, y_v)) as float32."""
-        if self.pool is None:
+        if self._it is None:
             x, ys = self.mixer.batch(self.next, self.batch_size)
         else:
-            x, ys = self._it.popleft().get()
-            self._submit()
+            x, ys = next(self._it)
             x, ys = x.astype(np.float32), tuple(y.astype(np.float32) for y in ys)
         self.next += 1
         return x, ys
+
+
+@dataclass
+class ValSong:
+    name: str
+    mixture: np.ndarray      # [shape=(n, ch)]
+    refs: dict               # source -> [shape=(n, ch)]
+    start: float
+
+
+def load_validation_song(folder: str | os.PathLike, duration: float) -> ValSong:
+    """The ``duration`` s excerpt of a song folder where its sources are most active
+    (:func:`mixin.metrics.auto_offset`); targets missing in the folder are silent. Raises
+    :class:`MixinError` for a folder without stems, an unreadable stem or one not at 44.1 kHz."""
+    from ..songs import Song, read_sources, song_files
+
+    folder = Path(folder)
+    refs, sr = read_sources(Song(folder.name, str(folder), song_files(folder)))
+    if sr != params.SAMPLE_RATE:
+        raise MixinError(f"validation song {folder} is at {sr} Hz; need {params.SAMPLE_RATE} Hz")
+    start = auto_offset(refs, sr, duration)
+    a, b = start * sr, start * sr + int(math.ceil(duration)) * sr
+    refs = {s: np.ascontiguousarray(r[a:b]) for s, r in refs.items()}
+    mixture = np.sum(list(refs.values()), axis=0, dtype=np.float32)
+    return ValSong(name=folder.name, mixture=mixture, refs=refs, start=float(start))
+
+
+def score_songs(separator: Separator, songs: Iterable[ValSong]) -> dict[str, dict[str, float]]:
+    """Separate each song and score it: {song: {source: window SDR in dB}}."""
+    out = {}
+    for song in songs:
+        est = separator.separate(song.mixture, params.SAMPLE_RATE)
+        out[song.name] = {s: window_sdr(song.refs[s], est[s]) for s in params.SOURCES}
+    return out
+
+
+def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Median over songs per source (NaNs left out) and their mean (the selection score)."""
+    med = {}
+    for s in params.SOURCES:
+        v = [sc[s] for sc in scores.values() if np.isfinite(sc[s])]
+        med[s] = float(np.median(v)) if v else float("nan")
+    finite = [v for v in med.values() if np.isfinite(v)]
+    med["mean"] = float(np.mean(finite)) if finite else float("nan")
+    return med
+
+
+def build_joint(losses: Mapping[str, str], learning_rate: float,
+                init_model_dir: str | os.PathLike | None = None, arch: str = "mixin") -> keras.Model:
+    """The three networks of architecture ``arch`` as one Keras model (input [shape=(B, 96, 1948,
+    C)]; outputs: harmonic, percussive, vocal estimates [shape=(B, 96, 1948, 1)]), compiled with
+    one loss per output and Adam; the networks start from ``init_model_dir``'s models if given."""
+    import keras
+
+    from ..model import build_model, load_models
+
+    nets = {s: build_model(arch, name=f"cdae_{s}") for s in params.SOURCES}
+    if init_model_dir:
+        for s, m in load_models(init_model_dir).items():
+            nets[s].set_weights(m.get_weights())
+    inp = keras.Input(shape=nets["harmonic"].input_shape[1:])
+    joint = keras.Model(inp, [nets[s](inp) for s in params.SOURCES], name="mixin_joint")
+    joint.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss=[losses[s] for s in params.SOURCES])
+    return joint
+
+
+def networks(joint: keras.Model) -> dict[str, keras.Model]:
+    """The three CDAEs inside a joint model, keyed by source."""
+    return {s: joint.get_layer(f"cdae_{s}") for s in params.SOURCES}
+
+
+def _save_models(nets, folder, arch="mixin"):
+    """The networks as a model folder (with its ``model.json`` for another architecture)."""
+    from ..model import save_cdae, write_model_spec
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for s, m in nets.items():
+        save_cdae(m, folder / params.MODEL_FILES[s])
+    if arch != "mixin":
+        write_model_spec(folder, arch)
+
+
+def _per_source_losses(out):
+    """Per-network losses from a train_on_batch dict (Keras names them by output layer)."""
+    return np.array([float(out[k]) if (k := next((k for k in out if s in k and "loss" in k), None))
+                     else float("nan") for s in params.SOURCES])
+
+
+def _fmt(row, prefix):
+    return " / ".join(f"{row.get(f'{prefix}_{s}', float('nan')):.2f}" for s in params.SOURCES) + \
+        f" (mean {row.get(f'{prefix}_mean', float('nan')):.2f})"
+
+
+HISTORY_FIELDS = (["round", "batches", "examples", "seconds", "examples_per_s"]
+                  + [f"loss_{s}" for s in params.SOURCES]
+                  + [f"{k}_{s}" for k in ("select", "monitor") for s in params.SOURCES + ("mean",)]
+                  + ["panel", "panel_real", "panel_rendered"])
+
+
+def _paths(cfg):
+    lg, md = Path(cfg.logdir), Path(cfg.model_dir)
+    return dict(last=lg / "joint.last.keras", state=lg / "joint.state.json", best=lg / "best",
+                rounds=lg / "rounds", history=lg / "history_mix.csv", catalogue=lg / "catalogue.json",
+                model_history=md / "history_mix.csv", plot=md / "validation_sdr.png")
+
+
+class MixSource:
+    """The three networks trained together on examples mixed on the fly: the data source of
+    ``--train-mix`` for :func:`mixin.training.engine.fit`. An epoch (a round) is
+    ``steps_per_epoch`` batches; validation separates the selection songs (or the panel) and the
+    monitor songs; the round kept has the best mean selection SDR (or panel score)."""
+
+    name = "joint"
+    higher = True
+    fields = HISTORY_FIELDS
+    fmt = staticmethod(lambda v: f"{v:.4f}")
+
+    def __init__(self, cfg: TrainConfig, sep: Separator, nets: dict, select: list, monitor: list,
+                 panel: list | None):
+        self.cfg, self.sep, self.nets, self.paths = cfg, sep, nets, _paths(cfg)
+        self.select, self.monitor_songs, self.panel = select, monitor, panel
+        self.monitor = "panel" if panel else "select_mean"
+        self.stream, self.bar = None, None
+
+    def train_epoch(self, joint: keras.Model, state: dict[str, Any]) -> dict[str, Any]:
+        cfg, t0 = self.cfg, time.perf_counter()
+        sums = np.zeros(len(params.SOURCES))
+        for _ in range(cfg.steps_per_epoch):
+            x, ys = self.stream.get()
+            sums += _per_source_losses(joint.train_on_batch(x, list(ys), return_dict=True))
+            if self.bar is not None:
+                self.bar.update(1)
+        state["batches"] += cfg.steps_per_epoch
+        return dict(batches=state["batches"], examples=state["batches"] * cfg.batch_size,
+                    examples_per_s=cfg.steps_per_epoch * cfg.batch_size / (time.perf_counter() - t0),
+                    **{f"loss_{s}": float(v / cfg.steps_per_epoch) for s, v in zip(params.SOURCES, sums)})
+
+    def validate(self, joint: keras.Model) -> dict[str, Any]:
+        """Scores per song (``songs_*``), their summaries, and the panel's when there is one."""
+        out = {}
+        if self.panel:
+            from ..evaluation.panel import score as score_panel
+
+            res = score_panel(self.sep, self.panel)
+            sel = {n: {s: r[s] for s in params.SOURCES} for n, r in res["songs"].items() if r["kind"] == "real"}
+            out = {"panel": res["selection"], "panel_real": res["real"]["vs_hpss"],
+                   "panel_rendered": res["rendered"]["vs_hpss"], "songs_panel": res["songs"]}
+        else:
+            sel = score_songs(self.sep, self.select)
+        mon = score_songs(self.sep, self.monitor_songs) if self.monitor_songs else {}
+        out.update(songs_select=sel, songs_monitor=mon, **{f"select_{k}": v for k, v in summarise(sel).items()})
+        out.update({f"monitor_{k}": v for k, v in summarise(mon).items()} if mon else {})
+        return out
+
+    def save(self, joint: keras.Model, row: dict[str, Any], improved: bool) -> None:
+        if row["round"] > 0:
+            _save_models(self.nets, self.paths["rounds"] / f"{row['round']:03d}", self.cfg.arch)
+        if improved:
+            _save_models(self.nets, self.paths["best"], self.cfg.arch)
+
+    def report(self, row: dict[str, Any], improved: bool) -> None:
+        if row["round"] == 0:
+            log.info("round 0 (initial): selection SDR %s", _fmt(row, "select"))
+            return
+        msg = (f"round {row['round']}/{self.cfg.epochs} ({row['batches']} batches, "
+               f"{row['examples_per_s']:.1f} examples/s): selection SDR {_fmt(row, 'select')}")
+        if self.monitor_songs:
+            msg += f"; monitor {_fmt(row, 'monitor')}"
+        if self.panel:
+            msg += (f"; panel vs HPSS {row['panel']:+.2f} dB (real {row['panel_real']:+.2f}, "
+                    f"rendered {row['panel_rendered']:+.2f})")
+        log.info(msg + (" *" if improved else ""))
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        disk = {k: v for k, v in state.items() if k != "stopped"}
+        fileio.write_json(self.paths["state"], dict(disk, finished=state["stopped"]), indent=1,
+                          sort_keys=True, default=float)
+
+
+def plot_validation(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Validation SDR per target against batches (selection and monitor songs), PNG (Agg)."""
+    colours = dict(harmonic="tab:green", percussive="tab:red", vocal="tab:blue", mean="black")
+    series = []
+    for s in params.SOURCES + ("mean",):
+        series.append((f"{s} (selection songs)", [r.get(f"select_{s}", np.nan) for r in rows],
+                       dict(marker="o", ms=3, color=colours[s])))
+        mon = [r.get(f"monitor_{s}", np.nan) for r in rows]
+        if np.any(np.isfinite(mon)):
+            series.append((f"{s} (monitor songs)", mon, dict(ls="--", color=colours[s], alpha=0.6)))
+    plot_curves(path, [r["batches"] for r in rows], series, "batches", "median SDR per 1 s window (dB)")
+
+
+def _open_state(cfg, p, final):
+    """The state to resume (its identity checked) or None; clears the logdir with ``overwrite``."""
+    if cfg.overwrite:
+        for k in ("last", "state", "history"):
+            p[k].unlink(missing_ok=True)
+        for k in ("best", "rounds"):
+            if p[k].exists():
+                shutil.rmtree(p[k])
+        return None
+    if not p["state"].exists():
+        existing = [str(f) for f in final.values() if f.exists()]
+        if existing:
+            raise MixinError(f"{existing[0]} exists and was not made by this logdir; "
+                             f"use --overwrite to replace it")
+        return None
+    state = json.loads(p["state"].read_text())
+    if state.get("version") != STATE_VERSION:
+        raise MixinError(f"{p['state']} is from another version; use --overwrite to start again")
+    ident = cfg.identity()
+    diff = sorted(k for k in set(ident) | set(state["identity"]) if state["identity"].get(k) != ident.get(k))
+    if diff:
+        raise MixinError(f"cannot resume {cfg.logdir}: {', '.join(diff)} differ from the "
+                         f"checkpoint's; use the same settings, another --logdir, or --overwrite")
+    return state
+
+
+def _song_folders(dirs, names=None):
+    from .stems import find_song_folders
+
+    return [folder for folder, _ in find_song_folders(dirs) if names is None or folder.name in names]
+
+
+def _validation_sets(cfg, p):
+    """(training songs, selection songs, monitor songs, panel or None); held-out songs are never
+    in the catalogue."""
+    held = set(cfg.validation_songs)
+    select = _song_folders(cfg.stem_dirs, held)
+    found = {f.name for f in select}
+    if held - found:
+        raise MixinError(f"validation song(s) not found in the stem dirs: {', '.join(sorted(held - found))}")
+    monitor = _song_folders(cfg.monitor_dirs) if cfg.monitor_dirs else []
+    songs = build_catalogue(cfg.stem_dirs, exclude=held, jobs=os.cpu_count() or 1, cache=p["catalogue"])
+    log.info("training songs: %d (%.1f h) from %d stem dir(s); selection songs: %s; monitor songs: %d",
+             len(songs), sum(s.frames for s in songs) / params.SAMPLE_RATE / 3600,
+             len(cfg.stem_dirs), ", ".join(sorted(found)), len(monitor))
+    panel = None
+    if cfg.panel_dirs:  # the validation songs and the rendered panel, each against HPSS
+        from ..evaluation.panel import load_panel
+
+        panel = load_panel(real=cfg.stem_dirs, real_names=sorted(found), rendered=cfg.panel_dirs,
+                           duration=cfg.validation_duration, cache=Path(cfg.logdir) / "panel_hpss.json")
+        log.info("panel: %d real + %d rendered songs, scored against HPSS",
+                 sum(s.kind == "real" for s in panel), sum(s.kind == "rendered" for s in panel))
+    select = [] if panel else [load_validation_song(f, cfg.validation_duration) for f in select]
+    return songs, select, [load_validation_song(f, cfg.validation_duration) for f in monitor], panel
+
+
+def train_mix(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) the three networks on examples mixed on the fly (``--train-mix``; files
+    and resuming in docs/training.md); returns the state."""
+    from ..model import import_tensorflow, model_spec, write_model_spec
+    from ..onnxexport import export_after_save
+    from ..separation.separate import Separator
+
+    cfg.check()
+    p = _paths(cfg)
+    os.makedirs(cfg.logdir, exist_ok=True)
+    os.makedirs(cfg.model_dir, exist_ok=True)
+    final = {s: Path(cfg.model_dir) / params.MODEL_FILES[s] for s in params.SOURCES}
+    state = _open_state(cfg, p, final)
+    songs, select, monitor, panel = _validation_sets(cfg, p)
+    import_tensorflow()
+    import keras
+
+    # the initial weights come from the Keras seed; the examples only from the Mixer's own seed
+    keras.utils.set_random_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
+    if state is not None and p["last"].exists():
+        joint = keras.models.load_model(p["last"])
+        log.info("resuming from %s at round %d (%d batches)", p["last"], state["rounds"], state["batches"])
+    else:
+        joint = build_joint({s: cfg.loss_of(s) for s in params.SOURCES}, cfg.learning_rate,
+                            cfg.init_model_dir, cfg.arch)
+        state = dict(version=STATE_VERSION, identity=cfg.identity(), rounds=0, batches=0,
+                     best=None, history=[], finished=False, mix=cfg.mix.to_json())
+    state["stopped"] = state.pop("finished")
+    nets, inputs = networks(joint), model_spec(cfg.arch)["inputs"]
+    src = MixSource(cfg, Separator(models=nets, inputs=inputs), nets, select, monitor, panel)
+    if state["rounds"] == 0 and not state["history"]:  # the initial networks: a candidate if given
+        end_epoch(src, joint, state, dict(round=0, batches=0, examples=0, seconds=0.0,
+                                          examples_per_s=float("nan")), candidate=bool(cfg.init_model_dir))
+    if progress:
+        from tqdm import tqdm
+
+        src.bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, initial=state["batches"], unit="batch",
+                       dynamic_ncols=True, leave=False)
+    mixer = Mixer(songs, cfg.mix, seed=cfg.seed, inputs=inputs)
+    with BatchStream(mixer, cfg.batch_size, start=state["batches"], workers=cfg.workers) as src.stream:
+        fit(src, joint, state, cfg.epochs, cfg.patience)
+    if src.bar is not None:
+        src.bar.close()
+    if state["best"] is None:
+        raise MixinError("no round was trained (rounds done already?)")
+    for s in params.SOURCES:
+        fileio.copy_file(p["best"] / params.MODEL_FILES[s], final[s])
+    if cfg.arch != "mixin":
+        write_model_spec(cfg.model_dir, cfg.arch)
+    export_after_save(final.values())  # model_{s}.onnx beside them, for the onnx backend
+    write_history(p["model_history"], state["history"], HISTORY_FIELDS, MixSource.fmt)
+    if cfg.plot:
+        plot_validation(state["history"], p["plot"])
+    log.info("%s; best round %d (%d batches): selection SDR %s; models in %s",
+             "stopped early" if state["stopped"] else "rounds done", state["best"]["round"],
+             state["best"]["batches"], _fmt(state["best"], "select"), cfg.model_dir)
+    return state

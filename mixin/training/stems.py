@@ -1,67 +1,12 @@
 """The ``--prepare-stems`` stage: cut multitrack stem folders into training segments.
 
 Faithful to the original MiXiN ``train_util.py --prepare-stems`` (same flags, folder names and
-files), without its defects.
-
-Songs
-    Every folder under a stem dir (recursively, the stem dir itself included) that holds audio
-    files (.wav, .flac, .ogg, .aiff, ...; hidden files ignored) is one song. Songs are taken in
-    the order of the stem dirs, sorted by path inside each, and numbered 0, 1, ... in that
-    order; ``track_limit`` N keeps the first N usable songs (-1 = all). A folder is not usable
-    (skipped with a warning naming it, and not numbered) if it has no drum or no vocal file, or
-    is too short for a single segment. The data dir is never searched for songs.
-
-Classification by file name (the name only, not the folder path), as the original
-    contains "drum" -> percussive; else contains "vocal" -> vocal; else contains "mix" ->
-    ignored (the mixture is rebuilt as the sum of the stems); anything else -> harmonic.
-    Several files of one class are summed (MUSDB18-HQ ``bass`` + ``other`` -> harmonic). A
-    song folder without a drum or a vocal file is skipped (the original silently used the
-    wrong file); a song without harmonic files gets a silent harmonic part (with a warning).
-
-Audio
-    Stems are resampled to 44.1 kHz (soxr). Their lengths must agree within
-    :data:`LENGTH_TOLERANCE` samples (else :class:`MixinError` naming the song and the lengths);
-    shorter ones are zero-padded to the longest. Channels are kept (stereo policy: the segment
-    files keep the stems' channels, and the HDF5 stage uses each channel as its own example);
-    a mono stem in a stereo song is duplicated to both channels.
-
-Segments
-    D = round(segment_duration * 44100) samples; segment i covers samples [i*D, (i+1)*D).
-    Segments ``segment_offset`` .. ``segment_limit - 1`` (None = all) are written, including
-    the last full one (the original skipped it); a final partial segment (< D samples) is
-    dropped, so every segment file has exactly D samples. Each segment writes a ``v`` folder
-    (mix.wav = harmonic + percussive + vocal, harmonic.wav, percussive.wav, vocal.wav) and a
-    ``nov`` folder (mix.wav = harmonic + percussive, harmonic.wav, percussive.wav), named as
-    in :mod:`mixin.layout` (``data/{song:03d}{segment:04d}v/``), as 32-bit float WAV (sums
-    never clip). Each folder is written under a temporary name and renamed when complete.
-
-songs.json
-    Written last (its presence marks a complete preparation): for every song its index,
-    source folder, duration, channels, segments written, whether it is an augmented remix,
-    and its split; plus the split itself (:func:`split_songs` over the real songs, augmented
-    songs added to training); fields in :mod:`mixin.layout`. Read it with
-    :func:`mixin.layout.read_songs`.
-
-Augmentation (``augment`` = N)
-    N extra songs numbered after the real ones, each remixed from the percussive part of one
-    training song, the vocal part of another and the harmonic part of a third (of two when
-    there are only two training songs), each with a random gain (uniform in +-``augment_gain_db``,
-    default 6 dB) and a random circular time offset (the wrap point is faded over 10 ms); the
-    remix is as long as its shortest source, or ``augment_segments`` segments when given (short
-    remixes: more stem balances for the same disk space). Deterministic from ``seed``. Only
-    training songs are used, and remixes belong to the training split, so validation and test
-    songs stay unseen.
-
-Split
-    By song: :func:`split_songs` (random for ``seed``), or the songs named in
-    ``validation_songs`` / ``test_songs`` (folder names) when given — e.g. four songs to train
-    and one held out.
-
-Existing data is never destroyed: if ``data_dir`` already holds a preparation (songs.json or
-any segment folder), :class:`MixinError` unless ``overwrite``; with ``overwrite`` the previous
-segment folders are replaced (those the new preparation does not write are removed at the end,
-only folders named like segments are touched). Memory is bounded by one song (three stems for a
-remix); nothing holds all songs at once.
+files), without its defects; the rules (which folders are songs, how files are classed, lengths,
+channels, segments, ``songs.json``, augmentation, the split, what is never overwritten) are in
+docs/training.md, "--prepare-stems". Each segment writes a ``v`` folder (mix = harmonic +
+percussive + vocal, and the three sources) and a ``nov`` folder (mix = harmonic + percussive),
+named in :mod:`mixin.layout`, as float32 WAV of exactly ``round(segment_duration * 44100)``
+samples [channels of the stems]. Memory is bounded by one song (three stems for a remix).
 """
 
 from __future__ import annotations
@@ -102,42 +47,10 @@ _MAX_SONGS = 1000
 _MAX_SEGMENTS = 10000
 
 
-# --------------------------------------------------------------------------------------------
-# audio I/O (through mixin.io; thin wrappers so the stage's needs are in one place)
-# --------------------------------------------------------------------------------------------
-
-def _probe(path):
-    """(frames, samplerate, channels) of an audio file; MixinError naming it if unreadable."""
-    info = audio.probe(path)
-    return info.frames, info.samplerate, info.channels
-
-
-def _read_audio(path):
-    """Read float32 [shape=(n, channels)] and its sample rate; MixinError naming the file
-    (unreadable, truncated, NaN/Inf samples)."""
-    return audio.read_audio(path)
-
-
-def _write_audio(path, x, sr):
-    """Write float32 WAV [shape=(n, channels)] (the caller writes into a temporary folder)."""
-    audio.write_audio(path, x, sr, subtype="FLOAT")
-
-
 def _resample(x, sr):
-    """Resample [shape=(n, channels)] from ``sr`` to 44.1 kHz (soxr HQ; length
-    round(n * 44100 / sr))."""
-    if sr == params.SAMPLE_RATE:
-        return x
-    return audio.resample(x, sr, params.SAMPLE_RATE)
+    """[shape=(n, channels)] at ``sr`` to 44.1 kHz (soxr HQ; length round(n * 44100 / sr))."""
+    return x if sr == params.SAMPLE_RATE else audio.resample(x, sr, params.SAMPLE_RATE)
 
-
-def _resampled_length(frames, sr):
-    return audio.resampled_length(frames, sr, params.SAMPLE_RATE)
-
-
-# --------------------------------------------------------------------------------------------
-# discovering songs
-# --------------------------------------------------------------------------------------------
 
 @dataclass
 class Song:
@@ -207,9 +120,9 @@ def _probe_song(song):
     lengths, chans = {}, set()
     for role in ROLES:
         for f in song.files[role]:
-            frames, sr, ch = _probe(f)
-            lengths[f] = _resampled_length(frames, sr)
-            chans.add(ch)
+            info = audio.probe(f)
+            lengths[f] = audio.resampled_length(info.frames, info.samplerate, params.SAMPLE_RATE)
+            chans.add(info.channels)
     _check_lengths(song.folder, lengths)
     song.length = max(lengths.values())
     song.channels = _check_channels(song.folder, chans)
@@ -229,10 +142,6 @@ def _check_channels(where, chans):
         raise MixinError(f"stems of {where} have incompatible channel counts: {sorted(chans)}")
     return max(chans)
 
-
-# --------------------------------------------------------------------------------------------
-# split and augmentation plan
-# --------------------------------------------------------------------------------------------
 
 def split_songs(n_songs: int, seed: int = 0) -> dict[str, list[int]]:
     """Split song indices 0..n_songs-1 into training, validation and test, by song.
@@ -316,10 +225,6 @@ def plan_remixes(songs: Sequence[Song], train: Iterable[int], n_remix: int, seed
     return plans
 
 
-# --------------------------------------------------------------------------------------------
-# loading
-# --------------------------------------------------------------------------------------------
-
 def _fit_channels(x, channels):
     if x.shape[1] == channels:
         return x
@@ -333,7 +238,7 @@ def _load_role(song, role):
     [shape=(song.length, song.channels)], float32."""
     out = np.zeros((song.length, song.channels), dtype=np.float32)
     for f in song.files[role]:
-        x, sr = _read_audio(f)
+        x, sr = audio.read_audio(f)
         x = _fit_channels(_resample(x, sr), song.channels)
         # decoded lengths can differ from the headers' (compressed formats): check them too
         _check_lengths(song.folder, {f: x.shape[0], "longest stem": song.length})
@@ -361,10 +266,6 @@ def _load_remix(songs, plan, channels):
         out[role] = x * np.float32(10 ** (p["gain_db"] / 20))
     return out
 
-
-# --------------------------------------------------------------------------------------------
-# the stage
-# --------------------------------------------------------------------------------------------
 
 def _check_int(name, value, minimum):
     try:
@@ -396,7 +297,7 @@ def _write_folder(data_dir, name, files, overwrite):
     via a temporary folder and a rename."""
     with fileio.atomic_folder(data_dir / name, replace=overwrite) as tmp:
         for part, x in files.items():
-            _write_audio(layout.segment_file(tmp, part), x, params.SAMPLE_RATE)
+            audio.write_audio(layout.segment_file(tmp, part), x, params.SAMPLE_RATE, subtype="FLOAT")
 
 
 def _write_segments(data_dir, song, parts, seg_samples, overwrite):
@@ -411,74 +312,41 @@ def _write_segments(data_dir, song, parts, seg_samples, overwrite):
                           {part: arrays[part] for part in layout.SEGMENT_PARTS[kind]}, overwrite)
 
 
-def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
-                  data_dir: str | os.PathLike = "data", segment_duration: float = 30.0,
-                  segment_offset: int = 0, track_limit: int = -1, segment_limit: int | None = None,
-                  augment: int = 0, seed: int = 0, overwrite: bool = False,
-                  augment_gain_db: float = AUGMENT_GAIN_DB, augment_segments: int | None = None,
-                  validation_songs: Iterable[str] | None = None,
-                  test_songs: Iterable[str] | None = None) -> dict[str, Any]:
-    """Cut the songs under ``stem_dirs`` into segment folders in ``data_dir`` (see the module
-    documentation for the rules) and write ``data_dir/songs.json``. Raises :class:`MixinError`
-    for bad arguments, unusable stems, or a previous preparation without ``overwrite``.
-
-    Parameters
-    ----------
-    stem_dirs : path or list of paths
-    data_dir : path, created if missing
-    segment_duration : float, seconds (> 0)
-    segment_offset : int >= 0, first segment written
-    track_limit : int, number of usable songs to take (-1 = all)
-    segment_limit : int or None, segments are written up to (excluding) this index
-    augment : int >= 0, number of remixed training songs to add
-    seed : int, for the split and the remixes
-    overwrite : bool, replace a previous preparation in ``data_dir``
-    augment_gain_db : float >= 0, remixed stems get a random gain in +-this (dB)
-    augment_segments : int or None, at most this many segments per remix
-    validation_songs, test_songs : song folder names held out (instead of the random split)
-
-    Returns
-    -------
-    dict with 'data_dir', 'songs' (real songs used), 'augmented', 'skipped' (folders),
-    'segments', 'folders', 'files', 'split', 'seconds' (wall time), 'input_seconds' (audio
-    read, real songs), 'segment_seconds' (audio per segment file set), 'segments_per_second',
-    'seconds_per_audio_minute'.
-    """
-    t0 = time.perf_counter()
-    # ---- arguments
+def _check_args(a):
+    """Check and normalise the arguments of :func:`prepare_stems` (a dict, changed in place)."""
     try:
-        segment_duration = float(segment_duration)
+        a["segment_duration"] = float(a["segment_duration"])
     except (TypeError, ValueError):
-        raise MixinError(f"segment duration must be a number of seconds, got {segment_duration!r}") from None
-    seg_samples = int(round(segment_duration * params.SAMPLE_RATE)) if np.isfinite(segment_duration) else 0
-    if seg_samples < 1:
-        raise MixinError(f"segment duration must be a positive number of seconds, got {segment_duration}")
-    segment_offset = _check_int("segment offset", segment_offset, 0)
-    if segment_limit is not None:
-        segment_limit = _check_int("segment limit", segment_limit, 0)
-        if segment_limit <= segment_offset:
-            raise MixinError(f"segment limit ({segment_limit}) must be greater than the segment "
-                             f"offset ({segment_offset}): no segment would be written")
-    track_limit = _check_int("track limit", track_limit, -1)
-    if track_limit == 0:
+        raise MixinError(f"segment duration must be a number of seconds, got {a['segment_duration']!r}") from None
+    d = a["segment_duration"]
+    a["seg_samples"] = int(round(d * params.SAMPLE_RATE)) if np.isfinite(d) else 0
+    if a["seg_samples"] < 1:
+        raise MixinError(f"segment duration must be a positive number of seconds, got {d}")
+    for key, lo in (("segment_offset", 0), ("segment_limit", 0), ("track_limit", -1), ("augment", 0),
+                    ("seed", 0), ("augment_segments", 1)):
+        if a[key] is not None:
+            a[key] = _check_int(key.replace("_", " "), a[key], lo)
+    if a["segment_limit"] is not None and a["segment_limit"] <= a["segment_offset"]:
+        raise MixinError(f"segment limit ({a['segment_limit']}) must be greater than the segment "
+                         f"offset ({a['segment_offset']}): no segment would be written")
+    if a["track_limit"] == 0:
         raise MixinError("track limit must be -1 (all songs) or a positive number, got 0")
-    augment = _check_int("augment", augment, 0)
-    seed = _check_int("seed", seed, 0)
     try:
-        augment_gain_db = float(augment_gain_db)
+        a["augment_gain_db"] = float(a["augment_gain_db"])
     except (TypeError, ValueError):
-        raise MixinError(f"augment gain must be a number of dB, got {augment_gain_db!r}") from None
-    if not (np.isfinite(augment_gain_db) and 0 <= augment_gain_db <= 40):
-        raise MixinError(f"augment gain must be between 0 and 40 dB, got {augment_gain_db}")
-    if augment_segments is not None:
-        augment_segments = _check_int("augment segments", augment_segments, 1)
-    data_dir = Path(data_dir)
-    if data_dir.exists() and not data_dir.is_dir():
-        raise MixinError(f"data directory is not a directory: {data_dir}")
+        raise MixinError(f"augment gain must be a number of dB, got {a['augment_gain_db']!r}") from None
+    if not (np.isfinite(a["augment_gain_db"]) and 0 <= a["augment_gain_db"] <= 40):
+        raise MixinError(f"augment gain must be between 0 and 40 dB, got {a['augment_gain_db']}")
+    a["data_dir"] = Path(a["data_dir"])
+    if a["data_dir"].exists() and not a["data_dir"].is_dir():
+        raise MixinError(f"data directory is not a directory: {a['data_dir']}")
+    return a
 
-    # ---- songs: find, classify, probe headers, skip unusable ones, limit
+
+def _find_songs(a):
+    """The usable real songs (numbered, probed, their segments chosen) and the skipped folders."""
     songs, skipped, too_short = [], [], []
-    for folder, files in find_song_folders(stem_dirs, exclude=data_dir):
+    for folder, files in find_song_folders(a["stem_dirs"], exclude=a["data_dir"]):
         roles = _classify_files(files)
         missing = [what for what, role in (("drum", "percussive"), ("vocal", "vocal")) if not roles[role]]
         if missing:
@@ -488,11 +356,11 @@ def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
             continue
         song = Song(index=len(songs), folder=folder, files=roles)
         _probe_song(song)
-        song.segments = _segment_range(song.length, seg_samples, segment_offset, segment_limit)
+        song.segments = _segment_range(song.length, a["seg_samples"], a["segment_offset"], a["segment_limit"])
         if not song.segments:
             # skipped before numbering, so that song numbers and the split stay contiguous
             log.warning("skipping song folder %s: %.1f s is too short for segment %d of %g s",
-                        folder, song.length / params.SAMPLE_RATE, segment_offset, segment_duration)
+                        folder, song.length / params.SAMPLE_RATE, a["segment_offset"], a["segment_duration"])
             skipped.append(str(folder))
             too_short.append(str(folder))
             continue
@@ -502,38 +370,45 @@ def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
         if not roles["harmonic"]:
             log.warning("song folder %s has no harmonic stem: its harmonic part is silent", folder)
         songs.append(song)
-        if track_limit > 0 and len(songs) == track_limit:
+        if a["track_limit"] > 0 and len(songs) == a["track_limit"]:
             break
     if not songs:
-        where = ", ".join(str(d) for d in ([stem_dirs] if isinstance(stem_dirs, (str, os.PathLike))
-                                           else stem_dirs))
+        sd = a["stem_dirs"]
+        where = ", ".join(str(d) for d in ([sd] if isinstance(sd, (str, os.PathLike)) else sd))
         if too_short:
             raise MixinError(f"no segment to write: every usable song under {where} is shorter than "
-                             f"{segment_offset + 1} segment(s) of {segment_duration:g} s "
-                             f"(segment offset {segment_offset})")
+                             f"{a['segment_offset'] + 1} segment(s) of {a['segment_duration']:g} s "
+                             f"(segment offset {a['segment_offset']})")
         raise MixinError(f"no usable song (a folder with a drum and a vocal file) under {where}")
-    if len(songs) + augment > _MAX_SONGS:
-        raise MixinError(f"{len(songs)} songs + {augment} remixes exceed the {_MAX_SONGS} songs that "
+    if len(songs) + a["augment"] > _MAX_SONGS:
+        raise MixinError(f"{len(songs)} songs + {a['augment']} remixes exceed the {_MAX_SONGS} songs that "
                          "segment folder names can number")
+    return songs, skipped
 
-    # ---- split and remixes (each remix is as long as its shortest source: >= 1 segment)
-    if validation_songs or test_songs:
-        split = named_split(songs, validation_songs, test_songs)
+
+def _split_and_remixes(songs, a):
+    """The split (named or random) and the remixes appended to ``songs`` (training songs)."""
+    if a["validation_songs"] or a["test_songs"]:
+        split = named_split(songs, a["validation_songs"], a["test_songs"])
     else:
-        split = split_songs(len(songs), seed)
-    plans = plan_remixes(songs, split["train"], augment, seed, augment_gain_db)
+        split = split_songs(len(songs), a["seed"])
+    plans = plan_remixes(songs, split["train"], a["augment"], a["seed"], a["augment_gain_db"])
     for plan in plans:
         idx = len(songs)
         channels = _check_channels(f"remix {idx}", [songs[p["song"]].channels for p in plan.values()])
         length = min(songs[p["song"]].length for p in plan.values())
-        segments = _segment_range(length, seg_samples, segment_offset, segment_limit)
+        segments = _segment_range(length, a["seg_samples"], a["segment_offset"], a["segment_limit"])
         songs.append(Song(index=idx, folder=None, remix=plan, channels=channels, length=length,
-                          segments=segments[:augment_segments]))
+                          segments=segments[:a["augment_segments"]]))
     split = {k: list(v) for k, v in split.items()}
     split["train"] += [s.index for s in songs if s.remix is not None]
-    n_segments = sum(len(s.segments) for s in songs)
+    return split, len(plans)
 
-    # ---- existing data
+
+def _write_songs(songs, a):
+    """Write every song's segment folders, one song at a time; remove the earlier preparation's
+    folders not written again. Returns the samples of real audio read."""
+    data_dir, overwrite = a["data_dir"], a["overwrite"]
     existing = _existing_preparation(data_dir)
     if existing and not overwrite:
         raise MixinError(f"{data_dir} already holds prepared data ({existing[0].name}, {len(existing)} "
@@ -544,8 +419,6 @@ def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
     if any(data_dir.glob(layout.HDF5_GLOB)):
         log.warning("%s holds HDF5 files built from earlier segments: rebuild them with --create-hdf5",
                     data_dir)
-
-    # ---- write, one song at a time
     input_samples = 0
     for song in songs:
         if song.remix is None:
@@ -555,33 +428,49 @@ def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
         else:
             parts = _load_remix(songs, song.remix, song.channels)
             what = "remix of " + ", ".join(f"{r} {p['song']}" for r, p in song.remix.items())
-        _write_segments(data_dir, song, parts, seg_samples, overwrite)
+        _write_segments(data_dir, song, parts, a["seg_samples"], overwrite)
         del parts
         log.info("song %03d (%s): %d segments", song.index, what, len(song.segments))
-
     written = {f for s in songs for f in _folders(s)}
     stale = [p for p in _existing_preparation(data_dir) if p.is_dir() and p.name not in written]
     for p in stale:
         shutil.rmtree(p)
     if stale:
         log.info("removed %d segment folders of the previous preparation", len(stale))
+    return input_samples
 
-    _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, segment_offset,
-                      segment_limit, augment, seed, augment_gain_db, augment_segments)
+
+def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
+                  data_dir: str | os.PathLike = "data", segment_duration: float = 30.0,
+                  segment_offset: int = 0, track_limit: int = -1, segment_limit: int | None = None,
+                  augment: int = 0, seed: int = 0, overwrite: bool = False,
+                  augment_gain_db: float = AUGMENT_GAIN_DB, augment_segments: int | None = None,
+                  validation_songs: Iterable[str] | None = None,
+                  test_songs: Iterable[str] | None = None) -> dict[str, Any]:
+    """Cut the songs under ``stem_dirs`` into segment folders in ``data_dir`` and write
+    ``data_dir/songs.json`` (the flags of ``--prepare-stems``; rules in docs/training.md).
+    ``segment_limit``: segments are written up to (excluding) this index; ``track_limit``: -1 =
+    all songs; ``augment``: remixed training songs to add. Raises :class:`MixinError` for bad
+    arguments, unusable stems, or a previous preparation without ``overwrite``.
+
+    Returns a dict: 'data_dir', 'songs' (real songs used), 'augmented', 'skipped' (folders),
+    'segments', 'folders', 'files', 'split', 'seconds' (wall time), 'input_seconds' (real audio
+    read), 'segment_seconds', 'segments_per_second', 'seconds_per_audio_minute'.
+    """
+    t0 = time.perf_counter()
+    a = _check_args(dict(locals()))
+    songs, skipped = _find_songs(a)
+    split, n_remixes = _split_and_remixes(songs, a)
+    n_segments = sum(len(s.segments) for s in songs)
+    input_samples = _write_songs(songs, a)
+    _write_songs_json(a, songs, split)
     elapsed = time.perf_counter() - t0
     input_seconds = input_samples / params.SAMPLE_RATE
     summary = {
-        "data_dir": str(data_dir),
-        "songs": sum(s.remix is None for s in songs),
-        "augmented": len(plans),
-        "skipped": skipped,
-        "segments": n_segments,
-        "folders": 2 * n_segments,
-        "files": 7 * n_segments,
-        "split": split,
-        "seconds": elapsed,
-        "input_seconds": input_seconds,
-        "segment_seconds": n_segments * seg_samples / params.SAMPLE_RATE,
+        "data_dir": str(a["data_dir"]), "songs": len(songs) - n_remixes, "augmented": n_remixes,
+        "skipped": skipped, "segments": n_segments, "folders": 2 * n_segments, "files": 7 * n_segments,
+        "split": split, "seconds": elapsed, "input_seconds": input_seconds,
+        "segment_seconds": n_segments * a["seg_samples"] / params.SAMPLE_RATE,
         "segments_per_second": n_segments / elapsed if elapsed > 0 else float("inf"),
         "seconds_per_audio_minute": elapsed / (input_seconds / 60) if input_seconds else float("nan"),
     }
@@ -592,44 +481,24 @@ def prepare_stems(stem_dirs: str | os.PathLike | Iterable[str | os.PathLike],
     return summary
 
 
-def _write_songs_json(data_dir, songs, split, seg_samples, segment_duration, segment_offset,
-                      segment_limit, augment, seed, augment_gain_db=AUGMENT_GAIN_DB,
-                      augment_segments=None):
+def _write_songs_json(a, songs, split):
     split_of = {i: name for name, idx in split.items() for i in idx}
     table = []
     for s in songs:
-        entry = {
-            "index": s.index,
-            "source": None if s.folder is None else str(Path(s.folder).resolve()),
-            "augmented": s.remix is not None,
-            "split": split_of[s.index],
-            "duration": s.length / params.SAMPLE_RATE,
-            "samples": s.length,
-            "channels": s.channels,
-            "n_segments": len(s.segments),
-            "segments": s.segments,
-            "folders": _folders(s),
-        }
+        entry = dict(index=s.index, source=None if s.folder is None else str(Path(s.folder).resolve()),
+                     augmented=s.remix is not None, split=split_of[s.index],
+                     duration=s.length / params.SAMPLE_RATE, samples=s.length, channels=s.channels,
+                     n_segments=len(s.segments), segments=s.segments, folders=_folders(s))
         if s.remix is None:
             entry["files"] = {role: [f.name for f in fs] for role, fs in s.files.items()}
         else:
             entry["remix"] = s.remix
         table.append(entry)
-    doc = {
-        "format": layout.SONGS_FORMAT,
-        "sample_rate": params.SAMPLE_RATE,
-        "segment_duration": segment_duration,
-        "segment_samples": seg_samples,
-        "segment_offset": segment_offset,
-        "segment_limit": segment_limit,
-        "augment": augment,
-        "augment_gain_db": augment_gain_db,
-        "augment_segments": augment_segments,
-        "seed": seed,
-        "split": split,
-        "songs": table,
-    }
-    fileio.write_json(layout.songs_json(data_dir), doc)
+    doc = dict(format=layout.SONGS_FORMAT, sample_rate=params.SAMPLE_RATE,
+               segment_duration=a["segment_duration"], segment_samples=a["seg_samples"],
+               **{k: a[k] for k in ("segment_offset", "segment_limit", "augment", "augment_gain_db",
+                                    "augment_segments", "seed")}, split=split, songs=table)
+    fileio.write_json(layout.songs_json(a["data_dir"]), doc)
 
 
 def _folders(song):
