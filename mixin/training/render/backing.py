@@ -1,26 +1,13 @@
 """Generated backing music (bass and "other" stems) in a groove's tempo and metre, rendered with FluidSynth.
 
-:func:`render_backing` writes a song's pitched parts for the multitrack renderer
-(:mod:`mixin.training.render.render`): a random key (12 tonics; major, minor, dorian or mixolydian),
-a 4-8 bar chord progression (common progressions or random diatonic ones, occasional 7ths and
-suspensions) looped with variations, bars of ``beats_per_bar`` beats at ``tempo_bpm`` starting at
-sample 0, and an arrangement of parts:
-
-- a bass line (most songs): roots, root-fifth, octaves, walking or syncopated eighths on the chords,
-  on a GM bass program;
-- 2-5 "other" parts among comping (block chords or strummed guitar voicings in rhythmic patterns),
-  arpeggios, sustained pads, a lead melody (phrases with rests) and power chords on driven guitar.
-
-Each part is rendered on its own (:func:`mixin.training.render.fluid.render_notes`) with a General
-MIDI program of its instrument family, goes through its own effects chain
-(:func:`mixin.training.render.fx.random_chain`), is normalised, given a random gain and pan, and
-summed into its stem; all parts share one synthetic room (a reverb bus, each part with its own
-send). Parts, the bass or the whole "other" stem drop out for some bars (breakdowns). Timing
-(+-10 ms) and velocities are humanised.
-
-Training songs use :data:`TRAIN_SOUNDFONTS` and the ``"train"`` programs of :data:`INSTRUMENTS`;
-held-out songs (validation and test) use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"`` programs, so
-that neither the instrument samples nor the programs of held-out songs are ever trained on.
+:func:`render_backing`: a random key and mode, a 4-8 bar chord progression looped with variations,
+and an arrangement of parts: a bass line (most songs) and 2-5 "other" parts among comping, arpeggios,
+pads, a lead melody and power chords. Each part (timing and velocities humanised) is rendered on its
+own (:func:`.fluid.render_notes`) with a GM program of its family, goes through its own effects chain
+(:func:`.fx.random_chain`), is normalised, given a random gain and pan and summed into its stem; all
+parts share one synthetic room (a reverb bus). Parts, the bass or the whole "other" stem drop out
+for some bars. Held-out songs (validation, test) use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"``
+programs of :data:`INSTRUMENTS`, so that neither is ever trained on.
 """
 
 from __future__ import annotations
@@ -253,6 +240,11 @@ def _chord_at(bars: list[list[dict]], bar: int, beat: float, bpb: int) -> dict:
     return chords[0] if beat < bpb / 2 else chords[1]
 
 
+def _played(grid: _Grid, active: np.ndarray) -> list[int]:
+    """The bars in which a part plays."""
+    return [b for b in range(grid.n_bars) if active[b]]
+
+
 def _rows(rows: list[tuple[float, float, int, float]]) -> np.ndarray:
     """Note rows ``(start_s, end_s, pitch, velocity)`` as an array [shape=(n, 4)]."""
     return np.array(rows, dtype=np.float64).reshape(-1, 4)
@@ -310,9 +302,7 @@ def _bass_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, 
     rows: list[tuple[float, float, int, float]] = []
     sync = _rhythm(rng, grid.bpb, "syncopated")
     root_rhythm = _rhythm(rng, grid.bpb, str(rng.choice(["whole", "halves", "quarters"])))
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    for b in _played(grid, active):
         for ci, chord in enumerate(bars[b]):
             span = (0.0, grid.bpb) if len(bars[b]) == 1 else ((0.0, grid.bpb / 2), (grid.bpb / 2, grid.bpb))[ci]
             root = base + (chord["root"] - base) % 12
@@ -370,9 +360,7 @@ def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str) -> tuple
     strum_ms = float(rng.uniform(6, 22))
     rows = []
     prev = None
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    for b in _played(grid, active):
         for x, ln, acc in rhythm:
             chord = _chord_at(bars, b, x, grid.bpb)
             if strum:
@@ -400,9 +388,7 @@ def _power_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray,
     vel0 = float(rng.uniform(80, 110))
     octave = rng.random() < 0.6
     rows = []
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    for b in _played(grid, active):
         for x, ln, acc in rhythm:
             chord = _chord_at(bars, b, x, grid.bpb)
             root = base + (chord["root"] - base) % 12
@@ -423,9 +409,7 @@ def _arp_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, s
     pattern = rng.integers(0, 6, 8)
     rows = []
     steps = np.arange(0.0, grid.bpb - 1e-9, rate)
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    for b in _played(grid, active):
         for i, x in enumerate(steps):
             chord = _chord_at(bars, b, x, grid.bpb)
             pool = _pitches(chord["tones"], lo, lo + span)
@@ -456,9 +440,7 @@ def _pad_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, s
     vel0 = float(rng.uniform(55, 90))
     rows = []
     prev = None
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    for b in _played(grid, active):
         chords = bars[b]
         for ci, chord in enumerate(chords):
             x0 = 0.0 if ci == 0 else grid.bpb / 2
@@ -553,29 +535,97 @@ def _pick(rng: np.random.Generator, heldout: bool, family: str, fonts: tuple[str
     return int(rng.choice(progs)), str(fonts[int(rng.integers(len(fonts)))])
 
 
-def render_backing(
-    tempo_bpm: float,
-    beats_per_bar: int,
-    n_samples: int,
-    rng: np.random.Generator,
-    heldout: bool = False,
-    sr: int = 44100,
-    *,
-    soundfonts: tuple[str, ...] | None = None,
-) -> tuple[dict, dict]:
+def _arrangement(rng: np.random.Generator, n_bars: int) -> list[dict[str, Any]]:
+    """The song's parts: stem, role, family and the bars each plays."""
+    rockish = rng.random() < 0.35
+    n_other = int(rng.choice([2, 3, 3, 4, 4, 5]))
+    roles = ["comping"] + (["power"] if rockish else [])
+    pool = ["comping", "arpeggio", "pad", "lead", "power" if rockish else "comping"]
+    while len(roles) < n_other:
+        roles.append(str(rng.choice(pool, p=[0.22, 0.2, 0.2, 0.23, 0.15])))
+    roles = roles[:n_other]
+    has_bass = rng.random() < 0.85
+    other_breaks = _activity(rng, n_bars, 0.0)  # whole-"other" breakdowns: 1-2 bar gaps, sometimes
+    if rng.random() < 0.15 and n_bars >= 8:
+        s = int(rng.integers(n_bars - 2))
+        other_breaks[s:s + int(rng.integers(2, 5))] = False
+    if not other_breaks.any():
+        other_breaks[:] = True
+    parts: list[dict[str, Any]] = []
+    if has_bass:
+        parts.append({"stem": "bass", "role": "bass", "family": "bass",
+                      "active": _activity(rng, n_bars, float(rng.choice([0.0, 0.1, 0.2])))})
+    used: dict[str, int] = {}
+    for role in roles:
+        fams = [f for f in ROLE_FAMILIES[role] if used.get(f, 0) < (2 if f == "driven_guitar" else 1)]
+        if role == "power":
+            family = "driven_guitar"
+        elif rockish and role == "comping" and "driven_guitar" in fams and rng.random() < 0.3:
+            family = "driven_guitar"
+        else:
+            family = str(rng.choice(fams or ROLE_FAMILIES[role]))
+        used[family] = used.get(family, 0) + 1
+        p_drop = {"lead": 0.35, "arpeggio": 0.3, "pad": 0.25}.get(role, 0.15)
+        parts.append({"stem": "other", "role": role, "family": family,
+                      "active": _activity(rng, n_bars, p_drop) & other_breaks})
+    return parts
+
+
+def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr):
+    """One part's notes, audio (effects, level, pan) and info: (stereo audio, reverb send, info)."""
+    role, family, act = part["role"], part["family"], part["active"]
+    program, soundfont = _pick(rng, heldout, family, fonts)
+    if role == "bass":
+        notes, pattern = _bass_part(rng, grid, bars, act)
+    elif role == "comping":
+        notes, pattern = _comp_part(rng, grid, bars, act, family)
+    elif role == "power":
+        notes, pattern = _power_part(rng, grid, bars, act)
+    elif role == "arpeggio":
+        notes, pattern = _arp_part(rng, grid, bars, act)
+    elif role == "pad":
+        notes, pattern = _pad_part(rng, grid, bars, act)
+    else:
+        notes, pattern = _lead_part(rng, grid, bars, act, mode, tonic)
+    fx_role = "pad" if role == "pad" else FAMILY_FX[family]
+    gain_db = float(rng.uniform(-6.0, 2.0)) + {"pad": -3.0, "lead": 1.0, "bass": 2.0}.get(role, 0.0)
+    pan_pos = float(rng.uniform(-0.15, 0.15)) if role in ("bass", "lead") else float(rng.uniform(-0.8, 0.8))
+    # rock guitars are often double-tracked: a second take, the two panned apart
+    double = (role == "power" or (role == "comping" and "guitar" in family)) and rng.random() < 0.4
+    width = float(rng.uniform(0.6, 1.0)) if double else 0.0
+    vel_sd = {"pad": 3.0, "arpeggio": 5.0}.get(role, 6.0)
+    fx_seed = int(rng.integers(2**31))
+    takes = [_humanise(notes, grid, vel_sd) for _ in range(2 if double else 1)]
+    audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr) for t in takes])
+    y, fx_info = fx.random_chain(audio, sr, np.random.default_rng(fx_seed), fx_role, reverb_on=False)
+    y = fx.normalise(y, sr, PART_LEVEL_DB + gain_db)
+    if double:
+        pan_pos = 0.0
+        y = fx.pan(y[:2], -width) + fx.pan(y[2:], width)
+    else:
+        y = fx.pan(y, pan_pos)
+    send = float(fx_info["reverb"]["wet"])
+    info = {"stem": part["stem"], "role": role, "family": family, "fx_role": fx_role, "program": program,
+            "soundfont": os.path.basename(soundfont), "pattern": pattern, "n_notes": int(len(notes)),
+            "active_bars": [int(v) for v in act], "gain_db": gain_db, "pan": pan_pos, "double_tracked": width,
+            "reverb_send": send, "fx": fx_info}
+    return y, send, info
+
+
+def render_backing(tempo_bpm: float, beats_per_bar: int, n_samples: int, rng: np.random.Generator,
+                   heldout: bool = False, sr: int = 44100, *,
+                   soundfonts: tuple[str, ...] | None = None) -> tuple[dict, dict]:
     """Render a song's bass and "other" stems: a random key, progression and arrangement of parts.
 
-    Bars are ``beats_per_bar`` beats at ``tempo_bpm``, the first bar starts at sample 0 (like the drums).
+    Bars are ``beats_per_bar`` beats at ``tempo_bpm``, the first bar starts at sample 0 (like the
+    drums). Every random choice comes from ``rng``. ``heldout``: the held-out SoundFonts and programs
+    (validation/test); ``soundfonts``: a subset of the allowed SoundFonts to draw from.
 
-    :param rng: all random choices come from it (same state -> same stems and info).
-    :param heldout: use the held-out SoundFonts and programs (validation/test) instead of the training ones.
-    :param soundfonts: a subset of :data:`TRAIN_SOUNDFONTS` (or of :data:`HELDOUT_SOUNDFONTS` with
-        ``heldout``) to draw from, e.g. to avoid loading the slow MuseScore_General.sf3 in quick runs.
-    :returns: ``({"bass": [shape=(2, n_samples)], "other": [shape=(2, n_samples)]}, info)``, float32
-        stems (silent bass when the song has none), and a JSON-serialisable ``info``: key, mode,
-        progression (chord symbols of the loop), chords (symbols per bar), and per part: stem, role,
-        family, program, soundfont (file name), pattern, active bars, gain_db, pan, reverb send, fx.
-    :raises MixinError: FluidSynth or a SoundFont missing, bad arguments.
+    Returns ``({"bass": [shape=(2, n_samples)], "other": [shape=(2, n_samples)]}, info)``: float32
+    stems (silent bass when the song has none) and a JSON-serialisable ``info`` (key, mode,
+    progression, chords per bar, and per part: stem, role, family, program, soundfont, pattern,
+    active bars, gain_db, pan, reverb send, fx). Raises :class:`MixinError` for a missing
+    FluidSynth or SoundFont or a bad argument.
     """
     if not (20.0 <= float(tempo_bpm) <= 400.0):
         raise MixinError(f"render_backing: tempo must be 20-400 bpm, got {tempo_bpm}")
@@ -595,98 +645,21 @@ def render_backing(
         check_soundfont(f)
     beats_per_bar = int(beats_per_bar)
 
-    # harmony
     mode = str(rng.choice(list(MODES), p=np.array(list(MODE_WEIGHTS.values()))))
     tonic = int(rng.integers(12))
     prog = _progression(rng, mode, tonic)
-    dur = n_samples / sr
-    n_bars = max(1, int(np.ceil(dur / (60.0 / tempo_bpm * beats_per_bar))))
+    n_bars = max(1, int(np.ceil(n_samples / sr / (60.0 / tempo_bpm * beats_per_bar))))
     bars = _song_chords(rng, prog, n_bars, mode, tonic)
     grid = _Grid(float(tempo_bpm), beats_per_bar, n_bars, rng)
-
-    # arrangement: which parts, which bars
-    rockish = rng.random() < 0.35
-    n_other = int(rng.choice([2, 3, 3, 4, 4, 5]))
-    roles = ["comping"]
-    pool = ["comping", "arpeggio", "pad", "lead", "power" if rockish else "comping"]
-    if rockish:
-        roles.append("power")
-    while len(roles) < n_other:
-        roles.append(str(rng.choice(pool, p=[0.22, 0.2, 0.2, 0.23, 0.15])))
-    roles = roles[:n_other]
-    has_bass = rng.random() < 0.85
-    other_breaks = _activity(rng, n_bars, 0.0)  # whole-"other" breakdowns: 1-2 bar gaps, sometimes
-    if rng.random() < 0.15 and n_bars >= 8:
-        s = int(rng.integers(n_bars - 2))
-        other_breaks[s:s + int(rng.integers(2, 5))] = False
-    if not other_breaks.any():
-        other_breaks[:] = True
-
-    parts: list[dict[str, Any]] = []
-    if has_bass:
-        parts.append({"stem": "bass", "role": "bass", "family": "bass",
-                      "active": _activity(rng, n_bars, float(rng.choice([0.0, 0.1, 0.2])))})
-    used: dict[str, int] = {}
-    for role in roles:
-        fams = [f for f in ROLE_FAMILIES[role] if used.get(f, 0) < (2 if f == "driven_guitar" else 1)]
-        if role == "power":
-            family = "driven_guitar"
-        elif rockish and role == "comping" and "driven_guitar" in fams and rng.random() < 0.3:
-            family = "driven_guitar"
-        else:
-            family = str(rng.choice(fams or ROLE_FAMILIES[role]))
-        used[family] = used.get(family, 0) + 1
-        p_drop = {"lead": 0.35, "arpeggio": 0.3, "pad": 0.25}.get(role, 0.15)
-        parts.append({"stem": "other", "role": role, "family": family,
-                      "active": _activity(rng, n_bars, p_drop) & other_breaks})
-
-    # notes, then audio
+    parts = _arrangement(rng, n_bars)
     stems = {"bass": np.zeros((2, n_samples), np.float32), "other": np.zeros((2, n_samples), np.float32)}
     sends = {"bass": np.zeros((2, n_samples), np.float32), "other": np.zeros((2, n_samples), np.float32)}
     part_info = []
     for part in parts:
-        role, family = part["role"], part["family"]
-        program, soundfont = _pick(rng, heldout, family, fonts)
-        act = part["active"]
-        if role == "bass":
-            notes, pattern = _bass_part(rng, grid, bars, act)
-        elif role == "comping":
-            notes, pattern = _comp_part(rng, grid, bars, act, family)
-        elif role == "power":
-            notes, pattern = _power_part(rng, grid, bars, act)
-        elif role == "arpeggio":
-            notes, pattern = _arp_part(rng, grid, bars, act)
-        elif role == "pad":
-            notes, pattern = _pad_part(rng, grid, bars, act)
-        else:
-            notes, pattern = _lead_part(rng, grid, bars, act, mode, tonic)
-        fx_role = "pad" if role == "pad" else FAMILY_FX[family]
-        gain_db = float(rng.uniform(-6.0, 2.0)) + {"pad": -3.0, "lead": 1.0, "bass": 2.0}.get(role, 0.0)
-        pan_pos = float(rng.uniform(-0.15, 0.15)) if role in ("bass", "lead") else float(rng.uniform(-0.8, 0.8))
-        # rock guitars are often double-tracked: a second take, the two panned apart
-        double = (role == "power" or (role == "comping" and "guitar" in family)) and rng.random() < 0.4
-        width = float(rng.uniform(0.6, 1.0)) if double else 0.0
-        vel_sd = {"pad": 3.0, "arpeggio": 5.0}.get(role, 6.0)
-        fx_seed = int(rng.integers(2**31))
-        takes = [_humanise(notes, grid, vel_sd) for _ in range(2 if double else 1)]
-        audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr)
-                                for t in takes])
-        y, fx_info = fx.random_chain(audio, sr, np.random.default_rng(fx_seed), fx_role, reverb_on=False)
-        y = fx.normalise(y, sr, PART_LEVEL_DB + gain_db)
-        if double:
-            pan_pos = 0.0
-            y = fx.pan(y[:2], -width) + fx.pan(y[2:], width)
-        else:
-            y = fx.pan(y, pan_pos)
-        send = float(fx_info["reverb"]["wet"])
+        y, send, info = _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr)
         stems[part["stem"]] += (1.0 - send) * y
         sends[part["stem"]] += send * y
-        part_info.append({
-            "stem": part["stem"], "role": role, "family": family, "fx_role": fx_role, "program": program,
-            "soundfont": os.path.basename(soundfont), "pattern": pattern, "n_notes": int(len(notes)),
-            "active_bars": [int(v) for v in act], "gain_db": gain_db, "pan": pan_pos, "double_tracked": width,
-            "reverb_send": send, "fx": fx_info,
-        })
+        part_info.append(info)
 
     # the shared room: one impulse response, one convolution per stem that sends to it
     room = {"rt60_s": float(np.exp(rng.uniform(np.log(0.3), np.log(2.2)))),
@@ -700,14 +673,13 @@ def render_backing(
             stems[k] += wet[2 * i:2 * i + 2]
     for name in stems:
         stems[name] = np.nan_to_num(stems[name], nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-
     info = {
         "key": f"{NOTE_NAMES[tonic]} {mode}", "tonic": NOTE_NAMES[tonic], "mode": mode,
         "tempo_bpm": float(tempo_bpm), "beats_per_bar": beats_per_bar, "n_bars": n_bars,
         "swing": grid.swing, "heldout": bool(heldout),
         "progression": [c["symbol"] for c in prog],
         "chords": ["/".join(c["symbol"] for c in bar) for bar in bars],
-        "has_bass": has_bass, "reverb": room, "parts": part_info,
+        "has_bass": parts[0]["role"] == "bass", "reverb": room, "parts": part_info,
         "levels_db": {k: (float(v) if np.isfinite(v := fx.active_rms_db(s, sr)) else None)
                       for k, s in stems.items()},
     }

@@ -97,25 +97,14 @@ class _Synth:
     def __init__(self, sr: int):
         fl = _import_fluidsynth()
         self.fl = fl
-        self.synth = fl.Synth(
-            gain=SYNTH_GAIN,
-            samplerate=float(sr),
-            channels=16,
-            **{
-                "synth.reverb.active": 0,
-                "synth.chorus.active": 0,
-                "synth.polyphony": POLYPHONY,
-                "synth.cpu-cores": 1,
-            },
-        )
+        self.synth = fl.Synth(gain=SYNTH_GAIN, samplerate=float(sr), channels=16,
+                              **{"synth.reverb.active": 0, "synth.chorus.active": 0,
+                                 "synth.polyphony": POLYPHONY, "synth.cpu-cores": 1})
         self.sfids: dict[str, int] = {}
         write = getattr(fl, "fluid_synth_write_float", None)
         if write is None:
-            write = ctypes.CFUNCTYPE(
-                ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-                ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-            )(("fluid_synth_write_float", fl._fl))
+            i, p = ctypes.c_int, ctypes.c_void_p
+            write = ctypes.CFUNCTYPE(i, p, i, p, i, i, p, i, i)(("fluid_synth_write_float", fl._fl))
         self._write = write
         self._ptr = self.synth.synth
         self._scratch = np.zeros((2, BLOCK), dtype=np.float32)
@@ -174,13 +163,6 @@ class _Synth:
         self._write(self._ptr, n, ctypes.c_void_p(left), 0, 1, ctypes.c_void_p(right), 0, 1)
 
 
-def _get_synth(sr: int) -> _Synth:
-    s = _synths.get(sr)
-    if s is None:
-        s = _synths[sr] = _Synth(sr)
-    return s
-
-
 def _events(notes: np.ndarray, sr: int, drums: bool) -> list[tuple[int, int, int, int]]:
     """Sorted events ``(block_sample, kind, key, velocity)``, kind 0 = note-off, 1 = note-on.
 
@@ -205,15 +187,8 @@ def _events(notes: np.ndarray, sr: int, drums: bool) -> list[tuple[int, int, int
     return ev
 
 
-def render_notes(
-    soundfont: str,
-    notes: Any,
-    n_samples: int,
-    program: int = 0,
-    bank: int = 0,
-    drums: bool = False,
-    sr: int = 44100,
-) -> np.ndarray:
+def render_notes(soundfont: str, notes: Any, n_samples: int, program: int = 0, bank: int = 0,
+                 drums: bool = False, sr: int = 44100) -> np.ndarray:
     """Render notes with one SoundFont program; FluidSynth's dry output (no reverb or chorus).
 
     :param soundfont: path of a ``.sf2``/``.sf3`` file (loaded once per process).
@@ -250,14 +225,13 @@ def render_notes(
     out = np.zeros((2, n_blocks * BLOCK), dtype=np.float32)
     chan = 9 if drums else 0
     with _lock:
-        syn = _get_synth(int(sr))
+        syn = _synths.get(int(sr)) or _synths.setdefault(int(sr), _Synth(int(sr)))
         sid = syn.sfid(soundfont)
         bank = 128 if drums else int(bank)
         syn.scrub(sid, bank, int(program))
         if syn.synth.program_select(chan, sid, bank, int(program)) != 0:
-            raise MixinError(
-                f"render_notes: {os.path.basename(soundfont)} has no preset bank {bank} program {program}"
-            )
+            raise MixinError(f"render_notes: {os.path.basename(soundfont)} has no preset bank {bank} "
+                             f"program {program}")
         pos, peak = 0, 0
         fl, ptr = syn.fl, syn._ptr
         for t, kind, key, vel in _events(arr, sr, drums) if len(arr) else []:

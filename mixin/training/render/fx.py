@@ -1,10 +1,9 @@
 """Audio effects for rendered training material: loudness, EQ, compression, reverb, distortion, delay, pan.
 
 Everything works on float32 arrays [shape=(channels, n)] (a 1-D array is taken as one channel and
-given back 1-D), keeps the length, returns float32 without NaN or Inf, and uses numpy/scipy only,
-vectorised (no per-sample Python loops): a 60 s stereo part goes through :func:`random_chain` in
-well under a second. Random effects take a :class:`numpy.random.Generator` and are deterministic
-given its state; they return ``(y, info)`` where ``info`` records every setting (JSON-serialisable).
+given back 1-D), keeps the length and returns float32 without NaN or Inf (vectorised numpy/scipy).
+Random effects take a :class:`numpy.random.Generator` and return ``(y, info)``, ``info`` recording
+every setting (JSON-serialisable).
 """
 
 from __future__ import annotations
@@ -154,14 +153,6 @@ def eq(x: np.ndarray, sr: int, rng: np.random.Generator, max_db: float = 9.0) ->
     return _out(y, one), {"bands": bands}
 
 
-def filter_pass(x: np.ndarray, sr: int, kind: str, freq_hz: float, q: float = 0.707) -> np.ndarray:
-    """A 12 dB/octave RBJ ``"lowpass"`` or ``"highpass"`` filter on ``x`` [shape=(channels, n)]."""
-    a, one = _as2d(x)
-    if not a.shape[1]:
-        return _out(a.copy(), one)
-    return _out(_sosfilt(_biquad(kind, freq_hz, sr, 0.0, q), a), one)
-
-
 # ---------------------------------------------------------------------------------------------
 # Dynamics
 
@@ -173,17 +164,8 @@ def _one_pole(v: np.ndarray, time_ms: float, sr: float) -> np.ndarray:
     return signal.lfilter([1.0 - c], [1.0, -c], v, axis=-1, zi=zi)[0]
 
 
-def compress(
-    x: np.ndarray,
-    sr: int,
-    threshold_db: float,
-    ratio: float,
-    attack_ms: float,
-    release_ms: float,
-    makeup_db: float = 0.0,
-    knee_db: float = 6.0,
-    lookahead_ms: float = 0.0,
-) -> np.ndarray:
+def compress(x: np.ndarray, sr: int, threshold_db: float, ratio: float, attack_ms: float, release_ms: float,
+             makeup_db: float = 0.0, knee_db: float = 6.0, lookahead_ms: float = 0.0) -> np.ndarray:
     """Feed-forward compressor with a stereo-linked envelope follower.
 
     The detector is the signal's power smoothed over ~``attack_ms`` (dB); the gain reduction (soft
