@@ -71,43 +71,40 @@ def input_shape() -> tuple[int, int, int]:
     return coef_shape() + (1,)
 
 
-def build_cdae(shape: tuple[int, int, int] | None = None, name: str | None = None) -> keras.Model:
-    """Build an untrained MiXiN CDAE (Keras 3 functional model), uncompiled.
-
-    Parameters
-    ----------
-    shape : tuple (rows, cols, 1), optional
-        Input shape; defaults to :func:`input_shape`. The crop is derived so that the output
-        shape equals the input shape for any size.
-    name : str, optional
-        The model's name (default "mixin_cdae").
-    """
-    import_tensorflow()
-    import keras
+def _cdae_layers(widths, dilations, rows: int, cols: int) -> list:
+    """The CDAE's layers after its input for (rows, cols) inputs: seven 3x3 convolutions of
+    ``widths`` filters (``dilations``: dilated 1x3 convolutions after the third), pooling by (3,5)
+    and (1,5), upsampling back, a 1x1 convolution to one channel and the crop of the excess (after
+    'same' pooling and upsampling the size is ceil(ceil(n/p1)/p2)*p2*p1: 0 rows and 2 columns for 96 x 1948)."""
     from keras import layers
 
-    shape = tuple(shape or input_shape())
-    rows, cols = shape[0], shape[1]
-    # After pooling by (3,5) then (1,5) with 'same' padding and upsampling back, the size is
-    # ceil(ceil(n/p1)/p2)*p2*p1; crop the excess (for 96 x 1948: 0 rows, 2 columns).
+    w = widths
     up_rows = -(-rows // 3) * 3
     up_cols = -(-(-(-cols // 5)) // 5) * 25
     conv = dict(kernel_size=(3, 3), activation="relu", padding="same")
-    inp = keras.Input(shape=shape)
-    x = layers.Conv2D(12, **conv)(inp)
-    x = layers.MaxPooling2D((3, 5), padding="same")(x)
-    x = layers.Conv2D(20, **conv)(x)
-    x = layers.MaxPooling2D((1, 5), padding="same")(x)
-    x = layers.Conv2D(30, **conv)(x)
-    x = layers.Conv2D(40, **conv)(x)
-    x = layers.Conv2D(30, **conv)(x)
-    x = layers.Conv2D(20, **conv)(x)
-    x = layers.UpSampling2D((1, 5))(x)
-    x = layers.Conv2D(12, **conv)(x)
-    x = layers.UpSampling2D((3, 5))(x)
-    x = layers.Conv2D(1, (1, 1), activation="relu", padding="same")(x)
-    out = layers.Cropping2D(((0, up_rows - rows), (0, up_cols - cols)))(x)
-    return keras.Model(inp, out, name=name or "mixin_cdae")
+    stack = [layers.Conv2D(w[0], **conv), layers.MaxPooling2D((3, 5), padding="same"),
+             layers.Conv2D(w[1], **conv), layers.MaxPooling2D((1, 5), padding="same"),
+             layers.Conv2D(w[2], **conv)]
+    stack += [layers.Conv2D(w[2], (1, 3), dilation_rate=(1, d), activation="relu", padding="same")
+              for d in dilations]
+    return stack + [layers.Conv2D(w[3], **conv), layers.Conv2D(w[4], **conv), layers.Conv2D(w[5], **conv),
+                    layers.UpSampling2D((1, 5)), layers.Conv2D(w[6], **conv), layers.UpSampling2D((3, 5)),
+                    layers.Conv2D(1, (1, 1), activation="relu", padding="same"),
+                    layers.Cropping2D(((0, up_rows - rows), (0, up_cols - cols)))]
+
+
+def build_cdae(shape: tuple[int, int, int] | None = None, name: str | None = None) -> keras.Model:
+    """Build an untrained MiXiN CDAE (Keras 3 functional model, name "mixin_cdae" by default),
+    uncompiled, for inputs of ``shape`` (rows, cols, 1) (default :func:`input_shape`); its output
+    shape equals its input shape for any size."""
+    import_tensorflow()
+    import keras
+
+    shape = tuple(shape or input_shape())
+    x = inp = keras.Input(shape=shape)
+    for layer in _cdae_layers(ARCHITECTURES[DEFAULT_ARCH]["widths"], (), shape[0], shape[1]):
+        x = layer(x)
+    return keras.Model(inp, x, name=name or "mixin_cdae")
 
 
 #: Architectures ``--arch`` builds: the published CDAE ("mixin", the default) and the opt-in family
@@ -157,23 +154,10 @@ def build_model(arch: str = DEFAULT_ARCH, shape: tuple[int, int] | None = None,
         return build_cdae((rows, cols, 1), name=name)
     import_tensorflow()
     import keras
-    from keras import layers
 
-    w = spec["widths"]
-    up_rows = -(-rows // 3) * 3
-    up_cols = -(-(-(-cols // 5)) // 5) * 25
-    conv = dict(kernel_size=(3, 3), activation="relu", padding="same")
-    stack = [keras.Input(shape=(rows, cols, len(spec["inputs"]))),
-             layers.Conv2D(w[0], **conv), layers.MaxPooling2D((3, 5), padding="same"),
-             layers.Conv2D(w[1], **conv), layers.MaxPooling2D((1, 5), padding="same"),
-             layers.Conv2D(w[2], **conv)]
-    stack += [layers.Conv2D(w[2], (1, 3), dilation_rate=(1, d), activation="relu", padding="same")
-              for d in spec["dilations"]]
-    stack += [layers.Conv2D(w[3], **conv), layers.Conv2D(w[4], **conv), layers.Conv2D(w[5], **conv),
-              layers.UpSampling2D((1, 5)), layers.Conv2D(w[6], **conv), layers.UpSampling2D((3, 5)),
-              layers.Conv2D(1, (1, 1), activation="relu", padding="same"),
-              layers.Cropping2D(((0, up_rows - rows), (0, up_cols - cols)))]
-    return keras.Sequential(stack, name=name or arch.replace("-", "_"))
+    stack = [keras.Input(shape=(rows, cols, len(spec["inputs"])))]
+    return keras.Sequential(stack + _cdae_layers(spec["widths"], spec["dilations"], rows, cols),
+                            name=name or arch.replace("-", "_"))
 
 
 def model_flops(model: keras.Model) -> int:

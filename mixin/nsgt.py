@@ -66,6 +66,65 @@ def _hann(n):
     return 0.5 + 0.5 * np.cos(np.arange(n) * (2.0 * np.pi / n))
 
 
+def _frame(Ls, fs, n_bands, fmin, fmax, min_win):
+    """The frame: the bands strictly inside (0, fs/2) (Hz), and the Hann window lengths and centre
+    bins of every window (DC, the bands, Nyquist, then the mirrored negative frequencies)."""
+    nyq = fs / 2.0
+    f = bark_frequencies(n_bands, fmin, fmax)
+    # The 0 Hz and Nyquist bands are implicit (added below): keep the bands strictly inside.
+    first = np.argmax(f > 0)
+    if first != 0:
+        f = f[first:]
+    last = np.argmax(f >= nyq)
+    if last != 0:
+        f = f[:last]
+    if len(f) < 2 or np.any(np.diff(f) <= 0):
+        raise ValueError("the frequency scale must hold at least two increasing bands inside (0, fs/2)")
+    nb = len(f)  # bands strictly between 0 and Nyquist
+    centres = np.concatenate(([0.0], f, [nyq]))
+    centres = np.concatenate((centres, fs - centres[-2:0:-1])) * (Ls / fs)
+    win_len = np.empty(len(centres), dtype=int)  # 2 * nb + 2 windows
+    win_len[0] = np.round(2 * centres[1])
+    win_len[1:-1] = np.round(centres[2:] - centres[:-2])
+    win_len[-1] = np.round(Ls - centres[-2])
+    win_len = np.maximum(win_len, min_win)
+    # The last band below Nyquist is centred halfway between its neighbours (and its mirror).
+    centres[nb] = (centres[nb - 1] + centres[nb + 1]) / 2
+    centres[nb + 2] = Ls - centres[nb]
+    return f, win_len, np.round(centres).astype(int)
+
+
+def _layout(win_len, pos, n_cols, nn):
+    """Coefficient layout: band k, column j <-> FFT bin bins[k, j], with the analysis window and
+    the canonical dual (synthesis) window there: (bins, support, w_ana, w_syn) [shape=(n_win, n_cols)].
+
+    The windowed band is placed circularly around column 0: columns 0 .. ceil(m/2)-1 hold the
+    centre bin and above, the last floor(m/2) columns the bins below; the rest are zero. The dual
+    (painless case) is each window divided by the sum of all squared, scaled windows at its bins."""
+    windows = [_hann(m) for m in win_len]
+    idxs = [(np.arange(-(len(g) // 2), len(g) - len(g) // 2) + p) % nn for g, p in zip(windows, pos)]
+    diag = np.zeros(nn)
+    for g, idx in zip(windows, idxs):
+        diag[idx] += np.fft.fftshift(g) ** 2 * n_cols
+    cols = np.arange(n_cols)
+    n_win = len(windows)
+    bins = np.zeros((n_win, n_cols), dtype=np.int64)
+    support = np.zeros((n_win, n_cols), dtype=bool)
+    w_ana = np.zeros((n_win, n_cols))
+    w_syn = np.zeros((n_win, n_cols))
+    for k, (g, idx, p) in enumerate(zip(windows, idxs, pos)):
+        gd = g / np.fft.ifftshift(diag[idx])
+        m = len(g)
+        hi = cols < (m + 1) // 2
+        lo = cols >= n_cols - m // 2
+        bins[k] = (p + np.where(lo, cols - n_cols, cols)) % nn
+        support[k] = hi | lo
+        src = np.where(lo, cols - n_cols + m, cols)[support[k]]
+        w_ana[k, support[k]] = g[src]
+        w_syn[k, support[k]] = gd[src] * n_cols
+    return bins, support, w_ana, w_syn
+
+
 class NSGT:
     """Bark-scale NSGT of fixed-length chunks.
 
@@ -92,79 +151,21 @@ class NSGT:
             raise ValueError(f"length must be an integer >= 16, got {length}")
         if fs <= 0:
             raise ValueError(f"fs must be positive, got {fs}")
-        self.length = Ls = int(length)
+        self.length = int(length)
         self.fs = float(fs)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.cdtype = np.result_type(self.dtype, np.complex64)
-
-        # --- the frame: band centres (in FFT bins) and Hann window lengths -------------------
-        nyq = self.fs / 2.0
-        f = bark_frequencies(n_bands, fmin, fmax)
-        # The 0 Hz and Nyquist bands are implicit (added below): keep the bands strictly inside.
-        first = np.argmax(f > 0)
-        if first != 0:
-            f = f[first:]
-        last = np.argmax(f >= nyq)
-        if last != 0:
-            f = f[:last]
-        if len(f) < 2 or np.any(np.diff(f) <= 0):
-            raise ValueError("the frequency scale must hold at least two increasing bands inside (0, fs/2)")
-        nb = len(f)  # bands strictly between 0 and Nyquist
-        centres = np.concatenate(([0.0], f, [nyq]))
-        centres = np.concatenate((centres, self.fs - centres[-2:0:-1])) * (Ls / self.fs)
-        n_win = len(centres)  # 2 * nb + 2, positive and mirrored negative frequencies
-
-        win_len = np.empty(n_win, dtype=int)
-        win_len[0] = np.round(2 * centres[1])
-        win_len[1:-1] = np.round(centres[2:] - centres[:-2])
-        win_len[-1] = np.round(Ls - centres[-2])
-        win_len = np.maximum(win_len, min_win)
-        # The last band below Nyquist is centred halfway between its neighbours (and its mirror).
-        centres[nb] = (centres[nb - 1] + centres[nb + 1]) / 2
-        centres[nb + 2] = Ls - centres[nb]
-        pos = np.round(centres).astype(int)
-
-        n_rows = nb + 2  # real signal: DC, the inner bands, Nyquist
+        f, win_len, pos = _frame(self.length, self.fs, n_bands, fmin, fmax, min_win)
+        n_rows = len(f) + 2  # real signal: DC, the inner bands, Nyquist
         n_cols = int(win_len[:n_rows].max())  # matrix form: every band has the longest band's length
-        nn = (-pos[-1]) % Ls + pos[-1] - pos[0]  # total length of the frequency axis (== Ls)
+        nn = (-pos[-1]) % self.length + pos[-1] - pos[0]  # total length of the frequency axis (== Ls)
         self.shape = (n_rows, n_cols)
         self.n_fft = nn
-        self.frequencies = np.concatenate(([0.0], f, [nyq]))
-        windows = [_hann(m) for m in win_len]
-
-        # Canonical dual frame (painless case): divide each window by the sum of all squared,
-        # scaled windows at its frequencies.
-        diag = np.zeros(nn)
-        for g, p in zip(windows, pos):
-            m = len(g)
-            idx = (np.arange(-(m // 2), m - m // 2) + p) % nn
-            diag[idx] += np.fft.fftshift(g) ** 2 * n_cols
-        duals = []
-        for g, p in zip(windows, pos):
-            m = len(g)
-            idx = (np.arange(-(m // 2), m - m // 2) + p) % nn
-            duals.append(g / np.fft.ifftshift(diag[idx]))
-
-        # --- coefficient layout: band k, column j <-> FFT bin bins[k, j] with window w[k, j] -----
-        # The windowed band is placed circularly around column 0: columns 0 .. ceil(m/2)-1 hold the
-        # centre bin and above, the last floor(m/2) columns the bins below; the rest are zero.
-        cols = np.arange(n_cols)
-        bins = np.zeros((n_win, n_cols), dtype=np.int64)
-        support = np.zeros((n_win, n_cols), dtype=bool)
-        w_ana = np.zeros((n_win, n_cols))
-        w_syn = np.zeros((n_win, n_cols))
-        for k, (g, gd, p) in enumerate(zip(windows, duals, pos)):
-            m = len(g)
-            hi = cols < (m + 1) // 2
-            lo = cols >= n_cols - m // 2
-            bins[k] = (p + np.where(lo, cols - n_cols, cols)) % nn
-            support[k] = hi | lo
-            src = np.where(lo, cols - n_cols + m, cols)[support[k]]
-            w_ana[k, support[k]] = g[src]
-            w_syn[k, support[k]] = gd[src] * n_cols
+        self.frequencies = np.concatenate(([0.0], f, [self.fs / 2.0]))
         self.window_lengths = win_len[:n_rows].copy()
+        bins, support, w_ana, w_syn = _layout(win_len, pos, n_cols, nn)
 
         # Analysis: gather from the one-sided spectrum (bins above Nyquist are conjugates).
         b = bins[:n_rows]
@@ -175,31 +176,23 @@ class NSGT:
 
         # Synthesis: overlap-add of every band (the mirrored ones are conjugates of the real rows)
         # into the one-sided spectrum, as two sparse matrices (direct and conjugated terms).
-        n_half = nn // 2 + 1
+        n_half, n_win = nn // 2 + 1, len(win_len)
         flat = np.arange(n_rows * n_cols).reshape(n_rows, n_cols)
-        rows_d, cols_d, vals_d, rows_c, cols_c, vals_c = [], [], [], [], [], []
+        direct, conj = ([], [], []), ([], [], [])
         for k in range(n_win):
             keep = support[k] & (bins[k] < n_half)
-            if k < n_rows:
-                rows_d.append(bins[k][keep])
-                cols_d.append(flat[k][keep])
-                vals_d.append(w_syn[k][keep])
-            else:
-                # mirrored band k takes conj(FFT of row (n_win - k)) at column -j
-                src_row = n_win - k
-                j = cols[keep]
-                rows_c.append(bins[k][keep])
-                cols_c.append(flat[src_row][(-j) % n_cols])
-                vals_c.append(w_syn[k][keep])
-        shape = (n_half, n_rows * n_cols)
+            # mirrored band k takes conj(FFT of row (n_win - k)) at column -j
+            src = flat[k][keep] if k < n_rows else flat[n_win - k][(-np.arange(n_cols)[keep]) % n_cols]
+            for lst, v in zip(direct if k < n_rows else conj, (bins[k][keep], src, w_syn[k][keep])):
+                lst.append(v)
 
         def _csr(r, c, v):
             return scipy.sparse.csr_matrix(
                 (np.concatenate(v).astype(self.dtype), (np.concatenate(r), np.concatenate(c))),
-                shape=shape)
+                shape=(n_half, n_rows * n_cols))
 
-        self._syn_direct = _csr(rows_d, cols_d, vals_d)
-        self._syn_conj = _csr(rows_c, cols_c, vals_c) if rows_c else None
+        self._syn_direct = _csr(*direct)
+        self._syn_conj = _csr(*conj) if conj[0] else None
 
     # ------------------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -1,23 +1,12 @@
 """Synthetic multitrack stems: song folders in the MUSDB18-HQ layout, for tests, CI and users
-without stems of their own.
+without stems of their own (no SoundFonts or samples needed).
 
-Each song is ``song_NNN/{drums,bass,other,vocals}.wav`` (44.1 kHz, 16-bit PCM like MUSDB18-HQ,
-stereo with simple panning by default). Tempo, key, mode, chord progression, drum pattern, bass
-pattern, melody, vowels and vibrato are drawn from the seed, so a seed always gives the same
-song and different seeds give different songs:
-
-- **drums**: kick (sine with an exponential pitch drop and a click), snare (band-passed noise
-  burst plus a tone), closed and open hi-hats (high-passed noise), velocities varying;
-  placed on a beat grid with a few random variations.
-- **bass**: the chord roots as notes with harmonics (a 1/k spectrum, 8 partials), plucked
-  envelope, in a per-song rhythm with octave jumps.
-- **other**: the chord progression (one chord per bar) as three harmonic voices struck in a
-  per-song rhythm, plus an arpeggio voice.
-- **vocals**: a voiced line: Rosenberg glottal pulses (differentiated, i.e. with lip radiation)
-  plus aspiration noise, pitch with portamento and vibrato (5-6.5 Hz, 25-60 cents), through
-  cascaded formant resonators interpolated between vowels; sung in phrases separated by rests.
-
-Everything is vectorised numpy/scipy (a 45 s stereo song takes well under a second).
+Each song is ``song_NNN/{drums,bass,other,vocals}.wav`` (44.1 kHz, 16-bit PCM, stereo with simple
+panning by default); tempo, key, mode, progression, patterns, melody, vowels and vibrato come from
+the seed. Drums: synthesized kick, snare and hi-hats on a beat grid; bass: chord roots with
+harmonics in a per-song rhythm; other: the chords as three harmonic voices plus an arpeggio;
+vocals: Rosenberg glottal pulses through formant resonators interpolated between vowels, with
+portamento and vibrato, sung in phrases. Vectorised numpy/scipy (a 45 s song in under a second).
 
 Command line::
 
@@ -339,26 +328,12 @@ def _check_args(duration, sr, channels):
 
 def make_song(duration: float, sr: int = params.SAMPLE_RATE, seed: int = 0,
               channels: int = 2) -> dict[str, np.ndarray]:
-    """Synthesise one song's stems.
-
-    Parameters
-    ----------
-    duration : float
-        Length in seconds.
-    sr : int
-        Sample rate (Hz).
-    seed : int
-        Everything random (tempo 80-140 BPM, key, mode, progression, patterns, melody, vibrato)
-        is drawn from ``numpy.random.default_rng(seed)``: equal seeds give identical stems.
-    channels : int
-        1 (mono) or 2 (stereo, parts panned).
-
-    Returns
-    -------
-    dict {'drums', 'bass', 'other', 'vocals'} of float32 arrays [shape=(n, channels)],
+    """Synthesise one song's stems: {'drums', 'bass', 'other', 'vocals'} -> float32 [shape=(n, channels)],
     n = round(duration * sr), scaled together so that their sum peaks at -1 dBFS.
 
-    Raises :class:`MixinError` for a bad duration, sample rate (< 8000 Hz) or channel count.
+    Everything random (tempo 80-140 BPM, key, mode, progression, patterns, melody, vibrato) is
+    drawn from ``numpy.random.default_rng(seed)``; ``channels``: 1 (mono) or 2 (stereo, parts
+    panned). Raises :class:`MixinError` for a bad duration, sample rate (< 8000 Hz) or channel count.
     """
     _check_args(duration, sr, channels)
     sr = int(sr)
@@ -403,11 +378,6 @@ def _song_seed(seed, i):
     return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0])
 
 
-def _write_wav(path, x, sr, subtype="PCM_16"):
-    """Write [shape=(n, channels)] to ``path`` atomically (temp file + rename)."""
-    audio.write_audio(path, x, int(sr), subtype=subtype)
-
-
 def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float, seed: int = 0,
                        channels: int = 2, sr: int = params.SAMPLE_RATE, force: bool = False) -> list[Path]:
     """Write ``n_songs`` synthetic songs as ``outdir/song_NNN/{drums,bass,other,vocals}.wav``.
@@ -435,7 +405,7 @@ def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float,
         stems = make_song(duration, sr=sr, seed=_song_seed(seed, i), channels=channels)
         with fileio.atomic_folder(d, replace=True) as tmp:  # existing folders were refused above
             for name, x in stems.items():
-                _write_wav(tmp / f"{name}.wav", x, sr)
+                audio.write_audio(tmp / f"{name}.wav", x, int(sr), subtype="PCM_16")
         log.info("wrote %s", d)
     return dirs
 
@@ -455,7 +425,7 @@ def make_example_mix(path: str | os.PathLike, duration: float = 10.0, seed: int 
     stems = make_song(duration, sr=sr, seed=seed, channels=channels)
     mix = sum(stems.values())
     mix *= MIX_PEAK / max(np.abs(mix).max(), 1e-12)
-    _write_wav(path, mix, sr)
+    audio.write_audio(path, mix, int(sr), subtype="PCM_16")
     log.info("wrote %s", path)
     return path
 
