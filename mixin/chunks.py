@@ -80,19 +80,11 @@ def weights(hop: int, size: int = params.CHUNK_SIZE) -> tuple[np.ndarray, np.nda
 
 
 def cut(x: np.ndarray, hop: int = params.CHUNK_SIZE, size: int = params.CHUNK_SIZE) -> np.ndarray:
-    """Cut a signal into ``n_chunks(n_samples, hop)`` chunks of ``size`` samples, zero-padded.
-
-    Parameters
-    ----------
-    x : array [shape=(n_channels, n_samples)] or [shape=(n_samples,)]
-    hop : int
-        Samples between chunk starts, from ``size / 2`` to ``size`` (default: no overlap).
-
-    Returns
-    -------
-    A new array of ``x``'s dtype [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)].
-
-    Raises ``ValueError`` for another number of dimensions or a hop out of range.
+    """Cut a signal [shape=(n_channels, n_samples)] or [shape=(n_samples,)] into
+    ``n_chunks(n_samples, hop)`` zero-padded chunks of ``size`` samples, ``hop`` samples apart
+    (``size / 2`` to ``size``; default: no overlap): a new array of ``x``'s dtype
+    [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)]. ``ValueError`` for another
+    number of dimensions or a hop out of range.
     """
     x = np.asarray(x)
     if x.ndim not in (1, 2):
@@ -108,24 +100,12 @@ def cut(x: np.ndarray, hop: int = params.CHUNK_SIZE, size: int = params.CHUNK_SI
 
 
 def overlap_add(chunks: np.ndarray, n_samples: int, hop: int = params.CHUNK_SIZE) -> np.ndarray:
-    """Overlap-add chunks with the :func:`weights`: the inverse of :func:`cut`.
-
-    Parameters
-    ----------
-    chunks : array [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)]
-        ``n_chunks`` must be ``n_chunks(n_samples, hop)``, the number :func:`cut` makes.
-    n_samples : int
-        Length of the signal; samples of the last chunk past it are dropped.
-    hop : int
-        Samples between chunk starts, from ``size / 2`` to ``size`` (default: no overlap).
-
-    Returns
-    -------
-    array [shape=(n_channels, n_samples)] or [shape=(n_samples,)], float32 for float32 chunks
-    (float64 for float64). ``overlap_add(cut(x, hop), n, hop)`` is ``x`` exactly without overlap
-    and up to float32 rounding of the tapers with it.
-
-    Raises ``ValueError`` for a wrong number of chunks or a hop out of range.
+    """Overlap-add chunks [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)] with the
+    :func:`weights`, the inverse of :func:`cut`: [shape=(n_channels, n_samples)] or
+    [shape=(n_samples,)], float32 for float32 chunks (float64 for float64); samples past
+    ``n_samples`` are dropped. ``overlap_add(cut(x, hop), n, hop)`` is ``x`` exactly without overlap,
+    up to float32 rounding of the tapers with it. ``ValueError`` for a number of chunks other than
+    ``n_chunks(n_samples, hop)`` or a hop out of range.
     """
     chunks = np.asarray(chunks)
     size = chunks.shape[-1]

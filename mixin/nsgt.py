@@ -126,23 +126,9 @@ def _layout(win_len, pos, n_cols, nn):
 
 
 class NSGT:
-    """Bark-scale NSGT of fixed-length chunks.
-
-    Parameters
-    ----------
-    length : int
-        Samples per chunk (``Ls``).
-    fs : float
-        Sample rate in Hz.
-    n_bands, fmin, fmax : Bark scale (see :func:`bark_frequencies`).
-    dtype : numpy float dtype
-        Precision of the computation: float64 (matches the reference to ~1e-12) or float32
-        (about twice as fast; ~1e-7 relative error, far below anything audible).
-
-    Attributes
-    ----------
-    shape : (n_rows, n_cols)
-        Shape of the coefficient matrix of one chunk, e.g. (96, 1948).
+    """Bark-scale NSGT of chunks of ``length`` samples at ``fs`` Hz (``n_bands``, ``fmin``, ``fmax``:
+    :func:`bark_frequencies`). ``dtype``: float64 (matches the reference to ~1e-12) or float32 (about
+    twice as fast; ~1e-7 relative error). ``shape``: one chunk's coefficient matrix, e.g. (96, 1948).
     """
 
     def __init__(self, length=params.CHUNK_SIZE, fs=params.SAMPLE_RATE, n_bands=params.N_BANDS,
@@ -196,19 +182,9 @@ class NSGT:
 
     # ------------------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Transform chunks.
-
-        Parameters
-        ----------
-        x : array [shape=(..., length)]
-            Real signal chunks (any leading batch dimensions, e.g. (n_chunks, n_channels, length)).
-
-        Returns
-        -------
-        C : complex array [shape=(..., n_rows, n_cols)]
-
-        Raises ``ValueError`` when the last axis of ``x`` is not ``length`` samples long.
-        """
+        """Transform real chunks [shape=(..., length)] (any leading batch dimensions, e.g. (n_chunks,
+        n_channels, length)) to complex coefficients [shape=(..., n_rows, n_cols)]. ``ValueError``
+        when the last axis of ``x`` is not ``length`` samples long."""
         x = np.asarray(x)
         if x.shape[-1:] != (self.length,):
             raise ValueError(f"forward expects chunks of {self.length} samples, got shape {x.shape}")
@@ -220,18 +196,9 @@ class NSGT:
         return scipy.fft.ifft(band, axis=-1, overwrite_x=True, workers=FFT_WORKERS)
 
     def backward(self, c: np.ndarray) -> np.ndarray:
-        """Inverse transform (canonical dual frame).
-
-        Parameters
-        ----------
-        c : complex array [shape=(..., n_rows, n_cols)]
-
-        Returns
-        -------
-        x : real array [shape=(..., length)]
-
-        Raises ``ValueError`` when the last two axes of ``c`` are not ``shape``.
-        """
+        """Inverse transform (canonical dual frame) of coefficients [shape=(..., n_rows, n_cols)] to
+        real chunks [shape=(..., length)]. ``ValueError`` when the last two axes of ``c`` are not
+        ``shape``."""
         c = np.asarray(c)
         if c.shape[-2:] != self.shape:
             raise ValueError(f"backward expects coefficients of shape (..., {self.shape[0]}, "

@@ -78,9 +78,7 @@ TIMING_SD = 0.004
 TIMING_MAX = 0.010
 
 
-# ---------------------------------------------------------------------------------------------
-# Harmony
-
+# --- Harmony ---
 
 def _chord(mode: str, tonic: int, degree: int, kind: str) -> dict:
     """A diatonic chord: pitch classes (root first) and a symbol such as ``"F#m7"``."""
@@ -203,9 +201,7 @@ def _guitar_voicing(chord: dict, low: float, n: int) -> np.ndarray:
     return root + np.array(sorted(shape)[6 - n:])
 
 
-# ---------------------------------------------------------------------------------------------
-# Parts: note lists (start_s, end_s, pitch, velocity)
-
+# --- Parts: note lists (start_s, end_s, pitch, velocity) ---
 
 class _Grid:
     """Song timing: bars of ``beats_per_bar`` beats at ``tempo`` bpm from time 0."""
@@ -508,9 +504,7 @@ def _lead_part(rng, grid: _Grid, bars, active: np.ndarray, mode: str, tonic: int
     return _rows(rows), f"lead_phrases_{phrase_bars}bar"
 
 
-# ---------------------------------------------------------------------------------------------
-# Arrangement
-
+# --- Arrangement ---
 
 def _activity(rng: np.random.Generator, n_bars: int, p_drop: float) -> np.ndarray:
     """Bars in which a part plays [shape=(n_bars,), bool]: sections of 4 bars dropped with ``p_drop``

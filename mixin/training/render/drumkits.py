@@ -109,9 +109,7 @@ class KitSpec:
         return d
 
 
-# --------------------------------------------------------------------------------------------
-# licences (Debian machine-readable copyright files)
-# --------------------------------------------------------------------------------------------
+# --- licences (Debian machine-readable copyright files) ---
 
 def parse_copyright(text: str) -> list[tuple[list[str], str]]:
     """``Files:`` stanzas of a DEP-5 copyright file: [(patterns, licence short name)]."""
@@ -184,9 +182,7 @@ def _owner_package(folder, packages=COPYRIGHT_FILES):
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# Hydrogen kits
-# --------------------------------------------------------------------------------------------
+# --- Hydrogen kits ---
 
 #: GM drum note -> kit piece.
 GM_PIECES = {36: "kick", 35: "kick", 38: "snare", 40: "snare", 37: "sidestick", 39: "clap",
@@ -462,9 +458,7 @@ def play_hydrogen(kit: HydrogenKit, notes: np.ndarray, n_samples: int, rng: np.r
     return out, info
 
 
-# --------------------------------------------------------------------------------------------
-# SoundFont kits
-# --------------------------------------------------------------------------------------------
+# --- SoundFont kits ---
 
 def play_soundfont(spec: KitSpec, notes: np.ndarray, n_samples: int) -> np.ndarray:
     """Play ``notes`` [shape=(n, 3)] with a SoundFont kit (FluidSynth): float32 [shape=(2, n)].
@@ -480,9 +474,7 @@ def play_soundfont(spec: KitSpec, notes: np.ndarray, n_samples: int) -> np.ndarr
                               drums=spec.bank == 128, sr=params.SAMPLE_RATE)
 
 
-# --------------------------------------------------------------------------------------------
-# the catalogue
-# --------------------------------------------------------------------------------------------
+# --- the catalogue ---
 
 _catalogue_cache: dict = {}
 

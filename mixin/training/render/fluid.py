@@ -1,19 +1,12 @@
 """A small FluidSynth wrapper: render a list of notes with a SoundFont, in-process, deterministically.
 
-:func:`render_notes` plays ``(start_s, end_s, midi_pitch, velocity)`` rows with one GM program (or
-the GM percussion kit on MIDI channel 10) and returns FluidSynth's dry stereo output as float32:
-FluidSynth's own reverb and chorus are off (effects are applied afterwards, see
-:mod:`mixin.training.render.fx`).
-
-One synthesizer per process and sample rate is kept, with every SoundFont it has loaded (loading
-the Ogg-compressed MuseScore_General.sf3 takes seconds); it is fully reset before each render, so the
-same notes always give the same samples, whatever was rendered before. Rendering is done in
-FluidSynth's 64-sample blocks with each event applied on the block boundary nearest to its time
-(timing error at most 32 samples, 0.73 ms at 44.1 kHz). Measured: 100-1000x real time on one core
-for a 60 s part (piano chords are the slowest); loading MuseScore_General.sf3 takes 5-8 s once per process.
-
-Needs the FluidSynth library (Debian: ``apt-get install fluidsynth``) and the ``pyfluidsynth``
-Python package; :func:`check_fluidsynth` says so in one line when either is missing.
+:func:`render_notes` plays ``(start_s, end_s, midi_pitch, velocity)`` rows with one GM program (or a
+GM drum kit on MIDI channel 10) and returns FluidSynth's dry stereo output (its reverb and chorus
+are off: :mod:`.fx` adds effects). One synthesizer per process and sample rate keeps the SoundFonts
+it has loaded (MuseScore_General.sf3 takes 5-8 s to load) and is fully reset before each render, so
+the same notes always give the same samples. Events apply on FluidSynth's 64-sample block boundaries
+(at most 0.73 ms early or late); 100-1000x real time on one core. Needs the FluidSynth library and
+the ``pyfluidsynth`` package (:func:`check_fluidsynth` says so in one line when either is missing).
 """
 
 from __future__ import annotations
@@ -189,20 +182,15 @@ def _events(notes: np.ndarray, sr: int, drums: bool) -> list[tuple[int, int, int
 
 def render_notes(soundfont: str, notes: Any, n_samples: int, program: int = 0, bank: int = 0,
                  drums: bool = False, sr: int = 44100) -> np.ndarray:
-    """Render notes with one SoundFont program; FluidSynth's dry output (no reverb or chorus).
+    """Render ``notes`` with one SoundFont program: FluidSynth's dry stereo output, float32
+    [shape=(2, n_samples)] (full scale = 1; not clipped; release tails cut at the end).
 
-    :param soundfont: path of a ``.sf2``/``.sf3`` file (loaded once per process).
-    :param notes: rows ``(start_s, end_s, midi_pitch, velocity)`` [shape=(n_notes, 4)], velocity 1..127
-        (velocity 0 and pitches outside 0..127 are skipped). Notes starting at or after the window's end
-        are ignored, notes sounding at its end are cut, notes starting before 0 start at 0.
-        With ``drums``, ``end_s <= start_s`` means a one-shot hit (no note-off).
-    :param n_samples: output length; release tails are rendered inside it and cut at its end.
-    :param program: GM program 0-127 (with ``drums``: the drum kit, 0 = standard).
-    :param bank: SoundFont bank (ignored with ``drums``, which uses bank 128 on MIDI channel 10).
-    :param drums: play on the GM percussion channel.
-    :param sr: sample rate (Hz).
-    :returns: float32 [shape=(2, n_samples)], FluidSynth's stereo output (full scale = 1; not clipped).
-    :raises MixinError: FluidSynth or the SoundFont missing, or bad arguments.
+    ``notes``: rows ``(start_s, end_s, midi_pitch, velocity)`` [shape=(n_notes, 4)], velocity 1..127
+    (velocity 0 and pitches outside 0..127 are skipped); notes starting at or after the end are
+    ignored, notes starting before 0 start at 0; with ``drums``, ``end_s <= start_s`` is a one-shot
+    hit. ``program``: GM program 0-127 (with ``drums``: the kit, played from bank 128 on the
+    percussion channel, ``bank`` ignored). Raises :class:`MixinError` for a missing FluidSynth or
+    SoundFont or a bad argument.
     """
     n_samples = int(n_samples)
     if n_samples < 0:

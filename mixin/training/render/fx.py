@@ -95,9 +95,7 @@ def normalise(x: np.ndarray, sr: int, target_db: float = -20.0) -> np.ndarray:
     return _out(a * np.float32(_db(target_db - level)), one)
 
 
-# ---------------------------------------------------------------------------------------------
-# EQ (RBJ audio-EQ-cookbook biquads)
-
+# --- EQ (RBJ audio-EQ-cookbook biquads) ---
 
 def _biquad(kind: str, f0: float, sr: int, gain_db: float = 0.0, q: float = 0.707) -> np.ndarray:
     """One RBJ cookbook biquad as a second-order section [shape=(1, 6)]."""
@@ -133,11 +131,8 @@ def _sosfilt(sos: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def eq(x: np.ndarray, sr: int, rng: np.random.Generator, max_db: float = 9.0) -> tuple[np.ndarray, dict]:
-    """Random EQ: a low shelf, a high shelf and 1-2 peaking filters, gains uniform in +-``max_db``.
-
-    :param x: audio [shape=(channels, n)].
-    :returns: ``(y, info)``, y [shape=(channels, n)] float32, info the bands (kind, freq_hz, gain_db, q).
-    """
+    """Random EQ: a low shelf, a high shelf and 1-2 peaking filters, gains uniform in +-``max_db``;
+    info: the bands (kind, freq_hz, gain_db, q)."""
     a, one = _as2d(x)
     bands = [
         {"kind": "lowshelf", "freq_hz": float(np.exp(rng.uniform(np.log(60), np.log(300)))), "q": 0.707},
@@ -153,9 +148,7 @@ def eq(x: np.ndarray, sr: int, rng: np.random.Generator, max_db: float = 9.0) ->
     return _out(y, one), {"bands": bands}
 
 
-# ---------------------------------------------------------------------------------------------
-# Dynamics
-
+# --- Dynamics ---
 
 def _one_pole(v: np.ndarray, time_ms: float, sr: float) -> np.ndarray:
     """One-pole low-pass (time constant ``time_ms``) along the last axis, starting from the first value."""
@@ -174,9 +167,6 @@ def compress(x: np.ndarray, sr: int, threshold_db: float, ratio: float, attack_m
     speed (linear filters only, so it runs at hundreds of times real time). ``lookahead_ms`` applies
     the gain that much earlier (offline, no latency): about ``2 * attack_ms`` catches the transients that
     would otherwise pass before the reduction builds up.
-
-    :param x: audio [shape=(channels, n)].
-    :returns: float32 [shape=(channels, n)].
     """
     a, one = _as2d(x)
     if a.shape[1] == 0:
@@ -222,9 +212,6 @@ def drum_bus(x: np.ndarray, sr: int, rng: np.random.Generator, low_db: tuple[flo
     ``comp_probability`` a fast bus compressor (threshold 4-14 dB under the bus's active level, ratio
     3-8, attack 0.5-5 ms with look-ahead, release 40-200 ms) lowers the crest factor, as on mixed
     records (see :mod:`mixin.training.render.realism`). Everything is drawn before any processing.
-
-    :param x: audio [shape=(channels, n)].
-    :returns: ``(y, info)``: y float32 [shape=(channels, n)]; info the settings.
     """
     a, one = _as2d(x)
     info: dict[str, Any] = {
@@ -242,28 +229,30 @@ def drum_bus(x: np.ndarray, sr: int, rng: np.random.Generator, low_db: tuple[flo
     sos = np.concatenate([_biquad("lowshelf", info["low_shelf"]["freq_hz"], sr, info["low_shelf"]["gain_db"]),
                           _biquad("highshelf", info["high_shelf"]["freq_hz"], sr, info["high_shelf"]["gain_db"])])
     y = _sosfilt(sos, a)
-    level = active_rms_db(y, sr)
-    if use_comp and np.isfinite(level):
-        comp["threshold_db"] = float(level + comp["threshold_rel_db"])
-        y = compress(y, sr, comp["threshold_db"], comp["ratio"], comp["attack_ms"], comp["release_ms"],
-                     lookahead_ms=2.0 * comp["attack_ms"])
-        info["compressor"] = comp
+    if use_comp:
+        y = _compress_relative(y, sr, comp, info, lookahead_ms=2.0 * comp["attack_ms"])
     return _out(y, one), info
 
 
-# ---------------------------------------------------------------------------------------------
-# Distortion
+def _compress_relative(y, sr, comp, info, lookahead_ms=0.0):
+    """:func:`compress` with settings ``comp``, the threshold relative to ``y``'s active level
+    (then recorded in ``comp``, and ``comp`` in ``info``); silence is left as it is."""
+    level = active_rms_db(y, sr)
+    if not np.isfinite(level):
+        return y
+    comp["threshold_db"] = float(level + comp["threshold_rel_db"])
+    info["compressor"] = comp
+    return compress(y, sr, comp["threshold_db"], comp["ratio"], comp["attack_ms"], comp["release_ms"],
+                    lookahead_ms=lookahead_ms)
 
+
+# --- Distortion ---
 
 def distort(x: np.ndarray, drive_db: float, kind: str = "tanh", sr: int = 44100,
             tone_hz: float = 6000.0) -> np.ndarray:
     """Waveshaping distortion: the input (scaled to a robust peak of 1) is driven by ``drive_db``, shaped
     (``"tanh"`` soft clip, ``"hard"`` clip, ``"asym"`` biased tanh with the DC removed), low-passed at
-    ``tone_hz`` and brought back to the input's RMS level.
-
-    :param x: audio [shape=(channels, n)].
-    :returns: float32 [shape=(channels, n)].
-    """
+    ``tone_hz`` and brought back to the input's RMS level."""
     a, one = _as2d(x)
     if kind not in ("tanh", "hard", "asym"):
         raise MixinError(f"distort: kind must be tanh, hard or asym, got {kind!r}")
@@ -289,9 +278,7 @@ def distort(x: np.ndarray, drive_db: float, kind: str = "tanh", sr: int = 44100,
     return _out(y, one)
 
 
-# ---------------------------------------------------------------------------------------------
-# Space: reverb, delay, pan
-
+# --- Space: reverb, delay, pan ---
 
 def reverb_ir(sr: int, rng: np.random.Generator, rt60: float, predelay_ms: float = 10.0,
               damping: float = 0.5, channels: int = 2) -> np.ndarray:
@@ -398,10 +385,7 @@ def delay(x: np.ndarray, sr: int, time_s: float, feedback: float, wet: float,
           ping_pong: bool = False) -> np.ndarray:
     """Feedback echo (a recursive comb filter, low-passed at 5 kHz): ``(1 - wet) * x + wet * echoes``.
 
-    With ``ping_pong`` (stereo input) the echoes alternate between the channels.
-    :param x: audio [shape=(channels, n)].
-    :returns: float32 [shape=(channels, n)].
-    """
+    With ``ping_pong`` (stereo input) the echoes alternate between the channels."""
     a, one = _as2d(x)
     n = a.shape[1]
     d = max(1, int(round(time_s * sr)))
@@ -446,9 +430,7 @@ def pan(mono: np.ndarray, position: float) -> np.ndarray:
     raise MixinError(f"pan: need mono [shape=(n,)] or stereo [shape=(2, n)] audio, got shape {a.shape}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Per-part random chains
-
+# --- Per-part random chains ---
 
 #: Per role: probability of distortion, of compression, of delay; compressor ratio range; reverb
 #: wet range; RT60 range (s); EQ range (dB).
@@ -472,10 +454,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
     cabinet-like low-pass -> compressor (threshold relative to the part's level) -> delay (leads,
     vocals, guitars, sometimes) -> reverb (amount by role). With ``reverb_on=False`` the reverb is
     drawn (same random stream) but not applied, for callers that put it on a shared bus
-    (``info["reverb"]`` then has ``"applied": False``).
-
-    :param x: audio [shape=(channels, n)].
-    :returns: ``(y, info)``: y float32 [shape=(channels, n)]; info: role and each stage's settings.
+    (``info["reverb"]`` then has ``"applied": False``). ``info``: role and each stage's settings.
     """
     if role not in _ROLE_SETTINGS:
         raise MixinError(f"random_chain: unknown role {role!r} (known: {', '.join(ROLES)})")
@@ -501,11 +480,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
         y = distort(y, dist["drive_db"], dist["kind"], sr=sr, tone_hz=dist["tone_hz"])
         info["distortion"] = dist
     if use_comp:
-        level = active_rms_db(y, sr)
-        if np.isfinite(level):
-            comp["threshold_db"] = float(level + comp["threshold_rel_db"])
-            y = compress(y, sr, comp["threshold_db"], comp["ratio"], comp["attack_ms"], comp["release_ms"])
-            info["compressor"] = comp
+        y = _compress_relative(y, sr, comp, info)
     if use_delay:
         y = delay(y, sr, dly["time_s"], dly["feedback"], dly["wet"], dly["ping_pong"])
         info["delay"] = dly

@@ -152,9 +152,7 @@ def load_index(groove_dir: str | os.PathLike | None = None, split: str | None = 
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# MIDI
-# --------------------------------------------------------------------------------------------
+# --- MIDI ---
 
 _note_cache: dict = {}
 
@@ -223,9 +221,7 @@ def _excerpt(notes, start_s, length_s):
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# arranging a song
-# --------------------------------------------------------------------------------------------
+# --- arranging a song ---
 
 def beat_pools(grooves: Iterable[Groove]) -> dict[tuple[str, float, int, int], list[Groove]]:
     """{pool key: [beats]} of the grooves (pool = session, tempo and metre)."""

@@ -104,9 +104,7 @@ RAMP = 0.020
 CREDITS = {"drums": f"{grooves.CREDIT} ({grooves.CREDIT_URL})"}
 
 
-# --------------------------------------------------------------------------------------------
-# arguments
-# --------------------------------------------------------------------------------------------
+# --- arguments ---
 
 def _check_int(name, value, minimum, maximum=None):
     try:
@@ -188,9 +186,7 @@ def _check_args(songs, duration, seed, split, profile, jobs, vocal_dirs, render_
     return songs, duration, seed, jobs, vocal_dirs, vocal_files, render_dir
 
 
-# --------------------------------------------------------------------------------------------
-# per-process caches
-# --------------------------------------------------------------------------------------------
+# --- per-process caches ---
 
 _groove_cache: dict = {}
 _vocal_cache: dict = {}
@@ -242,9 +238,7 @@ def _read_excerpt(path, start, frames):
     return x
 
 
-# --------------------------------------------------------------------------------------------
-# one song
-# --------------------------------------------------------------------------------------------
+# --- one song ---
 
 def _ramp_envelope(n, muted, ramp):
     """Gain envelope [shape=(n,)]: 0 in the muted sample ranges, 1 elsewhere, linear ramps."""
@@ -466,9 +460,7 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
     return stems, _jsonable(record)
 
 
-# --------------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------------
+# --- writing ---
 
 def _render_to_folder(cfg, index):
     """Render song ``index`` and write it as ``render_dir/render-{split}-{index}``: its record."""
@@ -569,9 +561,7 @@ def read_songs(render_dir: str | os.PathLike) -> dict[str, Any]:
         raise MixinError(f"cannot read {path}: {' '.join(str(e).split())}") from None
 
 
-# --------------------------------------------------------------------------------------------
-# the stage
-# --------------------------------------------------------------------------------------------
+# --- the stage ---
 
 def check_resources(split: str, groove_dir: str | os.PathLike | None = None) -> list[drumkits.KitSpec]:
     """Everything a render of ``split`` needs, checked before any work (one-line MixinError):
