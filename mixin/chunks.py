@@ -1,23 +1,13 @@
 """Chunking: cutting a signal into chunks of ``CHUNK_SIZE`` samples and overlap-adding them back.
 
-MiXiN transforms one chunk at a time, so every stage that touches audio cuts it the same way: the
-separator (:mod:`mixin.separation.separate`, overlapping chunks cross-faded), the training data
-(:mod:`mixin.training.hdf5`) and the calibration (:mod:`mixin.training.calibrate`, hard chunks), and
-the oracle (:mod:`mixin.evaluation.baselines`, hard chunks). This module is that one rule, in a
-module of its own beside :mod:`mixin.params` because it needs only numpy and the chunk size: the
-training-data workers and the evaluation use it without importing the separator.
-
-Chunk ``k`` covers samples ``[k * hop, k * hop + size)``; there are ``ceil(n_samples / hop)``
-chunks (at least one), the last ones zero-padded past the signal's end, so every sample is in some
-chunk. Consecutive chunks share ``size - hop`` samples (at most half a chunk), over which the
-earlier chunk fades out and the later one fades in with sin^2/cos^2 tapers that sum to one. The
-first chunk does not fade in; the last chunk's fade-out lies past the signal's end. With
-``hop == size`` (no overlap) the chunks are the hard chunks of the published MiXiN and every weight
-is one.
-
-Signals are [shape=(n_channels, n_samples)] or [shape=(n_samples,)]; chunks are
-[shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)], the layout
-:meth:`mixin.nsgt.NSGT.forward` takes.
+The one rule every stage that transforms audio follows (the separator with cross-faded chunks; the
+training data, the calibration and the oracle with hard chunks), needing only numpy. Chunk ``k``
+covers samples ``[k * hop, k * hop + size)``; there are ``ceil(n_samples / hop)`` chunks (at least
+one), the last ones zero-padded. Consecutive chunks share ``size - hop`` samples (at most half a
+chunk), over which the earlier one fades out and the later one fades in with sin^2/cos^2 tapers
+that sum to one (the first chunk does not fade in). With ``hop == size`` these are the published
+MiXiN's hard chunks and every weight is one. Signals are [shape=(n_channels, n_samples)] or
+[shape=(n_samples,)]; chunks [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)].
 """
 
 from __future__ import annotations

@@ -322,12 +322,8 @@ def load_models(model_dir: str | os.PathLike,
 
 
 def save_cdae(model: keras.Model, path: str | os.PathLike) -> None:
-    """Save a CDAE in the HDF5 format that ``xtract_mixin.py --pretrained-model-dir`` loads
-    (``path`` should end in ``.h5``).
-
-    Written atomically (:func:`mixin.fileio.atomic_path`): an interrupted save never leaves a
-    half-written model behind.
-    """
+    """Save a CDAE atomically in the HDF5 format that ``xtract_mixin.py --pretrained-model-dir``
+    loads (``path`` should end in ``.h5``): an interrupted save leaves no half-written model."""
     with fileio.atomic_path(path) as tmp, _quiet_legacy_notice():
         model.save(str(tmp))
 

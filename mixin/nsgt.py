@@ -1,20 +1,15 @@
 """Non-stationary Gabor transform (NSGT) on a Bark scale, vectorised over chunks and channels.
 
-This is MiXiN's time-frequency representation: a non-sliced, real, matrix-form NSGT with Hann windows
-on ``N_BANDS`` bands spaced evenly in Bark (``bark = 6 * asinh(f / 600)``) from ``F_MIN`` to
-``F_MAX``, applied to chunks of ``CHUNK_SIZE`` samples. With the defaults in :mod:`mixin.params` each
-chunk becomes a complex matrix of ``coef_shape() == (96, 1948)``: the 0 Hz and Nyquist bands are
-the first and last rows. The inverse uses the canonical dual frame and reconstructs perfectly.
-
-The frame (window lengths and positions, the dual-frame normalisation, the layout of the
-coefficients) follows the published definition of the painless non-stationary Gabor frame
-(Balazs, Doerfler, Jaillet, Holighaus, Velasco, "Theory, implementation and applications of
-nonstationary Gabor frames", J. Comput. Appl. Math. 2011) with the same conventions as nsgt 0.19,
-which produced the coefficients the published MiXiN models were trained on; it is checked against
-``shared/reference/nsgt_chunk0.npy`` in the test suite. The implementation here is our own:
-everything that does not depend on the signal is precomputed once (gather indices and windows for
-the analysis, a sparse overlap-add matrix for the synthesis), so that a batch of chunks costs one
-real FFT, one gather, one batched inverse FFT (and the reverse), whatever the number of bands.
+MiXiN's time-frequency representation: a non-sliced, real, matrix-form NSGT with Hann windows on
+``N_BANDS`` bands spaced evenly in Bark (``6 * asinh(f / 600)``) from ``F_MIN`` to ``F_MAX``, on
+chunks of ``CHUNK_SIZE`` samples: with :mod:`mixin.params` each chunk becomes a complex matrix of
+``coef_shape() == (96, 1948)`` (0 Hz and Nyquist the first and last rows). The inverse uses the
+canonical dual frame and reconstructs perfectly. The frame follows the painless non-stationary
+Gabor frame (Balazs, Doerfler, Jaillet, Holighaus, Velasco, J. Comput. Appl. Math. 2011) with the
+conventions of nsgt 0.19, which made the coefficients the published models were trained on (checked
+against ``shared/reference/nsgt_chunk0.npy`` in the tests). Everything that does not depend on the
+signal is precomputed (gather indices and windows, a sparse overlap-add matrix), so a batch of
+chunks costs one real FFT, one gather and one batched inverse FFT (and the reverse).
 """
 
 from __future__ import annotations

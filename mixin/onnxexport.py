@@ -216,14 +216,9 @@ def _need_packages() -> None:
 
 def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None,
                 overwrite: bool = False) -> tuple[str, bool]:
-    """Export one ``.h5`` CDAE to ``onnx_path`` (default: the ``.onnx`` beside it), atomically.
-
-    An existing ``.onnx`` is replaced only with ``overwrite``, except that one exported from this
-    very ``.h5`` (same recorded sha256) is left as it is without it. Returns (path, written).
-
-    Raises :class:`MixinError`: missing packages (naming the extra), an unreadable model or one
-    of the wrong shape, an unsupported layer, an existing other ``.onnx`` without ``overwrite``.
-    """
+    """Export one ``.h5`` CDAE to ``onnx_path`` (default: the ``.onnx`` beside it), atomically:
+    (path, written). Without ``overwrite`` an ``.onnx`` exported from this very ``.h5`` is left as it
+    is and another is refused (:class:`MixinError`, as for an unreadable or unsupported model)."""
     import onnx
 
     h5_path = str(h5_path)
@@ -266,8 +261,13 @@ def export_dir(model_dir: str | os.PathLike, sources: Iterable[str] | None = Non
         paths = {s: p for s, p in paths.items() if os.path.isfile(p)}
         if not paths:
             raise MixinError(f"no model_*.h5 file in {model_dir}")
+    return _export_all(paths.values(), overwrite)
+
+
+def _export_all(h5_paths, overwrite):
+    """:func:`export_onnx` of each path, logged: the paths written."""
     written = []
-    for s, p in paths.items():
+    for p in h5_paths:
         out, done = export_onnx(p, overwrite=overwrite)
         log.info("%s %s", "exported" if done else "up to date:", out)
         if done:
@@ -285,10 +285,4 @@ def export_after_save(h5_paths: Iterable[str | os.PathLike]) -> list[str]:
         log.warning("onnx is not installed: no .onnx written beside the models (%s, then "
                     "train_util.py --export-onnx --model-dir DIR)", TRAIN_EXTRA)
         return []
-    out = []
-    for p in h5_paths:
-        path, done = export_onnx(p, overwrite=True)
-        if done:
-            log.info("exported %s", path)
-            out.append(path)
-    return out
+    return _export_all(h5_paths, overwrite=True)

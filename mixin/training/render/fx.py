@@ -53,6 +53,11 @@ def _out(y: np.ndarray, was_1d: bool) -> np.ndarray:
     return y[0] if was_1d else y
 
 
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A value drawn log-uniformly from [lo, hi]."""
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
 def _db(v: float) -> float:
     return float(10.0 ** (v / 20.0))
 
@@ -134,12 +139,10 @@ def eq(x: np.ndarray, sr: int, rng: np.random.Generator, max_db: float = 9.0) ->
     """Random EQ: a low shelf, a high shelf and 1-2 peaking filters, gains uniform in +-``max_db``;
     info: the bands (kind, freq_hz, gain_db, q)."""
     a, one = _as2d(x)
-    bands = [
-        {"kind": "lowshelf", "freq_hz": float(np.exp(rng.uniform(np.log(60), np.log(300)))), "q": 0.707},
-        {"kind": "highshelf", "freq_hz": float(np.exp(rng.uniform(np.log(2500), np.log(10000)))), "q": 0.707},
-    ]
+    bands = [{"kind": "lowshelf", "freq_hz": _log_uniform(rng, 60, 300), "q": 0.707},
+             {"kind": "highshelf", "freq_hz": _log_uniform(rng, 2500, 10000), "q": 0.707}]
     for _ in range(int(rng.integers(1, 3))):
-        bands.append({"kind": "peak", "freq_hz": float(np.exp(rng.uniform(np.log(150), np.log(6000)))),
+        bands.append({"kind": "peak", "freq_hz": _log_uniform(rng, 150, 6000),
                       "q": float(rng.uniform(0.5, 2.5))})
     for b in bands:
         b["gain_db"] = float(rng.uniform(-max_db, max_db))
@@ -215,15 +218,11 @@ def drum_bus(x: np.ndarray, sr: int, rng: np.random.Generator, low_db: tuple[flo
     """
     a, one = _as2d(x)
     info: dict[str, Any] = {
-        "low_shelf": {"freq_hz": float(np.exp(rng.uniform(np.log(70.0), np.log(140.0)))),
-                      "gain_db": float(rng.uniform(*low_db))},
-        "high_shelf": {"freq_hz": float(np.exp(rng.uniform(np.log(4000.0), np.log(8000.0)))),
-                       "gain_db": float(rng.uniform(*high_db))},
-    }
+        "low_shelf": {"freq_hz": _log_uniform(rng, 70.0, 140.0), "gain_db": float(rng.uniform(*low_db))},
+        "high_shelf": {"freq_hz": _log_uniform(rng, 4000.0, 8000.0), "gain_db": float(rng.uniform(*high_db))}}
     use_comp = bool(rng.random() < comp_probability)
     comp = {"threshold_rel_db": float(rng.uniform(-14.0, -4.0)), "ratio": float(rng.uniform(3.0, 8.0)),
-            "attack_ms": float(np.exp(rng.uniform(np.log(0.5), np.log(5.0)))),
-            "release_ms": float(np.exp(rng.uniform(np.log(40.0), np.log(200.0))))}
+            "attack_ms": _log_uniform(rng, 0.5, 5.0), "release_ms": _log_uniform(rng, 40.0, 200.0)}
     if not a.shape[1]:
         return _out(a.copy(), one), info
     sos = np.concatenate([_biquad("lowshelf", info["low_shelf"]["freq_hz"], sr, info["low_shelf"]["gain_db"]),
@@ -333,20 +332,12 @@ def convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def reverb(x: np.ndarray, sr: int, rng: np.random.Generator, rt60: tuple[float, float] = (0.2, 2.0),
            wet: tuple[float, float] = (0.05, 0.35)) -> tuple[np.ndarray, dict]:
-    """Synthetic stereo room: ``x`` [shape=(channels, n)] mixed with its convolution by a random
-    :func:`reverb_ir` (different left and right responses).
-
-    ``rt60`` and ``wet`` are ranges (s, fraction) drawn from (log-uniform and uniform); the output is
-    ``(1 - wet) * x + wet * room(x) * rms(x) / rms(room(x))``, so ``wet`` is the wet share of the level.
-    :returns: ``(y, info)`` with rt60_s, wet, predelay_ms, damping.
-    """
+    """Synthetic stereo room: ``(1 - wet) * x + wet * room(x) * rms(x) / rms(room(x))`` with a random
+    :func:`reverb_ir` (``rt60`` and ``wet``: ranges drawn log-uniformly and uniformly); info: rt60_s,
+    wet, predelay_ms, damping."""
     a, one = _as2d(x)
-    info = {
-        "rt60_s": float(np.exp(rng.uniform(np.log(rt60[0]), np.log(rt60[1])))),
-        "wet": float(rng.uniform(*wet)),
-        "predelay_ms": float(rng.uniform(2.0, 40.0)),
-        "damping": float(rng.uniform(0.2, 0.9)),
-    }
+    info = {"rt60_s": _log_uniform(rng, *rt60), "wet": float(rng.uniform(*wet)),
+            "predelay_ms": float(rng.uniform(2.0, 40.0)), "damping": float(rng.uniform(0.2, 0.9))}
     h = reverb_ir(sr, rng, info["rt60_s"], info["predelay_ms"], info["damping"], channels=max(2, a.shape[0]))
     return _out(mix_wet(a, convolve(a, h), info["wet"]), one), info
 
@@ -403,14 +394,10 @@ def delay(x: np.ndarray, sr: int, time_s: float, feedback: float, wet: float,
 
 
 def pan(mono: np.ndarray, position: float) -> np.ndarray:
-    """Constant-power pan: ``position`` -1 (left) .. 0 (centre) .. 1 (right).
-
-    :param mono: [shape=(n,)] or [shape=(1, n)], or a stereo part [shape=(2, n)] (then a balance control:
-        each channel gets ``sqrt(2)`` times its pan gain, so the centre leaves it unchanged and the
-        power of a centred mono source stays constant).
-    :returns: float32 [shape=(2, n)] with ``left = cos(theta) * x``, ``right = sin(theta) * x``,
-        ``theta = (position + 1) * pi / 4``.
-    """
+    """Constant-power pan of ``mono`` [shape=(n,)] or [shape=(1, n)] to float32 [shape=(2, n)]:
+    ``left = cos(theta) * x``, ``right = sin(theta) * x``, ``theta = (position + 1) * pi / 4``,
+    ``position`` -1 (left) .. 1 (right). A stereo part [shape=(2, n)] gets a balance control (each
+    channel times ``sqrt(2)`` its gain: the centre leaves it unchanged)."""
     a = np.asarray(mono, dtype=np.float32)
     p = float(np.clip(position, -1.0, 1.0))
     th = (p + 1.0) * np.pi / 4.0
@@ -469,8 +456,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
             "tone_hz": float(rng.uniform(3000.0, 7000.0) if role == "guitar_drive" else rng.uniform(5000.0, 12000.0))}
     use_comp = rng.random() < st["comp"]
     comp = {"threshold_rel_db": float(rng.uniform(-12.0, 0.0)), "ratio": float(rng.uniform(*st["ratio"])),
-            "attack_ms": float(np.exp(rng.uniform(np.log(1.0), np.log(30.0)))),
-            "release_ms": float(np.exp(rng.uniform(np.log(40.0), np.log(400.0))))}
+            "attack_ms": _log_uniform(rng, 1.0, 30.0), "release_ms": _log_uniform(rng, 40.0, 400.0)}
     use_delay = rng.random() < st["delay"]
     dly = {"time_s": float(rng.uniform(0.12, 0.6)), "feedback": float(rng.uniform(0.15, 0.55)),
            "wet": float(rng.uniform(0.08, 0.3)), "ping_pong": bool(rng.random() < 0.5)}
@@ -489,7 +475,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
         y, rinfo = reverb(y, sr, rev_rng, rt60=st["rt60"], wet=st["wet"])
         rinfo["applied"] = True
     else:
-        rinfo = {"rt60_s": float(np.exp(rev_rng.uniform(np.log(st["rt60"][0]), np.log(st["rt60"][1])))),
+        rinfo = {"rt60_s": _log_uniform(rev_rng, *st["rt60"]),
                  "wet": float(rev_rng.uniform(*st["wet"])), "applied": False}
     info["reverb"] = rinfo
     return _out(y, one), info

@@ -374,15 +374,10 @@ def _song_seed(seed, i):
 
 def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float, seed: int = 0,
                        channels: int = 2, sr: int = params.SAMPLE_RATE, force: bool = False) -> list[Path]:
-    """Write ``n_songs`` synthetic songs as ``outdir/song_NNN/{drums,bass,other,vocals}.wav``.
-
-    Song ``i`` is ``make_song(duration, sr, seed=<derived from (seed, i)>, channels)``. Each song
-    folder is written under a temporary name and renamed when complete. Existing song folders
-    are never replaced unless ``force`` (checked for all songs before anything is written).
-
-    Returns the list of song folder paths. Raises :class:`MixinError` for bad arguments (as
-    :func:`make_song`), an ``outdir`` that is a file or existing song folders without ``force``.
-    """
+    """Write ``n_songs`` synthetic songs (:func:`make_song`, seeds derived from ``(seed, i)``) as
+    ``outdir/song_NNN/{drums,bass,other,vocals}.wav``, each folder renamed into place when complete;
+    returns the folders. Raises :class:`MixinError` for bad arguments, an ``outdir`` that is a file
+    or existing song folders without ``force`` (all checked before anything is written)."""
     if int(n_songs) != n_songs or n_songs < 1:
         raise MixinError(f"number of songs must be a positive integer, got {n_songs}")
     _check_args(duration, sr, channels)
