@@ -271,15 +271,10 @@ def model_paths(model_dir: str | os.PathLike,
     return {s: os.path.join(str(model_dir), params.MODEL_FILES[s]) for s in sources}
 
 
-def load_cdae(path: str | os.PathLike,
-              expected_shape: tuple[int, int, int] | None = None,
-              channels: int | None = 1) -> keras.Model:
+def load_cdae(path: str | os.PathLike, channels: int | None = 1) -> keras.Model:
     """Load one CDAE from a Keras ``.h5`` (legacy Keras 2 files included) or ``.keras`` file.
-
-    Raises :class:`MixinError` naming the file if it is missing, unreadable, or does not map
-    ``expected_shape`` (default :func:`input_shape`) with ``channels`` input channels (the model
-    spec's inputs; None: any number) to ``expected_shape``.
-    """
+    :class:`MixinError` naming the file if it is missing, unreadable, or does not map
+    :func:`input_shape` with ``channels`` input channels (None: any number) to :func:`input_shape`."""
     path = str(path)
     if not os.path.exists(path):
         raise MixinError(f"model file not found: {path}")
@@ -293,7 +288,7 @@ def load_cdae(path: str | os.PathLike,
     except Exception as e:  # h5py/keras raise many types for corrupt files
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise MixinError(f"cannot load model {path}: {msg[:200]}") from None
-    want = tuple(expected_shape or input_shape())
+    want = input_shape()
     got_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
     got_out = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
     if channels is None:  # any number of input channels
@@ -306,11 +301,8 @@ def load_cdae(path: str | os.PathLike,
 
 def load_models(model_dir: str | os.PathLike,
                 sources: Iterable[str] = params.SOURCES) -> dict[str, keras.Model]:
-    """Load the CDAEs for ``sources`` from ``model_dir``; a dict keyed by source.
-
-    Every file is checked before any is loaded, so a missing one is reported at once
-    (:class:`MixinError`, as from :func:`load_cdae`).
-    """
+    """Load the CDAEs for ``sources`` from ``model_dir``: {source: model}. Every file is checked
+    before any is loaded (a missing one is reported at once, :class:`MixinError`)."""
     if not os.path.isdir(str(model_dir)):
         raise MixinError(f"model directory not found: {model_dir}")
     paths = model_paths(model_dir, sources)

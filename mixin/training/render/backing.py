@@ -609,18 +609,12 @@ def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, 
 def render_backing(tempo_bpm: float, beats_per_bar: int, n_samples: int, rng: np.random.Generator,
                    heldout: bool = False, sr: int = 44100, *,
                    soundfonts: tuple[str, ...] | None = None) -> tuple[dict, dict]:
-    """Render a song's bass and "other" stems: a random key, progression and arrangement of parts.
-
-    Bars are ``beats_per_bar`` beats at ``tempo_bpm``, the first bar starts at sample 0 (like the
-    drums). Every random choice comes from ``rng``. ``heldout``: the held-out SoundFonts and programs
-    (validation/test); ``soundfonts``: a subset of the allowed SoundFonts to draw from.
-
-    Returns ``({"bass": [shape=(2, n_samples)], "other": [shape=(2, n_samples)]}, info)``: float32
-    stems (silent bass when the song has none) and a JSON-serialisable ``info`` (key, mode,
-    progression, chords per bar, and per part: stem, role, family, program, soundfont, pattern,
-    active bars, gain_db, pan, reverb send, fx). Raises :class:`MixinError` for a missing
-    FluidSynth or SoundFont or a bad argument.
-    """
+    """A song's bass and "other" stems, bars of ``beats_per_bar`` beats at ``tempo_bpm`` from sample
+    0, every choice drawn from ``rng`` (``heldout``: the held-out SoundFonts and programs;
+    ``soundfonts``: a subset of the allowed ones): ``({"bass", "other"}: float32 [shape=(2,
+    n_samples)], info)`` (silent bass when the song has none; ``info``: key, progression, chords per
+    bar and each part's settings). :class:`MixinError` for a missing FluidSynth or SoundFont or a bad
+    argument."""
     if not (20.0 <= float(tempo_bpm) <= 400.0):
         raise MixinError(f"render_backing: tempo must be 20-400 bpm, got {tempo_bpm}")
     if not 1 <= int(beats_per_bar) <= 16:

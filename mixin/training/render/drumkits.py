@@ -403,18 +403,15 @@ def _pan_gains(position, channels):
 
 
 def play_hydrogen(kit: HydrogenKit, notes: np.ndarray, n_samples: int, rng: np.random.Generator,
-                  velocity_gamma: float = 1.5, chosen: dict[str, Instrument] | None = None,
-                  pans: dict[str, float] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Play ``notes`` [shape=(n, 3)] on a :class:`HydrogenKit`: float32 [shape=(2, n_samples)].
-
-    Each hit adds its velocity layer's sample at the onset, times the instrument gain, the layer
-    gain and ``(velocity / 127) ** velocity_gamma``, panned per piece. Notes the kit cannot play
-    are skipped; an open hi-hat is choked by the next closed or pedal hi-hat.
-    Returns ``(audio, info)``.
-    """
+                  velocity_gamma: float = 1.5,
+                  chosen: dict[str, Instrument] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Play ``notes`` [shape=(n, 3)] on a :class:`HydrogenKit`: (float32 [shape=(2, n_samples)], info).
+    Each hit adds its velocity layer's sample times the instrument and layer gains and
+    ``(velocity / 127) ** velocity_gamma``, panned per piece; notes the kit cannot play are
+    skipped; an open hi-hat is choked by the next closed or pedal hi-hat."""
     sr = params.SAMPLE_RATE
     chosen = kit.choose(rng) if chosen is None else chosen
-    pans = _pan_positions(list(chosen), rng) if pans is None else pans
+    pans = _pan_positions(list(chosen), rng)
     out = np.zeros((2, n_samples), dtype=np.float32)
     onsets = np.rint(notes[:, 0] * sr).astype(np.int64) if len(notes) else np.zeros(0, np.int64)
     # choke points: onsets of closed / pedal hats
@@ -461,11 +458,8 @@ def play_hydrogen(kit: HydrogenKit, notes: np.ndarray, n_samples: int, rng: np.r
 # --- SoundFont kits ---
 
 def play_soundfont(spec: KitSpec, notes: np.ndarray, n_samples: int) -> np.ndarray:
-    """Play ``notes`` [shape=(n, 3)] with a SoundFont kit (FluidSynth): float32 [shape=(2, n)].
-
-    GM kits (bank 128) play one-shot hits on the percussion channel; the avldrums kits (a
-    melodic preset) get notes held 4 s (re-struck notes end at the next onset). MixinError when
-    FluidSynth or the SoundFont is missing."""
+    """Play ``notes`` [shape=(n, 3)] with a SoundFont kit: float32 [shape=(2, n)]. GM kits (bank 128)
+    play one-shot hits on the percussion channel, the avldrums kits (a melodic preset) notes held 4 s."""
     rows = np.zeros((0, 4))
     if len(notes):
         start = notes[:, 0]
@@ -628,11 +622,8 @@ def choose_kit(pool: Sequence[KitSpec], rng: np.random.Generator, genre: str | N
 def render_drums(spec: KitSpec, notes: np.ndarray, n_samples: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
     """Render drum ``notes`` [shape=(n, 3)] with kit ``spec``: (float32 [shape=(2, n_samples)], info).
-
-    Hydrogen kits: a random instrument per piece among candidates, random piece pans and a random
-    velocity curve; SoundFont kits: the SoundFont's own layers and pans, mirrored or not and
-    narrowed at random. MixinError for an unreadable kit or, as :func:`play_soundfont`, a missing
-    FluidSynth or SoundFont."""
+    Hydrogen kits: random instruments, pans and velocity curve; SoundFont kits: their own layers
+    and pans, mirrored or not and narrowed at random. MixinError for an unreadable kit."""
     if spec.kind == "hydrogen":
         kit = hydrogen_kit(spec.path)
         gamma = float(rng.uniform(1.2, 1.9))

@@ -208,14 +208,10 @@ def crest_factor_db(x: np.ndarray) -> float:
 
 def drum_bus(x: np.ndarray, sr: int, rng: np.random.Generator, low_db: tuple[float, float] = (4.0, 16.0),
              high_db: tuple[float, float] = (-12.0, 0.0), comp_probability: float = 0.7) -> tuple[np.ndarray, dict]:
-    """A recorded record's drum bus: kick low end, cymbal level, bus compression.
-
-    A low shelf (70-140 Hz, gain uniform in ``low_db``) sets how much the kick dominates the bass
-    register, a high shelf (4-8 kHz, gain in ``high_db``) the cymbals' level, and with probability
-    ``comp_probability`` a fast bus compressor (threshold 4-14 dB under the bus's active level, ratio
-    3-8, attack 0.5-5 ms with look-ahead, release 40-200 ms) lowers the crest factor, as on mixed
-    records (see :mod:`mixin.training.render.realism`). Everything is drawn before any processing.
-    """
+    """A recorded record's drum bus (all drawn before any processing): a low shelf (70-140 Hz, gain
+    in ``low_db``: the kick's low end), a high shelf (4-8 kHz, gain in ``high_db``: the cymbals) and,
+    with probability ``comp_probability``, a fast bus compressor (threshold 4-14 dB under the active
+    level, ratio 3-8, attack 0.5-5 ms with look-ahead, release 40-200 ms)."""
     a, one = _as2d(x)
     info: dict[str, Any] = {
         "low_shelf": {"freq_hz": _log_uniform(rng, 70.0, 140.0), "gain_db": float(rng.uniform(*low_db))},
@@ -435,14 +431,10 @@ _ROLE_SETTINGS: dict[str, dict[str, Any]] = {
 
 def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
                  reverb_on: bool = True) -> tuple[np.ndarray, dict]:
-    """A random effects chain for one part, shaped by its ``role`` (one of :data:`ROLES`).
-
-    Order: EQ -> distortion (always on ``guitar_drive``, sometimes on leads, bass, drums) with a
-    cabinet-like low-pass -> compressor (threshold relative to the part's level) -> delay (leads,
-    vocals, guitars, sometimes) -> reverb (amount by role). With ``reverb_on=False`` the reverb is
-    drawn (same random stream) but not applied, for callers that put it on a shared bus
-    (``info["reverb"]`` then has ``"applied": False``). ``info``: role and each stage's settings.
-    """
+    """A random effects chain for one part of ``role`` (:data:`ROLES`; chances and ranges in
+    :data:`_ROLE_SETTINGS`): EQ -> distortion -> compressor (threshold relative to the part's level)
+    -> delay -> reverb. With ``reverb_on=False`` the reverb is drawn but not applied (for a shared
+    bus; ``info["reverb"]["applied"]`` is False). ``info``: role and each stage's settings."""
     if role not in _ROLE_SETTINGS:
         raise MixinError(f"random_chain: unknown role {role!r} (known: {', '.join(ROLES)})")
     st = _ROLE_SETTINGS[role]

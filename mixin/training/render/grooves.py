@@ -289,16 +289,12 @@ def _section(rng, current, pool, fills, bad, bar, length, bar_s, first):
 
 def arrange(grooves: Sequence[Groove], duration: float,
             rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """Arrange a song of ``duration`` seconds from ``grooves`` (one split's :func:`load_index`).
-
-    Picks a first beat at random (a corrupt MIDI file is skipped with a warning and another is
-    drawn), then fills sections of bars with beats of its pool and fills of its session.
-
-    Returns ``(notes, plan)``: notes float64 [shape=(n, 3)] in song time (onset s, GM pitch,
-    velocity), sorted; plan a dict with 'groove' (the first beat), 'tempo', 'metre', 'bar_seconds',
-    'bars', 'sections' (list of {'bar', 'bars', 'file', 'from_bar', 'kind'}), 'files' (all files
-    used), 'style', 'drummer', 'session'. MixinError if no beat of the split can be read.
-    """
+    """Arrange a song of ``duration`` seconds from ``grooves`` (one split's :func:`load_index`): a
+    random first beat (unreadable files skipped with a warning), then sections of its pool's beats
+    and its session's fills. Returns ``(notes, plan)``: notes in song time, sorted; plan: 'groove'
+    (the first beat), 'files', its style, drummer, session, split, tempo and metre, 'bar_seconds',
+    'bars', 'sections' ([{'bar', 'bars', 'file', 'from_bar', 'kind'}]). MixinError if no beat of
+    the split can be read."""
     beats = [g for g in grooves if g.beat_type == "beat"]
     bad = set()
     order = rng.permutation(len(beats)) if beats else []

@@ -612,30 +612,20 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
                  jobs: int = 1, overwrite: bool = False, progress: bool = True,
                  groove_dir: str | os.PathLike | None = None,
                  profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
-    """Render ``songs`` songs into ``render_dir`` (see the module documentation).
+    """Render ``songs`` (>= 1) songs of ``duration`` s (>= :data:`MIN_DURATION`) into ``render_dir``
+    (created if missing; refused when not empty, unless ``overwrite``, which replaces the renderer's
+    own song folders and tables). Song ``i`` uses ``numpy.random.default_rng([seed, i])``.
 
-    Parameters
-    ----------
-    render_dir : path, created if missing; refused when not empty, unless ``overwrite``
-    songs : int >= 1
-    duration : float, seconds per song (>= :data:`MIN_DURATION`)
-    seed : int >= 0; song ``i`` uses ``numpy.random.default_rng([seed, i])``
-    split : "train", "validation" or "test": the grooves of that split of the Groove MIDI Dataset,
-        and the training kits / SoundFonts ("train") or the held-out ones
-    vocal_dirs : folders searched (recursively) for vocal stems (``vocals.*``)
-    jobs : int >= 1, songs rendered in parallel "spawn" processes (a script calling this must do
-        so under ``if __name__ == "__main__":``)
-    overwrite : replace the renderer's own song folders and tables in ``render_dir``
-    progress : show a progress bar (on a terminal, when INFO messages are shown)
-    groove_dir : the Groove MIDI Dataset folder (default ``../shared/groove-midi``)
-    profile : a key of :data:`PROFILES` ("classic", the default, or "recorded")
+    ``split``: "train", "validation" or "test" (the Groove MIDI split; training or held-out kits and
+    SoundFonts); ``vocal_dirs``: folders searched recursively for ``vocals.*`` stems; ``jobs``:
+    songs rendered in parallel "spawn" processes (a calling script needs ``if __name__ ==
+    "__main__":``); ``progress``: a progress bar on a terminal at INFO level; ``groove_dir``: the
+    dataset (default ``../shared/groove-midi``); ``profile``: a key of :data:`PROFILES`.
 
-    Returns
-    -------
-    dict: 'render_dir', 'songs', 'split', 'seconds' (wall), 'cpu_seconds' (rendering, all songs),
-    'audio_seconds', 'songs_per_minute', 'realtime' (audio seconds per wall second), 'bytes',
-    'bytes_per_audio_minute', 'folders'. Raises :class:`MixinError` (one line) for a bad argument,
-    a non-empty ``render_dir`` without ``overwrite`` or a missing resource (:func:`check_resources`).
+    Returns {'render_dir', 'songs', 'split', 'seconds' (wall), 'cpu_seconds', 'audio_seconds',
+    'songs_per_minute', 'realtime', 'bytes', 'bytes_per_audio_minute', 'folders'}. Raises
+    :class:`MixinError` (one line) for a bad argument, a non-empty ``render_dir`` without
+    ``overwrite`` or a missing resource (:func:`check_resources`).
     """
     t0 = time.perf_counter()
     songs, duration, seed, jobs, vocal_dirs, vocal_files, render_dir = _check_args(
