@@ -178,20 +178,16 @@ MODEL_JSON = "model.json"
 MODEL_FORMAT = "mixin-model/1"
 
 
-def transform_settings() -> dict:
-    """The transform the networks' inputs come from (a model set records the one it was trained on)."""
-    return {"sample_rate": params.SAMPLE_RATE, "chunk_size": params.CHUNK_SIZE,
-            "n_bands": params.N_BANDS, "f_min": params.F_MIN, "f_max": params.F_MAX,
-            "min_win": params.MIN_WIN, "scale": "bark"}
-
-
 def model_spec(arch: str = DEFAULT_ARCH) -> dict:
     """The ``model.json`` content of a model set of architecture ``arch``."""
     from . import __version__, hpss
 
     spec = check_arch(arch)
     out = {"format": MODEL_FORMAT, "architecture": arch, "inputs": list(spec["inputs"]),
-           "transform": transform_settings(), "version": __version__}
+           "transform": {"sample_rate": params.SAMPLE_RATE, "chunk_size": params.CHUNK_SIZE,
+                         "n_bands": params.N_BANDS, "f_min": params.F_MIN, "f_max": params.F_MAX,
+                         "min_win": params.MIN_WIN, "scale": "bark"},  # what the networks' inputs are
+           "version": __version__}
     if any(i.startswith("hpss_") for i in spec["inputs"]):
         out["hpss"] = {"time_pool": hpss.TIME_POOL, "time_median": hpss.TIME_MEDIAN,
                        "band_pool": hpss.BAND_POOL, "band_median": hpss.BAND_MEDIAN}

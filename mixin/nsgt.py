@@ -56,11 +56,6 @@ def bark_frequencies(n_bands: int = params.N_BANDS, fmin: float = params.F_MIN,
     return bark2hz(np.arange(n_bands) * step + bmin)
 
 
-def _hann(n):
-    """Hann window of length n, centred on index 0 (periodic, peak first)."""
-    return 0.5 + 0.5 * np.cos(np.arange(n) * (2.0 * np.pi / n))
-
-
 def _frame(Ls, fs, n_bands, fmin, fmax, min_win):
     """The frame: the bands strictly inside (0, fs/2) (Hz), and the Hann window lengths and centre
     bins of every window (DC, the bands, Nyquist, then the mirrored negative frequencies)."""
@@ -96,7 +91,7 @@ def _layout(win_len, pos, n_cols, nn):
     The windowed band is placed circularly around column 0: columns 0 .. ceil(m/2)-1 hold the
     centre bin and above, the last floor(m/2) columns the bins below; the rest are zero. The dual
     (painless case) is each window divided by the sum of all squared, scaled windows at its bins."""
-    windows = [_hann(m) for m in win_len]
+    windows = [0.5 + 0.5 * np.cos(np.arange(m) * (2.0 * np.pi / m)) for m in win_len]  # Hann, peak first
     idxs = [(np.arange(-(len(g) // 2), len(g) - len(g) // 2) + p) % nn for g, p in zip(windows, pos)]
     diag = np.zeros(nn)
     for g, idx in zip(windows, idxs):

@@ -208,12 +208,6 @@ def recorded_hash(path: str | os.PathLike) -> str | None:
     return {p.key: p.value for p in m.metadata_props}.get(SHA256_KEY)
 
 
-def _need_packages() -> None:
-    absent = [m for m in ("tensorflow", "keras", "h5py", "onnx") if not installed(m)]
-    if absent:
-        raise MixinError(f"exporting to ONNX needs {', '.join(absent)}, not installed: {TRAIN_EXTRA}")
-
-
 def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None,
                 overwrite: bool = False) -> tuple[str, bool]:
     """Export one ``.h5`` CDAE to ``onnx_path`` (default: the ``.onnx`` beside it), atomically:
@@ -252,7 +246,9 @@ def export_dir(model_dir: str | os.PathLike, sources: Iterable[str] | None = Non
     """
     from .model import model_paths
 
-    _need_packages()
+    absent = [m for m in ("tensorflow", "keras", "h5py", "onnx") if not installed(m)]
+    if absent:
+        raise MixinError(f"exporting to ONNX needs {', '.join(absent)}, not installed: {TRAIN_EXTRA}")
     model_dir = str(model_dir)
     if not os.path.isdir(model_dir):
         raise MixinError(f"model directory not found: {model_dir}")

@@ -230,10 +230,8 @@ class _Grid:
 
 
 def _chord_at(bars: list[list[dict]], bar: int, beat: float, bpb: int) -> dict:
-    chords = bars[bar]
-    if len(chords) == 1:
-        return chords[0]
-    return chords[0] if beat < bpb / 2 else chords[1]
+    """The chord at ``beat`` of ``bar`` (a bar holds one chord or two, one per half)."""
+    return bars[bar][0] if len(bars[bar]) == 1 or beat < bpb / 2 else bars[bar][1]
 
 
 def _played(grid: _Grid, active: np.ndarray) -> list[int]:
@@ -524,11 +522,6 @@ def _activity(rng: np.random.Generator, n_bars: int, p_drop: float) -> np.ndarra
     return act
 
 
-def _pick(rng: np.random.Generator, heldout: bool, family: str, fonts: tuple[str, ...]) -> tuple[int, str]:
-    progs = INSTRUMENTS[family]["heldout" if heldout else "train"]
-    return int(rng.choice(progs)), str(fonts[int(rng.integers(len(fonts)))])
-
-
 def _arrangement(rng: np.random.Generator, n_bars: int) -> list[dict[str, Any]]:
     """The song's parts: stem, role, family and the bars each plays."""
     rockish = rng.random() < 0.35
@@ -568,7 +561,8 @@ def _arrangement(rng: np.random.Generator, n_bars: int) -> list[dict[str, Any]]:
 def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr):
     """One part's notes, audio (effects, level, pan) and info: (stereo audio, reverb send, info)."""
     role, family, act = part["role"], part["family"], part["active"]
-    program, soundfont = _pick(rng, heldout, family, fonts)
+    program = int(rng.choice(INSTRUMENTS[family]["heldout" if heldout else "train"]))
+    soundfont = str(fonts[int(rng.integers(len(fonts)))])
     if role == "bass":
         notes, pattern = _bass_part(rng, grid, bars, act)
     elif role == "comping":

@@ -20,6 +20,7 @@ unless ``overwrite``, which replaces only the renderer's own song folders and ta
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -188,15 +189,11 @@ def _check_args(songs, duration, seed, split, profile, jobs, vocal_dirs, render_
 
 # --- per-process caches ---
 
-_groove_cache: dict = {}
-_vocal_cache: dict = {}
+_load_index = functools.lru_cache(maxsize=None)(grooves.load_index)
 
 
 def _grooves(groove_dir, split):
-    key = (str(groove_dir), split)
-    if key not in _groove_cache:
-        _groove_cache[key] = grooves.load_index(groove_dir, split)
-    return _groove_cache[key]
+    return _load_index(None if groove_dir is None else str(groove_dir), split)
 
 
 #: Hop of the vocal activity envelope (s) and the level below the loudest hop that still counts
@@ -205,10 +202,9 @@ VOCAL_HOP = 0.25
 VOCAL_ACTIVE_DB = 25.0
 
 
+@functools.lru_cache(maxsize=None)
 def _vocal_activity(path):
     """(sample rate, frames, per-hop RMS in dB) of a vocal stem, computed once per process."""
-    if path in _vocal_cache:
-        return _vocal_cache[path]
     info = audio.probe(path)
     hop = max(1, int(round(VOCAL_HOP * info.samplerate)))
     env = []
@@ -219,8 +215,7 @@ def _vocal_activity(path):
             env.append(np.sqrt(np.mean(np.square(b, dtype=np.float64), axis=(1, 2))))
     env = np.concatenate(env) if env else np.zeros(0)
     db = 20 * np.log10(np.maximum(env, 1e-10))
-    _vocal_cache[path] = (info.samplerate, info.frames, db)
-    return _vocal_cache[path]
+    return info.samplerate, info.frames, db
 
 
 def _read_excerpt(path, start, frames):
