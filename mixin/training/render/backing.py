@@ -1,13 +1,9 @@
 """Generated backing music (bass and "other" stems) in a groove's tempo and metre, rendered with FluidSynth.
 
-:func:`render_backing`: a random key and mode, a 4-8 bar chord progression looped with variations,
-and an arrangement of parts: a bass line (most songs) and 2-5 "other" parts among comping, arpeggios,
-pads, a lead melody and power chords. Each part (timing and velocities humanised) is rendered on its
-own (:func:`.fluid.render_notes`) with a GM program of its family, goes through its own effects chain
-(:func:`.fx.random_chain`), is normalised, given a random gain and pan and summed into its stem; all
-parts share one synthetic room (a reverb bus). Parts, the bass or the whole "other" stem drop out
-for some bars. Held-out songs (validation, test) use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"``
-programs of :data:`INSTRUMENTS`, so that neither is ever trained on.
+:func:`render_backing`: a random key and chord loop, a bass line and 2-5 other parts (comping,
+arpeggios, pads, lead, power chords), each humanised, rendered on its own (:func:`.fluid.render_notes`)
+through its own effects (:func:`.fx.random_chain`) onto a shared room (docs/training.md). Held-out
+songs use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"`` programs of :data:`INSTRUMENTS` only.
 """
 
 from __future__ import annotations
@@ -225,9 +221,6 @@ class _Grid:
             beat = beat + self.swing * 0.5
         return bar * self.bar + beat * self.beat
 
-    def human(self, n: int) -> np.ndarray:
-        return np.clip(self.rng.normal(0.0, TIMING_SD, n), -TIMING_MAX, TIMING_MAX)
-
 
 def _chord_at(bars: list[list[dict]], bar: int, beat: float, bpb: int) -> dict:
     """The chord at ``beat`` of ``bar`` (a bar holds one chord or two, one per half)."""
@@ -250,7 +243,7 @@ def _humanise(notes: np.ndarray, grid: _Grid, vel_sd: float = 6.0) -> np.ndarray
     a = notes.copy()
     if not len(a):
         return a
-    a[:, 0] = np.maximum(0.0, a[:, 0] + grid.human(len(a)))
+    a[:, 0] = np.maximum(0.0, a[:, 0] + np.clip(grid.rng.normal(0.0, TIMING_SD, len(a)), -TIMING_MAX, TIMING_MAX))
     a[:, 1] = np.maximum(a[:, 0] + 0.03, a[:, 1])
     bar = np.clip((notes[:, 0] / grid.bar).astype(int), 0, grid.n_bars - 1)
     vel = a[:, 3] + grid.intensity[bar] + grid.rng.normal(0.0, vel_sd, len(a))

@@ -1,13 +1,10 @@
 """Recorded drum kits for rendered songs: Hydrogen sample kits and SoundFont drum kits.
 
-Hydrogen kits (Debian ``hydrogen-drumkits``, ``hydrogen-data``) whose licence in the packages'
-copyright files is one of :data:`ALLOWED_LICENCE` and that can play kick, snare and hi-hat are
-played by :class:`HydrogenKit` with numpy (velocity layers, instrument gains, a velocity curve, a pan
-per piece). SoundFont kits (:data:`SOUNDFONT_KITS`: the avldrums kits and the GM kits of FluidR3_GM,
-MuseScore_General and, held out only, TimGM6mb) are played by FluidSynth. :data:`HELDOUT` kits are
-used only for validation and test songs, which never use a training kit (:func:`kit_pool`). A kit
-that cannot be read is skipped with a warning. Drum notes are float64 [shape=(n, 3)] (onset s, GM
-pitch, velocity 1..127); audio is float32 [shape=(2, n_samples)].
+Hydrogen kits with an allowed licence (:data:`ALLOWED_LICENCE`, from the Debian copyright files)
+are played by :class:`HydrogenKit` with numpy; SoundFont kits (:data:`SOUNDFONT_KITS`) by FluidSynth.
+:data:`HELDOUT` kits serve only validation and test songs (:func:`kit_pool`); an unreadable kit is
+skipped with a warning. Notes are float64 [shape=(n, 3)] (onset s, GM pitch, velocity 1..127); audio
+is float32 [shape=(2, n_samples)].
 """
 
 from __future__ import annotations

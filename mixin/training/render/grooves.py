@@ -1,12 +1,10 @@
 """Human drum performances for rendered songs: the Groove MIDI Dataset, read and arranged.
 
-The Groove MIDI Dataset (Gillick et al., ICML 2019; CC BY 4.0; credit :data:`CREDIT`): 1,150 MIDI
-files of 10 drummers, listed in ``info.csv``. Its own train / validation / test split is kept
-(:func:`load_index` returns one split's files). Notes are read with mido (files without a tempo
-event use MIDI's default 120 bpm); the musical tempo and metre are those of ``info.csv`` and every
-file starts on a bar line. :func:`arrange` builds a song of 4- or 8-bar sections, each looping a beat
-of the first beat's pool (same session, tempo and metre) from a random bar, sometimes ending in a
-fill. Notes are float64 [shape=(n_notes, 3)]: onset (s), GM pitch, velocity (1..127), sorted.
+The dataset (Gillick et al., ICML 2019; CC BY 4.0; credit :data:`CREDIT`) lists its MIDI files and
+their tempo, metre and train / validation / test split in ``info.csv`` (:func:`load_index`, one split
+at a time); every file starts on a bar line. :func:`arrange` loops beats of one pool (session, tempo,
+metre) in 4- or 8-bar sections with fills. Notes are float64 [shape=(n_notes, 3)]: onset (s), GM
+pitch, velocity (1..127), sorted.
 """
 
 from __future__ import annotations

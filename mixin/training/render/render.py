@@ -1,20 +1,11 @@
-"""The ``--render-stems`` stage: render multitrack songs as training material.
+"""The ``--render-stems`` stage: render multitrack songs as training material (docs/training.md,
+"Rendering training songs", describes the songs, the held-out material and the records).
 
-Each song is a folder in the MUSDB18-HQ layout: ``drums``, ``bass``, ``other`` and, in some songs,
-``vocals`` (16-bit 44.1 kHz stereo FLAC; no mixture file: the mixture is the sum of the stems).
-:func:`render_song` plays a Groove MIDI performance (:mod:`.grooves`) on a recorded kit
-(:mod:`.drumkits`) through a random drum chain (:mod:`.fx`), generated bass and other parts
-(:mod:`.backing`) and, with ``vocal_dirs``, excerpts of real vocal stems on bar lines. Each stem is
-normalised, then balanced (bass vs other +-6 dB, drums vs bass+other -15..+8 dB, vocals vs the rest
--6..+6 dB); some bars of drums, bass or other are silent; the song is scaled so that the peak of the
-sum is at most 0.9 (no stem clipping). Validation and test songs use held-out grooves, kits and
-SoundFonts. Song ``i`` draws everything from ``numpy.random.default_rng([seed, i])``, whatever the
-number of songs or ``jobs``.
-
-Files: ``render_dir/render-{split}-{i:04d}/`` per song (written under a temporary name, renamed when
-complete), then ``songs.json`` and ``songs.csv`` (one record per song: grooves, kit and licence,
-instruments, key, tempo, gains, effects; plus the credits). A non-empty ``render_dir`` is refused
-unless ``overwrite``, which replaces only the renderer's own song folders and tables.
+A song folder ``render-{split}-{i:04d}`` holds ``drums``, ``bass``, ``other`` and, in some songs,
+``vocals`` (16-bit 44.1 kHz stereo FLAC; the mixture is their sum): a Groove MIDI performance
+(:mod:`.grooves`) on a recorded kit (:mod:`.drumkits`), generated parts (:mod:`.backing`), excerpts
+of real vocal stems, each through its effects (:mod:`.fx`), then balanced (:func:`render_song`).
+Song ``i`` draws everything from ``numpy.random.default_rng([seed, i])``.
 """
 
 from __future__ import annotations

@@ -123,6 +123,13 @@ def _harmonic_voice(f0, amps, sr):
     return out
 
 
+def _voice(onsets, lengths, midi, n, sr, amps, attack, decay, release):
+    """A harmonic voice (``amps`` per harmonic) playing monophonic notes, onsets and lengths in
+    samples, through an attack / decay / release envelope [shape=(n,)]."""
+    f0, since, length, _ = _note_tracks(onsets, lengths, _midi_hz(midi), n)
+    return _envelope(since, length, sr, attack, decay, release) * _harmonic_voice(f0, amps, sr)
+
+
 def _rms_normalise(x, db):
     rms = np.sqrt(np.mean(np.square(x)))
     return x if rms == 0 else x * (10 ** (db / 20) / rms)
@@ -184,10 +191,9 @@ def _bass(rng, n, sr, beat, chords_root, channels):
     midi = roots + octave + fifth
     onsets = np.round(onsets_s * sr).astype(int)
     lengths = np.full(n_notes, int(step * sr * 0.85))
-    f0, since, length, _ = _note_tracks(onsets, lengths, _midi_hz(midi), n)
-    env = _envelope(since, length, sr, attack=0.005, decay=rng.uniform(0.3, 0.8), release=0.02)
+    decay = rng.uniform(0.3, 0.8)
     amps = 1.0 / np.arange(1, 9) ** rng.uniform(1.0, 1.6)
-    return _pan(env * _harmonic_voice(f0, amps, sr), _PAN["bass"], channels)
+    return _pan(_voice(onsets, lengths, midi, n, sr, amps, 0.005, decay, 0.02), _PAN["bass"], channels)
 
 
 def _other(rng, n, sr, beat, chord_notes, channels):
@@ -205,9 +211,8 @@ def _other(rng, n, sr, beat, chord_notes, channels):
     amps = 1.0 / np.arange(1, 7) ** rng.uniform(1.2, 2.0)
     decay = rng.uniform(0.4, 2.0)
     for v in range(3):
-        f0, since, length, _ = _note_tracks(onsets, lengths, _midi_hz(chord_notes[bar_of, v]), n)
-        env = _envelope(since, length, sr, attack=0.01, decay=decay, release=0.05)
-        out += _pan(env * _harmonic_voice(f0, amps, sr), (v - 1) * 0.6, channels) / 3
+        voice = _voice(onsets, lengths, chord_notes[bar_of, v], n, sr, amps, 0.01, decay, 0.05)
+        out += _pan(voice, (v - 1) * 0.6, channels) / 3
     # arpeggio an octave up, sixteenth notes through the chord tones
     step = beat / 4
     per_bar = 16
@@ -215,9 +220,7 @@ def _other(rng, n, sr, beat, chord_notes, channels):
     midi = chord_notes[k // per_bar, k % 3] + 12
     onsets = np.round(k * step * sr).astype(int)
     lengths = np.full(k.size, int(step * sr * 0.9))
-    f0, since, length, _ = _note_tracks(onsets, lengths, _midi_hz(midi), n)
-    env = _envelope(since, length, sr, attack=0.003, decay=0.15, release=0.01)
-    arp = env * _harmonic_voice(f0, [1.0, 0.3, 0.15, 0.05], sr)
+    arp = _voice(onsets, lengths, midi, n, sr, [1.0, 0.3, 0.15, 0.05], 0.003, 0.15, 0.01)
     out += _pan(arp, rng.choice([-0.7, 0.7]), channels) * 0.25
     return out
 
