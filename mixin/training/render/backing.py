@@ -278,7 +278,7 @@ def _rhythm(rng: np.random.Generator, bpb: int, style: str) -> list[tuple[float,
     return [(b, max(0.5, e - b), 1.0 if b == 0 else (0.9 if b % 1 == 0 else 0.8)) for b, e in zip(on, ends)]
 
 
-def _bass_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, str]:
+def _bass_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarray, str]:
     style = str(rng.choice(["roots", "root_fifth", "octaves", "walking", "syncopated", "eighths"],
                            p=[0.2, 0.2, 0.12, 0.12, 0.2, 0.16]))
     if grid.bpb % 2 == 1 and style == "root_fifth":
@@ -332,7 +332,7 @@ def _bass_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, 
     return _rows(rows), style
 
 
-def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str) -> tuple[np.ndarray, str]:
+def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str, *_) -> tuple[np.ndarray, str]:
     guitar = family in ("clean_guitar", "acoustic_guitar", "driven_guitar")
     style = str(rng.choice(["whole", "halves", "quarters", "eighths", "offbeats", "backbeat", "charleston",
                             "syncopated"], p=[0.1, 0.14, 0.14, 0.14, 0.1, 0.08, 0.1, 0.2]))
@@ -367,7 +367,7 @@ def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str) -> tuple
     return _rows(rows), style + ("_strum" if strum else "_block")
 
 
-def _power_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, str]:
+def _power_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarray, str]:
     style = str(rng.choice(["chug", "whole", "halves", "syncopated"], p=[0.4, 0.2, 0.2, 0.2]))
     rhythm = _rhythm(rng, grid.bpb, {"chug": "eighths"}.get(style, style))
     base = int(rng.integers(40, 47))
@@ -386,7 +386,7 @@ def _power_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray,
     return _rows(rows), "power_" + style
 
 
-def _arp_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, str]:
+def _arp_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarray, str]:
     rate = float(rng.choice([0.5, 0.25, 1.0 / 3.0], p=[0.5, 0.35, 0.15]))
     shape = str(rng.choice(["up", "down", "updown", "random", "pattern"]))
     lo = int(rng.integers(55, 67))
@@ -421,7 +421,7 @@ def _arp_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, s
     return _rows(rows), f"arp_{shape}_{rate:.2f}"
 
 
-def _pad_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, str]:
+def _pad_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarray, str]:
     center = float(rng.uniform(55, 70))
     n_voices = int(rng.integers(3, 5))
     vel0 = float(rng.uniform(55, 90))
@@ -440,7 +440,8 @@ def _pad_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, s
     return _rows(rows), "pad_sustain"
 
 
-def _lead_part(rng, grid: _Grid, bars, active: np.ndarray, mode: str, tonic: int) -> tuple[np.ndarray, str]:
+def _lead_part(rng, grid: _Grid, bars, active: np.ndarray, _family: str, mode: str,
+               tonic: int) -> tuple[np.ndarray, str]:
     lo = int(rng.integers(60, 72))
     scale = _pitches([(tonic + s) % 12 for s in MODES[mode]], lo, lo + 17)
     durs = np.array([0.5, 1.0, 1.5, 2.0, 0.25])
@@ -551,23 +552,17 @@ def _arrangement(rng: np.random.Generator, n_bars: int) -> list[dict[str, Any]]:
     return parts
 
 
+#: Note generators by role: (rng, grid, bars, active, family, mode, tonic) -> (notes, pattern name).
+_PARTS = {"bass": _bass_part, "comping": _comp_part, "power": _power_part, "arpeggio": _arp_part,
+          "pad": _pad_part, "lead": _lead_part}
+
+
 def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr):
     """One part's notes, audio (effects, level, pan) and info: (stereo audio, reverb send, info)."""
     role, family, act = part["role"], part["family"], part["active"]
     program = int(rng.choice(INSTRUMENTS[family]["heldout" if heldout else "train"]))
     soundfont = str(fonts[int(rng.integers(len(fonts)))])
-    if role == "bass":
-        notes, pattern = _bass_part(rng, grid, bars, act)
-    elif role == "comping":
-        notes, pattern = _comp_part(rng, grid, bars, act, family)
-    elif role == "power":
-        notes, pattern = _power_part(rng, grid, bars, act)
-    elif role == "arpeggio":
-        notes, pattern = _arp_part(rng, grid, bars, act)
-    elif role == "pad":
-        notes, pattern = _pad_part(rng, grid, bars, act)
-    else:
-        notes, pattern = _lead_part(rng, grid, bars, act, mode, tonic)
+    notes, pattern = _PARTS[role](rng, grid, bars, act, family, mode, tonic)
     fx_role = "pad" if role == "pad" else FAMILY_FX[family]
     gain_db = float(rng.uniform(-6.0, 2.0)) + {"pad": -3.0, "lead": 1.0, "bass": 2.0}.get(role, 0.0)
     pan_pos = float(rng.uniform(-0.15, 0.15)) if role in ("bass", "lead") else float(rng.uniform(-0.8, 0.8))

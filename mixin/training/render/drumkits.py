@@ -201,43 +201,27 @@ FALLBACK_GAIN = {"hh_pedal": 0.8}
 _SKIP = re.compile(r"\b(roll|choke|flam|fx|zap|swish|noise|flink)\b")
 
 
+#: (pattern, piece) rules of :func:`piece_of`, first match wins; a piece may be a list of rules
+#: of its own (a pattern "" always matches).
+_PIECE_RULES = (
+    (r"kick|bass ?drum|\bbd\b", "kick"), ("clap", "clap"), ("cowbell", "cowbell"),
+    (r"hi ?hat|\bhh|\bhat\b|hihat",
+     ((r"\b(free|semi|half)\b", None), ("pedal|foot", "hh_pedal"), ("open", "hh_open"), ("", "hh_closed"))),
+    ("snare", "snare"), (r"stick|rim ?click|side", "sidestick"),
+    ("ride", (("bell|cup", "ride_bell"), ("", "ride"))), (r"\bbell\b|\bcup\b", "ride_bell"),
+    (r"crash|cymbal|splash|china", "crash"),
+    ("tom", ((r"floor|low|\blo\b", "tom_low"), ("mid", "tom_mid"), ("hi|high", "tom_high"), ("", "tom_mid"))),
+)
+
+
 def piece_of(name: str) -> str | None:
     """Kit piece an instrument name stands for ('kick', 'snare', 'hh_open', ...) or None."""
     n = name.lower().replace("-", " ").replace("_", " ")
     if _SKIP.search(n):
         return None
-    if re.search(r"kick|bass ?drum|\bbd\b", n):
-        return "kick"
-    if "clap" in n:
-        return "clap"
-    if "cowbell" in n:
-        return "cowbell"
-    if re.search(r"hi ?hat|\bhh\b|\bhat\b|hihat", n) or re.search(r"\bhh", n):
-        if re.search(r"\b(free|semi|half)\b", n):
-            return None
-        if "pedal" in n or "foot" in n:
-            return "hh_pedal"
-        if "open" in n:
-            return "hh_open"
-        return "hh_closed"
-    if "snare" in n:
-        return "snare"
-    if re.search(r"stick|rim ?click|side", n):
-        return "sidestick"
-    if "ride" in n:
-        return "ride_bell" if ("bell" in n or "cup" in n) else "ride"
-    if re.search(r"\bbell\b|\bcup\b", n):
-        return "ride_bell"
-    if re.search(r"crash|cymbal|splash|china", n):
-        return "crash"
-    if "tom" in n:
-        if re.search(r"floor|low|\blo\b", n):
-            return "tom_low"
-        if "mid" in n:
-            return "tom_mid"
-        if re.search(r"hi|high", n):
-            return "tom_high"
-        return "tom_mid"
+    for pattern, piece in _PIECE_RULES:
+        if re.search(pattern, n):
+            return piece if isinstance(piece, str) else next(p for sub, p in piece if re.search(sub, n))
     return None
 
 

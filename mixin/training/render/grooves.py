@@ -13,7 +13,7 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,21 +221,6 @@ def _excerpt(notes, start_s, length_s):
 
 # --- arranging a song ---
 
-def beat_pools(grooves: Iterable[Groove]) -> dict[tuple[str, float, int, int], list[Groove]]:
-    """{pool key: [beats]} of the grooves (pool = session, tempo and metre)."""
-    pools = {}
-    for g in grooves:
-        if g.beat_type == "beat":
-            pools.setdefault(g.pool_key, []).append(g)
-    return pools
-
-
-def fills_for(grooves: Iterable[Groove], beat: Groove) -> list[Groove]:
-    """Fills of ``beat``'s session, tempo and metre, those of the same genre first."""
-    same = [g for g in grooves if g.beat_type == "fill" and g.pool_key == beat.pool_key]
-    return sorted(same, key=lambda g: g.genre != beat.genre)
-
-
 def _section(rng, current, pool, fills, bad, bar, length, bar_s, first):
     """One section of ``length`` bars from ``bar``: its beat (``current``, sometimes another of the
     pool) looped from a random bar, and maybe a fill at its end: (beat, note arrays, section records)."""
@@ -299,8 +284,10 @@ def arrange(grooves: Sequence[Groove], duration: float,
     first = next((beats[int(k)] for k in order if _usable(beats[int(k)], bad) is not None), None)
     if first is None:
         raise MixinError(f"no readable drum groove (beat) among {len(beats)} files of the split")
-    pool = [g for g in beat_pools(grooves)[first.pool_key] if g.name not in bad]
-    fills = fills_for(grooves, first)
+    # the first beat's pool (beats of its session, tempo and metre) and fills (its genre first)
+    pool = [g for g in beats if g.pool_key == first.pool_key and g.name not in bad]
+    fills = sorted((g for g in grooves if g.beat_type == "fill" and g.pool_key == first.pool_key),
+                   key=lambda g: g.genre != first.genre)
     bar_s = first.bar_seconds
     n_bars = int(math.ceil(duration / bar_s - 1e-9))
     parts, sections, bar, current = [], [], 0, first
