@@ -33,14 +33,8 @@ POLYPHONY = 512
 SYNTH_GAIN = 0.2
 
 #: Debian packages that ship the SoundFonts MiXiN uses, by file name.
-SOUNDFONT_PACKAGES = {
-    "FluidR3_GM.sf2": "fluid-soundfont-gm",
-    "FluidR3_GS.sf2": "fluid-soundfont-gs",
-    "MuseScore_General.sf3": "musescore-general-soundfont",
-    "MuseScore_General_Full.sf3": "musescore-general-soundfont",
-    "MuseScore_General.sf2": "musescore-general-soundfont",
-    "TimGM6mb.sf2": "timgm6mb-soundfont",
-}
+SOUNDFONT_PACKAGES = {"FluidR3_GM.sf2": "fluid-soundfont-gm", "MuseScore_General.sf3": "musescore-general-soundfont",
+                      "TimGM6mb.sf2": "timgm6mb-soundfont"}
 
 _INSTALL_HINT = "install it with `apt-get install fluidsynth` and `pip install pyfluidsynth`"
 

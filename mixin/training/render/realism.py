@@ -78,11 +78,8 @@ def song_stats(sources: dict[str, np.ndarray]) -> dict[str, float]:
         "drums_110_500": float(100.0 * pd[mid].sum() / total) if total > 0 else float("nan"),
         "drums_above_6k": _db(pd[high].sum(), total),
     }
-    if harm is not None:
-        _, ph = _spectrum(harm)
-        out["drums_minus_harmonic_below_110"] = _db(pd[low].sum(), ph[low].sum())
-    else:
-        out["drums_minus_harmonic_below_110"] = float("nan")
+    out["drums_minus_harmonic_below_110"] = (_db(pd[low].sum(), _spectrum(harm)[1][low].sum())
+                                             if harm is not None else float("nan"))
 
     win = int(CREST_WINDOW * sr)
     crest = []

@@ -109,17 +109,11 @@ def _check_int(name, value, minimum, maximum=None):
     return v
 
 
-def is_vocal_file(name: str | os.PathLike) -> bool:
-    """A vocal stem by file name: an audio file whose name contains "vocal" (not hidden)."""
-    from ...songs import is_audio  # noqa: PLC0415
-
-    return "vocal" in Path(name).name.lower() and is_audio(Path(name))
-
-
 def find_vocal_files(vocal_dirs: Iterable[str | os.PathLike] | None) -> list[str]:
     """Vocal stems under each dir (recursively; song folders holding ``vocals.*``), sorted.
 
     MixinError naming a dir that is missing, not a directory or holds no vocal file."""
+    from ...songs import is_audio  # noqa: PLC0415
     from ..stems import find_song_folders  # noqa: PLC0415  (the one walk over song folders)
 
     files = []
@@ -133,7 +127,7 @@ def find_vocal_files(vocal_dirs: Iterable[str | os.PathLike] | None) -> list[str
             songs = find_song_folders([d])
         except MixinError:  # no audio at all
             songs = []
-        here = [f for _, fs in songs for f in fs if is_vocal_file(f.name)]
+        here = [f for _, fs in songs for f in fs if "vocal" in f.name.lower() and is_audio(f)]
         if not here:
             raise MixinError(f"no vocal stem (a file named like vocals.flac) under vocal directory {d}")
         files += sorted(here)
@@ -472,13 +466,6 @@ def _worker(cfg, index):
     return _render_to_folder(cfg, index)
 
 
-CSV_FIELDS = ("folder", "index", "split", "duration", "stems", "tempo", "metre", "key", "style",
-              "drummer", "session", "groove", "groove_files", "kit", "kit_family", "kit_licence",
-              "drum_instruments", "instruments", "vocal_source", "gain_drums_db", "gain_bass_db",
-              "gain_other_db", "gain_vocals_db", "drums_vs_bass_other_db", "bass_vs_other_db",
-              "vocals_vs_rest_db", "effects")
-
-
 def _fx_summary(fx_info):
     """Stages of an effects chain with their main setting, e.g. "eq3 comp4.1:1 rev0.9s"."""
     if not fx_info:
@@ -497,7 +484,7 @@ def _fx_summary(fx_info):
 
 
 def _csv_row(r):
-    """One line of songs.csv: a song's record in :data:`CSV_FIELDS`."""
+    """One line of songs.csv (its columns, in order) from a song's record."""
     g, b, parts = r["gains_db"], r["balance_db"], r["backing"]["parts"]
     effects = [f"drums: {_fx_summary(r['effects']['drums'])}"]
     if r["effects"]["vocals"]:
@@ -527,11 +514,10 @@ def write_tables(render_dir: str | os.PathLike, records: list[dict[str, Any]],
     """Write ``songs.json`` and ``songs.csv`` (atomically) for ``records`` (sorted by index)."""
     render_dir = Path(render_dir)
     fileio.write_json(render_dir / SONGS_JSON, {"format": FORMAT, **doc_fields, "songs": records}, indent=1)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    buf, rows = io.StringIO(), [_csv_row(r) for r in records]
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
     w.writeheader()
-    for r in records:
-        w.writerow(_csv_row(r))
+    w.writerows(rows)
     fileio.write_text(render_dir / SONGS_CSV, buf.getvalue())
 
 

@@ -370,11 +370,6 @@ def make_song(duration: float, sr: int = params.SAMPLE_RATE, seed: int = 0,
     return {name: (x * gain).astype(np.float32) for name, x in stems.items()}
 
 
-def _song_seed(seed, i):
-    """Seed of song ``i`` of a collection generated with ``seed`` (independent streams)."""
-    return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0])
-
-
 def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float, seed: int = 0,
                        channels: int = 2, sr: int = params.SAMPLE_RATE, force: bool = False) -> list[Path]:
     """Write ``n_songs`` synthetic songs (:func:`make_song`, seeds derived from ``(seed, i)``) as
@@ -394,7 +389,8 @@ def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float,
                          " use --force to replace them")
     outdir.mkdir(parents=True, exist_ok=True)
     for i, d in enumerate(dirs):
-        stems = make_song(duration, sr=sr, seed=_song_seed(seed, i), channels=channels)
+        song_seed = int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0])  # independent streams
+        stems = make_song(duration, sr=sr, seed=song_seed, channels=channels)
         with fileio.atomic_folder(d, replace=True) as tmp:  # existing folders were refused above
             for name, x in stems.items():
                 audio.write_audio(tmp / f"{name}.wav", x, int(sr), subtype="PCM_16")
