@@ -24,8 +24,7 @@ def hop_size(overlap: float, size: int = params.CHUNK_SIZE) -> int:
     """Samples between chunk starts for ``overlap``, the fraction of a chunk that consecutive chunks
     share, in [0, 0.5]: ``size - round(overlap * size)``.
 
-    Raises :class:`MixinError` for an overlap outside [0, 0.5] (it comes from the user).
-    """
+    Raises :class:`MixinError` for an overlap outside [0, 0.5] (it comes from the user)."""
     if not isinstance(overlap, (int, float)) or not 0 <= overlap <= 0.5 or math.isnan(overlap):
         raise MixinError(f"overlap must be a fraction between 0 and 0.5, got {overlap!r}")
     return size - int(round(overlap * size))
@@ -57,8 +56,7 @@ def weights(hop: int, size: int = params.CHUNK_SIZE) -> tuple[np.ndarray, np.nda
 
     Both are float32 [shape=(size,)]: one, times the falling taper on the last ``size - hop``
     samples, and (later chunks only) times the rising taper on the first ``size - hop``. Raises
-    ``ValueError`` unless ``size / 2 <= hop <= size``.
-    """
+    ``ValueError`` unless ``size / 2 <= hop <= size``."""
     _check_hop(hop, size)
     overlap = size - hop
     rise, fall = tapers(overlap)

@@ -146,8 +146,7 @@ def build_model(arch: str = DEFAULT_ARCH, shape: tuple[int, int] | None = None,
     """Build an untrained network of architecture ``arch`` (:data:`ARCHITECTURES`), uncompiled.
 
     ``shape`` is (rows, cols) (default: the transform's, 96 x 1948); the input has one channel
-    per entry of the architecture's ``inputs``. ``"mixin"`` is exactly :func:`build_cdae`.
-    """
+    per entry of the architecture's ``inputs``. ``"mixin"`` is exactly :func:`build_cdae`."""
     spec = check_arch(arch)
     rows, cols = tuple(shape or input_shape()[:2])
     if arch == DEFAULT_ARCH:
@@ -203,8 +202,7 @@ def read_model_spec(model_dir: str | os.PathLike) -> dict:
     """The ``model.json`` of ``model_dir``, checked; the published model's spec when there is none.
 
     Raises :class:`MixinError` (one line naming the file) for unreadable JSON, another format, an
-    unknown architecture, inputs that are not the architecture's, or a transform other than MiXiN's.
-    """
+    unknown architecture, inputs that are not the architecture's, or a transform other than MiXiN's."""
     import json
 
     path = os.path.join(str(model_dir), MODEL_JSON)

@@ -153,8 +153,7 @@ def keras_to_onnx(model: keras.Model, name: str = "mixin_cdae",
 
     The graph maps ``magnitude`` float32 [shape=(b, rows, cols, channels)] (b dynamic) to
     ``estimate`` [shape=(b, rows', cols', channels')], as the Keras model. ``metadata`` goes to the
-    model's ``metadata_props``. Raises :class:`MixinError` naming an unsupported layer or setting.
-    """
+    model's ``metadata_props``. Raises :class:`MixinError` naming an unsupported layer or setting."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -242,8 +241,7 @@ def export_dir(model_dir: str | os.PathLike, sources: Iterable[str] | None = Non
     """Export the ``model_*.h5`` files of ``model_dir`` (``sources``; default: every source whose
     ``.h5`` is there, at least one) to ``.onnx`` beside them; returns the paths written.
 
-    Raises :class:`MixinError` as :func:`export_onnx`, and for a missing folder or no model.
-    """
+    Raises :class:`MixinError` as :func:`export_onnx`, and for a missing folder or no model."""
     from .model import model_paths
 
     absent = [m for m in ("tensorflow", "keras", "h5py", "onnx") if not installed(m)]
@@ -275,8 +273,7 @@ def export_after_save(h5_paths: Iterable[str | os.PathLike]) -> list[str]:
     """The training hook: export freshly saved ``.h5`` models (replacing their old ``.onnx``).
 
     Without the ``onnx`` package this only warns (the folder then runs with the tf backend, and
-    a stale ``.onnx`` beside a new ``.h5`` is refused by the separator).
-    """
+    a stale ``.onnx`` beside a new ``.h5`` is refused by the separator)."""
     if not installed("onnx"):
         log.warning("onnx is not installed: no .onnx written beside the models (%s, then "
                     "train_util.py --export-onnx --model-dir DIR)", TRAIN_EXTRA)

@@ -137,8 +137,7 @@ def kit_licence(folder: str | os.PathLike, copyright_files: Mapping[str, str | o
 
     A stanza naming the kit (``drumkits/NAME.h2drumkit``; ``?`` and ``*`` are wildcards, and
     "circAfrique" names the folder "circAfrique v4") wins over a ``Files: *`` stanza of the
-    package that installed the folder. (None, None) when no stanza applies.
-    """
+    package that installed the folder. (None, None) when no stanza applies."""
     files = COPYRIGHT_FILES if copyright_files is None else copyright_files
     name = Path(folder).name
     names = {_norm(name)} | ({_norm(kit_name)} if kit_name else set())

@@ -124,8 +124,7 @@ class _Synth:
         from which a new note's first block ramps), so a reused synthesizer would not repeat itself
         bit for bit. Here all voices but a small margin are started (from a reset synthesizer, so the
         same voices get the same notes) with one preset of the SoundFont being rendered, mixed for one
-        block and reset: every voice then carries a state that depends only on that preset.
-        """
+        block and reset: every voice then carries a state that depends only on that preset."""
         fl, p = self.fl, self._ptr
         self.reset()
         for chan in range(16):
@@ -155,8 +154,7 @@ def _events(notes: np.ndarray, sr: int, drums: bool) -> list[tuple[int, int, int
 
     Times go to the nearest block boundary. A note re-struck before its previous note's end has that
     previous note ended at the new onset (otherwise the late note-off would cut the new note).
-    Percussion notes with ``end_s <= start_s`` get no note-off (one-shot, as drum machines send).
-    """
+    Percussion notes with ``end_s <= start_s`` get no note-off (one-shot, as drum machines send)."""
     start = np.rint(notes[:, 0] * sr / BLOCK).astype(np.int64) * BLOCK
     end = np.rint(notes[:, 1] * sr / BLOCK).astype(np.int64) * BLOCK
     key = np.rint(notes[:, 2]).astype(np.int64)

@@ -19,9 +19,6 @@ from ...errors import MixinError
 
 log = logging.getLogger("mixin")
 
-#: Roles :func:`random_chain` knows.
-ROLES = ("bass", "keys", "guitar_clean", "guitar_drive", "pad", "lead", "drums", "vocal")
-
 #: Blocks of this length (s) measure loudness in :func:`active_rms_db`.
 RMS_BLOCK_S = 0.1
 
@@ -82,8 +79,7 @@ def active_rms_db(x: np.ndarray, sr: int) -> float:
 
     The signal is cut into 100 ms blocks; blocks more than 60 dB below the loudest one are silence
     and left out, so a part that plays half the time is as loud as the same part playing throughout.
-    Returns ``-inf`` for digital silence (or an empty array).
-    """
+    Returns ``-inf`` for digital silence (or an empty array)."""
     p = _block_power(x, sr)
     if p.size == 0 or not np.isfinite(p).all() or p.max() <= 1e-20:
         return SILENCE_DB
@@ -169,8 +165,7 @@ def compress(x: np.ndarray, sr: int, threshold_db: float, ratio: float, attack_m
     two is applied: it follows a rising reduction at the attack speed and recovers at the release
     speed (linear filters only, so it runs at hundreds of times real time). ``lookahead_ms`` applies
     the gain that much earlier (offline, no latency): about ``2 * attack_ms`` catches the transients that
-    would otherwise pass before the reduction builds up.
-    """
+    would otherwise pass before the reduction builds up."""
     a, one = _as2d(x)
     if a.shape[1] == 0:
         return _out(a.copy(), one)
@@ -281,8 +276,7 @@ def reverb_ir(sr: int, rng: np.random.Generator, rt60: float, predelay_ms: float
 
     Independent noise per channel (so the reverberation is decorrelated between left and right), split
     into three bands decaying with their own RT60 (``rt60`` in the middle, the highs faster by
-    ``damping``), a few early reflections and a ``predelay_ms`` gap before it all.
-    """
+    ``damping``), a few early reflections and a ``predelay_ms`` gap before it all."""
     rt60 = float(max(rt60, 0.05))
     length = int(min(1.2 * rt60, 4.0) * sr) + 1
     t = np.arange(length) / sr
@@ -308,8 +302,7 @@ def convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``x`` [shape=(channels, n)] convolved with ``h`` [shape=(channels or 1, m)] (FFT, float32), cut to ``n``.
 
     ``x`` may also be [shape=(k * channels_of_h, n)]: several signals through the same responses
-    (channel ``i`` uses ``h[i % len(h)]``), each response transformed once.
-    """
+    (channel ``i`` uses ``h[i % len(h)]``), each response transformed once."""
     a, one = _as2d(x)
     n = a.shape[1]
     h = np.asarray(h, dtype=np.float32)
@@ -427,6 +420,10 @@ _ROLE_SETTINGS: dict[str, dict[str, Any]] = {
     "drums":        dict(dist=0.1, comp=0.8, delay=0.0, ratio=(2.0, 6.0), wet=(0.02, 0.18), rt60=(0.2, 1.2), eq=6.0),
     "vocal":        dict(dist=0.05, comp=0.9, delay=0.3, ratio=(2.0, 6.0), wet=(0.08, 0.35), rt60=(0.5, 2.5), eq=6.0),
 }
+
+
+#: Roles :func:`random_chain` knows.
+ROLES = tuple(_ROLE_SETTINGS)
 
 
 def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,

@@ -112,8 +112,7 @@ def load_index(groove_dir: str | os.PathLike | None = None, split: str | None = 
     """Grooves listed in ``groove_dir/info.csv`` (all, or those of ``split``), in file order.
 
     Rows with a missing file or unusable fields are skipped with a warning naming them.
-    MixinError (one line) if the folder or info.csv is missing or unreadable.
-    """
+    MixinError (one line) if the folder or info.csv is missing or unreadable."""
     gdir = Path(groove_dir) if groove_dir is not None else DEFAULT_GROOVE_DIR
     info = gdir / "info.csv"
     if not info.is_file():
@@ -160,8 +159,7 @@ def read_midi(path: str | os.PathLike) -> np.ndarray:
 
     Note-ons with velocity 0 are note-offs; the dataset's TD-11 notes are mapped to General MIDI
     (:data:`GMD_TO_GM`), unknown notes dropped. MixinError (one line, naming the file) if mido
-    cannot read it. Cached per process.
-    """
+    cannot read it. Cached per process."""
     key = os.path.realpath(path)
     hit = _note_cache.get(key)
     if hit is not None:

@@ -535,15 +535,15 @@ def read_songs(render_dir: str | os.PathLike) -> dict[str, Any]:
 
 # --- the stage ---
 
-def check_resources(split: str, groove_dir: str | os.PathLike | None = None) -> list[drumkits.KitSpec]:
+def check_resources(split: str, groove_dir: str | os.PathLike | None = None) -> None:
     """Everything a render of ``split`` needs, checked before any work (one-line MixinError):
     FluidSynth, the Groove MIDI Dataset (beats of the split), usable drum kits, the backing's
-    SoundFonts. Returns the split's drum kit pool (:func:`mixin.training.render.drumkits.kit_pool`)."""
+    SoundFonts."""
     fluid.check_fluidsynth()
     if not any(g.beat_type == "beat" for g in _grooves(groove_dir, split)):
         raise MixinError(f"the Groove MIDI Dataset has no beat of the {split} split "
                          f"(info.csv in {groove_dir or 'the default folder'})")
-    pool = drumkits.kit_pool(split)
+    drumkits.kit_pool(split)  # MixinError when no kit of the split is usable
     fonts = backing.HELDOUT_SOUNDFONTS if split != "train" else backing.TRAIN_SOUNDFONTS
     missing = []
     for p in fonts:
@@ -555,7 +555,6 @@ def check_resources(split: str, groove_dir: str | os.PathLike | None = None) -> 
         raise MixinError(missing[0])
     for m in missing:
         log.warning("%s", m)
-    return pool
 
 
 def _existing(render_dir):

@@ -90,8 +90,7 @@ def _note_tracks(onsets, lengths, values, n):
     """Per-sample note index bookkeeping for a monophonic note list (onsets sorted).
 
     Returns (value [shape=(n,)] held from each onset, seconds-since-onset tsince, note length
-    in samples of the current note, index of the current note or -1 before the first one).
-    """
+    in samples of the current note, index of the current note or -1 before the first one)."""
     onsets = np.clip(np.asarray(onsets, dtype=np.int64), 0, n)
     counts = np.diff(np.concatenate([[0], onsets, [n]]))
     idx = np.repeat(np.arange(-1, onsets.size), counts)
