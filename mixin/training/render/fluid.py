@@ -82,17 +82,15 @@ class _Synth:
     """One FluidSynth synthesizer (reverb and chorus off) with the SoundFonts it has loaded."""
 
     def __init__(self, sr: int):
-        fl = _import_fluidsynth()
-        self.fl = fl
+        self.fl = fl = _import_fluidsynth()
         self.synth = fl.Synth(gain=SYNTH_GAIN, samplerate=float(sr), channels=16,
                               **{"synth.reverb.active": 0, "synth.chorus.active": 0,
                                  "synth.polyphony": POLYPHONY, "synth.cpu-cores": 1})
         self.sfids: dict[str, int] = {}
-        write = getattr(fl, "fluid_synth_write_float", None)
-        if write is None:
+        self._write = getattr(fl, "fluid_synth_write_float", None)
+        if self._write is None:  # older pyfluidsynth: bind the library's function
             i, p = ctypes.c_int, ctypes.c_void_p
-            write = ctypes.CFUNCTYPE(i, p, i, p, i, i, p, i, i)(("fluid_synth_write_float", fl._fl))
-        self._write = write
+            self._write = ctypes.CFUNCTYPE(i, p, i, p, i, i, p, i, i)(("fluid_synth_write_float", fl._fl))
         self._ptr = self.synth.synth
         self._scratch = np.zeros((2, BLOCK), dtype=np.float32)
         self.scrubbed = 0
