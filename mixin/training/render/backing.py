@@ -345,8 +345,7 @@ def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str, *_) -> t
     gate = float(rng.uniform(0.5, 0.98))
     vel0 = float(rng.uniform(65, 100))
     strum_ms = float(rng.uniform(6, 22))
-    rows = []
-    prev = None
+    rows, prev = [], None
     for b in _played(grid, active):
         for x, ln, acc in rhythm:
             chord = _chord_at(bars, b, x, grid.bpb)
@@ -425,8 +424,7 @@ def _pad_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarra
     center = float(rng.uniform(55, 70))
     n_voices = int(rng.integers(3, 5))
     vel0 = float(rng.uniform(55, 90))
-    rows = []
-    prev = None
+    rows, prev = [], None
     for b in _played(grid, active):
         chords = bars[b]
         for ci, chord in enumerate(chords):
