@@ -1,23 +1,13 @@
 """Chunking: cutting a signal into chunks of ``CHUNK_SIZE`` samples and overlap-adding them back.
 
-MiXiN transforms one chunk at a time, so every stage that touches audio cuts it the same way: the
-separator (:mod:`mixin.separation.separate`, overlapping chunks cross-faded), the training data
-(:mod:`mixin.training.hdf5`) and the calibration (:mod:`mixin.training.calibrate`, hard chunks), and
-the oracle (:mod:`mixin.evaluation.baselines`, hard chunks). This module is that one rule, in a
-module of its own beside :mod:`mixin.params` because it needs only numpy and the chunk size: the
-training-data workers and the evaluation use it without importing the separator.
-
-Chunk ``k`` covers samples ``[k * hop, k * hop + size)``; there are ``ceil(n_samples / hop)``
-chunks (at least one), the last ones zero-padded past the signal's end, so every sample is in some
-chunk. Consecutive chunks share ``size - hop`` samples (at most half a chunk), over which the
-earlier chunk fades out and the later one fades in with sin^2/cos^2 tapers that sum to one. The
-first chunk does not fade in; the last chunk's fade-out lies past the signal's end. With
-``hop == size`` (no overlap) the chunks are the hard chunks of the published MiXiN and every weight
-is one.
-
-Signals are [shape=(n_channels, n_samples)] or [shape=(n_samples,)]; chunks are
-[shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)], the layout
-:meth:`mixin.nsgt.NSGT.forward` takes.
+The one rule every stage that transforms audio follows (the separator with cross-faded chunks; the
+training data, the calibration and the oracle with hard chunks), needing only numpy. Chunk ``k``
+covers samples ``[k * hop, k * hop + size)``; there are ``ceil(n_samples / hop)`` chunks (at least
+one), the last ones zero-padded. Consecutive chunks share ``size - hop`` samples (at most half a
+chunk), over which the earlier one fades out and the later one fades in with sin^2/cos^2 tapers
+that sum to one (the first chunk does not fade in). With ``hop == size`` these are the published
+MiXiN's hard chunks and every weight is one. Signals are [shape=(n_channels, n_samples)] or
+[shape=(n_samples,)]; chunks [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)].
 """
 
 from __future__ import annotations
@@ -34,8 +24,7 @@ def hop_size(overlap: float, size: int = params.CHUNK_SIZE) -> int:
     """Samples between chunk starts for ``overlap``, the fraction of a chunk that consecutive chunks
     share, in [0, 0.5]: ``size - round(overlap * size)``.
 
-    Raises :class:`MixinError` for an overlap outside [0, 0.5] (it comes from the user).
-    """
+    Raises :class:`MixinError` for an overlap outside [0, 0.5] (it comes from the user)."""
     if not isinstance(overlap, (int, float)) or not 0 <= overlap <= 0.5 or math.isnan(overlap):
         raise MixinError(f"overlap must be a fraction between 0 and 0.5, got {overlap!r}")
     return size - int(round(overlap * size))
@@ -67,8 +56,7 @@ def weights(hop: int, size: int = params.CHUNK_SIZE) -> tuple[np.ndarray, np.nda
 
     Both are float32 [shape=(size,)]: one, times the falling taper on the last ``size - hop``
     samples, and (later chunks only) times the rising taper on the first ``size - hop``. Raises
-    ``ValueError`` unless ``size / 2 <= hop <= size``.
-    """
+    ``ValueError`` unless ``size / 2 <= hop <= size``."""
     _check_hop(hop, size)
     overlap = size - hop
     rise, fall = tapers(overlap)
@@ -80,19 +68,11 @@ def weights(hop: int, size: int = params.CHUNK_SIZE) -> tuple[np.ndarray, np.nda
 
 
 def cut(x: np.ndarray, hop: int = params.CHUNK_SIZE, size: int = params.CHUNK_SIZE) -> np.ndarray:
-    """Cut a signal into ``n_chunks(n_samples, hop)`` chunks of ``size`` samples, zero-padded.
-
-    Parameters
-    ----------
-    x : array [shape=(n_channels, n_samples)] or [shape=(n_samples,)]
-    hop : int
-        Samples between chunk starts, from ``size / 2`` to ``size`` (default: no overlap).
-
-    Returns
-    -------
-    A new array of ``x``'s dtype [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)].
-
-    Raises ``ValueError`` for another number of dimensions or a hop out of range.
+    """Cut a signal [shape=(n_channels, n_samples)] or [shape=(n_samples,)] into
+    ``n_chunks(n_samples, hop)`` zero-padded chunks of ``size`` samples, ``hop`` samples apart
+    (``size / 2`` to ``size``; default: no overlap): a new array of ``x``'s dtype
+    [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)]. ``ValueError`` for another
+    number of dimensions or a hop out of range.
     """
     x = np.asarray(x)
     if x.ndim not in (1, 2):
@@ -108,24 +88,12 @@ def cut(x: np.ndarray, hop: int = params.CHUNK_SIZE, size: int = params.CHUNK_SI
 
 
 def overlap_add(chunks: np.ndarray, n_samples: int, hop: int = params.CHUNK_SIZE) -> np.ndarray:
-    """Overlap-add chunks with the :func:`weights`: the inverse of :func:`cut`.
-
-    Parameters
-    ----------
-    chunks : array [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)]
-        ``n_chunks`` must be ``n_chunks(n_samples, hop)``, the number :func:`cut` makes.
-    n_samples : int
-        Length of the signal; samples of the last chunk past it are dropped.
-    hop : int
-        Samples between chunk starts, from ``size / 2`` to ``size`` (default: no overlap).
-
-    Returns
-    -------
-    array [shape=(n_channels, n_samples)] or [shape=(n_samples,)], float32 for float32 chunks
-    (float64 for float64). ``overlap_add(cut(x, hop), n, hop)`` is ``x`` exactly without overlap
-    and up to float32 rounding of the tapers with it.
-
-    Raises ``ValueError`` for a wrong number of chunks or a hop out of range.
+    """Overlap-add chunks [shape=(n_chunks, n_channels, size)] or [shape=(n_chunks, size)] with the
+    :func:`weights`, the inverse of :func:`cut`: [shape=(n_channels, n_samples)] or
+    [shape=(n_samples,)], float32 for float32 chunks (float64 for float64); samples past
+    ``n_samples`` are dropped. ``overlap_add(cut(x, hop), n, hop)`` is ``x`` exactly without overlap,
+    up to float32 rounding of the tapers with it. ``ValueError`` for a number of chunks other than
+    ``n_chunks(n_samples, hop)`` or a hop out of range.
     """
     chunks = np.asarray(chunks)
     size = chunks.shape[-1]

@@ -1,18 +1,12 @@
 """Median-filtering HPSS in the NSGT's bins: the classic estimate MiXiN set out to improve.
 
-Fitzgerald (DAFx 2010): on a magnitude spectrogram, a median filter along time keeps what is steady
-in time (harmonic: sustained partials) and removes short events; a median filter along frequency
-keeps what is broadband in one instant (percussive: onsets) and removes narrow partials. Here the
-spectrogram is a chunk's NSGT magnitude [shape=(96, 1948)]: 96 Bark bands by 1948 columns of about
-0.5 ms. The columns are first averaged in groups — :data:`TIME_POOL` (about 16 ms) for the median
-along time, :data:`BAND_POOL` (about 4 ms, finer than a drum onset) for the median across bands —,
-the medians are taken on that grid, and the result is repeated back to 1948 columns. The pooling
-keeps the cost at about 1 ms per chunk and filter (a median over 0.2 s of raw columns costs 30x more).
-
-The filtered magnitudes are genre-agnostic estimates that a network can take as extra inputs
-(``--arch`` models whose ``model.json`` lists ``"hpss"`` among their inputs) and learn corrections
-to, instead of the whole decision. They depend on the chunk only, so separation, streaming and
-overlap stay chunk by chunk.
+Fitzgerald (DAFx 2010): a median filter along time keeps what is steady in time (harmonic) and one
+along frequency what is broadband in one instant (percussive). Here the spectrogram is a chunk's
+NSGT magnitude [shape=(96, 1948)] (columns of about 0.5 ms), first averaged in groups of columns —
+:data:`TIME_POOL` (~16 ms) for the median along time, :data:`BAND_POOL` (~4 ms) for the median
+across bands — then repeated back to 1948 columns (about 1 ms per chunk and filter). The estimates
+are extra inputs of the ``--arch`` models whose ``model.json`` lists them; they depend on the chunk
+only, so separation, streaming and overlap stay chunk by chunk.
 """
 
 from __future__ import annotations
@@ -51,21 +45,10 @@ def _pooled(mag: np.ndarray, pool: int) -> np.ndarray:
 
 def hpss(mag: np.ndarray, time_pool: int = TIME_POOL, time_median: int = TIME_MEDIAN,
          band_pool: int = BAND_POOL, band_median: int = BAND_MEDIAN) -> tuple[np.ndarray, np.ndarray]:
-    """Harmonic and percussive median-filter estimates of NSGT magnitudes.
-
-    Parameters
-    ----------
-    mag : float array [shape=(..., n_bands, n_cols)], >= 0
-        Magnitudes of one or more chunks (e.g. [shape=(b, 96, 1948)]).
-    time_pool, band_pool : int >= 1
-        Columns averaged before the median along time / across bands.
-    time_median, band_median : odd int >= 1
-        Median lengths along time (pooled columns) and across bands (bands).
-
-    Returns
-    -------
-    (harmonic, percussive): float32 arrays of ``mag``'s shape.
-    """
+    """(harmonic, percussive) median-filter estimates, float32 of ``mag``'s shape, of NSGT
+    magnitudes ``mag`` [shape=(..., n_bands, n_cols)] (e.g. (b, 96, 1948)). ``time_pool`` /
+    ``band_pool`` (>= 1) columns are averaged before the median along time / across bands, of odd
+    lengths ``time_median`` (pooled columns) / ``band_median`` (bands)."""
     for name, v in (("time_pool", time_pool), ("time_median", time_median), ("band_pool", band_pool),
                     ("band_median", band_median)):
         if int(v) != v or v < 1:

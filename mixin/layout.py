@@ -99,8 +99,7 @@ def read_songs(data_dir: str | os.PathLike = "data") -> dict[str, Any]:
     """The song table ``data_dir/songs.json`` (see the module documentation) as a dict.
 
     Raises :class:`MixinError` if it is missing (run ``--prepare-stems``), unreadable, or lacks
-    ``songs`` or ``split``.
-    """
+    ``songs`` or ``split``."""
     path = songs_json(data_dir)
     if not path.is_file():
         raise MixinError(f"no prepared stems in {data_dir} ({SONGS_JSON} missing): "

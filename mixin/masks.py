@@ -14,19 +14,10 @@ from . import params
 
 
 def soft_masks(powers: dict) -> dict:
-    """Soft masks from per-source powers, computed in place (the arrays of ``powers`` become the
-    masks).
-
-    Parameters
-    ----------
-    powers : dict source -> float32 array (all the same shape), >= 0
-
-    Returns
-    -------
-    dict source -> float32 array in [0, 1]; they sum to one wherever some power is well above
-    MASK_EPS (1e-7) and to less where all are near zero (that part of the mixture is in no output,
-    as in the published MiXiN).
-    """
+    """Soft masks from ``powers`` (source -> float32 array >= 0, all of one shape), computed in
+    place (the arrays become the masks): float32 in [0, 1], summing to one wherever some power is
+    well above MASK_EPS (1e-7) and to less where all are near zero (that part of the mixture is in
+    no output, as in the published MiXiN)."""
     den = sum(powers.values())
     den += np.float32(params.MASK_EPS)
     inv = np.reciprocal(den, out=den)

@@ -72,43 +72,40 @@ def input_shape() -> tuple[int, int, int]:
     return coef_shape() + (1,)
 
 
-def build_cdae(shape: tuple[int, int, int] | None = None, name: str | None = None) -> keras.Model:
-    """Build an untrained MiXiN CDAE (Keras 3 functional model), uncompiled.
-
-    Parameters
-    ----------
-    shape : tuple (rows, cols, 1), optional
-        Input shape; defaults to :func:`input_shape`. The crop is derived so that the output
-        shape equals the input shape for any size.
-    name : str, optional
-        The model's name (default "mixin_cdae").
-    """
-    import_tensorflow()
-    import keras
+def _cdae_layers(widths, dilations, rows: int, cols: int) -> list:
+    """The CDAE's layers after its input for (rows, cols) inputs: seven 3x3 convolutions of
+    ``widths`` filters (``dilations``: dilated 1x3 convolutions after the third), pooling by (3,5)
+    and (1,5), upsampling back, a 1x1 convolution to one channel and the crop of the excess (after
+    'same' pooling and upsampling the size is ceil(ceil(n/p1)/p2)*p2*p1: 0 rows and 2 columns for 96 x 1948)."""
     from keras import layers
 
-    shape = tuple(shape or input_shape())
-    rows, cols = shape[0], shape[1]
-    # After pooling by (3,5) then (1,5) with 'same' padding and upsampling back, the size is
-    # ceil(ceil(n/p1)/p2)*p2*p1; crop the excess (for 96 x 1948: 0 rows, 2 columns).
+    w = widths
     up_rows = -(-rows // 3) * 3
     up_cols = -(-(-(-cols // 5)) // 5) * 25
     conv = dict(kernel_size=(3, 3), activation="relu", padding="same")
-    inp = keras.Input(shape=shape)
-    x = layers.Conv2D(12, **conv)(inp)
-    x = layers.MaxPooling2D((3, 5), padding="same")(x)
-    x = layers.Conv2D(20, **conv)(x)
-    x = layers.MaxPooling2D((1, 5), padding="same")(x)
-    x = layers.Conv2D(30, **conv)(x)
-    x = layers.Conv2D(40, **conv)(x)
-    x = layers.Conv2D(30, **conv)(x)
-    x = layers.Conv2D(20, **conv)(x)
-    x = layers.UpSampling2D((1, 5))(x)
-    x = layers.Conv2D(12, **conv)(x)
-    x = layers.UpSampling2D((3, 5))(x)
-    x = layers.Conv2D(1, (1, 1), activation="relu", padding="same")(x)
-    out = layers.Cropping2D(((0, up_rows - rows), (0, up_cols - cols)))(x)
-    return keras.Model(inp, out, name=name or "mixin_cdae")
+    stack = [layers.Conv2D(w[0], **conv), layers.MaxPooling2D((3, 5), padding="same"),
+             layers.Conv2D(w[1], **conv), layers.MaxPooling2D((1, 5), padding="same"),
+             layers.Conv2D(w[2], **conv)]
+    stack += [layers.Conv2D(w[2], (1, 3), dilation_rate=(1, d), activation="relu", padding="same")
+              for d in dilations]
+    return stack + [layers.Conv2D(w[3], **conv), layers.Conv2D(w[4], **conv), layers.Conv2D(w[5], **conv),
+                    layers.UpSampling2D((1, 5)), layers.Conv2D(w[6], **conv), layers.UpSampling2D((3, 5)),
+                    layers.Conv2D(1, (1, 1), activation="relu", padding="same"),
+                    layers.Cropping2D(((0, up_rows - rows), (0, up_cols - cols)))]
+
+
+def build_cdae(shape: tuple[int, int, int] | None = None, name: str | None = None) -> keras.Model:
+    """Build an untrained MiXiN CDAE (Keras 3 functional model, name "mixin_cdae" by default),
+    uncompiled, for inputs of ``shape`` (rows, cols, 1) (default :func:`input_shape`); its output
+    shape equals its input shape for any size."""
+    import_tensorflow()
+    import keras
+
+    shape = tuple(shape or input_shape())
+    x = inp = keras.Input(shape=shape)
+    for layer in _cdae_layers(ARCHITECTURES[DEFAULT_ARCH]["widths"], (), shape[0], shape[1]):
+        x = layer(x)
+    return keras.Model(inp, x, name=name or "mixin_cdae")
 
 
 #: Architectures ``--arch`` builds: the published CDAE ("mixin", the default) and the opt-in family
@@ -150,31 +147,17 @@ def build_model(arch: str = DEFAULT_ARCH, shape: tuple[int, int] | None = None,
     """Build an untrained network of architecture ``arch`` (:data:`ARCHITECTURES`), uncompiled.
 
     ``shape`` is (rows, cols) (default: the transform's, 96 x 1948); the input has one channel
-    per entry of the architecture's ``inputs``. ``"mixin"`` is exactly :func:`build_cdae`.
-    """
+    per entry of the architecture's ``inputs``. ``"mixin"`` is exactly :func:`build_cdae`."""
     spec = check_arch(arch)
     rows, cols = tuple(shape or input_shape()[:2])
     if arch == DEFAULT_ARCH:
         return build_cdae((rows, cols, 1), name=name)
     import_tensorflow()
     import keras
-    from keras import layers
 
-    w = spec["widths"]
-    up_rows = -(-rows // 3) * 3
-    up_cols = -(-(-(-cols // 5)) // 5) * 25
-    conv = dict(kernel_size=(3, 3), activation="relu", padding="same")
-    stack = [keras.Input(shape=(rows, cols, len(spec["inputs"]))),
-             layers.Conv2D(w[0], **conv), layers.MaxPooling2D((3, 5), padding="same"),
-             layers.Conv2D(w[1], **conv), layers.MaxPooling2D((1, 5), padding="same"),
-             layers.Conv2D(w[2], **conv)]
-    stack += [layers.Conv2D(w[2], (1, 3), dilation_rate=(1, d), activation="relu", padding="same")
-              for d in spec["dilations"]]
-    stack += [layers.Conv2D(w[3], **conv), layers.Conv2D(w[4], **conv), layers.Conv2D(w[5], **conv),
-              layers.UpSampling2D((1, 5)), layers.Conv2D(w[6], **conv), layers.UpSampling2D((3, 5)),
-              layers.Conv2D(1, (1, 1), activation="relu", padding="same"),
-              layers.Cropping2D(((0, up_rows - rows), (0, up_cols - cols)))]
-    return keras.Sequential(stack, name=name or arch.replace("-", "_"))
+    stack = [keras.Input(shape=(rows, cols, len(spec["inputs"])))]
+    return keras.Sequential(stack + _cdae_layers(spec["widths"], spec["dilations"], rows, cols),
+                            name=name or arch.replace("-", "_"))
 
 
 def model_flops(model: keras.Model) -> int:
@@ -195,20 +178,16 @@ MODEL_JSON = "model.json"
 MODEL_FORMAT = "mixin-model/1"
 
 
-def transform_settings() -> dict:
-    """The transform the networks' inputs come from (a model set records the one it was trained on)."""
-    return {"sample_rate": params.SAMPLE_RATE, "chunk_size": params.CHUNK_SIZE,
-            "n_bands": params.N_BANDS, "f_min": params.F_MIN, "f_max": params.F_MAX,
-            "min_win": params.MIN_WIN, "scale": "bark"}
-
-
 def model_spec(arch: str = DEFAULT_ARCH) -> dict:
     """The ``model.json`` content of a model set of architecture ``arch``."""
     from . import __version__, hpss
 
     spec = check_arch(arch)
     out = {"format": MODEL_FORMAT, "architecture": arch, "inputs": list(spec["inputs"]),
-           "transform": transform_settings(), "version": __version__}
+           "transform": {"sample_rate": params.SAMPLE_RATE, "chunk_size": params.CHUNK_SIZE,
+                         "n_bands": params.N_BANDS, "f_min": params.F_MIN, "f_max": params.F_MAX,
+                         "min_win": params.MIN_WIN, "scale": "bark"},  # what the networks' inputs are
+           "version": __version__}
     if any(i.startswith("hpss_") for i in spec["inputs"]):
         out["hpss"] = {"time_pool": hpss.TIME_POOL, "time_median": hpss.TIME_MEDIAN,
                        "band_pool": hpss.BAND_POOL, "band_median": hpss.BAND_MEDIAN}
@@ -224,8 +203,7 @@ def read_model_spec(model_dir: str | os.PathLike) -> dict:
     """The ``model.json`` of ``model_dir``, checked; the published model's spec when there is none.
 
     Raises :class:`MixinError` (one line naming the file) for unreadable JSON, another format, an
-    unknown architecture, inputs that are not the architecture's, or a transform other than MiXiN's.
-    """
+    unknown architecture, inputs that are not the architecture's, or a transform other than MiXiN's."""
     import json
 
     path = os.path.join(str(model_dir), MODEL_JSON)
@@ -288,15 +266,10 @@ def model_paths(model_dir: str | os.PathLike,
     return {s: os.path.join(str(model_dir), params.MODEL_FILES[s]) for s in sources}
 
 
-def load_cdae(path: str | os.PathLike,
-              expected_shape: tuple[int, int, int] | None = None,
-              channels: int | None = 1) -> keras.Model:
+def load_cdae(path: str | os.PathLike, channels: int | None = 1) -> keras.Model:
     """Load one CDAE from a Keras ``.h5`` (legacy Keras 2 files included) or ``.keras`` file.
-
-    Raises :class:`MixinError` naming the file if it is missing, unreadable, or does not map
-    ``expected_shape`` (default :func:`input_shape`) with ``channels`` input channels (the model
-    spec's inputs; None: any number) to ``expected_shape``.
-    """
+    :class:`MixinError` naming the file if it is missing, unreadable, or does not map
+    :func:`input_shape` with ``channels`` input channels (None: any number) to :func:`input_shape`."""
     path = str(path)
     if not os.path.exists(path):
         raise MixinError(f"model file not found: {path}")
@@ -310,7 +283,7 @@ def load_cdae(path: str | os.PathLike,
     except Exception as e:  # h5py/keras raise many types for corrupt files
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise MixinError(f"cannot load model {path}: {msg[:200]}") from None
-    want = tuple(expected_shape or input_shape())
+    want = input_shape()
     got_in = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
     got_out = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
     if channels is None:  # any number of input channels
@@ -323,11 +296,8 @@ def load_cdae(path: str | os.PathLike,
 
 def load_models(model_dir: str | os.PathLike,
                 sources: Iterable[str] = params.SOURCES) -> dict[str, keras.Model]:
-    """Load the CDAEs for ``sources`` from ``model_dir``; a dict keyed by source.
-
-    Every file is checked before any is loaded, so a missing one is reported at once
-    (:class:`MixinError`, as from :func:`load_cdae`).
-    """
+    """Load the CDAEs for ``sources`` from ``model_dir``: {source: model}. Every file is checked
+    before any is loaded (a missing one is reported at once, :class:`MixinError`)."""
     if not os.path.isdir(str(model_dir)):
         raise MixinError(f"model directory not found: {model_dir}")
     paths = model_paths(model_dir, sources)
@@ -339,12 +309,8 @@ def load_models(model_dir: str | os.PathLike,
 
 
 def save_cdae(model: keras.Model, path: str | os.PathLike) -> None:
-    """Save a CDAE in the HDF5 format that ``xtract_mixin.py --pretrained-model-dir`` loads
-    (``path`` should end in ``.h5``).
-
-    Written atomically (:func:`mixin.io.atomic_path`): an interrupted save never leaves a
-    half-written model behind.
-    """
+    """Save a CDAE atomically in the HDF5 format that ``xtract_mixin.py --pretrained-model-dir``
+    loads (``path`` should end in ``.h5``): an interrupted save leaves no half-written model."""
     with atomic_path(path) as tmp, _quiet_legacy_notice():
         model.save(str(tmp))
 

@@ -29,14 +29,10 @@ DEFAULT_SET = "mixin"
 
 
 def default_model_dir() -> str:
-    """The directory of the shipped default set, wherever MiXiN runs from.
-
-    In a checkout (also after ``pip install -e .``) this is the repository's ``pretrained-models/``
-    beside the package; after a non-editable ``pip install`` it is the copy installed as package
-    data, ``mixin/pretrained/``. The first of the two that holds ``model_harmonic.h5`` (or
-    ``.onnx``) wins; when neither does, the checkout's path is returned (and loading from it
-    reports what is missing).
-    """
+    """The directory of the shipped default set: the checkout's ``pretrained-models/`` beside the
+    package (also after ``pip install -e .``), else the copy installed as ``mixin/pretrained/``,
+    whichever holds a set first; the checkout's path when neither does (loading then says what is
+    missing)."""
     checkout = os.path.join(os.path.dirname(_PACKAGE_DIR), "pretrained-models")
     installed = os.path.join(_PACKAGE_DIR, "pretrained")
     for d in (checkout, installed):

@@ -1,26 +1,14 @@
 """Exporting the Keras networks to ONNX (for the ``onnx`` backend of :mod:`mixin.backends`).
 
-A small converter written with the ``onnx`` package for the layers the MiXiN model builders use
-(:func:`mixin.model.build_cdae`): ``InputLayer``, ``Conv2D`` (any kernel, strides, dilation,
-'same' or 'valid' padding, ReLU or linear activation), ``MaxPooling2D`` ('same' or 'valid'),
-``UpSampling2D`` (nearest), ``Cropping2D``, ``ReLU`` (plain) and ``Activation`` (relu, linear).
-Any other layer or setting is refused with a :class:`MixinError` naming it, so a new architecture
-either exports exactly or not at all.
-
-The Keras model is NHWC; the ONNX graph keeps its signature (input ``magnitude`` and output
-``estimate``, [shape=(b, rows, cols, channels)]) and works in NCHW inside (ONNX Runtime's native
-layout: one transpose at each end, a reshape when channels = 1). 'same' padding is made explicit
-as TensorFlow computes it (the odd pixel after), and ONNX MaxPool ignores padded cells (as
-TensorFlow's -inf padding), which is exact for any sign of the input. Pointwise layers (1x1
-convolutions, ReLU) after a nearest upsampling run before it, on the smaller input: the same
-numbers (each output pixel is the same function of the same input pixel), fewer operations (the
-CDAE's last convolution, 12 channels to 1, then runs on 32 x 390 pixels instead of 96 x 1950).
-
-Each file records the name and sha256 of the ``.h5`` it was exported from in its metadata
-(:data:`mixin.backends.SHA256_KEY`); the separator refuses an ``.onnx`` whose ``.h5`` beside it
-has another hash. Exporting is deterministic: the same ``.h5`` gives the same bytes.
-
-TensorFlow and ``onnx`` are imported inside the functions (the ``[train]`` extra).
+A converter written with the ``onnx`` package for the layers the model builders use (:data:`SUPPORTED`:
+``Conv2D`` with any kernel, strides, dilation, 'same' or 'valid' padding and ReLU or linear
+activation, ``MaxPooling2D``, nearest ``UpSampling2D``, ``Cropping2D``, plain ``ReLU``); any other
+layer or setting is refused with a :class:`MixinError` naming it. The graph keeps the Keras NHWC
+signature (``magnitude`` -> ``estimate``, [shape=(b, rows, cols, channels)]) and works in NCHW
+inside. 'same' padding is made explicit as TensorFlow computes it; pointwise layers after a
+nearest upsampling run before it, on the smaller input (the same numbers, fewer operations).
+Each file records the name and sha256 of its ``.h5`` (:data:`mixin.backends.SHA256_KEY`; the
+separator refuses an ``.onnx`` whose ``.h5`` has another hash). The same ``.h5`` gives the same bytes.
 """
 
 from __future__ import annotations
@@ -62,16 +50,113 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
+class _Graph:
+    """The ONNX graph being built from ``model``: nodes, initializers, fresh names, and the nearest
+    upsampling not emitted yet (pointwise layers run before it)."""
+
+    def __init__(self, model):
+        self.model, self.nodes, self.inits, self.count, self.up = model, [], [], 0, [1, 1]
+
+    def fresh(self, base):
+        self.count += 1
+        return f"{base}_{self.count}"
+
+    def const(self, base, arr):
+        from onnx import numpy_helper
+
+        n = self.fresh(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(arr), n))
+        return n
+
+    def node(self, op, inputs, **attrs):
+        from onnx import helper
+
+        out = self.fresh(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def refuse(self, layer, what):
+        raise MixinError(f"cannot export layer {layer.name!r} ({type(layer).__name__}) of "
+                         f"{self.model.name} to ONNX: {what}")
+
+    def activation(self, layer, x, act):
+        act_name = getattr(act, "__name__", str(act))
+        if act_name == "relu":
+            return self.node("Relu", [x])
+        if act_name == "linear":
+            return x
+        self.refuse(layer, f"activation {act_name!r} (relu and linear are supported)")
+
+    def flush(self, x):
+        if self.up == [1, 1]:
+            return x
+        x = self.node("Resize", [x, "", self.const("scales", np.array([1, 1] + self.up, np.float32))],
+                      mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        self.up = [1, 1]
+        return x
+
+    def pads(self, layer, cfg, h, w, kernel, strides, dilation=(1, 1)):
+        """((top, bottom), (left, right)) of a 'same' or 'valid' layer on an h x w input."""
+        if cfg["padding"] == "same":
+            return (_same_pads(h, kernel[0], strides[0], dilation[0]),
+                    _same_pads(w, kernel[1], strides[1], dilation[1]))
+        if cfg["padding"] != "valid":
+            self.refuse(layer, f"padding {cfg['padding']!r}")
+        return (0, 0), (0, 0)
+
+    def convert(self, layer, x, h, w, c):
+        """Add ``layer`` to the graph: its output name and size (h, w, c)."""
+        kind, cfg = type(layer).__name__, layer.get_config()
+        if kind == "Conv2D":
+            (kh, kw), (sh, sw), (dh, dw) = (_pair(cfg[k]) for k in ("kernel_size", "strides", "dilation_rate"))
+            weights = layer.get_weights()
+            kernel = weights[0].astype(np.float32)  # (kh, kw, c / groups, filters)
+            ph, pw = self.pads(layer, cfg, h, w, (kh, kw), (sh, sw), (dh, dw))
+            if (kh, kw, sh, sw) != (1, 1, 1, 1):
+                x = self.flush(x)
+            ins = [x, self.const("W", kernel.transpose(3, 2, 0, 1).copy())]
+            if cfg.get("use_bias", True):
+                ins.append(self.const("B", weights[1].astype(np.float32)))
+            x = self.node("Conv", ins, kernel_shape=[kh, kw], strides=[sh, sw], dilations=[dh, dw],
+                          pads=[ph[0], pw[0], ph[1], pw[1]], group=int(cfg.get("groups", 1)))
+            x = self.activation(layer, x, layer.activation)
+            return (x, (h + sum(ph) - (kh - 1) * dh - 1) // sh + 1,
+                    (w + sum(pw) - (kw - 1) * dw - 1) // sw + 1, kernel.shape[3])
+        if kind == "MaxPooling2D":
+            kh, kw = _pair(cfg["pool_size"])
+            sh, sw = _pair(cfg["strides"] if cfg.get("strides") is not None else cfg["pool_size"])
+            ph, pw = self.pads(layer, cfg, h, w, (kh, kw), (sh, sw))
+            x = self.node("MaxPool", [self.flush(x)], kernel_shape=[kh, kw], strides=[sh, sw],
+                          pads=[ph[0], pw[0], ph[1], pw[1]])
+            return x, (h + sum(ph) - kh) // sh + 1, (w + sum(pw) - kw) // sw + 1, c
+        if kind == "UpSampling2D":
+            if cfg.get("interpolation", "nearest") != "nearest":
+                self.refuse(layer, f"interpolation {cfg['interpolation']!r} (nearest is supported)")
+            fh, fw = _pair(cfg["size"])
+            self.up = [self.up[0] * fh, self.up[1] * fw]
+            return x, h * fh, w * fw, c
+        if kind == "Cropping2D":
+            (t, b), (lft, r) = (_pair(v) for v in cfg["cropping"])
+            x = self.node("Slice", [self.flush(x), self.const("starts", np.array([t, lft], np.int64)),
+                                    self.const("ends", np.array([h - b, w - r], np.int64)),
+                                    self.const("axes", np.array([2, 3], np.int64))])
+            return x, h - t - b, w - lft - r, c
+        if kind == "ReLU":
+            if cfg.get("max_value") is not None or cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
+                self.refuse(layer, "only a plain ReLU (no max_value, negative_slope or threshold) is supported")
+            return self.node("Relu", [x]), h, w, c
+        return self.activation(layer, x, layer.activation), h, w, c  # Activation
+
+
 def keras_to_onnx(model: keras.Model, name: str = "mixin_cdae",
                   metadata: dict[str, str] | None = None) -> onnx.ModelProto:
     """Convert a single-input, single-output Keras model made of :data:`SUPPORTED` layers.
 
     The graph maps ``magnitude`` float32 [shape=(b, rows, cols, channels)] (b dynamic) to
     ``estimate`` [shape=(b, rows', cols', channels')], as the Keras model. ``metadata`` goes to the
-    model's ``metadata_props``. Raises :class:`MixinError` naming an unsupported layer or setting.
-    """
+    model's ``metadata_props``. Raises :class:`MixinError` naming an unsupported layer or setting."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise MixinError(f"cannot export {model.name}: it has {len(model.inputs)} inputs and "
@@ -80,124 +165,30 @@ def keras_to_onnx(model: keras.Model, name: str = "mixin_cdae",
     if len(shape) != 3 or any(d is None for d in shape):
         raise MixinError(f"cannot export {model.name}: input shape {shape} is not a fixed "
                          "(rows, cols, channels)")
-    nodes, inits = [], []
-    counter = [0]
-
-    def fresh(base):
-        counter[0] += 1
-        return f"{base}_{counter[0]}"
-
-    def const(base, arr):
-        n = fresh(base)
-        inits.append(numpy_helper.from_array(np.asarray(arr), n))
-        return n
-
-    def node(op, inputs, **attrs):
-        out = fresh(op.lower())
-        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
-    def refuse(layer, what):
-        raise MixinError(f"cannot export layer {layer.name!r} ({type(layer).__name__}) of "
-                         f"{model.name} to ONNX: {what}")
-
-    def activation(layer, x, act):
-        act_name = getattr(act, "__name__", str(act))
-        if act_name == "relu":
-            return node("Relu", [x])
-        if act_name == "linear":
-            return x
-        refuse(layer, f"activation {act_name!r} (relu and linear are supported)")
-
-    up = [1, 1]  # nearest upsampling not emitted yet (pointwise layers run before it)
-
-    def flush(x):
-        if up == [1, 1]:
-            return x
-        x = node("Resize", [x, "", const("scales", np.array([1, 1] + up, np.float32))],
-                 mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-        up[:] = [1, 1]
-        return x
-
-    # NHWC -> NCHW
-    x = node("Transpose", ["magnitude"], perm=[0, 3, 1, 2])
+    g = _Graph(model)
+    x = g.node("Transpose", ["magnitude"], perm=[0, 3, 1, 2])  # NHWC -> NCHW
     h, w, c = (int(d) for d in shape)  # the Keras layer's size (upsampling included)
     for layer in model.layers:
         kind = type(layer).__name__
-        cfg = layer.get_config()
         if kind not in SUPPORTED:
             raise MixinError(f"cannot export layer {layer.name!r} of {model.name} to ONNX: type "
                              f"{kind} is not supported (supported: {', '.join(SUPPORTED)})")
-        if cfg.get("data_format", "channels_last") != "channels_last":
-            refuse(layer, f"data_format {cfg['data_format']!r} (channels_last is supported)")
-        if kind == "InputLayer":
-            continue
-        if kind == "Conv2D":
-            kh, kw = _pair(cfg["kernel_size"])
-            sh, sw = _pair(cfg["strides"])
-            dh, dw = _pair(cfg["dilation_rate"])
-            groups = int(cfg.get("groups", 1))
-            weights = layer.get_weights()
-            kernel = weights[0].astype(np.float32)  # (kh, kw, c / groups, filters)
-            if cfg["padding"] == "same":
-                ph, pw = _same_pads(h, kh, sh, dh), _same_pads(w, kw, sw, dw)
-            elif cfg["padding"] == "valid":
-                ph, pw = (0, 0), (0, 0)
-            else:
-                refuse(layer, f"padding {cfg['padding']!r}")
-            if (kh, kw, sh, sw) != (1, 1, 1, 1):
-                x = flush(x)
-            ins = [x, const("W", kernel.transpose(3, 2, 0, 1).copy())]
-            if cfg.get("use_bias", True):
-                ins.append(const("B", weights[1].astype(np.float32)))
-            x = node("Conv", ins, kernel_shape=[kh, kw], strides=[sh, sw], dilations=[dh, dw],
-                     pads=[ph[0], pw[0], ph[1], pw[1]], group=groups)
-            x = activation(layer, x, layer.activation)
-            c = kernel.shape[3]
-            h = (h + sum(ph) - (kh - 1) * dh - 1) // sh + 1
-            w = (w + sum(pw) - (kw - 1) * dw - 1) // sw + 1
-        elif kind == "MaxPooling2D":
-            kh, kw = _pair(cfg["pool_size"])
-            sh, sw = _pair(cfg["strides"] if cfg.get("strides") is not None else cfg["pool_size"])
-            if cfg["padding"] == "same":
-                ph, pw = _same_pads(h, kh, sh), _same_pads(w, kw, sw)
-            elif cfg["padding"] == "valid":
-                ph, pw = (0, 0), (0, 0)
-            else:
-                refuse(layer, f"padding {cfg['padding']!r}")
-            x = node("MaxPool", [flush(x)], kernel_shape=[kh, kw], strides=[sh, sw],
-                     pads=[ph[0], pw[0], ph[1], pw[1]])
-            h = (h + sum(ph) - kh) // sh + 1
-            w = (w + sum(pw) - kw) // sw + 1
-        elif kind == "UpSampling2D":
-            if cfg.get("interpolation", "nearest") != "nearest":
-                refuse(layer, f"interpolation {cfg['interpolation']!r} (nearest is supported)")
-            fh, fw = _pair(cfg["size"])
-            up[0], up[1] = up[0] * fh, up[1] * fw
-            h, w = h * fh, w * fw
-        elif kind == "Cropping2D":
-            (t, b), (lft, r) = (_pair(v) for v in cfg["cropping"])
-            x = node("Slice", [flush(x), const("starts", np.array([t, lft], np.int64)),
-                               const("ends", np.array([h - b, w - r], np.int64)),
-                               const("axes", np.array([2, 3], np.int64))])
-            h, w = h - t - b, w - lft - r
-        elif kind == "ReLU":
-            if cfg.get("max_value") is not None or cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
-                refuse(layer, "only a plain ReLU (no max_value, negative_slope or threshold) is supported")
-            x = node("Relu", [x])
-        elif kind == "Activation":
-            x = activation(layer, x, layer.activation)
+        fmt = layer.get_config().get("data_format", "channels_last")
+        if fmt != "channels_last":
+            g.refuse(layer, f"data_format {fmt!r} (channels_last is supported)")
+        if kind != "InputLayer":
+            x, h, w, c = g.convert(layer, x, h, w, c)
     out_shape = tuple(int(d) for d in model.outputs[0].shape[1:])
     if out_shape != (h, w, c):
         raise MixinError(f"cannot export {model.name}: the converted graph gives {(h, w, c)}, "
                          f"Keras {out_shape}")
-    nodes.append(helper.make_node("Transpose", [flush(x)], ["estimate"], name="to_nhwc",
-                                  perm=[0, 2, 3, 1]))
+    g.nodes.append(helper.make_node("Transpose", [g.flush(x)], ["estimate"], name="to_nhwc",
+                                    perm=[0, 2, 3, 1]))
     graph = helper.make_graph(
-        nodes, name,
+        g.nodes, name,
         [helper.make_tensor_value_info("magnitude", TensorProto.FLOAT, ["batch"] + list(shape))],
         [helper.make_tensor_value_info("estimate", TensorProto.FLOAT, ["batch", h, w, c])],
-        initializer=inits)
+        initializer=g.inits)
     m = helper.make_model(graph, producer_name="mixin.onnxexport", producer_version=__version__,
                           opset_imports=[helper.make_opsetid("", OPSET)])
     m.ir_version = 8  # ONNX Runtime 1.14+ reads it
@@ -217,22 +208,11 @@ def recorded_hash(path: str | os.PathLike) -> str | None:
     return {p.key: p.value for p in m.metadata_props}.get(SHA256_KEY)
 
 
-def _need_packages() -> None:
-    absent = [m for m in ("tensorflow", "keras", "h5py", "onnx") if not installed(m)]
-    if absent:
-        raise MixinError(f"exporting to ONNX needs {', '.join(absent)}, not installed: {TRAIN_EXTRA}")
-
-
 def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None = None,
                 overwrite: bool = False) -> tuple[str, bool]:
-    """Export one ``.h5`` CDAE to ``onnx_path`` (default: the ``.onnx`` beside it), atomically.
-
-    An existing ``.onnx`` is replaced only with ``overwrite``, except that one exported from this
-    very ``.h5`` (same recorded sha256) is left as it is without it. Returns (path, written).
-
-    Raises :class:`MixinError`: missing packages (naming the extra), an unreadable model or one
-    of the wrong shape, an unsupported layer, an existing other ``.onnx`` without ``overwrite``.
-    """
+    """Export one ``.h5`` CDAE to ``onnx_path`` (default: the ``.onnx`` beside it), atomically:
+    (path, written). Without ``overwrite`` an ``.onnx`` exported from this very ``.h5`` is left as it
+    is and another is refused (:class:`MixinError`, as for an unreadable or unsupported model)."""
     import onnx
 
     h5_path = str(h5_path)
@@ -246,7 +226,9 @@ def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None 
             return onnx_path, False
         raise MixinError(f"{onnx_path} exists and was not exported from {h5_path}; use "
                          "--overwrite to replace it")
-    model = _load_keras(h5_path)
+    from .model import load_cdae
+
+    model = load_cdae(h5_path, channels=None)  # any number of input channels (the model family)
     name = os.path.splitext(os.path.basename(h5_path))[0]
     proto = keras_to_onnx(model, name=name, metadata={SOURCE_KEY: os.path.basename(h5_path),
                                                       SHA256_KEY: digest})
@@ -255,24 +237,17 @@ def export_onnx(h5_path: str | os.PathLike, onnx_path: str | os.PathLike | None 
     return onnx_path, True
 
 
-def _load_keras(path: str) -> keras.Model:
-    """A Keras ``.h5`` model mapping (96, 1948, c) to (96, 1948, 1): any number c of input
-    channels (the model family's networks may take more than the magnitude)."""
-    from .model import load_cdae
-
-    return load_cdae(path, channels=None)
-
-
 def export_dir(model_dir: str | os.PathLike, sources: Iterable[str] | None = None,
                overwrite: bool = False) -> list[str]:
     """Export the ``model_*.h5`` files of ``model_dir`` (``sources``; default: every source whose
     ``.h5`` is there, at least one) to ``.onnx`` beside them; returns the paths written.
 
-    Raises :class:`MixinError` as :func:`export_onnx`, and for a missing folder or no model.
-    """
+    Raises :class:`MixinError` as :func:`export_onnx`, and for a missing folder or no model."""
     from .model import model_paths
 
-    _need_packages()
+    absent = [m for m in ("tensorflow", "keras", "h5py", "onnx") if not installed(m)]
+    if absent:
+        raise MixinError(f"exporting to ONNX needs {', '.join(absent)}, not installed: {TRAIN_EXTRA}")
     model_dir = str(model_dir)
     if not os.path.isdir(model_dir):
         raise MixinError(f"model directory not found: {model_dir}")
@@ -281,8 +256,13 @@ def export_dir(model_dir: str | os.PathLike, sources: Iterable[str] | None = Non
         paths = {s: p for s, p in paths.items() if os.path.isfile(p)}
         if not paths:
             raise MixinError(f"no model_*.h5 file in {model_dir}")
+    return _export_all(paths.values(), overwrite)
+
+
+def _export_all(h5_paths, overwrite):
+    """:func:`export_onnx` of each path, logged: the paths written."""
     written = []
-    for s, p in paths.items():
+    for p in h5_paths:
         out, done = export_onnx(p, overwrite=overwrite)
         log.info("%s %s", "exported" if done else "up to date:", out)
         if done:
@@ -294,16 +274,9 @@ def export_after_save(h5_paths: Iterable[str | os.PathLike]) -> list[str]:
     """The training hook: export freshly saved ``.h5`` models (replacing their old ``.onnx``).
 
     Without the ``onnx`` package this only warns (the folder then runs with the tf backend, and
-    a stale ``.onnx`` beside a new ``.h5`` is refused by the separator).
-    """
+    a stale ``.onnx`` beside a new ``.h5`` is refused by the separator)."""
     if not installed("onnx"):
         log.warning("onnx is not installed: no .onnx written beside the models (%s, then "
                     "train_util.py --export-onnx --model-dir DIR)", TRAIN_EXTRA)
         return []
-    out = []
-    for p in h5_paths:
-        path, done = export_onnx(p, overwrite=True)
-        if done:
-            log.info("exported %s", path)
-            out.append(path)
-    return out
+    return _export_all(h5_paths, overwrite=True)

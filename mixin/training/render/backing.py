@@ -1,26 +1,9 @@
 """Generated backing music (bass and "other" stems) in a groove's tempo and metre, rendered with FluidSynth.
 
-:func:`render_backing` writes a song's pitched parts for the multitrack renderer
-(:mod:`mixin.training.render.render`): a random key (12 tonics; major, minor, dorian or mixolydian),
-a 4-8 bar chord progression (common progressions or random diatonic ones, occasional 7ths and
-suspensions) looped with variations, bars of ``beats_per_bar`` beats at ``tempo_bpm`` starting at
-sample 0, and an arrangement of parts:
-
-- a bass line (most songs): roots, root-fifth, octaves, walking or syncopated eighths on the chords,
-  on a GM bass program;
-- 2-5 "other" parts among comping (block chords or strummed guitar voicings in rhythmic patterns),
-  arpeggios, sustained pads, a lead melody (phrases with rests) and power chords on driven guitar.
-
-Each part is rendered on its own (:func:`mixin.training.render.fluid.render_notes`) with a General
-MIDI program of its instrument family, goes through its own effects chain
-(:func:`mixin.training.render.fx.random_chain`), is normalised, given a random gain and pan, and
-summed into its stem; all parts share one synthetic room (a reverb bus, each part with its own
-send). Parts, the bass or the whole "other" stem drop out for some bars (breakdowns). Timing
-(+-10 ms) and velocities are humanised.
-
-Training songs use :data:`TRAIN_SOUNDFONTS` and the ``"train"`` programs of :data:`INSTRUMENTS`;
-held-out songs (validation and test) use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"`` programs, so
-that neither the instrument samples nor the programs of held-out songs are ever trained on.
+:func:`render_backing`: a random key and chord loop, a bass line and 2-5 other parts (comping,
+arpeggios, pads, lead, power chords), each humanised, rendered on its own (:func:`.fluid.render_notes`)
+through its own effects (:func:`.fx.random_chain`) onto a shared room (docs/training.md). Held-out
+songs use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"`` programs of :data:`INSTRUMENTS` only.
 """
 
 from __future__ import annotations
@@ -91,9 +74,7 @@ TIMING_SD = 0.004
 TIMING_MAX = 0.010
 
 
-# ---------------------------------------------------------------------------------------------
-# Harmony
-
+# --- Harmony ---
 
 def _chord(mode: str, tonic: int, degree: int, kind: str) -> dict:
     """A diatonic chord: pitch classes (root first) and a symbol such as ``"F#m7"``."""
@@ -216,9 +197,7 @@ def _guitar_voicing(chord: dict, low: float, n: int) -> np.ndarray:
     return root + np.array(sorted(shape)[6 - n:])
 
 
-# ---------------------------------------------------------------------------------------------
-# Parts: note lists (start_s, end_s, pitch, velocity)
-
+# --- Parts: note lists (start_s, end_s, pitch, velocity) ---
 
 class _Grid:
     """Song timing: bars of ``beats_per_bar`` beats at ``tempo`` bpm from time 0."""
@@ -242,15 +221,15 @@ class _Grid:
             beat = beat + self.swing * 0.5
         return bar * self.bar + beat * self.beat
 
-    def human(self, n: int) -> np.ndarray:
-        return np.clip(self.rng.normal(0.0, TIMING_SD, n), -TIMING_MAX, TIMING_MAX)
-
 
 def _chord_at(bars: list[list[dict]], bar: int, beat: float, bpb: int) -> dict:
-    chords = bars[bar]
-    if len(chords) == 1:
-        return chords[0]
-    return chords[0] if beat < bpb / 2 else chords[1]
+    """The chord at ``beat`` of ``bar`` (a bar holds one chord or two, one per half)."""
+    return bars[bar][0] if len(bars[bar]) == 1 or beat < bpb / 2 else bars[bar][1]
+
+
+def _played(grid: _Grid, active: np.ndarray) -> list[int]:
+    """The bars in which a part plays."""
+    return [b for b in range(grid.n_bars) if active[b]]
 
 
 def _rows(rows: list[tuple[float, float, int, float]]) -> np.ndarray:
@@ -264,7 +243,7 @@ def _humanise(notes: np.ndarray, grid: _Grid, vel_sd: float = 6.0) -> np.ndarray
     a = notes.copy()
     if not len(a):
         return a
-    a[:, 0] = np.maximum(0.0, a[:, 0] + grid.human(len(a)))
+    a[:, 0] = np.maximum(0.0, a[:, 0] + np.clip(grid.rng.normal(0.0, TIMING_SD, len(a)), -TIMING_MAX, TIMING_MAX))
     a[:, 1] = np.maximum(a[:, 0] + 0.03, a[:, 1])
     bar = np.clip((notes[:, 0] / grid.bar).astype(int), 0, grid.n_bars - 1)
     vel = a[:, 3] + grid.intensity[bar] + grid.rng.normal(0.0, vel_sd, len(a))
@@ -299,7 +278,7 @@ def _rhythm(rng: np.random.Generator, bpb: int, style: str) -> list[tuple[float,
     return [(b, max(0.5, e - b), 1.0 if b == 0 else (0.9 if b % 1 == 0 else 0.8)) for b, e in zip(on, ends)]
 
 
-def _bass_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, str]:
+def _bass_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarray, str]:
     style = str(rng.choice(["roots", "root_fifth", "octaves", "walking", "syncopated", "eighths"],
                            p=[0.2, 0.2, 0.12, 0.12, 0.2, 0.16]))
     if grid.bpb % 2 == 1 and style == "root_fifth":
@@ -310,9 +289,7 @@ def _bass_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, 
     rows: list[tuple[float, float, int, float]] = []
     sync = _rhythm(rng, grid.bpb, "syncopated")
     root_rhythm = _rhythm(rng, grid.bpb, str(rng.choice(["whole", "halves", "quarters"])))
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    for b in _played(grid, active):
         for ci, chord in enumerate(bars[b]):
             span = (0.0, grid.bpb) if len(bars[b]) == 1 else ((0.0, grid.bpb / 2), (grid.bpb / 2, grid.bpb))[ci]
             root = base + (chord["root"] - base) % 12
@@ -355,7 +332,7 @@ def _bass_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, 
     return _rows(rows), style
 
 
-def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str) -> tuple[np.ndarray, str]:
+def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str, *_) -> tuple[np.ndarray, str]:
     guitar = family in ("clean_guitar", "acoustic_guitar", "driven_guitar")
     style = str(rng.choice(["whole", "halves", "quarters", "eighths", "offbeats", "backbeat", "charleston",
                             "syncopated"], p=[0.1, 0.14, 0.14, 0.14, 0.1, 0.08, 0.1, 0.2]))
@@ -368,11 +345,8 @@ def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str) -> tuple
     gate = float(rng.uniform(0.5, 0.98))
     vel0 = float(rng.uniform(65, 100))
     strum_ms = float(rng.uniform(6, 22))
-    rows = []
-    prev = None
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    rows, prev = [], None
+    for b in _played(grid, active):
         for x, ln, acc in rhythm:
             chord = _chord_at(bars, b, x, grid.bpb)
             if strum:
@@ -392,7 +366,7 @@ def _comp_part(rng, grid: _Grid, bars, active: np.ndarray, family: str) -> tuple
     return _rows(rows), style + ("_strum" if strum else "_block")
 
 
-def _power_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, str]:
+def _power_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarray, str]:
     style = str(rng.choice(["chug", "whole", "halves", "syncopated"], p=[0.4, 0.2, 0.2, 0.2]))
     rhythm = _rhythm(rng, grid.bpb, {"chug": "eighths"}.get(style, style))
     base = int(rng.integers(40, 47))
@@ -400,9 +374,7 @@ def _power_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray,
     vel0 = float(rng.uniform(80, 110))
     octave = rng.random() < 0.6
     rows = []
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    for b in _played(grid, active):
         for x, ln, acc in rhythm:
             chord = _chord_at(bars, b, x, grid.bpb)
             root = base + (chord["root"] - base) % 12
@@ -413,7 +385,7 @@ def _power_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray,
     return _rows(rows), "power_" + style
 
 
-def _arp_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, str]:
+def _arp_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarray, str]:
     rate = float(rng.choice([0.5, 0.25, 1.0 / 3.0], p=[0.5, 0.35, 0.15]))
     shape = str(rng.choice(["up", "down", "updown", "random", "pattern"]))
     lo = int(rng.integers(55, 67))
@@ -423,9 +395,7 @@ def _arp_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, s
     pattern = rng.integers(0, 6, 8)
     rows = []
     steps = np.arange(0.0, grid.bpb - 1e-9, rate)
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    for b in _played(grid, active):
         for i, x in enumerate(steps):
             chord = _chord_at(bars, b, x, grid.bpb)
             pool = _pitches(chord["tones"], lo, lo + span)
@@ -450,15 +420,12 @@ def _arp_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, s
     return _rows(rows), f"arp_{shape}_{rate:.2f}"
 
 
-def _pad_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, str]:
+def _pad_part(rng, grid: _Grid, bars, active: np.ndarray, *_) -> tuple[np.ndarray, str]:
     center = float(rng.uniform(55, 70))
     n_voices = int(rng.integers(3, 5))
     vel0 = float(rng.uniform(55, 90))
-    rows = []
-    prev = None
-    for b in range(grid.n_bars):
-        if not active[b]:
-            continue
+    rows, prev = [], None
+    for b in _played(grid, active):
         chords = bars[b]
         for ci, chord in enumerate(chords):
             x0 = 0.0 if ci == 0 else grid.bpb / 2
@@ -471,7 +438,8 @@ def _pad_part(rng, grid: _Grid, bars, active: np.ndarray) -> tuple[np.ndarray, s
     return _rows(rows), "pad_sustain"
 
 
-def _lead_part(rng, grid: _Grid, bars, active: np.ndarray, mode: str, tonic: int) -> tuple[np.ndarray, str]:
+def _lead_part(rng, grid: _Grid, bars, active: np.ndarray, _family: str, mode: str,
+               tonic: int) -> tuple[np.ndarray, str]:
     lo = int(rng.integers(60, 72))
     scale = _pitches([(tonic + s) % 12 for s in MODES[mode]], lo, lo + 17)
     durs = np.array([0.5, 1.0, 1.5, 2.0, 0.25])
@@ -526,9 +494,7 @@ def _lead_part(rng, grid: _Grid, bars, active: np.ndarray, mode: str, tonic: int
     return _rows(rows), f"lead_phrases_{phrase_bars}bar"
 
 
-# ---------------------------------------------------------------------------------------------
-# Arrangement
-
+# --- Arrangement ---
 
 def _activity(rng: np.random.Generator, n_bars: int, p_drop: float) -> np.ndarray:
     """Bars in which a part plays [shape=(n_bars,), bool]: sections of 4 bars dropped with ``p_drop``
@@ -548,35 +514,87 @@ def _activity(rng: np.random.Generator, n_bars: int, p_drop: float) -> np.ndarra
     return act
 
 
-def _pick(rng: np.random.Generator, heldout: bool, family: str, fonts: tuple[str, ...]) -> tuple[int, str]:
-    progs = INSTRUMENTS[family]["heldout" if heldout else "train"]
-    return int(rng.choice(progs)), str(fonts[int(rng.integers(len(fonts)))])
+def _arrangement(rng: np.random.Generator, n_bars: int) -> list[dict[str, Any]]:
+    """The song's parts: stem, role, family and the bars each plays."""
+    rockish = rng.random() < 0.35
+    n_other = int(rng.choice([2, 3, 3, 4, 4, 5]))
+    roles = ["comping"] + (["power"] if rockish else [])
+    pool = ["comping", "arpeggio", "pad", "lead", "power" if rockish else "comping"]
+    while len(roles) < n_other:
+        roles.append(str(rng.choice(pool, p=[0.22, 0.2, 0.2, 0.23, 0.15])))
+    roles = roles[:n_other]
+    has_bass = rng.random() < 0.85
+    other_breaks = _activity(rng, n_bars, 0.0)  # whole-"other" breakdowns: 1-2 bar gaps, sometimes
+    if rng.random() < 0.15 and n_bars >= 8:
+        s = int(rng.integers(n_bars - 2))
+        other_breaks[s:s + int(rng.integers(2, 5))] = False
+    if not other_breaks.any():
+        other_breaks[:] = True
+    parts: list[dict[str, Any]] = []
+    if has_bass:
+        parts.append({"stem": "bass", "role": "bass", "family": "bass",
+                      "active": _activity(rng, n_bars, float(rng.choice([0.0, 0.1, 0.2])))})
+    used: dict[str, int] = {}
+    for role in roles:
+        fams = [f for f in ROLE_FAMILIES[role] if used.get(f, 0) < (2 if f == "driven_guitar" else 1)]
+        if role == "power":
+            family = "driven_guitar"
+        elif rockish and role == "comping" and "driven_guitar" in fams and rng.random() < 0.3:
+            family = "driven_guitar"
+        else:
+            family = str(rng.choice(fams or ROLE_FAMILIES[role]))
+        used[family] = used.get(family, 0) + 1
+        p_drop = {"lead": 0.35, "arpeggio": 0.3, "pad": 0.25}.get(role, 0.15)
+        parts.append({"stem": "other", "role": role, "family": family,
+                      "active": _activity(rng, n_bars, p_drop) & other_breaks})
+    return parts
 
 
-def render_backing(
-    tempo_bpm: float,
-    beats_per_bar: int,
-    n_samples: int,
-    rng: np.random.Generator,
-    heldout: bool = False,
-    sr: int = 44100,
-    *,
-    soundfonts: tuple[str, ...] | None = None,
-) -> tuple[dict, dict]:
-    """Render a song's bass and "other" stems: a random key, progression and arrangement of parts.
+#: Note generators by role: (rng, grid, bars, active, family, mode, tonic) -> (notes, pattern name).
+_PARTS = {"bass": _bass_part, "comping": _comp_part, "power": _power_part, "arpeggio": _arp_part,
+          "pad": _pad_part, "lead": _lead_part}
 
-    Bars are ``beats_per_bar`` beats at ``tempo_bpm``, the first bar starts at sample 0 (like the drums).
 
-    :param rng: all random choices come from it (same state -> same stems and info).
-    :param heldout: use the held-out SoundFonts and programs (validation/test) instead of the training ones.
-    :param soundfonts: a subset of :data:`TRAIN_SOUNDFONTS` (or of :data:`HELDOUT_SOUNDFONTS` with
-        ``heldout``) to draw from, e.g. to avoid loading the slow MuseScore_General.sf3 in quick runs.
-    :returns: ``({"bass": [shape=(2, n_samples)], "other": [shape=(2, n_samples)]}, info)``, float32
-        stems (silent bass when the song has none), and a JSON-serialisable ``info``: key, mode,
-        progression (chord symbols of the loop), chords (symbols per bar), and per part: stem, role,
-        family, program, soundfont (file name), pattern, active bars, gain_db, pan, reverb send, fx.
-    :raises MixinError: FluidSynth or a SoundFont missing, bad arguments.
-    """
+def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr):
+    """One part's notes, audio (effects, level, pan) and info: (stereo audio, reverb send, info)."""
+    role, family, act = part["role"], part["family"], part["active"]
+    program = int(rng.choice(INSTRUMENTS[family]["heldout" if heldout else "train"]))
+    soundfont = str(fonts[int(rng.integers(len(fonts)))])
+    notes, pattern = _PARTS[role](rng, grid, bars, act, family, mode, tonic)
+    fx_role = "pad" if role == "pad" else FAMILY_FX[family]
+    gain_db = float(rng.uniform(-6.0, 2.0)) + {"pad": -3.0, "lead": 1.0, "bass": 2.0}.get(role, 0.0)
+    pan_pos = float(rng.uniform(-0.15, 0.15)) if role in ("bass", "lead") else float(rng.uniform(-0.8, 0.8))
+    # rock guitars are often double-tracked: a second take, the two panned apart
+    double = (role == "power" or (role == "comping" and "guitar" in family)) and rng.random() < 0.4
+    width = float(rng.uniform(0.6, 1.0)) if double else 0.0
+    vel_sd = {"pad": 3.0, "arpeggio": 5.0}.get(role, 6.0)
+    fx_seed = int(rng.integers(2**31))
+    takes = [_humanise(notes, grid, vel_sd) for _ in range(2 if double else 1)]
+    audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr) for t in takes])
+    y, fx_info = fx.random_chain(audio, sr, np.random.default_rng(fx_seed), fx_role, reverb_on=False)
+    y = fx.normalise(y, sr, PART_LEVEL_DB + gain_db)
+    if double:
+        pan_pos = 0.0
+        y = fx.pan(y[:2], -width) + fx.pan(y[2:], width)
+    else:
+        y = fx.pan(y, pan_pos)
+    send = float(fx_info["reverb"]["wet"])
+    info = {"stem": part["stem"], "role": role, "family": family, "fx_role": fx_role, "program": program,
+            "soundfont": os.path.basename(soundfont), "pattern": pattern, "n_notes": int(len(notes)),
+            "active_bars": [int(v) for v in act], "gain_db": gain_db, "pan": pan_pos, "double_tracked": width,
+            "reverb_send": send, "fx": fx_info}
+    return y, send, info
+
+
+def render_backing(tempo_bpm: float, beats_per_bar: int, n_samples: int, rng: np.random.Generator,
+                   heldout: bool = False, sr: int = 44100, *,
+                   soundfonts: tuple[str, ...] | None = None) -> tuple[dict, dict]:
+    """A song's bass and "other" stems, bars of ``beats_per_bar`` beats at ``tempo_bpm`` from sample
+    0, every choice drawn from ``rng`` (``heldout``: the held-out SoundFonts and programs;
+    ``soundfonts``: a subset of the allowed ones): ``({"bass", "other"}: float32 [shape=(2,
+    n_samples)], info)`` (silent bass when the song has none; ``info``: key, progression, chords per
+    bar and each part's settings). :class:`MixinError` for a missing FluidSynth or SoundFont or a bad
+    argument."""
     if not (20.0 <= float(tempo_bpm) <= 400.0):
         raise MixinError(f"render_backing: tempo must be 20-400 bpm, got {tempo_bpm}")
     if not 1 <= int(beats_per_bar) <= 16:
@@ -595,101 +613,24 @@ def render_backing(
         check_soundfont(f)
     beats_per_bar = int(beats_per_bar)
 
-    # harmony
     mode = str(rng.choice(list(MODES), p=np.array(list(MODE_WEIGHTS.values()))))
     tonic = int(rng.integers(12))
     prog = _progression(rng, mode, tonic)
-    dur = n_samples / sr
-    n_bars = max(1, int(np.ceil(dur / (60.0 / tempo_bpm * beats_per_bar))))
+    n_bars = max(1, int(np.ceil(n_samples / sr / (60.0 / tempo_bpm * beats_per_bar))))
     bars = _song_chords(rng, prog, n_bars, mode, tonic)
     grid = _Grid(float(tempo_bpm), beats_per_bar, n_bars, rng)
-
-    # arrangement: which parts, which bars
-    rockish = rng.random() < 0.35
-    n_other = int(rng.choice([2, 3, 3, 4, 4, 5]))
-    roles = ["comping"]
-    pool = ["comping", "arpeggio", "pad", "lead", "power" if rockish else "comping"]
-    if rockish:
-        roles.append("power")
-    while len(roles) < n_other:
-        roles.append(str(rng.choice(pool, p=[0.22, 0.2, 0.2, 0.23, 0.15])))
-    roles = roles[:n_other]
-    has_bass = rng.random() < 0.85
-    other_breaks = _activity(rng, n_bars, 0.0)  # whole-"other" breakdowns: 1-2 bar gaps, sometimes
-    if rng.random() < 0.15 and n_bars >= 8:
-        s = int(rng.integers(n_bars - 2))
-        other_breaks[s:s + int(rng.integers(2, 5))] = False
-    if not other_breaks.any():
-        other_breaks[:] = True
-
-    parts: list[dict[str, Any]] = []
-    if has_bass:
-        parts.append({"stem": "bass", "role": "bass", "family": "bass",
-                      "active": _activity(rng, n_bars, float(rng.choice([0.0, 0.1, 0.2])))})
-    used: dict[str, int] = {}
-    for role in roles:
-        fams = [f for f in ROLE_FAMILIES[role] if used.get(f, 0) < (2 if f == "driven_guitar" else 1)]
-        if role == "power":
-            family = "driven_guitar"
-        elif rockish and role == "comping" and "driven_guitar" in fams and rng.random() < 0.3:
-            family = "driven_guitar"
-        else:
-            family = str(rng.choice(fams or ROLE_FAMILIES[role]))
-        used[family] = used.get(family, 0) + 1
-        p_drop = {"lead": 0.35, "arpeggio": 0.3, "pad": 0.25}.get(role, 0.15)
-        parts.append({"stem": "other", "role": role, "family": family,
-                      "active": _activity(rng, n_bars, p_drop) & other_breaks})
-
-    # notes, then audio
+    parts = _arrangement(rng, n_bars)
     stems = {"bass": np.zeros((2, n_samples), np.float32), "other": np.zeros((2, n_samples), np.float32)}
     sends = {"bass": np.zeros((2, n_samples), np.float32), "other": np.zeros((2, n_samples), np.float32)}
     part_info = []
     for part in parts:
-        role, family = part["role"], part["family"]
-        program, soundfont = _pick(rng, heldout, family, fonts)
-        act = part["active"]
-        if role == "bass":
-            notes, pattern = _bass_part(rng, grid, bars, act)
-        elif role == "comping":
-            notes, pattern = _comp_part(rng, grid, bars, act, family)
-        elif role == "power":
-            notes, pattern = _power_part(rng, grid, bars, act)
-        elif role == "arpeggio":
-            notes, pattern = _arp_part(rng, grid, bars, act)
-        elif role == "pad":
-            notes, pattern = _pad_part(rng, grid, bars, act)
-        else:
-            notes, pattern = _lead_part(rng, grid, bars, act, mode, tonic)
-        fx_role = "pad" if role == "pad" else FAMILY_FX[family]
-        gain_db = float(rng.uniform(-6.0, 2.0)) + {"pad": -3.0, "lead": 1.0, "bass": 2.0}.get(role, 0.0)
-        pan_pos = float(rng.uniform(-0.15, 0.15)) if role in ("bass", "lead") else float(rng.uniform(-0.8, 0.8))
-        # rock guitars are often double-tracked: a second take, the two panned apart
-        double = (role == "power" or (role == "comping" and "guitar" in family)) and rng.random() < 0.4
-        width = float(rng.uniform(0.6, 1.0)) if double else 0.0
-        vel_sd = {"pad": 3.0, "arpeggio": 5.0}.get(role, 6.0)
-        fx_seed = int(rng.integers(2**31))
-        takes = [_humanise(notes, grid, vel_sd) for _ in range(2 if double else 1)]
-        audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr)
-                                for t in takes])
-        y, fx_info = fx.random_chain(audio, sr, np.random.default_rng(fx_seed), fx_role, reverb_on=False)
-        y = fx.normalise(y, sr, PART_LEVEL_DB + gain_db)
-        if double:
-            pan_pos = 0.0
-            y = fx.pan(y[:2], -width) + fx.pan(y[2:], width)
-        else:
-            y = fx.pan(y, pan_pos)
-        send = float(fx_info["reverb"]["wet"])
+        y, send, info = _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr)
         stems[part["stem"]] += (1.0 - send) * y
         sends[part["stem"]] += send * y
-        part_info.append({
-            "stem": part["stem"], "role": role, "family": family, "fx_role": fx_role, "program": program,
-            "soundfont": os.path.basename(soundfont), "pattern": pattern, "n_notes": int(len(notes)),
-            "active_bars": [int(v) for v in act], "gain_db": gain_db, "pan": pan_pos, "double_tracked": width,
-            "reverb_send": send, "fx": fx_info,
-        })
+        part_info.append(info)
 
     # the shared room: one impulse response, one convolution per stem that sends to it
-    room = {"rt60_s": float(np.exp(rng.uniform(np.log(0.3), np.log(2.2)))),
+    room = {"rt60_s": fx._log_uniform(rng, 0.3, 2.2),
             "predelay_ms": float(rng.uniform(2.0, 35.0)), "damping": float(rng.uniform(0.2, 0.9))}
     ir = fx.reverb_ir(sr, np.random.default_rng(int(rng.integers(2**31))), room["rt60_s"],
                       room["predelay_ms"], room["damping"])
@@ -700,14 +641,13 @@ def render_backing(
             stems[k] += wet[2 * i:2 * i + 2]
     for name in stems:
         stems[name] = np.nan_to_num(stems[name], nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-
     info = {
         "key": f"{NOTE_NAMES[tonic]} {mode}", "tonic": NOTE_NAMES[tonic], "mode": mode,
         "tempo_bpm": float(tempo_bpm), "beats_per_bar": beats_per_bar, "n_bars": n_bars,
         "swing": grid.swing, "heldout": bool(heldout),
         "progression": [c["symbol"] for c in prog],
         "chords": ["/".join(c["symbol"] for c in bar) for bar in bars],
-        "has_bass": has_bass, "reverb": room, "parts": part_info,
+        "has_bass": parts[0]["role"] == "bass", "reverb": room, "parts": part_info,
         "levels_db": {k: (float(v) if np.isfinite(v := fx.active_rms_db(s, sr)) else None)
                       for k, s in stems.items()},
     }

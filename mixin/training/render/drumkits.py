@@ -1,31 +1,10 @@
 """Recorded drum kits for rendered songs: Hydrogen sample kits and SoundFont drum kits.
 
-Kits
-    * Hydrogen kits (Debian ``hydrogen-drumkits``, ``hydrogen-data``): every folder
-      ``/usr/share/hydrogen/data/drumkits/*/drumkit.xml`` whose licence in the packages' Debian
-      copyright files (``Files:`` / ``License:`` stanzas) is CC0, CC-BY-*, CC-BY-SA-* or "GPL-2+
-      with composition exception" (:data:`ALLOWED_LICENCE`); plain GPL kits are left out, so is
-      a kit that cannot play kick, snare and hi-hat. They are played by :class:`HydrogenKit`
-      with numpy: each hit adds the sample of the velocity layer at its onset, scaled by the
-      instrument's gain and a velocity curve, panned per kit piece.
-    * SoundFont kits (:data:`SOUNDFONT_KITS`): the avldrums kits (Black Pearl, Red Zeppelin;
-      CC-BY-SA-3.0, many velocity layers) and the GM drum kits (bank 128) of FluidR3_GM and
-      MuseScore_General (MIT), and, held out, of TimGM6mb (GPL-2), played by FluidSynth
-      (:mod:`mixin.training.render.fluid`).
-
-Held-out kits
-    :data:`HELDOUT` names the kits used only for validation and test songs; training songs never
-    use them and they never use a training kit (:func:`kit_pool`). The GM kits of TimGM6mb (GPL-2,
-    like the held-out SoundFont of :mod:`mixin.training.render.backing`) are held out only: no model
-    is trained on them.
-
-A kit that cannot be read (bad XML, missing or unreadable samples, unloadable SoundFont) is
-skipped with a warning naming it. :func:`kit_pool` raises one :class:`MixinError` line naming the
-Debian packages to install when no kit of the pool is usable.
-
-Arrays
-    Drum notes are float64 [shape=(n, 3)] (onset s, GM pitch, velocity 1..127); audio is float32
-    [shape=(2, n_samples)].
+Hydrogen kits with an allowed licence (:data:`ALLOWED_LICENCE`, from the Debian copyright files)
+are played by :class:`HydrogenKit` with numpy; SoundFont kits (:data:`SOUNDFONT_KITS`) by FluidSynth.
+:data:`HELDOUT` kits serve only validation and test songs (:func:`kit_pool`); an unreadable kit is
+skipped with a warning. Notes are float64 [shape=(n, 3)] (onset s, GM pitch, velocity 1..127); audio
+is float32 [shape=(2, n_samples)].
 """
 
 from __future__ import annotations
@@ -35,6 +14,7 @@ import logging
 import math
 import os
 import re
+import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ... import params
+from ... import io as audio, params
 from ...errors import MixinError
+from . import fluid
 
 log = logging.getLogger("mixin")
 
@@ -125,9 +106,7 @@ class KitSpec:
         return d
 
 
-# --------------------------------------------------------------------------------------------
-# licences (Debian machine-readable copyright files)
-# --------------------------------------------------------------------------------------------
+# --- licences (Debian machine-readable copyright files) ---
 
 def parse_copyright(text: str) -> list[tuple[list[str], str]]:
     """``Files:`` stanzas of a DEP-5 copyright file: [(patterns, licence short name)]."""
@@ -158,8 +137,7 @@ def kit_licence(folder: str | os.PathLike, copyright_files: Mapping[str, str | o
 
     A stanza naming the kit (``drumkits/NAME.h2drumkit``; ``?`` and ``*`` are wildcards, and
     "circAfrique" names the folder "circAfrique v4") wins over a ``Files: *`` stanza of the
-    package that installed the folder. (None, None) when no stanza applies.
-    """
+    package that installed the folder. (None, None) when no stanza applies."""
     files = COPYRIGHT_FILES if copyright_files is None else copyright_files
     name = Path(folder).name
     names = {_norm(name)} | ({_norm(kit_name)} if kit_name else set())
@@ -200,9 +178,7 @@ def _owner_package(folder, packages=COPYRIGHT_FILES):
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# Hydrogen kits
-# --------------------------------------------------------------------------------------------
+# --- Hydrogen kits ---
 
 #: GM drum note -> kit piece.
 GM_PIECES = {36: "kick", 35: "kick", 38: "snare", 40: "snare", 37: "sidestick", 39: "clap",
@@ -224,43 +200,27 @@ FALLBACK_GAIN = {"hh_pedal": 0.8}
 _SKIP = re.compile(r"\b(roll|choke|flam|fx|zap|swish|noise|flink)\b")
 
 
+#: (pattern, piece) rules of :func:`piece_of`, first match wins; a piece may be a list of rules
+#: of its own (a pattern "" always matches).
+_PIECE_RULES = (
+    (r"kick|bass ?drum|\bbd\b", "kick"), ("clap", "clap"), ("cowbell", "cowbell"),
+    (r"hi ?hat|\bhh|\bhat\b|hihat",
+     ((r"\b(free|semi|half)\b", None), ("pedal|foot", "hh_pedal"), ("open", "hh_open"), ("", "hh_closed"))),
+    ("snare", "snare"), (r"stick|rim ?click|side", "sidestick"),
+    ("ride", (("bell|cup", "ride_bell"), ("", "ride"))), (r"\bbell\b|\bcup\b", "ride_bell"),
+    (r"crash|cymbal|splash|china", "crash"),
+    ("tom", ((r"floor|low|\blo\b", "tom_low"), ("mid", "tom_mid"), ("hi|high", "tom_high"), ("", "tom_mid"))),
+)
+
+
 def piece_of(name: str) -> str | None:
     """Kit piece an instrument name stands for ('kick', 'snare', 'hh_open', ...) or None."""
     n = name.lower().replace("-", " ").replace("_", " ")
     if _SKIP.search(n):
         return None
-    if re.search(r"kick|bass ?drum|\bbd\b", n):
-        return "kick"
-    if "clap" in n:
-        return "clap"
-    if "cowbell" in n:
-        return "cowbell"
-    if re.search(r"hi ?hat|\bhh\b|\bhat\b|hihat", n) or re.search(r"\bhh", n):
-        if re.search(r"\b(free|semi|half)\b", n):
-            return None
-        if "pedal" in n or "foot" in n:
-            return "hh_pedal"
-        if "open" in n:
-            return "hh_open"
-        return "hh_closed"
-    if "snare" in n:
-        return "snare"
-    if re.search(r"stick|rim ?click|side", n):
-        return "sidestick"
-    if "ride" in n:
-        return "ride_bell" if ("bell" in n or "cup" in n) else "ride"
-    if re.search(r"\bbell\b|\bcup\b", n):
-        return "ride_bell"
-    if re.search(r"crash|cymbal|splash|china", n):
-        return "crash"
-    if "tom" in n:
-        if re.search(r"floor|low|\blo\b", n):
-            return "tom_low"
-        if "mid" in n:
-            return "tom_mid"
-        if re.search(r"hi|high", n):
-            return "tom_high"
-        return "tom_mid"
+    for pattern, piece in _PIECE_RULES:
+        if re.search(pattern, n):
+            return piece if isinstance(piece, str) else next(p for sub, p in piece if re.search(sub, n))
     return None
 
 
@@ -315,7 +275,6 @@ class HydrogenKit:
         except (OSError, ET.ParseError) as e:
             raise MixinError(f"cannot read drum kit {xml}: {' '.join(str(e).split())}") from None
         self.name = (root.findtext("name") or self.folder.name).strip()
-        self.xml_licence = " ".join((root.findtext("license") or "").split())
         self.pieces = {}
         for inst in root.iter("instrument"):
             name = (inst.findtext("name") or "").strip()
@@ -343,8 +302,6 @@ class HydrogenKit:
 
     def load(self, instrument: Instrument) -> None:
         """Read the samples of ``instrument`` (once). MixinError naming a missing/bad file."""
-        from ... import io as audio  # noqa: PLC0415
-
         for ly in instrument.layers:
             if ly.audio is not None:
                 continue
@@ -359,32 +316,34 @@ class HydrogenKit:
             x = x[: loud[-1] + 1] if len(loud) else x[:1]
             ly.audio = np.ascontiguousarray(x.T, dtype=np.float32)
 
+    def _loaded(self, inst: Instrument) -> bool:
+        """Load ``inst``'s samples; False (with a warning) when they cannot be read."""
+        try:
+            self.load(inst)
+            return True
+        except MixinError as e:
+            log.warning("drum kit %s: skipping instrument %r: %s", self.folder, inst.name, e)
+            return False
+
     def choose(self, rng: np.random.Generator) -> dict[str, Instrument]:
         """One instrument per piece for a song (a random one of several candidates), with the
         samples loaded; a piece whose samples cannot be read is dropped with a warning."""
         chosen = {}
         for piece, cands in sorted(self.pieces.items()):
             order = rng.permutation(len(cands))
-            for k in order:
-                inst = cands[int(k)]
-                try:
-                    self.load(inst)
-                except MixinError as e:
-                    log.warning("drum kit %s: skipping instrument %r: %s", self.folder, inst.name, e)
+            if len(order):
+                inst = cands[int(order[0])]
+                if self._loaded(inst):
+                    chosen[piece] = inst
+                else:
                     cands.remove(inst)
-                    break
-                chosen[piece] = inst
-                break
         # a second crash for GM note 57: another crash instrument if the kit has one
         crashes = self.pieces.get("crash", [])
         if len(crashes) > 1 and "crash" in chosen:
             other = [c for c in crashes if c is not chosen["crash"]]
             inst = other[int(rng.integers(len(other)))]
-            try:
-                self.load(inst)
+            if self._loaded(inst):
                 chosen["crash2"] = inst
-            except MixinError as e:
-                log.warning("drum kit %s: skipping instrument %r: %s", self.folder, inst.name, e)
         return chosen
 
 
@@ -424,18 +383,15 @@ def _pan_gains(position, channels):
 
 
 def play_hydrogen(kit: HydrogenKit, notes: np.ndarray, n_samples: int, rng: np.random.Generator,
-                  velocity_gamma: float = 1.5, chosen: dict[str, Instrument] | None = None,
-                  pans: dict[str, float] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Play ``notes`` [shape=(n, 3)] on a :class:`HydrogenKit`: float32 [shape=(2, n_samples)].
-
-    Each hit adds its velocity layer's sample at the onset, times the instrument gain, the layer
-    gain and ``(velocity / 127) ** velocity_gamma``, panned per piece. Notes the kit cannot play
-    are skipped; an open hi-hat is choked by the next closed or pedal hi-hat.
-    Returns ``(audio, info)``.
-    """
+                  velocity_gamma: float = 1.5,
+                  chosen: dict[str, Instrument] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Play ``notes`` [shape=(n, 3)] on a :class:`HydrogenKit`: (float32 [shape=(2, n_samples)], info).
+    Each hit adds its velocity layer's sample times the instrument and layer gains and
+    ``(velocity / 127) ** velocity_gamma``, panned per piece; notes the kit cannot play are
+    skipped; an open hi-hat is choked by the next closed or pedal hi-hat."""
     sr = params.SAMPLE_RATE
     chosen = kit.choose(rng) if chosen is None else chosen
-    pans = _pan_positions(list(chosen), rng) if pans is None else pans
+    pans = _pan_positions(list(chosen), rng)
     out = np.zeros((2, n_samples), dtype=np.float32)
     onsets = np.rint(notes[:, 0] * sr).astype(np.int64) if len(notes) else np.zeros(0, np.int64)
     # choke points: onsets of closed / pedal hats
@@ -479,76 +435,55 @@ def play_hydrogen(kit: HydrogenKit, notes: np.ndarray, n_samples: int, rng: np.r
     return out, info
 
 
-# --------------------------------------------------------------------------------------------
-# SoundFont kits
-# --------------------------------------------------------------------------------------------
+# --- SoundFont kits ---
 
 def play_soundfont(spec: KitSpec, notes: np.ndarray, n_samples: int) -> np.ndarray:
-    """Play ``notes`` [shape=(n, 3)] with a SoundFont kit (FluidSynth): float32 [shape=(2, n)].
-
-    GM kits (bank 128) play one-shot hits on the percussion channel; the avldrums kits (a
-    melodic preset) get notes held 4 s (re-struck notes end at the next onset). MixinError when
-    FluidSynth or the SoundFont is missing."""
-    from . import fluid  # noqa: PLC0415
-
+    """Play ``notes`` [shape=(n, 3)] with a SoundFont kit: float32 [shape=(2, n)]. GM kits (bank 128)
+    play one-shot hits on the percussion channel, the avldrums kits (a melodic preset) notes held 4 s."""
+    rows = np.zeros((0, 4))
     if len(notes):
         start = notes[:, 0]
-        end = start if spec.bank == 128 else start + 4.0
-        rows = np.stack([start, end, notes[:, 1], notes[:, 2]], axis=1)
-    else:
-        rows = np.zeros((0, 4))
-    if spec.bank == 128:
-        return fluid.render_notes(spec.path, rows, n_samples, program=spec.preset, drums=True,
-                                  sr=params.SAMPLE_RATE)
+        rows = np.stack([start, start if spec.bank == 128 else start + 4.0, notes[:, 1], notes[:, 2]], axis=1)
     return fluid.render_notes(spec.path, rows, n_samples, program=spec.preset, bank=spec.bank,
-                              drums=False, sr=params.SAMPLE_RATE)
+                              drums=spec.bank == 128, sr=params.SAMPLE_RATE)
 
 
-# --------------------------------------------------------------------------------------------
-# the catalogue
-# --------------------------------------------------------------------------------------------
+# --- the catalogue ---
 
 _catalogue_cache: dict = {}
+
+
+def _riff_chunks(fh, pos, end):
+    """(id, data offset, size) of the RIFF chunks from ``pos`` to ``end`` of an open file."""
+    while pos + 8 <= end:
+        fh.seek(pos)
+        hdr = fh.read(8)
+        if len(hdr) < 8:
+            return
+        size = struct.unpack("<I", hdr[4:8])[0]
+        yield hdr[:4], pos + 8, size
+        pos += 8 + size + (size & 1)
 
 
 def _sf_presets(path):
     """{(bank, preset)} of a SoundFont, read from its RIFF 'phdr' chunk (no synthesizer needed).
     MixinError naming the file when it is not a readable SoundFont."""
-    import struct  # noqa: PLC0415
-
     try:
         with open(path, "rb") as fh:
             head = fh.read(12)
             if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
                 raise MixinError(f"{path}: not a SoundFont (no RIFF sfbk header)")
-            end = 8 + struct.unpack("<I", head[4:8])[0]
-            pos = 12
-            while pos + 12 <= end:
-                fh.seek(pos)
-                hdr = fh.read(12)
-                if len(hdr) < 8:
-                    break
-                cid, size = hdr[:4], struct.unpack("<I", hdr[4:8])[0]
-                if cid == b"LIST" and hdr[8:12] == b"pdta":
-                    sub, stop = pos + 12, pos + 8 + size
-                    while sub + 8 <= stop:
-                        fh.seek(sub)
-                        sh = fh.read(8)
-                        if len(sh) < 8:
-                            break
-                        sid, ssize = sh[:4], struct.unpack("<I", sh[4:8])[0]
+            for cid, data, size in _riff_chunks(fh, 12, 8 + struct.unpack("<I", head[4:8])[0]):
+                if cid == b"LIST" and fh.read(4) == b"pdta":
+                    for sid, sdata, ssize in _riff_chunks(fh, data + 4, data + size):
                         if sid == b"phdr":
-                            data = fh.read(ssize)
-                            if len(data) < ssize:
+                            fh.seek(sdata)
+                            raw = fh.read(ssize)
+                            if len(raw) < ssize:
                                 break
-                            out = set()
-                            for k in range(0, ssize - 38 + 1, 38):
-                                preset, bank = struct.unpack("<HH", data[k + 20:k + 24])
-                                out.add((bank, preset))
-                            return out
-                        sub += 8 + ssize + (ssize & 1)
+                            return {struct.unpack("<HH", raw[k + 20:k + 24])[::-1]
+                                    for k in range(0, ssize - 38 + 1, 38)}
                     break
-                pos += 8 + size + (size & 1)
     except OSError as e:
         raise MixinError(f"{path}: cannot read SoundFont ({e.strerror or e})") from None
     raise MixinError(f"{path}: SoundFont without a preset table (truncated or corrupt)")
@@ -633,8 +568,6 @@ def kit_pool(split: str, **kw: Any) -> list[KitSpec]:
         raise MixinError(f"no usable {'held-out' if heldout else 'training'} drum kit for the {split} "
                          f"split: install them with `apt-get install {' '.join(APT_PACKAGES)}`")
     if any(k.kind == "sf2" for k in pool):
-        from . import fluid  # noqa: PLC0415
-
         fluid.check_fluidsynth()
     return pool
 
@@ -669,11 +602,8 @@ def choose_kit(pool: Sequence[KitSpec], rng: np.random.Generator, genre: str | N
 def render_drums(spec: KitSpec, notes: np.ndarray, n_samples: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
     """Render drum ``notes`` [shape=(n, 3)] with kit ``spec``: (float32 [shape=(2, n_samples)], info).
-
-    Hydrogen kits: a random instrument per piece among candidates, random piece pans and a random
-    velocity curve; SoundFont kits: the SoundFont's own layers and pans, mirrored or not and
-    narrowed at random. MixinError for an unreadable kit or, as :func:`play_soundfont`, a missing
-    FluidSynth or SoundFont."""
+    Hydrogen kits: random instruments, pans and velocity curve; SoundFont kits: their own layers
+    and pans, mirrored or not and narrowed at random. MixinError for an unreadable kit."""
     if spec.kind == "hydrogen":
         kit = hydrogen_kit(spec.path)
         gamma = float(rng.uniform(1.2, 1.9))

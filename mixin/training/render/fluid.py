@@ -1,19 +1,12 @@
 """A small FluidSynth wrapper: render a list of notes with a SoundFont, in-process, deterministically.
 
-:func:`render_notes` plays ``(start_s, end_s, midi_pitch, velocity)`` rows with one GM program (or
-the GM percussion kit on MIDI channel 10) and returns FluidSynth's dry stereo output as float32:
-FluidSynth's own reverb and chorus are off (effects are applied afterwards, see
-:mod:`mixin.training.render.fx`).
-
-One synthesizer per process and sample rate is kept, with every SoundFont it has loaded (loading
-the Ogg-compressed MuseScore_General.sf3 takes seconds); it is fully reset before each render, so the
-same notes always give the same samples, whatever was rendered before. Rendering is done in
-FluidSynth's 64-sample blocks with each event applied on the block boundary nearest to its time
-(timing error at most 32 samples, 0.73 ms at 44.1 kHz). Measured: 100-1000x real time on one core
-for a 60 s part (piano chords are the slowest); loading MuseScore_General.sf3 takes 5-8 s once per process.
-
-Needs the FluidSynth library (Debian: ``apt-get install fluidsynth``) and the ``pyfluidsynth``
-Python package; :func:`check_fluidsynth` says so in one line when either is missing.
+:func:`render_notes` plays ``(start_s, end_s, midi_pitch, velocity)`` rows with one GM program (or a
+GM drum kit on MIDI channel 10) and returns FluidSynth's dry stereo output (its reverb and chorus
+are off: :mod:`.fx` adds effects). One synthesizer per process and sample rate keeps the SoundFonts
+it has loaded (MuseScore_General.sf3 takes 5-8 s to load) and is fully reset before each render, so
+the same notes always give the same samples. Events apply on FluidSynth's 64-sample block boundaries
+(at most 0.73 ms early or late); 100-1000x real time on one core. Needs the FluidSynth library and
+the ``pyfluidsynth`` package (:func:`check_fluidsynth` says so in one line when either is missing).
 """
 
 from __future__ import annotations
@@ -40,14 +33,8 @@ POLYPHONY = 512
 SYNTH_GAIN = 0.2
 
 #: Debian packages that ship the SoundFonts MiXiN uses, by file name.
-SOUNDFONT_PACKAGES = {
-    "FluidR3_GM.sf2": "fluid-soundfont-gm",
-    "FluidR3_GS.sf2": "fluid-soundfont-gs",
-    "MuseScore_General.sf3": "musescore-general-soundfont",
-    "MuseScore_General_Full.sf3": "musescore-general-soundfont",
-    "MuseScore_General.sf2": "musescore-general-soundfont",
-    "TimGM6mb.sf2": "timgm6mb-soundfont",
-}
+SOUNDFONT_PACKAGES = {"FluidR3_GM.sf2": "fluid-soundfont-gm", "MuseScore_General.sf3": "musescore-general-soundfont",
+                      "TimGM6mb.sf2": "timgm6mb-soundfont"}
 
 _INSTALL_HINT = "install it with `apt-get install fluidsynth` and `pip install pyfluidsynth`"
 
@@ -95,28 +82,15 @@ class _Synth:
     """One FluidSynth synthesizer (reverb and chorus off) with the SoundFonts it has loaded."""
 
     def __init__(self, sr: int):
-        fl = _import_fluidsynth()
-        self.fl = fl
-        self.synth = fl.Synth(
-            gain=SYNTH_GAIN,
-            samplerate=float(sr),
-            channels=16,
-            **{
-                "synth.reverb.active": 0,
-                "synth.chorus.active": 0,
-                "synth.polyphony": POLYPHONY,
-                "synth.cpu-cores": 1,
-            },
-        )
+        self.fl = fl = _import_fluidsynth()
+        self.synth = fl.Synth(gain=SYNTH_GAIN, samplerate=float(sr), channels=16,
+                              **{"synth.reverb.active": 0, "synth.chorus.active": 0,
+                                 "synth.polyphony": POLYPHONY, "synth.cpu-cores": 1})
         self.sfids: dict[str, int] = {}
-        write = getattr(fl, "fluid_synth_write_float", None)
-        if write is None:
-            write = ctypes.CFUNCTYPE(
-                ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
-                ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-            )(("fluid_synth_write_float", fl._fl))
-        self._write = write
+        self._write = getattr(fl, "fluid_synth_write_float", None)
+        if self._write is None:  # older pyfluidsynth: bind the library's function
+            i, p = ctypes.c_int, ctypes.c_void_p
+            self._write = ctypes.CFUNCTYPE(i, p, i, p, i, i, p, i, i)(("fluid_synth_write_float", fl._fl))
         self._ptr = self.synth.synth
         self._scratch = np.zeros((2, BLOCK), dtype=np.float32)
         self.scrubbed = 0
@@ -148,8 +122,7 @@ class _Synth:
         from which a new note's first block ramps), so a reused synthesizer would not repeat itself
         bit for bit. Here all voices but a small margin are started (from a reset synthesizer, so the
         same voices get the same notes) with one preset of the SoundFont being rendered, mixed for one
-        block and reset: every voice then carries a state that depends only on that preset.
-        """
+        block and reset: every voice then carries a state that depends only on that preset."""
         fl, p = self.fl, self._ptr
         self.reset()
         for chan in range(16):
@@ -174,20 +147,12 @@ class _Synth:
         self._write(self._ptr, n, ctypes.c_void_p(left), 0, 1, ctypes.c_void_p(right), 0, 1)
 
 
-def _get_synth(sr: int) -> _Synth:
-    s = _synths.get(sr)
-    if s is None:
-        s = _synths[sr] = _Synth(sr)
-    return s
-
-
 def _events(notes: np.ndarray, sr: int, drums: bool) -> list[tuple[int, int, int, int]]:
     """Sorted events ``(block_sample, kind, key, velocity)``, kind 0 = note-off, 1 = note-on.
 
     Times go to the nearest block boundary. A note re-struck before its previous note's end has that
     previous note ended at the new onset (otherwise the late note-off would cut the new note).
-    Percussion notes with ``end_s <= start_s`` get no note-off (one-shot, as drum machines send).
-    """
+    Percussion notes with ``end_s <= start_s`` get no note-off (one-shot, as drum machines send)."""
     start = np.rint(notes[:, 0] * sr / BLOCK).astype(np.int64) * BLOCK
     end = np.rint(notes[:, 1] * sr / BLOCK).astype(np.int64) * BLOCK
     key = np.rint(notes[:, 2]).astype(np.int64)
@@ -205,29 +170,17 @@ def _events(notes: np.ndarray, sr: int, drums: bool) -> list[tuple[int, int, int
     return ev
 
 
-def render_notes(
-    soundfont: str,
-    notes: Any,
-    n_samples: int,
-    program: int = 0,
-    bank: int = 0,
-    drums: bool = False,
-    sr: int = 44100,
-) -> np.ndarray:
-    """Render notes with one SoundFont program; FluidSynth's dry output (no reverb or chorus).
+def render_notes(soundfont: str, notes: Any, n_samples: int, program: int = 0, bank: int = 0,
+                 drums: bool = False, sr: int = 44100) -> np.ndarray:
+    """Render ``notes`` with one SoundFont program: FluidSynth's dry stereo output, float32
+    [shape=(2, n_samples)] (full scale = 1; not clipped; release tails cut at the end).
 
-    :param soundfont: path of a ``.sf2``/``.sf3`` file (loaded once per process).
-    :param notes: rows ``(start_s, end_s, midi_pitch, velocity)`` [shape=(n_notes, 4)], velocity 1..127
-        (velocity 0 and pitches outside 0..127 are skipped). Notes starting at or after the window's end
-        are ignored, notes sounding at its end are cut, notes starting before 0 start at 0.
-        With ``drums``, ``end_s <= start_s`` means a one-shot hit (no note-off).
-    :param n_samples: output length; release tails are rendered inside it and cut at its end.
-    :param program: GM program 0-127 (with ``drums``: the drum kit, 0 = standard).
-    :param bank: SoundFont bank (ignored with ``drums``, which uses bank 128 on MIDI channel 10).
-    :param drums: play on the GM percussion channel.
-    :param sr: sample rate (Hz).
-    :returns: float32 [shape=(2, n_samples)], FluidSynth's stereo output (full scale = 1; not clipped).
-    :raises MixinError: FluidSynth or the SoundFont missing, or bad arguments.
+    ``notes``: rows ``(start_s, end_s, midi_pitch, velocity)`` [shape=(n_notes, 4)], velocity 1..127
+    (velocity 0 and pitches outside 0..127 are skipped); notes starting at or after the end are
+    ignored, notes starting before 0 start at 0; with ``drums``, ``end_s <= start_s`` is a one-shot
+    hit. ``program``: GM program 0-127 (with ``drums``: the kit, played from bank 128 on the
+    percussion channel, ``bank`` ignored). Raises :class:`MixinError` for a missing FluidSynth or
+    SoundFont or a bad argument.
     """
     n_samples = int(n_samples)
     if n_samples < 0:
@@ -250,14 +203,13 @@ def render_notes(
     out = np.zeros((2, n_blocks * BLOCK), dtype=np.float32)
     chan = 9 if drums else 0
     with _lock:
-        syn = _get_synth(int(sr))
+        syn = _synths.get(int(sr)) or _synths.setdefault(int(sr), _Synth(int(sr)))
         sid = syn.sfid(soundfont)
         bank = 128 if drums else int(bank)
         syn.scrub(sid, bank, int(program))
         if syn.synth.program_select(chan, sid, bank, int(program)) != 0:
-            raise MixinError(
-                f"render_notes: {os.path.basename(soundfont)} has no preset bank {bank} program {program}"
-            )
+            raise MixinError(f"render_notes: {os.path.basename(soundfont)} has no preset bank {bank} "
+                             f"program {program}")
         pos, peak = 0, 0
         fl, ptr = syn.fl, syn._ptr
         for t, kind, key, vel in _events(arr, sr, drums) if len(arr) else []:

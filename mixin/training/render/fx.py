@@ -1,10 +1,9 @@
 """Audio effects for rendered training material: loudness, EQ, compression, reverb, distortion, delay, pan.
 
 Everything works on float32 arrays [shape=(channels, n)] (a 1-D array is taken as one channel and
-given back 1-D), keeps the length, returns float32 without NaN or Inf, and uses numpy/scipy only,
-vectorised (no per-sample Python loops): a 60 s stereo part goes through :func:`random_chain` in
-well under a second. Random effects take a :class:`numpy.random.Generator` and are deterministic
-given its state; they return ``(y, info)`` where ``info`` records every setting (JSON-serialisable).
+given back 1-D), keeps the length and returns float32 without NaN or Inf (vectorised numpy/scipy).
+Random effects take a :class:`numpy.random.Generator` and return ``(y, info)``, ``info`` recording
+every setting (JSON-serialisable).
 """
 
 from __future__ import annotations
@@ -19,9 +18,6 @@ from scipy import signal
 from ...errors import MixinError
 
 log = logging.getLogger("mixin")
-
-#: Roles :func:`random_chain` knows.
-ROLES = ("bass", "keys", "guitar_clean", "guitar_drive", "pad", "lead", "drums", "vocal")
 
 #: Blocks of this length (s) measure loudness in :func:`active_rms_db`.
 RMS_BLOCK_S = 0.1
@@ -54,6 +50,11 @@ def _out(y: np.ndarray, was_1d: bool) -> np.ndarray:
     return y[0] if was_1d else y
 
 
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A value drawn log-uniformly from [lo, hi]."""
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
 def _db(v: float) -> float:
     return float(10.0 ** (v / 20.0))
 
@@ -78,8 +79,7 @@ def active_rms_db(x: np.ndarray, sr: int) -> float:
 
     The signal is cut into 100 ms blocks; blocks more than 60 dB below the loudest one are silence
     and left out, so a part that plays half the time is as loud as the same part playing throughout.
-    Returns ``-inf`` for digital silence (or an empty array).
-    """
+    Returns ``-inf`` for digital silence (or an empty array)."""
     p = _block_power(x, sr)
     if p.size == 0 or not np.isfinite(p).all() or p.max() <= 1e-20:
         return SILENCE_DB
@@ -96,9 +96,7 @@ def normalise(x: np.ndarray, sr: int, target_db: float = -20.0) -> np.ndarray:
     return _out(a * np.float32(_db(target_db - level)), one)
 
 
-# ---------------------------------------------------------------------------------------------
-# EQ (RBJ audio-EQ-cookbook biquads)
-
+# --- EQ (RBJ audio-EQ-cookbook biquads) ---
 
 def _biquad(kind: str, f0: float, sr: int, gain_db: float = 0.0, q: float = 0.707) -> np.ndarray:
     """One RBJ cookbook biquad as a second-order section [shape=(1, 6)]."""
@@ -134,18 +132,13 @@ def _sosfilt(sos: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def eq(x: np.ndarray, sr: int, rng: np.random.Generator, max_db: float = 9.0) -> tuple[np.ndarray, dict]:
-    """Random EQ: a low shelf, a high shelf and 1-2 peaking filters, gains uniform in +-``max_db``.
-
-    :param x: audio [shape=(channels, n)].
-    :returns: ``(y, info)``, y [shape=(channels, n)] float32, info the bands (kind, freq_hz, gain_db, q).
-    """
+    """Random EQ: a low shelf, a high shelf and 1-2 peaking filters, gains uniform in +-``max_db``;
+    info: the bands (kind, freq_hz, gain_db, q)."""
     a, one = _as2d(x)
-    bands = [
-        {"kind": "lowshelf", "freq_hz": float(np.exp(rng.uniform(np.log(60), np.log(300)))), "q": 0.707},
-        {"kind": "highshelf", "freq_hz": float(np.exp(rng.uniform(np.log(2500), np.log(10000)))), "q": 0.707},
-    ]
+    bands = [{"kind": "lowshelf", "freq_hz": _log_uniform(rng, 60, 300), "q": 0.707},
+             {"kind": "highshelf", "freq_hz": _log_uniform(rng, 2500, 10000), "q": 0.707}]
     for _ in range(int(rng.integers(1, 3))):
-        bands.append({"kind": "peak", "freq_hz": float(np.exp(rng.uniform(np.log(150), np.log(6000)))),
+        bands.append({"kind": "peak", "freq_hz": _log_uniform(rng, 150, 6000),
                       "q": float(rng.uniform(0.5, 2.5))})
     for b in bands:
         b["gain_db"] = float(rng.uniform(-max_db, max_db))
@@ -154,17 +147,7 @@ def eq(x: np.ndarray, sr: int, rng: np.random.Generator, max_db: float = 9.0) ->
     return _out(y, one), {"bands": bands}
 
 
-def filter_pass(x: np.ndarray, sr: int, kind: str, freq_hz: float, q: float = 0.707) -> np.ndarray:
-    """A 12 dB/octave RBJ ``"lowpass"`` or ``"highpass"`` filter on ``x`` [shape=(channels, n)]."""
-    a, one = _as2d(x)
-    if not a.shape[1]:
-        return _out(a.copy(), one)
-    return _out(_sosfilt(_biquad(kind, freq_hz, sr, 0.0, q), a), one)
-
-
-# ---------------------------------------------------------------------------------------------
-# Dynamics
-
+# --- Dynamics ---
 
 def _one_pole(v: np.ndarray, time_ms: float, sr: float) -> np.ndarray:
     """One-pole low-pass (time constant ``time_ms``) along the last axis, starting from the first value."""
@@ -173,17 +156,8 @@ def _one_pole(v: np.ndarray, time_ms: float, sr: float) -> np.ndarray:
     return signal.lfilter([1.0 - c], [1.0, -c], v, axis=-1, zi=zi)[0]
 
 
-def compress(
-    x: np.ndarray,
-    sr: int,
-    threshold_db: float,
-    ratio: float,
-    attack_ms: float,
-    release_ms: float,
-    makeup_db: float = 0.0,
-    knee_db: float = 6.0,
-    lookahead_ms: float = 0.0,
-) -> np.ndarray:
+def compress(x: np.ndarray, sr: int, threshold_db: float, ratio: float, attack_ms: float, release_ms: float,
+             makeup_db: float = 0.0, knee_db: float = 6.0, lookahead_ms: float = 0.0) -> np.ndarray:
     """Feed-forward compressor with a stereo-linked envelope follower.
 
     The detector is the signal's power smoothed over ~``attack_ms`` (dB); the gain reduction (soft
@@ -191,11 +165,7 @@ def compress(
     two is applied: it follows a rising reduction at the attack speed and recovers at the release
     speed (linear filters only, so it runs at hundreds of times real time). ``lookahead_ms`` applies
     the gain that much earlier (offline, no latency): about ``2 * attack_ms`` catches the transients that
-    would otherwise pass before the reduction builds up.
-
-    :param x: audio [shape=(channels, n)].
-    :returns: float32 [shape=(channels, n)].
-    """
+    would otherwise pass before the reduction builds up."""
     a, one = _as2d(x)
     if a.shape[1] == 0:
         return _out(a.copy(), one)
@@ -233,55 +203,46 @@ def crest_factor_db(x: np.ndarray) -> float:
 
 def drum_bus(x: np.ndarray, sr: int, rng: np.random.Generator, low_db: tuple[float, float] = (4.0, 16.0),
              high_db: tuple[float, float] = (-12.0, 0.0), comp_probability: float = 0.7) -> tuple[np.ndarray, dict]:
-    """A recorded record's drum bus: kick low end, cymbal level, bus compression.
-
-    A low shelf (70-140 Hz, gain uniform in ``low_db``) sets how much the kick dominates the bass
-    register, a high shelf (4-8 kHz, gain in ``high_db``) the cymbals' level, and with probability
-    ``comp_probability`` a fast bus compressor (threshold 4-14 dB under the bus's active level, ratio
-    3-8, attack 0.5-5 ms with look-ahead, release 40-200 ms) lowers the crest factor, as on mixed
-    records (see :mod:`mixin.training.render.realism`). Everything is drawn before any processing.
-
-    :param x: audio [shape=(channels, n)].
-    :returns: ``(y, info)``: y float32 [shape=(channels, n)]; info the settings.
-    """
+    """A recorded record's drum bus (all drawn before any processing): a low shelf (70-140 Hz, gain
+    in ``low_db``: the kick's low end), a high shelf (4-8 kHz, gain in ``high_db``: the cymbals) and,
+    with probability ``comp_probability``, a fast bus compressor (threshold 4-14 dB under the active
+    level, ratio 3-8, attack 0.5-5 ms with look-ahead, release 40-200 ms)."""
     a, one = _as2d(x)
     info: dict[str, Any] = {
-        "low_shelf": {"freq_hz": float(np.exp(rng.uniform(np.log(70.0), np.log(140.0)))),
-                      "gain_db": float(rng.uniform(*low_db))},
-        "high_shelf": {"freq_hz": float(np.exp(rng.uniform(np.log(4000.0), np.log(8000.0)))),
-                       "gain_db": float(rng.uniform(*high_db))},
-    }
+        "low_shelf": {"freq_hz": _log_uniform(rng, 70.0, 140.0), "gain_db": float(rng.uniform(*low_db))},
+        "high_shelf": {"freq_hz": _log_uniform(rng, 4000.0, 8000.0), "gain_db": float(rng.uniform(*high_db))}}
     use_comp = bool(rng.random() < comp_probability)
     comp = {"threshold_rel_db": float(rng.uniform(-14.0, -4.0)), "ratio": float(rng.uniform(3.0, 8.0)),
-            "attack_ms": float(np.exp(rng.uniform(np.log(0.5), np.log(5.0)))),
-            "release_ms": float(np.exp(rng.uniform(np.log(40.0), np.log(200.0))))}
+            "attack_ms": _log_uniform(rng, 0.5, 5.0), "release_ms": _log_uniform(rng, 40.0, 200.0)}
     if not a.shape[1]:
         return _out(a.copy(), one), info
     sos = np.concatenate([_biquad("lowshelf", info["low_shelf"]["freq_hz"], sr, info["low_shelf"]["gain_db"]),
                           _biquad("highshelf", info["high_shelf"]["freq_hz"], sr, info["high_shelf"]["gain_db"])])
     y = _sosfilt(sos, a)
-    level = active_rms_db(y, sr)
-    if use_comp and np.isfinite(level):
-        comp["threshold_db"] = float(level + comp["threshold_rel_db"])
-        y = compress(y, sr, comp["threshold_db"], comp["ratio"], comp["attack_ms"], comp["release_ms"],
-                     lookahead_ms=2.0 * comp["attack_ms"])
-        info["compressor"] = comp
+    if use_comp:
+        y = _compress_relative(y, sr, comp, info, lookahead_ms=2.0 * comp["attack_ms"])
     return _out(y, one), info
 
 
-# ---------------------------------------------------------------------------------------------
-# Distortion
+def _compress_relative(y, sr, comp, info, lookahead_ms=0.0):
+    """:func:`compress` with settings ``comp``, the threshold relative to ``y``'s active level
+    (then recorded in ``comp``, and ``comp`` in ``info``); silence is left as it is."""
+    level = active_rms_db(y, sr)
+    if not np.isfinite(level):
+        return y
+    comp["threshold_db"] = float(level + comp["threshold_rel_db"])
+    info["compressor"] = comp
+    return compress(y, sr, comp["threshold_db"], comp["ratio"], comp["attack_ms"], comp["release_ms"],
+                    lookahead_ms=lookahead_ms)
 
+
+# --- Distortion ---
 
 def distort(x: np.ndarray, drive_db: float, kind: str = "tanh", sr: int = 44100,
             tone_hz: float = 6000.0) -> np.ndarray:
     """Waveshaping distortion: the input (scaled to a robust peak of 1) is driven by ``drive_db``, shaped
     (``"tanh"`` soft clip, ``"hard"`` clip, ``"asym"`` biased tanh with the DC removed), low-passed at
-    ``tone_hz`` and brought back to the input's RMS level.
-
-    :param x: audio [shape=(channels, n)].
-    :returns: float32 [shape=(channels, n)].
-    """
+    ``tone_hz`` and brought back to the input's RMS level."""
     a, one = _as2d(x)
     if kind not in ("tanh", "hard", "asym"):
         raise MixinError(f"distort: kind must be tanh, hard or asym, got {kind!r}")
@@ -307,9 +268,7 @@ def distort(x: np.ndarray, drive_db: float, kind: str = "tanh", sr: int = 44100,
     return _out(y, one)
 
 
-# ---------------------------------------------------------------------------------------------
-# Space: reverb, delay, pan
-
+# --- Space: reverb, delay, pan ---
 
 def reverb_ir(sr: int, rng: np.random.Generator, rt60: float, predelay_ms: float = 10.0,
               damping: float = 0.5, channels: int = 2) -> np.ndarray:
@@ -317,8 +276,7 @@ def reverb_ir(sr: int, rng: np.random.Generator, rt60: float, predelay_ms: float
 
     Independent noise per channel (so the reverberation is decorrelated between left and right), split
     into three bands decaying with their own RT60 (``rt60`` in the middle, the highs faster by
-    ``damping``), a few early reflections and a ``predelay_ms`` gap before it all.
-    """
+    ``damping``), a few early reflections and a ``predelay_ms`` gap before it all."""
     rt60 = float(max(rt60, 0.05))
     length = int(min(1.2 * rt60, 4.0) * sr) + 1
     t = np.arange(length) / sr
@@ -344,8 +302,7 @@ def convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``x`` [shape=(channels, n)] convolved with ``h`` [shape=(channels or 1, m)] (FFT, float32), cut to ``n``.
 
     ``x`` may also be [shape=(k * channels_of_h, n)]: several signals through the same responses
-    (channel ``i`` uses ``h[i % len(h)]``), each response transformed once.
-    """
+    (channel ``i`` uses ``h[i % len(h)]``), each response transformed once."""
     a, one = _as2d(x)
     n = a.shape[1]
     h = np.asarray(h, dtype=np.float32)
@@ -364,20 +321,12 @@ def convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def reverb(x: np.ndarray, sr: int, rng: np.random.Generator, rt60: tuple[float, float] = (0.2, 2.0),
            wet: tuple[float, float] = (0.05, 0.35)) -> tuple[np.ndarray, dict]:
-    """Synthetic stereo room: ``x`` [shape=(channels, n)] mixed with its convolution by a random
-    :func:`reverb_ir` (different left and right responses).
-
-    ``rt60`` and ``wet`` are ranges (s, fraction) drawn from (log-uniform and uniform); the output is
-    ``(1 - wet) * x + wet * room(x) * rms(x) / rms(room(x))``, so ``wet`` is the wet share of the level.
-    :returns: ``(y, info)`` with rt60_s, wet, predelay_ms, damping.
-    """
+    """Synthetic stereo room: ``(1 - wet) * x + wet * room(x) * rms(x) / rms(room(x))`` with a random
+    :func:`reverb_ir` (``rt60`` and ``wet``: ranges drawn log-uniformly and uniformly); info: rt60_s,
+    wet, predelay_ms, damping."""
     a, one = _as2d(x)
-    info = {
-        "rt60_s": float(np.exp(rng.uniform(np.log(rt60[0]), np.log(rt60[1])))),
-        "wet": float(rng.uniform(*wet)),
-        "predelay_ms": float(rng.uniform(2.0, 40.0)),
-        "damping": float(rng.uniform(0.2, 0.9)),
-    }
+    info = {"rt60_s": _log_uniform(rng, *rt60), "wet": float(rng.uniform(*wet)),
+            "predelay_ms": float(rng.uniform(2.0, 40.0)), "damping": float(rng.uniform(0.2, 0.9))}
     h = reverb_ir(sr, rng, info["rt60_s"], info["predelay_ms"], info["damping"], channels=max(2, a.shape[0]))
     return _out(mix_wet(a, convolve(a, h), info["wet"]), one), info
 
@@ -416,10 +365,7 @@ def delay(x: np.ndarray, sr: int, time_s: float, feedback: float, wet: float,
           ping_pong: bool = False) -> np.ndarray:
     """Feedback echo (a recursive comb filter, low-passed at 5 kHz): ``(1 - wet) * x + wet * echoes``.
 
-    With ``ping_pong`` (stereo input) the echoes alternate between the channels.
-    :param x: audio [shape=(channels, n)].
-    :returns: float32 [shape=(channels, n)].
-    """
+    With ``ping_pong`` (stereo input) the echoes alternate between the channels."""
     a, one = _as2d(x)
     n = a.shape[1]
     d = max(1, int(round(time_s * sr)))
@@ -437,14 +383,10 @@ def delay(x: np.ndarray, sr: int, time_s: float, feedback: float, wet: float,
 
 
 def pan(mono: np.ndarray, position: float) -> np.ndarray:
-    """Constant-power pan: ``position`` -1 (left) .. 0 (centre) .. 1 (right).
-
-    :param mono: [shape=(n,)] or [shape=(1, n)], or a stereo part [shape=(2, n)] (then a balance control:
-        each channel gets ``sqrt(2)`` times its pan gain, so the centre leaves it unchanged and the
-        power of a centred mono source stays constant).
-    :returns: float32 [shape=(2, n)] with ``left = cos(theta) * x``, ``right = sin(theta) * x``,
-        ``theta = (position + 1) * pi / 4``.
-    """
+    """Constant-power pan of ``mono`` [shape=(n,)] or [shape=(1, n)] to float32 [shape=(2, n)]:
+    ``left = cos(theta) * x``, ``right = sin(theta) * x``, ``theta = (position + 1) * pi / 4``,
+    ``position`` -1 (left) .. 1 (right). A stereo part [shape=(2, n)] gets a balance control (each
+    channel times ``sqrt(2)`` its gain: the centre leaves it unchanged)."""
     a = np.asarray(mono, dtype=np.float32)
     p = float(np.clip(position, -1.0, 1.0))
     th = (p + 1.0) * np.pi / 4.0
@@ -464,9 +406,7 @@ def pan(mono: np.ndarray, position: float) -> np.ndarray:
     raise MixinError(f"pan: need mono [shape=(n,)] or stereo [shape=(2, n)] audio, got shape {a.shape}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Per-part random chains
-
+# --- Per-part random chains ---
 
 #: Per role: probability of distortion, of compression, of delay; compressor ratio range; reverb
 #: wet range; RT60 range (s); EQ range (dB).
@@ -482,19 +422,16 @@ _ROLE_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Roles :func:`random_chain` knows.
+ROLES = tuple(_ROLE_SETTINGS)
+
+
 def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
                  reverb_on: bool = True) -> tuple[np.ndarray, dict]:
-    """A random effects chain for one part, shaped by its ``role`` (one of :data:`ROLES`).
-
-    Order: EQ -> distortion (always on ``guitar_drive``, sometimes on leads, bass, drums) with a
-    cabinet-like low-pass -> compressor (threshold relative to the part's level) -> delay (leads,
-    vocals, guitars, sometimes) -> reverb (amount by role). With ``reverb_on=False`` the reverb is
-    drawn (same random stream) but not applied, for callers that put it on a shared bus
-    (``info["reverb"]`` then has ``"applied": False``).
-
-    :param x: audio [shape=(channels, n)].
-    :returns: ``(y, info)``: y float32 [shape=(channels, n)]; info: role and each stage's settings.
-    """
+    """A random effects chain for one part of ``role`` (:data:`ROLES`; chances and ranges in
+    :data:`_ROLE_SETTINGS`): EQ -> distortion -> compressor (threshold relative to the part's level)
+    -> delay -> reverb. With ``reverb_on=False`` the reverb is drawn but not applied (for a shared
+    bus; ``info["reverb"]["applied"]`` is False). ``info``: role and each stage's settings."""
     if role not in _ROLE_SETTINGS:
         raise MixinError(f"random_chain: unknown role {role!r} (known: {', '.join(ROLES)})")
     st = _ROLE_SETTINGS[role]
@@ -508,8 +445,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
             "tone_hz": float(rng.uniform(3000.0, 7000.0) if role == "guitar_drive" else rng.uniform(5000.0, 12000.0))}
     use_comp = rng.random() < st["comp"]
     comp = {"threshold_rel_db": float(rng.uniform(-12.0, 0.0)), "ratio": float(rng.uniform(*st["ratio"])),
-            "attack_ms": float(np.exp(rng.uniform(np.log(1.0), np.log(30.0)))),
-            "release_ms": float(np.exp(rng.uniform(np.log(40.0), np.log(400.0))))}
+            "attack_ms": _log_uniform(rng, 1.0, 30.0), "release_ms": _log_uniform(rng, 40.0, 400.0)}
     use_delay = rng.random() < st["delay"]
     dly = {"time_s": float(rng.uniform(0.12, 0.6)), "feedback": float(rng.uniform(0.15, 0.55)),
            "wet": float(rng.uniform(0.08, 0.3)), "ping_pong": bool(rng.random() < 0.5)}
@@ -519,11 +455,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
         y = distort(y, dist["drive_db"], dist["kind"], sr=sr, tone_hz=dist["tone_hz"])
         info["distortion"] = dist
     if use_comp:
-        level = active_rms_db(y, sr)
-        if np.isfinite(level):
-            comp["threshold_db"] = float(level + comp["threshold_rel_db"])
-            y = compress(y, sr, comp["threshold_db"], comp["ratio"], comp["attack_ms"], comp["release_ms"])
-            info["compressor"] = comp
+        y = _compress_relative(y, sr, comp, info)
     if use_delay:
         y = delay(y, sr, dly["time_s"], dly["feedback"], dly["wet"], dly["ping_pong"])
         info["delay"] = dly
@@ -532,7 +464,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
         y, rinfo = reverb(y, sr, rev_rng, rt60=st["rt60"], wet=st["wet"])
         rinfo["applied"] = True
     else:
-        rinfo = {"rt60_s": float(np.exp(rev_rng.uniform(np.log(st["rt60"][0]), np.log(st["rt60"][1])))),
+        rinfo = {"rt60_s": _log_uniform(rev_rng, *st["rt60"]),
                  "wet": float(rev_rng.uniform(*st["wet"])), "applied": False}
     info["reverb"] = rinfo
     return _out(y, one), info

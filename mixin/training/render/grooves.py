@@ -1,26 +1,10 @@
 """Human drum performances for rendered songs: the Groove MIDI Dataset, read and arranged.
 
-The Groove MIDI Dataset (Gillick, Roberts, Engel, Eck, Bamman: "Learning to Groove with Inverse
-Sequence Transformations", ICML 2019; CC BY 4.0; credit :data:`CREDIT`) holds 1,150 MIDI files of
-10 drummers playing an electronic kit with General MIDI drum notes, listed in ``info.csv``
-(drummer, session, id, style, bpm, beat_type, time_signature, midi_filename, duration, split).
-Its own train / validation / test split is kept: :func:`load_index` returns the files of one split
-only, so a song of one split never uses a groove of another.
-
-Timing
-    Notes are read with mido (the tempo map turns ticks into seconds; files without a tempo event
-    use MIDI's default 120 bpm, which is how the dataset stored its real-time performances). The
-    musical tempo and metre are the ones of ``info.csv``: a bar lasts
-    ``numerator * 4 / denominator * 60 / bpm`` seconds, and every file starts on a bar line.
-
-Arrangement (:func:`arrange`)
-    A song is a sequence of sections of 4 or 8 bars. Each section loops a beat of one pool
-    (the split's beats of the same session, tempo and metre: a drummer's grooves recorded together),
-    starting at a random bar of the file; the last bar(s) of a section may be replaced by a fill of
-    the same session and tempo. The result is one array of notes in song time, bar 0 at sample 0.
-
-Arrays
-    Notes are float64 [shape=(n_notes, 3)]: onset (s), GM pitch, velocity (1..127), sorted by onset.
+The dataset (Gillick et al., ICML 2019; CC BY 4.0; credit :data:`CREDIT`) lists its MIDI files and
+their tempo, metre and train / validation / test split in ``info.csv`` (:func:`load_index`, one split
+at a time); every file starts on a bar line. :func:`arrange` loops beats of one pool (session, tempo,
+metre) in 4- or 8-bar sections with fills. Notes are float64 [shape=(n_notes, 3)]: onset (s), GM
+pitch, velocity (1..127), sorted.
 """
 
 from __future__ import annotations
@@ -29,7 +13,7 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,8 +112,7 @@ def load_index(groove_dir: str | os.PathLike | None = None, split: str | None = 
     """Grooves listed in ``groove_dir/info.csv`` (all, or those of ``split``), in file order.
 
     Rows with a missing file or unusable fields are skipped with a warning naming them.
-    MixinError (one line) if the folder or info.csv is missing or unreadable.
-    """
+    MixinError (one line) if the folder or info.csv is missing or unreadable."""
     gdir = Path(groove_dir) if groove_dir is not None else DEFAULT_GROOVE_DIR
     info = gdir / "info.csv"
     if not info.is_file():
@@ -166,9 +149,7 @@ def load_index(groove_dir: str | os.PathLike | None = None, split: str | None = 
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# MIDI
-# --------------------------------------------------------------------------------------------
+# --- MIDI ---
 
 _note_cache: dict = {}
 
@@ -178,8 +159,7 @@ def read_midi(path: str | os.PathLike) -> np.ndarray:
 
     Note-ons with velocity 0 are note-offs; the dataset's TD-11 notes are mapped to General MIDI
     (:data:`GMD_TO_GM`), unknown notes dropped. MixinError (one line, naming the file) if mido
-    cannot read it. Cached per process.
-    """
+    cannot read it. Cached per process."""
     key = os.path.realpath(path)
     hit = _note_cache.get(key)
     if hit is not None:
@@ -237,124 +217,89 @@ def _excerpt(notes, start_s, length_s):
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# arranging a song
-# --------------------------------------------------------------------------------------------
+# --- arranging a song ---
 
-def beat_pools(grooves: Iterable[Groove]) -> dict[tuple[str, float, int, int], list[Groove]]:
-    """{pool key: [beats]} of the grooves (pool = session, tempo and metre)."""
-    pools = {}
-    for g in grooves:
-        if g.beat_type == "beat":
-            pools.setdefault(g.pool_key, []).append(g)
-    return pools
+def _section(rng, current, pool, fills, bad, bar, length, bar_s, first):
+    """One section of ``length`` bars from ``bar``: its beat (``current``, sometimes another of the
+    pool) looped from a random bar, and maybe a fill at its end: (beat, note arrays, section records)."""
+    if bar > 0 and len(pool) > 1 and rng.random() < 0.35:
+        cand = pool[int(rng.integers(len(pool)))]
+        if _usable(cand, bad) is not None:
+            current = cand
+    notes = _usable(current, bad)
+    if notes is None:  # became unusable (should not happen: checked above)
+        current, notes = first, _usable(first, bad)
+    total = _n_bars(notes, bar_s, "beat")
+    body, fill, parts, sections = length, None, [], []
+    if fills and length >= 2 and rng.random() < FILL_PROBABILITY:
+        cand = fills[int(rng.integers(min(len(fills), 4)))] if rng.random() < 0.8 else \
+            fills[int(rng.integers(len(fills)))]
+        fnotes = _usable(cand, bad)
+        if fnotes is not None:
+            fbars = min(_n_bars(fnotes, bar_s, "fill"), 2, length - 1)
+            fill = (cand, fnotes, fbars)
+            body = length - fbars
+    # loop the beat from a random bar (whole-file loops when the section is longer)
+    b, pos = 0, int(rng.integers(total)) if total > 1 else 0
+    while b < length:
+        take = min(length - b, total - pos)
+        if fill is not None and b + take > body:
+            take = max(body - b, 0) or take  # stop at the fill (then play the fill bars)
+        ex = _excerpt(notes, pos * bar_s, take * bar_s)
+        ex[:, 0] += (bar + b) * bar_s
+        if fill is not None and b >= body:
+            # fill bars: the beat goes on until the fill starts, then the fill takes over
+            ex = ex[ex[:, 0] < (bar + body) * bar_s + fill[1][0, 0] - 0.05]
+        else:
+            sections.append({"bar": bar + b, "bars": take, "file": current.name, "from_bar": pos,
+                             "kind": "beat"})
+        parts.append(ex)
+        b += take
+        pos = (pos + take) % total
+    if fill is not None:
+        g, fnotes, fbars = fill
+        end = fbars * bar_s
+        ex = _excerpt(fnotes, 0.0, end + 2 * EARLY)
+        # past the last fill bar only the crash on the next downbeat is kept
+        ex = ex[(ex[:, 0] < end - EARLY) | np.isin(ex[:, 1], (49, 57))]
+        ex[:, 0] += (bar + body) * bar_s
+        parts.append(ex)
+        sections.append({"bar": bar + body, "bars": fbars, "file": g.name, "from_bar": 0, "kind": "fill"})
+    return current, parts, sections
 
 
-def fills_for(grooves: Iterable[Groove], beat: Groove) -> list[Groove]:
-    """Fills of ``beat``'s session, tempo and metre, those of the same genre first."""
-    same = [g for g in grooves if g.beat_type == "fill" and g.pool_key == beat.pool_key]
-    return sorted(same, key=lambda g: g.genre != beat.genre)
-
-
-def arrange(grooves: Sequence[Groove], duration: float, rng: np.random.Generator,
-            section_bars: Sequence[int] = SECTION_BARS,
-            fill_probability: float = FILL_PROBABILITY) -> tuple[np.ndarray, dict[str, Any]]:
-    """Arrange a song of ``duration`` seconds from ``grooves`` (one split's :func:`load_index`).
-
-    Picks a first beat at random (a corrupt MIDI file is skipped with a warning and another is
-    drawn), then fills sections of bars with beats of its pool and fills of its session.
-
-    Returns ``(notes, plan)``: notes float64 [shape=(n, 3)] in song time (onset s, GM pitch,
-    velocity), sorted; plan a dict with 'groove' (the first beat), 'tempo', 'metre', 'bar_seconds',
-    'bars', 'sections' (list of {'bar', 'bars', 'file', 'from_bar', 'kind'}), 'files' (all files
-    used), 'style', 'drummer', 'session'. MixinError if no beat of the split can be read.
-    """
+def arrange(grooves: Sequence[Groove], duration: float,
+            rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Arrange a song of ``duration`` seconds from ``grooves`` (one split's :func:`load_index`): a
+    random first beat (unreadable files skipped with a warning), then sections of its pool's beats
+    and its session's fills. Returns ``(notes, plan)``: notes in song time, sorted; plan: 'groove'
+    (the first beat), 'files', its style, drummer, session, split, tempo and metre, 'bar_seconds',
+    'bars', 'sections' ([{'bar', 'bars', 'file', 'from_bar', 'kind'}]). MixinError if no beat of
+    the split can be read."""
     beats = [g for g in grooves if g.beat_type == "beat"]
-    pools = beat_pools(grooves)
     bad = set()
     order = rng.permutation(len(beats)) if beats else []
-    first = None
-    for k in order:  # first readable beat in a random order
-        if _usable(beats[int(k)], bad) is not None:
-            first = beats[int(k)]
-            break
+    first = next((beats[int(k)] for k in order if _usable(beats[int(k)], bad) is not None), None)
     if first is None:
         raise MixinError(f"no readable drum groove (beat) among {len(beats)} files of the split")
-    pool = [g for g in pools[first.pool_key] if g.name not in bad]
-    fills = fills_for(grooves, first)
+    # the first beat's pool (beats of its session, tempo and metre) and fills (its genre first)
+    pool = [g for g in beats if g.pool_key == first.pool_key and g.name not in bad]
+    fills = sorted((g for g in grooves if g.beat_type == "fill" and g.pool_key == first.pool_key),
+                   key=lambda g: g.genre != first.genre)
     bar_s = first.bar_seconds
     n_bars = int(math.ceil(duration / bar_s - 1e-9))
-
-    parts, sections, files = [], [], []
-    bar = 0
-    current = first
+    parts, sections, bar, current = [], [], 0, first
     while bar < n_bars:
-        length = min(int(rng.choice(section_bars)), n_bars - bar)
-        # the section's beat: mostly the current one, sometimes another of the pool
-        if bar > 0 and len(pool) > 1 and rng.random() < 0.35:
-            cand = pool[int(rng.integers(len(pool)))]
-            if _usable(cand, bad) is not None:
-                current = cand
-        notes = _usable(current, bad)
-        if notes is None:  # became unusable (should not happen: checked above)
-            current, notes = first, _usable(first, bad)
-        total = _n_bars(notes, bar_s, "beat")
-        body = length
-        fill = None
-        if fills and length >= 2 and rng.random() < fill_probability:
-            cand = fills[int(rng.integers(min(len(fills), 4)))] if rng.random() < 0.8 else \
-                fills[int(rng.integers(len(fills)))]
-            fnotes = _usable(cand, bad)
-            if fnotes is not None:
-                fbars = min(_n_bars(fnotes, bar_s, "fill"), 2, length - 1)
-                fill = (cand, fnotes, fbars)
-                body = length - fbars
-        # loop the beat from a random bar (whole-file loops when the section is longer)
-        b, pos = 0, int(rng.integers(total)) if total > 1 else 0
-        while b < length:
-            take = min(length - b, total - pos)
-            if fill is not None and b + take > body:
-                take = max(body - b, 0) or take  # stop at the fill (then play the fill bars)
-            ex = _excerpt(notes, pos * bar_s, take * bar_s)
-            ex[:, 0] += (bar + b) * bar_s
-            if fill is not None and b >= body:
-                # fill bars: the beat goes on until the fill starts, then the fill takes over
-                ex = ex[ex[:, 0] < (bar + body) * bar_s + fill[1][0, 0] - 0.05]
-            else:
-                sections.append({"bar": bar + b, "bars": take, "file": current.name,
-                                 "from_bar": pos, "kind": "beat"})
-                files.append(current.name)
-            parts.append(ex)
-            b += take
-            pos = (pos + take) % total
-        if fill is not None:
-            g, fnotes, fbars = fill
-            end = fbars * bar_s
-            ex = _excerpt(fnotes, 0.0, end + 2 * EARLY)
-            # past the last fill bar only the crash on the next downbeat is kept
-            ex = ex[(ex[:, 0] < end - EARLY) | np.isin(ex[:, 1], (49, 57))]
-            ex[:, 0] += (bar + body) * bar_s
-            parts.append(ex)
-            sections.append({"bar": bar + body, "bars": fbars, "file": g.name, "from_bar": 0,
-                             "kind": "fill"})
-            files.append(g.name)
+        length = min(int(rng.choice(SECTION_BARS)), n_bars - bar)
+        current, p, sec = _section(rng, current, pool, fills, bad, bar, length, bar_s, first)
+        parts += p
+        sections += sec
         bar += length
     notes = np.concatenate(parts) if parts else np.zeros((0, 3))
     notes = notes[(notes[:, 0] >= 0) & (notes[:, 0] < duration)]
     notes = notes[np.argsort(notes[:, 0], kind="stable")]
-    plan = {
-        "groove": first.name,
-        "files": sorted(set(files)),
-        "style": first.style,
-        "genre": first.genre,
-        "drummer": first.drummer,
-        "session": first.session,
-        "split": first.split,
-        "tempo": first.bpm,
-        "metre": first.metre,
-        "beats_per_bar": first.numerator,
-        "bar_seconds": bar_s,
-        "bars": n_bars,
-        "sections": sections,
-    }
+    plan = {"groove": first.name, "files": sorted({s["file"] for s in sections}), "style": first.style,
+            "genre": first.genre, "drummer": first.drummer, "session": first.session,
+            "split": first.split, "tempo": first.bpm, "metre": first.metre,
+            "beats_per_bar": first.numerator, "bar_seconds": bar_s, "bars": n_bars, "sections": sections}
     return notes, plan

@@ -1,22 +1,12 @@
 """How realistic are rendered songs? Statistics of song folders, rendered and real alike.
 
-The percussive network learns what drums are from its training songs; where rendered drums have
-less low end than recorded ones, real kicks go to the harmonic output. This module measures, per
-song folder (read by :mod:`mixin.songs`: drums, vocals, and everything else harmonic), the statistics in which rendered and real songs were found to
-differ, so that the renderer's ranges can be checked against real records:
-
-- ``drums_below_110``: share of the drum stem's energy below 110 Hz (kick and sub);
-- ``drums_110_500``: share between 110 and 500 Hz (kick body, toms, snare body);
-- ``drums_minus_harmonic_below_110``: drum energy minus harmonic energy below 110 Hz, dB
-  (how much the kick dominates the bass register);
-- ``drums_above_6k``: drum energy above 6 kHz relative to the whole drum stem, dB (cymbal brightness);
-- ``drum_crest``: the drums' crest factor (peak over RMS) in 7 s windows where they are active,
-  median over windows, dB (how compressed the drum bus is);
-- ``vocals_minus_rest``: vocal energy minus everything else's in the 1 s windows where the vocals
-  are active, dB (absent for songs without vocals).
-
-:func:`report` gathers them per song and per folder set (median, minimum, maximum);
-``train_util.py --render-report DIR [DIR ...]`` prints it.
+Where rendered drums have less low end than recorded ones, the percussive network sends real kicks
+to the harmonic output. Per song folder (read by :mod:`mixin.songs`: drums, vocals, everything else
+harmonic) this measures the :data:`STATISTICS` in which rendered and real songs were found to
+differ: the drums' energy shares below 110 Hz and in 110-500 Hz, drums minus harmonic below 110 Hz,
+the drums above 6 kHz relative to the stem, the drums' median crest factor over active 7 s windows,
+and vocals minus the rest in the 1 s windows where the vocals are active (NaN without vocals).
+:func:`report` gathers them per song and per folder set; ``train_util.py --render-report`` prints it.
 """
 
 from __future__ import annotations
@@ -73,15 +63,9 @@ def _window_rms(x: np.ndarray, win: int) -> np.ndarray:
 
 
 def song_stats(sources: dict[str, np.ndarray]) -> dict[str, float]:
-    """The :data:`STATISTICS` of one song.
-
-    Parameters
-    ----------
-    sources : dict "percussive", "harmonic" (optional), "vocal" (optional) -> array
-        [shape=(n, ch)] at 44.1 kHz, all of one length (silent sources count as absent).
-
-    Returns dict statistic -> float (NaN where undefined: silent drums, no vocals, ...).
-    """
+    """The :data:`STATISTICS` of one song (NaN where undefined: silent drums, no vocals, ...) from
+    ``sources`` "percussive", "harmonic" and "vocal" (optional, silent = absent) -> [shape=(n, ch)]
+    at 44.1 kHz, all of one length."""
     sr = params.SAMPLE_RATE
     drums = sources["percussive"]
     harm, vocals = (x if x is not None and np.any(x) else None
@@ -94,11 +78,8 @@ def song_stats(sources: dict[str, np.ndarray]) -> dict[str, float]:
         "drums_110_500": float(100.0 * pd[mid].sum() / total) if total > 0 else float("nan"),
         "drums_above_6k": _db(pd[high].sum(), total),
     }
-    if harm is not None:
-        _, ph = _spectrum(harm)
-        out["drums_minus_harmonic_below_110"] = _db(pd[low].sum(), ph[low].sum())
-    else:
-        out["drums_minus_harmonic_below_110"] = float("nan")
+    out["drums_minus_harmonic_below_110"] = (_db(pd[low].sum(), _spectrum(harm)[1][low].sum())
+                                             if harm is not None else float("nan"))
 
     win = int(CREST_WINDOW * sr)
     crest = []
@@ -129,19 +110,9 @@ def summarise(values: Iterable[float]) -> dict[str, float]:
 
 
 def report(dirs: Sequence[str | os.PathLike], limit: int | None = None) -> dict:
-    """Statistics of every song under each of ``dirs`` (a folder set each) and their summaries.
-
-    Parameters
-    ----------
-    dirs : folders of song folders (or song folders)
-    limit : int, optional
-        At most this many songs per folder set (the first by name).
-
-    Returns
-    -------
-    dict with "sets": a list (one per dir) of {"dir", "songs": {name: stats}, "summary":
-    {statistic: :func:`summarise`}}.
-    """
+    """Statistics of every song under each of ``dirs`` (folders of song folders, or song folders;
+    at most ``limit`` songs each, the first by name): {"statistics", "sets": [{"dir", "songs": {name:
+    stats}, "summary": {statistic: :func:`summarise`}} per dir]}."""
     if limit is not None and (int(limit) != limit or limit < 1):
         raise MixinError(f"the song limit must be a positive integer, got {limit!r}")
     from ...songs import find_songs, read_sources

@@ -1,42 +1,17 @@
-"""The ``--render-stems`` stage: render multitrack songs as training material.
+"""The ``--render-stems`` stage: render multitrack songs as training material (docs/training.md,
+"Rendering training songs", describes the songs, the held-out material and the records).
 
-Each song is a folder in the MUSDB18-HQ layout that ``--prepare-stems`` (and the on-the-fly trainer,
-:mod:`mixin.training.mixing`) read: ``drums.flac``, ``bass.flac``, ``other.flac`` and, in some
-songs, ``vocals.flac`` — 16-bit 44.1 kHz stereo FLAC. There is no mixture file: the mixture is the
-sum of the stems (every stem is rendered on its own; nothing is ever subtracted from a mix).
-
-A song (:func:`render_song`)
-    * drums: a human performance of the Groove MIDI Dataset (:mod:`mixin.training.render.grooves`;
-      grooves of the song's split only, beats looped and fills inserted at section ends) played on a
-      recorded kit (:mod:`mixin.training.render.drumkits`; the training kits for ``train``, the
-      held-out kits for ``validation`` and ``test``), with random piece pans, then a random drum
-      chain (:func:`mixin.training.render.fx.random_chain`: EQ, compression, room);
-    * bass and other: :func:`mixin.training.render.backing.render_backing` at the groove's tempo and
-      metre (held-out SoundFonts for ``validation`` / ``test``);
-    * vocals (when ``vocal_dirs`` are given, in about :data:`VOCAL_PROBABILITY` of the songs):
-      excerpts of real vocal stems, each starting on a bar line, sometimes with a vocal chain;
-    * balance: each stem is normalised (:func:`mixin.training.render.fx.normalise`), then bass vs
-      other is drawn in +-6 dB, drums vs bass+other in -15..+8 dB, vocals vs the rest in -6..+6 dB;
-      some bars of drums, bass or other are silent (drum notes left out, so cymbals ring on; 20 ms
-      ramps for the others); the song is scaled so that the peak of the sum is at most 0.9 (and no
-      stem clips) before the stems are quantised to 16 bits.
-
-Determinism
-    Song ``i`` draws everything from ``numpy.random.default_rng([seed, i])``: it is the same
-    whatever the number of songs, ``jobs`` or the songs rendered before it in a process.
-
-Files
-    ``render_dir/render-{split}-{i:04d}/`` per song, written into a hidden temporary folder and
-    renamed when complete; ``render_dir/songs.json`` and ``songs.csv`` (one record per song: split,
-    groove files, style, drummer, kit and its licence, instruments, key, tempo, metre, gains,
-    effects; plus the credits) are written atomically at the end. A non-empty ``render_dir`` is
-    refused unless ``overwrite``; with ``overwrite`` only the renderer's own song folders and
-    tables are replaced.
+A song folder ``render-{split}-{i:04d}`` holds ``drums``, ``bass``, ``other`` and, in some songs,
+``vocals`` (16-bit 44.1 kHz stereo FLAC; the mixture is their sum): a Groove MIDI performance
+(:mod:`.grooves`) on a recorded kit (:mod:`.drumkits`), generated parts (:mod:`.backing`), excerpts
+of real vocal stems, each through its effects (:mod:`.fx`), then balanced (:func:`render_song`).
+Song ``i`` draws everything from ``numpy.random.default_rng([seed, i])``.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -49,20 +24,18 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ... import params
+from ... import io as audio, params
 from ...io import files as fileio
 from ...errors import MixinError
-
-if TYPE_CHECKING:
-    from .drumkits import KitSpec
+from . import backing, drumkits, fluid, fx, grooves
 
 log = logging.getLogger("mixin")
 
-SPLITS = ("train", "validation", "test")
+SPLITS = grooves.SPLITS
 
 #: Stems written per song (vocals only in songs that have them).
 STEMS = ("drums", "bass", "other", "vocals")
@@ -121,15 +94,10 @@ PART_BREAK_PROBABILITY = 0.25
 #: Ramps of muted passages and of the song's end (s).
 RAMP = 0.020
 
-CREDITS = {
-    "drums": "Groove MIDI Dataset, Gillick et al., ICML 2019, CC BY 4.0 "
-             "(https://magenta.tensorflow.org/datasets/groove)",
-}
+CREDITS = {"drums": f"{grooves.CREDIT} ({grooves.CREDIT_URL})"}
 
 
-# --------------------------------------------------------------------------------------------
-# arguments
-# --------------------------------------------------------------------------------------------
+# --- arguments ---
 
 def _check_int(name, value, minimum, maximum=None):
     try:
@@ -142,19 +110,13 @@ def _check_int(name, value, minimum, maximum=None):
     return v
 
 
-def is_vocal_file(name: str | os.PathLike) -> bool:
-    """A vocal stem by file name: an audio file whose name contains "vocal" (not hidden)."""
-    from ..stems import AUDIO_EXTENSIONS  # noqa: PLC0415
-
-    p = Path(name)
-    return (not p.name.startswith(".") and "vocal" in p.name.lower()
-            and p.suffix.lower() in AUDIO_EXTENSIONS)
-
-
 def find_vocal_files(vocal_dirs: Iterable[str | os.PathLike] | None) -> list[str]:
     """Vocal stems under each dir (recursively; song folders holding ``vocals.*``), sorted.
 
     MixinError naming a dir that is missing, not a directory or holds no vocal file."""
+    from ...songs import is_audio  # noqa: PLC0415
+    from ..stems import find_song_folders  # noqa: PLC0415  (the one walk over song folders)
+
     files = []
     for d in vocal_dirs or ():
         d = Path(d)
@@ -162,13 +124,11 @@ def find_vocal_files(vocal_dirs: Iterable[str | os.PathLike] | None) -> list[str
             raise MixinError(f"vocal directory not found: {d}")
         if not d.is_dir():
             raise MixinError(f"vocal directory is not a directory: {d}")
-        from ..stems import find_song_folders  # noqa: PLC0415  (the one walk over song folders)
-
         try:
             songs = find_song_folders([d])
         except MixinError:  # no audio at all
             songs = []
-        here = [f for _, fs in songs for f in fs if is_vocal_file(f.name)]
+        here = [f for _, fs in songs for f in fs if "vocal" in f.name.lower() and is_audio(f)]
         if not here:
             raise MixinError(f"no vocal stem (a file named like vocals.flac) under vocal directory {d}")
         files += sorted(here)
@@ -181,21 +141,45 @@ def find_vocal_files(vocal_dirs: Iterable[str | os.PathLike] | None) -> list[str
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# per-process caches
-# --------------------------------------------------------------------------------------------
+def _check_args(songs, duration, seed, split, profile, jobs, vocal_dirs, render_dir, overwrite):
+    """The arguments of :func:`render_stems`, checked and normalised, before any work."""
+    songs = _check_int("number of songs", songs, 1, MAX_SONGS)
+    try:
+        duration = float(duration)
+    except (TypeError, ValueError):
+        raise MixinError(f"duration must be a number of seconds, got {duration!r}") from None
+    if not (math.isfinite(duration) and MIN_DURATION <= duration <= MAX_DURATION):
+        raise MixinError(f"duration must be between {MIN_DURATION:g} and {MAX_DURATION:g} seconds, "
+                         f"got {duration:g}")
+    seed = _check_int("seed", seed, 0)
+    if split not in SPLITS:
+        raise MixinError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
+    if profile not in PROFILES:
+        raise MixinError(f"unknown render profile {profile!r} (choose from {', '.join(PROFILES)})")
+    jobs = _check_int("jobs", jobs, 1, 256)
+    if isinstance(vocal_dirs, (str, os.PathLike)):
+        vocal_dirs = [vocal_dirs]
+    vocal_files = find_vocal_files(vocal_dirs)
+    for f in vocal_files:  # headers only: a bad vocal stem is named before any work
+        audio.probe(f)
+    render_dir = Path(render_dir)
+    if render_dir.exists() and not render_dir.is_dir():
+        raise MixinError(f"render directory is not a directory: {render_dir}")
+    if render_dir.is_dir():
+        entries = sorted(p.name for p in render_dir.iterdir())
+        if entries and not overwrite:
+            raise MixinError(f"render directory {render_dir} is not empty ({entries[0]}, {len(entries)} "
+                             "entries); use --overwrite to replace the songs rendered there")
+    return songs, duration, seed, jobs, vocal_dirs, vocal_files, render_dir
 
-_groove_cache: dict = {}
-_vocal_cache: dict = {}
+
+# --- per-process caches ---
+
+_load_index = functools.lru_cache(maxsize=None)(grooves.load_index)
 
 
 def _grooves(groove_dir, split):
-    from . import grooves  # noqa: PLC0415
-
-    key = (str(groove_dir), split)
-    if key not in _groove_cache:
-        _groove_cache[key] = grooves.load_index(groove_dir, split)
-    return _groove_cache[key]
+    return _load_index(None if groove_dir is None else str(groove_dir), split)
 
 
 #: Hop of the vocal activity envelope (s) and the level below the loudest hop that still counts
@@ -204,12 +188,9 @@ VOCAL_HOP = 0.25
 VOCAL_ACTIVE_DB = 25.0
 
 
+@functools.lru_cache(maxsize=None)
 def _vocal_activity(path):
     """(sample rate, frames, per-hop RMS in dB) of a vocal stem, computed once per process."""
-    from ... import io as audio  # noqa: PLC0415
-
-    if path in _vocal_cache:
-        return _vocal_cache[path]
     info = audio.probe(path)
     hop = max(1, int(round(VOCAL_HOP * info.samplerate)))
     env = []
@@ -220,16 +201,13 @@ def _vocal_activity(path):
             env.append(np.sqrt(np.mean(np.square(b, dtype=np.float64), axis=(1, 2))))
     env = np.concatenate(env) if env else np.zeros(0)
     db = 20 * np.log10(np.maximum(env, 1e-10))
-    _vocal_cache[path] = (info.samplerate, info.frames, db)
-    return _vocal_cache[path]
+    return info.samplerate, info.frames, db
 
 
 def _read_excerpt(path, start, frames):
     """Frames ``start .. start+frames`` of an audio file at its own rate [shape=(frames, ch)]."""
-    from ...io import sound_file  # noqa: PLC0415
-
     try:
-        with sound_file(path) as f:
+        with audio.sound_file(path) as f:
             f.seek(start)
             x = f.read(frames, dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError) as e:  # libsndfile's are RuntimeErrors
@@ -239,9 +217,7 @@ def _read_excerpt(path, start, frames):
     return x
 
 
-# --------------------------------------------------------------------------------------------
-# one song
-# --------------------------------------------------------------------------------------------
+# --- one song ---
 
 def _ramp_envelope(n, muted, ramp):
     """Gain envelope [shape=(n,)]: 0 in the muted sample ranges, 1 elsewhere, linear ramps."""
@@ -274,11 +250,7 @@ def _silent_bars(rng, n_bars, intro_p, break_p):
     return out
 
 
-def _db(x):
-    return 20 * math.log10(max(float(x), 1e-12))
-
-
-def _level(fx, x, sr):
+def _level(x, sr):
     """Active RMS in dB, or None for (nearly) silent audio."""
     if not np.any(x):
         return None
@@ -288,8 +260,6 @@ def _level(fx, x, sr):
 
 def _make_vocals(rng, vocal_files, n, bar_s, n_bars):
     """Excerpts of a real vocal stem on bar lines: (float32 [shape=(2, n)], info)."""
-    from ... import io as audio  # noqa: PLC0415
-
     sr = params.SAMPLE_RATE
     path = vocal_files[int(rng.integers(len(vocal_files)))]
     fsr, frames, db = _vocal_activity(path)
@@ -349,52 +319,26 @@ def _jsonable(x):
     return str(x)
 
 
-def render_song(index: int, seed: int, split: str, duration: float, vocal_files: Sequence[str] = (),
-                groove_dir: str | os.PathLike | None = None,
-                profile: str = DEFAULT_PROFILE) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Render song ``index`` (``duration`` s): ({stem: float32 [shape=(2, n)]}, record). Nothing is written.
-
-    Deterministic from ``(seed, index, split, duration, vocal_files, profile)``; ``profile`` is a
-    key of :data:`PROFILES`."""
-    from . import backing, drumkits, fx, grooves  # noqa: PLC0415
-
+def _drums(rng, aux, prof, split, groove_dir, duration, n):
+    """The drum stem: a groove with silent passages on a kit, its chain and (profile) drum bus."""
     sr = params.SAMPLE_RATE
-    rng = np.random.default_rng([int(seed), int(index)])
-    prof = PROFILES[profile]
-    aux = np.random.default_rng([int(seed), int(index), 1])  # the profile's own draws
-    n = int(round(duration * sr))
-
-    # ---- drums: groove, silent passages, kit, drum chain
     notes, plan = grooves.arrange(_grooves(groove_dir, split), duration, rng)
-    bar_s, n_bars = plan["bar_seconds"], plan["bars"]
-    drum_silent = _silent_bars(rng, n_bars, DRUM_INTRO_PROBABILITY, DRUM_BREAK_PROBABILITY)
-    for a, b in drum_silent:
+    bar_s = plan["bar_seconds"]
+    silent = _silent_bars(rng, plan["bars"], DRUM_INTRO_PROBABILITY, DRUM_BREAK_PROBABILITY)
+    for a, b in silent:
         notes = notes[(notes[:, 0] < a * bar_s - grooves.EARLY) | (notes[:, 0] >= b * bar_s - grooves.EARLY)]
-    pool = drumkits.kit_pool(split)
-    kit = drumkits.choose_kit(pool, rng, plan["genre"])
+    kit = drumkits.choose_kit(drumkits.kit_pool(split), rng, plan["genre"])
     drums, drum_info = drumkits.render_drums(kit, notes, n, rng)
     drums, drum_fx = fx.random_chain(drums, sr, rng, "drums")
     drum_bus = None
     if prof["drum_bus"]:
         drums, drum_bus = fx.drum_bus(drums, sr, aux)
+    info = {"plan": plan, "silent": silent, "kit": kit, "info": drum_info, "fx": drum_fx, "bus": drum_bus}
+    return np.asarray(drums, dtype=np.float32), info
 
-    # ---- bass and other at the groove's tempo and metre (in beats of the metre's denominator)
-    num, den = (int(v) for v in plan["metre"].split("/"))
-    tempo = plan["tempo"] * den / 4.0
-    parts, backing_info = backing.render_backing(tempo, num, n, rng, heldout=split != "train", sr=sr)
-    stems = {"drums": np.asarray(drums, dtype=np.float32),
-             "bass": np.asarray(parts["bass"], dtype=np.float32),
-             "other": np.asarray(parts["other"], dtype=np.float32)}
 
-    # ---- vocals
-    vocal_info = None
-    if vocal_files and rng.random() < VOCAL_PROBABILITY:
-        v, vocal_info = _make_vocals(rng, list(vocal_files), n, bar_s, n_bars)
-        if np.any(v) and rng.random() < VOCAL_FX_PROBABILITY:
-            v, vocal_info["fx"] = fx.random_chain(v, sr, rng, "vocal")
-        stems["vocals"] = np.asarray(v, dtype=np.float32)
-
-    # ---- balance (after normalisation a non-silent stem is at NORMALISE_DB active RMS)
+def _balance(stems, rng, aux, prof, sr):
+    """Normalise the stems and draw their balance, in place: (gains dB, balance dB, audible)."""
     audible = {name: bool(np.max(np.abs(x), initial=0.0) > 1e-6) for name, x in stems.items()}
     for name in stems:
         if audible[name]:
@@ -408,17 +352,23 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
         vocals_vs = float(aux.uniform(*prof["vocals_db"]))
     for name in ("bass", "other"):
         stems[name] *= np.float32(10 ** (gains[name] / 20))
-    acc = _level(fx, stems["bass"] + stems["other"], sr)
+    acc = _level(stems["bass"] + stems["other"], sr)
     if acc is not None and audible["drums"]:
         gains["drums"] = acc + drums_vs - NORMALISE_DB
         stems["drums"] *= np.float32(10 ** (gains["drums"] / 20))
     if "vocals" in stems and audible["vocals"]:
-        rest = _level(fx, stems["drums"] + stems["bass"] + stems["other"], sr)
+        rest = _level(stems["drums"] + stems["bass"] + stems["other"], sr)
         if rest is not None:
             gains["vocals"] = rest + vocals_vs - NORMALISE_DB
             stems["vocals"] *= np.float32(10 ** (gains["vocals"] / 20))
+    balance = {"bass_vs_other": round(bass_vs_other, 3), "drums_vs_bass_other": round(drums_vs, 3),
+               "vocals_vs_rest": round(vocals_vs, 3) if "vocals" in stems else None}
+    return gains, balance, audible
 
-    # ---- silent passages of bass / other (ramped), then the song's end
+
+def _silence_and_scale(stems, gains, rng, n, bar_s, n_bars, sr):
+    """Silent passages of bass / other (ramped), the song's end, and the headroom (the peak of the
+    sum at a random level <= 0.9, no stem clipping), in place: (silent bars, peak)."""
     part_silent = {}
     ramp = int(RAMP * sr)
     for name in ("bass", "other"):
@@ -431,8 +381,6 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
     tail = np.linspace(1, 0, min(ramp, n), dtype=np.float32)
     for x in stems.values():
         x[:, n - len(tail):] *= tail
-
-    # ---- headroom: the peak of the sum at a random level <= 0.9, no stem clipping
     total = sum(stems.values())
     peak = float(np.max(np.abs(total))) if n else 0.0
     target = float(rng.uniform(*PEAK_RANGE))
@@ -442,60 +390,63 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
         scale *= MAX_STEM_PEAK / stem_peak
     for name in stems:
         stems[name] *= np.float32(scale)
-        gains[name] += _db(scale) if scale > 0 else 0.0
+        gains[name] += 20 * math.log10(max(float(scale), 1e-12)) if scale > 0 else 0.0
+    return part_silent, peak * scale
 
+
+def render_song(index: int, seed: int, split: str, duration: float, vocal_files: Sequence[str] = (),
+                groove_dir: str | os.PathLike | None = None,
+                profile: str = DEFAULT_PROFILE) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Render song ``index`` (``duration`` s): ({stem: float32 [shape=(2, n)]}, record). Nothing is written.
+
+    Deterministic from ``(seed, index, split, duration, vocal_files, profile)``; ``profile`` is a
+    key of :data:`PROFILES`."""
+    sr = params.SAMPLE_RATE
+    rng = np.random.default_rng([int(seed), int(index)])
+    aux = np.random.default_rng([int(seed), int(index), 1])  # the profile's own draws
+    n = int(round(duration * sr))
+    drums, d = _drums(rng, aux, PROFILES[profile], split, groove_dir, duration, n)
+    plan = d["plan"]
+    bar_s, n_bars = plan["bar_seconds"], plan["bars"]
+    # bass and other at the groove's tempo and metre (in beats of the metre's denominator)
+    num, den = (int(v) for v in plan["metre"].split("/"))
+    parts, backing_info = backing.render_backing(plan["tempo"] * den / 4.0, num, n, rng,
+                                                 heldout=split != "train", sr=sr)
+    stems = {"drums": drums, "bass": np.asarray(parts["bass"], dtype=np.float32),
+             "other": np.asarray(parts["other"], dtype=np.float32)}
+    vocal_info = None
+    if vocal_files and rng.random() < VOCAL_PROBABILITY:
+        v, vocal_info = _make_vocals(rng, list(vocal_files), n, bar_s, n_bars)
+        if np.any(v) and rng.random() < VOCAL_FX_PROBABILITY:
+            v, vocal_info["fx"] = fx.random_chain(v, sr, rng, "vocal")
+        stems["vocals"] = np.asarray(v, dtype=np.float32)
+    gains, balance, audible = _balance(stems, rng, aux, PROFILES[profile], sr)
+    part_silent, peak = _silence_and_scale(stems, gains, rng, n, bar_s, n_bars, sr)
     record = {
-        "folder": SONG_DIR.format(split=split, index=index),
-        "index": int(index),
-        "seed": int(seed),
-        "split": split,
-        "duration": n / sr,
-        "samples": n,
-        "stems": sorted(stems, key=STEMS.index),
-        "groove": plan["groove"],
-        "groove_files": plan["files"],
-        "groove_sections": plan["sections"],
+        "folder": SONG_DIR.format(split=split, index=index), "index": int(index), "seed": int(seed),
+        "split": split, "duration": n / sr, "samples": n, "stems": sorted(stems, key=STEMS.index),
+        "groove": plan["groove"], "groove_files": plan["files"], "groove_sections": plan["sections"],
         "groove_split": plan["split"],
-        "style": plan["style"],
-        "genre": plan["genre"],
-        "drummer": plan["drummer"],
-        "session": plan["session"],
-        "tempo": plan["tempo"],
-        "metre": plan["metre"],
-        "bars": n_bars,
-        "bar_seconds": bar_s,
-        "key": backing_info.get("key") if isinstance(backing_info, dict) else None,
-        "kit": kit.record(),
-        "drums": drum_info,
-        "backing": backing_info,
-        "vocals": vocal_info,
-        "gains_db": {k: round(v, 3) for k, v in gains.items()},
-        "balance_db": {"bass_vs_other": round(bass_vs_other, 3),
-                       "drums_vs_bass_other": round(drums_vs, 3),
-                       "vocals_vs_rest": round(vocals_vs, 3) if "vocals" in stems else None},
-        "audible": audible,
-        "peak": round(peak * scale, 4),
-        "silent_bars": {"drums": drum_silent, **part_silent},
-        "effects": {"drums": drum_fx, "vocals": (vocal_info or {}).get("fx")},
-        **({"profile": profile, "drum_bus": drum_bus} if profile != DEFAULT_PROFILE else {}),
+        **{k: plan[k] for k in ("style", "genre", "drummer", "session", "tempo", "metre")},
+        "bars": n_bars, "bar_seconds": bar_s, "key": backing_info["key"], "kit": d["kit"].record(),
+        "drums": d["info"], "backing": backing_info, "vocals": vocal_info,
+        "gains_db": {k: round(v, 3) for k, v in gains.items()}, "balance_db": balance,
+        "audible": audible, "peak": round(peak, 4),
+        "silent_bars": {"drums": d["silent"], **part_silent},
+        "effects": {"drums": d["fx"], "vocals": (vocal_info or {}).get("fx")},
+        **({"profile": profile, "drum_bus": d["bus"]} if profile != DEFAULT_PROFILE else {}),
     }
     return stems, _jsonable(record)
 
 
-# --------------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------------
+# --- writing ---
 
 def _render_to_folder(cfg, index):
     """Render song ``index`` and write it as ``render_dir/render-{split}-{index}``: its record."""
-    from ... import io as audio  # noqa: PLC0415
-
-    render_dir = Path(cfg["render_dir"])
-    name = SONG_DIR.format(split=cfg["split"], index=index)
     t0 = time.process_time()
     stems, record = render_song(index, cfg["seed"], cfg["split"], cfg["duration"],
                                 cfg["vocal_files"], cfg["groove_dir"], cfg.get("profile", DEFAULT_PROFILE))
-    final = render_dir / name
+    final = Path(cfg["render_dir"]) / SONG_DIR.format(split=cfg["split"], index=index)
     with fileio.atomic_folder(final, replace=cfg["overwrite"], tmp_prefix=TMP_PREFIX) as tmp:
         for stem, x in stems.items():
             audio.write_audio(tmp / (stem + STEM_EXT), x.T, params.SAMPLE_RATE, subtype=STEM_SUBTYPE)
@@ -514,81 +465,46 @@ def _worker(cfg, index):
     return _render_to_folder(cfg, index)
 
 
-CSV_FIELDS = ("folder", "index", "split", "duration", "stems", "tempo", "metre", "key", "style",
-              "drummer", "session", "groove", "groove_files", "kit", "kit_family", "kit_licence",
-              "drum_instruments", "instruments", "vocal_source", "gain_drums_db", "gain_bass_db",
-              "gain_other_db", "gain_vocals_db", "drums_vs_bass_other_db", "bass_vs_other_db",
-              "vocals_vs_rest_db", "effects")
-
-
-def _instruments(backing_info):
-    """The backing's instruments as one CSV cell: "stem/role family program@soundfont; ..."."""
-    if not isinstance(backing_info, dict):
-        return ""
-    parts = backing_info.get("parts")
-    if isinstance(parts, list):
-        cells = []
-        for p in parts:
-            if isinstance(p, dict):
-                cells.append(f"{p.get('stem', '?')}/{p.get('role', '?')} {p.get('family', '')} "
-                             f"{p.get('program', '')}@{p.get('soundfont', '')}".replace("  ", " "))
-        return "; ".join(cells)
-    inst = backing_info.get("instruments")
-    if isinstance(inst, dict):
-        return "; ".join(f"{k}={v}" for k, v in inst.items())
-    return "" if inst is None else str(inst)
-
-
 def _fx_summary(fx_info):
     """Stages of an effects chain with their main setting, e.g. "eq3 comp4.1:1 rev0.9s"."""
-    if not isinstance(fx_info, dict):
+    if not fx_info:
         return ""
-    out = []
-    if "eq" in fx_info:
-        out.append(f"eq{len((fx_info['eq'] or {}).get('bands', []))}")
+    out = [f"eq{len(fx_info['eq']['bands'])}"] if "eq" in fx_info else []
     if "distortion" in fx_info:
-        out.append(f"dist{fx_info['distortion'].get('drive_db', 0):.0f}dB")
+        out.append(f"dist{fx_info['distortion']['drive_db']:.0f}dB")
     if "compressor" in fx_info:
-        out.append(f"comp{fx_info['compressor'].get('ratio', 0):.1f}:1")
+        out.append(f"comp{fx_info['compressor']['ratio']:.1f}:1")
     if "delay" in fx_info:
-        out.append(f"delay{fx_info['delay'].get('time_s', 0):.2f}s")
+        out.append(f"delay{fx_info['delay']['time_s']:.2f}s")
     rev = fx_info.get("reverb")
-    if isinstance(rev, dict) and rev.get("applied", True):
-        out.append(f"rev{rev.get('rt60_s', 0):.1f}s/{rev.get('wet', 0):.2f}")
+    if rev and rev["applied"]:
+        out.append(f"rev{rev['rt60_s']:.1f}s/{rev['wet']:.2f}")
     return " ".join(out)
 
 
-def _effects_cell(r):
-    cells = [f"drums: {_fx_summary(r['effects'].get('drums'))}"]
-    if r["effects"].get("vocals"):
-        cells.append(f"vocals: {_fx_summary(r['effects']['vocals'])}")
-    backing_info = r.get("backing")
-    for p in (backing_info.get("parts") or []) if isinstance(backing_info, dict) else []:
-        if isinstance(p, dict) and p.get("fx"):
-            cells.append(f"{p.get('stem', '?')}/{p.get('role', '?')}: {_fx_summary(p['fx'])}")
-    if isinstance(backing_info, dict) and isinstance(backing_info.get("reverb"), dict):
-        cells.append(f"room: {backing_info['reverb'].get('rt60_s', 0):.1f}s")
-    return "; ".join(cells)
-
-
 def _csv_row(r):
-    g = r["gains_db"]
-    b = r["balance_db"]
-    drums = r.get("drums") or {}
+    """One line of songs.csv (its columns, in order) from a song's record."""
+    g, b, parts = r["gains_db"], r["balance_db"], r["backing"]["parts"]
+    effects = [f"drums: {_fx_summary(r['effects']['drums'])}"]
+    if r["effects"]["vocals"]:
+        effects.append(f"vocals: {_fx_summary(r['effects']['vocals'])}")
+    effects += [f"{p['stem']}/{p['role']}: {_fx_summary(p['fx'])}" for p in parts if p["fx"]]
+    effects.append(f"room: {r['backing']['reverb']['rt60_s']:.1f}s")
     return {
         "folder": r["folder"], "index": r["index"], "split": r["split"], "duration": r["duration"],
         "stems": ";".join(r["stems"]), "tempo": r["tempo"], "metre": r["metre"],
         "key": "" if r["key"] is None else r["key"], "style": r["style"], "drummer": r["drummer"],
         "session": r["session"], "groove": r["groove"], "groove_files": ";".join(r["groove_files"]),
         "kit": r["kit"]["name"], "kit_family": r["kit"]["family"], "kit_licence": r["kit"]["licence"],
-        "drum_instruments": "; ".join(f"{k}={v}" for k, v in (drums.get("instruments") or {}).items()),
-        "instruments": _instruments(r["backing"]),
+        "drum_instruments": "; ".join(f"{k}={v}" for k, v in (r["drums"].get("instruments") or {}).items()),
+        "instruments": "; ".join(f"{p['stem']}/{p['role']} {p['family']} {p['program']}@{p['soundfont']}"
+                                 for p in parts),
         "vocal_source": (r["vocals"] or {}).get("file", ""),
         "gain_drums_db": g.get("drums"), "gain_bass_db": g.get("bass"), "gain_other_db": g.get("other"),
         "gain_vocals_db": g.get("vocals", ""),
         "drums_vs_bass_other_db": b["drums_vs_bass_other"], "bass_vs_other_db": b["bass_vs_other"],
         "vocals_vs_rest_db": "" if b["vocals_vs_rest"] is None else b["vocals_vs_rest"],
-        "effects": _effects_cell(r),
+        "effects": "; ".join(effects),
     }
 
 
@@ -596,13 +512,11 @@ def write_tables(render_dir: str | os.PathLike, records: list[dict[str, Any]],
                  doc_fields: Mapping[str, Any]) -> None:
     """Write ``songs.json`` and ``songs.csv`` (atomically) for ``records`` (sorted by index)."""
     render_dir = Path(render_dir)
-    doc = {"format": FORMAT, **doc_fields, "songs": records}
-    fileio.write_json(render_dir / SONGS_JSON, doc, indent=1)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    fileio.write_json(render_dir / SONGS_JSON, {"format": FORMAT, **doc_fields, "songs": records}, indent=1)
+    buf, rows = io.StringIO(), [_csv_row(r) for r in records]
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
     w.writeheader()
-    for r in records:
-        w.writerow(_csv_row(r))
+    w.writerows(rows)
     fileio.write_text(render_dir / SONGS_CSV, buf.getvalue())
 
 
@@ -618,47 +532,28 @@ def read_songs(render_dir: str | os.PathLike) -> dict[str, Any]:
         raise MixinError(f"cannot read {path}: {' '.join(str(e).split())}") from None
 
 
-# --------------------------------------------------------------------------------------------
-# the stage
-# --------------------------------------------------------------------------------------------
+# --- the stage ---
 
-def _soundfont_paths(obj):
-    """SoundFont file paths found in a (nested) constant of :mod:`mixin.training.render.backing`."""
-    if isinstance(obj, (str, os.PathLike)):
-        s = os.fspath(obj)
-        return [s] if s.lower().endswith((".sf2", ".sf3")) else []
-    if isinstance(obj, dict):
-        return [p for v in list(obj.keys()) + list(obj.values()) for p in _soundfont_paths(v)]
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [p for v in obj for p in _soundfont_paths(v)]
-    return [p for v in getattr(obj, "__dict__", {}).values() for p in _soundfont_paths(v)]
-
-
-def check_resources(split: str, groove_dir: str | os.PathLike | None = None) -> list[KitSpec]:
+def check_resources(split: str, groove_dir: str | os.PathLike | None = None) -> None:
     """Everything a render of ``split`` needs, checked before any work (one-line MixinError):
     FluidSynth, the Groove MIDI Dataset (beats of the split), usable drum kits, the backing's
-    SoundFonts. Returns the split's drum kit pool (:func:`mixin.training.render.drumkits.kit_pool`)."""
-    from . import backing, drumkits, fluid  # noqa: PLC0415
-
+    SoundFonts."""
     fluid.check_fluidsynth()
-    beats = [g for g in _grooves(groove_dir, split) if g.beat_type == "beat"]
-    if not beats:
+    if not any(g.beat_type == "beat" for g in _grooves(groove_dir, split)):
         raise MixinError(f"the Groove MIDI Dataset has no beat of the {split} split "
                          f"(info.csv in {groove_dir or 'the default folder'})")
-    pool = drumkits.kit_pool(split)
+    drumkits.kit_pool(split)  # MixinError when no kit of the split is usable
     fonts = backing.HELDOUT_SOUNDFONTS if split != "train" else backing.TRAIN_SOUNDFONTS
-    paths = _soundfont_paths(fonts)
     missing = []
-    for p in paths:
+    for p in fonts:
         try:
             fluid.check_soundfont(p)
         except MixinError as e:
             missing.append(str(e))
-    if paths and len(missing) == len(paths):
+    if fonts and len(missing) == len(fonts):
         raise MixinError(missing[0])
     for m in missing:
         log.warning("%s", m)
-    return pool
 
 
 def _existing(render_dir):
@@ -687,68 +582,25 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
                  jobs: int = 1, overwrite: bool = False, progress: bool = True,
                  groove_dir: str | os.PathLike | None = None,
                  profile: str = DEFAULT_PROFILE) -> dict[str, Any]:
-    """Render ``songs`` songs into ``render_dir`` (see the module documentation).
+    """Render ``songs`` (>= 1) songs of ``duration`` s (>= :data:`MIN_DURATION`) into ``render_dir``
+    (created if missing; refused when not empty, unless ``overwrite``, which replaces the renderer's
+    own song folders and tables). Song ``i`` uses ``numpy.random.default_rng([seed, i])``.
 
-    Parameters
-    ----------
-    render_dir : path, created if missing; refused when not empty, unless ``overwrite``
-    songs : int >= 1
-    duration : float, seconds per song (>= :data:`MIN_DURATION`)
-    seed : int >= 0; song ``i`` uses ``numpy.random.default_rng([seed, i])``
-    split : "train", "validation" or "test": the grooves of that split of the Groove MIDI Dataset,
-        and the training kits / SoundFonts ("train") or the held-out ones
-    vocal_dirs : folders searched (recursively) for vocal stems (``vocals.*``)
-    jobs : int >= 1, songs rendered in parallel processes
-    overwrite : replace the renderer's own song folders and tables in ``render_dir``
-    progress : show a progress bar (on a terminal, when INFO messages are shown)
-    groove_dir : the Groove MIDI Dataset folder (default ``../shared/groove-midi``)
-    profile : a key of :data:`PROFILES`: "classic" (default, the shipped models' renders) or
-        "recorded" (drum bus and vocal level spanning real records)
+    ``split``: "train", "validation" or "test" (the Groove MIDI split; training or held-out kits and
+    SoundFonts); ``vocal_dirs``: folders searched recursively for ``vocals.*`` stems; ``jobs``:
+    songs rendered in parallel "spawn" processes (a calling script needs ``if __name__ ==
+    "__main__":``); ``progress``: a progress bar on a terminal at INFO level; ``groove_dir``: the
+    dataset (default ``../shared/groove-midi``); ``profile``: a key of :data:`PROFILES`.
 
-    With ``jobs`` > 1 the songs are rendered in "spawn" worker processes (no state inherited
-    from the caller): a script calling this must do so under ``if __name__ == "__main__":``.
-
-    Returns
-    -------
-    dict: 'render_dir', 'songs', 'split', 'seconds' (wall), 'cpu_seconds' (rendering, all songs),
-    'audio_seconds', 'songs_per_minute', 'realtime' (audio seconds per wall second), 'bytes',
-    'bytes_per_audio_minute', 'folders'. Raises :class:`MixinError` (one line) for a bad argument,
-    a non-empty ``render_dir`` without ``overwrite`` or a missing resource (:func:`check_resources`).
+    Returns {'render_dir', 'songs', 'split', 'seconds' (wall), 'cpu_seconds', 'audio_seconds',
+    'songs_per_minute', 'realtime', 'bytes', 'bytes_per_audio_minute', 'folders'}. Raises
+    :class:`MixinError` (one line) for a bad argument, a non-empty ``render_dir`` without
+    ``overwrite`` or a missing resource (:func:`check_resources`).
     """
     t0 = time.perf_counter()
-    # ---- arguments, before any work
-    songs = _check_int("number of songs", songs, 1, MAX_SONGS)
-    try:
-        duration = float(duration)
-    except (TypeError, ValueError):
-        raise MixinError(f"duration must be a number of seconds, got {duration!r}") from None
-    if not (math.isfinite(duration) and MIN_DURATION <= duration <= MAX_DURATION):
-        raise MixinError(f"duration must be between {MIN_DURATION:g} and {MAX_DURATION:g} seconds, "
-                         f"got {duration:g}")
-    seed = _check_int("seed", seed, 0)
-    if split not in SPLITS:
-        raise MixinError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
-    if profile not in PROFILES:
-        raise MixinError(f"unknown render profile {profile!r} (choose from {', '.join(PROFILES)})")
-    jobs = _check_int("jobs", jobs, 1, 256)
-    if isinstance(vocal_dirs, (str, os.PathLike)):
-        vocal_dirs = [vocal_dirs]
-    vocal_files = find_vocal_files(vocal_dirs)
-    from ... import io as audio  # noqa: PLC0415
-
-    for f in vocal_files:  # headers only: a bad vocal stem is named before any work
-        audio.probe(f)
-    render_dir = Path(render_dir)
-    if render_dir.exists() and not render_dir.is_dir():
-        raise MixinError(f"render directory is not a directory: {render_dir}")
-    if render_dir.is_dir():
-        entries = sorted(p.name for p in render_dir.iterdir())
-        if entries and not overwrite:
-            raise MixinError(f"render directory {render_dir} is not empty ({entries[0]}, {len(entries)} "
-                             "entries); use --overwrite to replace the songs rendered there")
+    songs, duration, seed, jobs, vocal_dirs, vocal_files, render_dir = _check_args(
+        songs, duration, seed, split, profile, jobs, vocal_dirs, render_dir, overwrite)
     check_resources(split, groove_dir)
-
-    # ---- render
     render_dir.mkdir(parents=True, exist_ok=True)
     if overwrite:
         for p in _existing(render_dir):
@@ -759,42 +611,20 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
     cfg = {"render_dir": str(render_dir), "seed": seed, "split": split, "duration": duration,
            "vocal_files": vocal_files, "groove_dir": None if groove_dir is None else str(groove_dir),
            "overwrite": overwrite, "log_level": log.level, "profile": profile}
-    records, stats = [None] * songs, [None] * songs
-    bar = _progress(songs, progress)
-    try:
-        if jobs == 1 or songs == 1:
-            for i in range(songs):
-                records[i], stats[i] = _render_to_folder(cfg, i)
-                log.debug("rendered %s", records[i]["folder"])
-                if bar is not None:
-                    bar.update(1)
-        else:
-            _render_parallel(cfg, songs, jobs, records, stats, bar)
-    finally:
-        if bar is not None:
-            bar.close()
-        for p in render_dir.glob(TMP_PREFIX + "*"):  # a worker that died mid-song
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-
+    records, stats = _render_all(cfg, songs, jobs, _progress(songs, progress))
     written = {r["folder"] for r in records}
     stale = [p for p in _existing(render_dir) if p.is_dir() and p.name not in written]
     for p in stale:
         shutil.rmtree(p)
     if stale:
         log.info("removed %d song folders of the previous render", len(stale))
-    from . import drumkits  # noqa: PLC0415
-
     kits = {r["kit"]["name"]: r["kit"] for r in records}
-    pool = [k.record() for k in drumkits.kit_pool(split)]
-    kit_credits = {name: f"{k['package']}: {k['licence']}" for name, k in sorted(kits.items())}
     write_tables(render_dir, records, {
         "sample_rate": params.SAMPLE_RATE, "seed": seed, "split": split, "duration": duration,
-        "profile": profile,
-        "stem_format": f"FLAC {STEM_SUBTYPE}",
+        "profile": profile, "stem_format": f"FLAC {STEM_SUBTYPE}",
         "vocal_dirs": [str(Path(d).resolve()) for d in vocal_dirs or ()],
-        "credits": {**CREDITS, "kits": kit_credits},
-        "kit_pool": pool,
+        "credits": {**CREDITS, "kits": {name: f"{k['package']}: {k['licence']}" for name, k in sorted(kits.items())}},
+        "kit_pool": [k.record() for k in drumkits.kit_pool(split)],
     })
     elapsed = time.perf_counter() - t0
     audio_s = songs * duration
@@ -813,24 +643,41 @@ def render_stems(render_dir: str | os.PathLike, songs: int, duration: float = 60
     return summary
 
 
-def _render_parallel(cfg, songs, jobs, records, stats, bar):
+def _render_all(cfg, songs, jobs, bar):
+    """Render every song (in ``jobs`` "spawn" processes when > 1): (records, stats) by index."""
     import multiprocessing as mp  # noqa: PLC0415
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait  # noqa: PLC0415
 
-    ctx = mp.get_context("spawn")  # no inherited FluidSynth state or threads
-    with ProcessPoolExecutor(max_workers=min(jobs, songs), mp_context=ctx) as ex:
-        futures = {ex.submit(_worker, cfg, i): i for i in range(songs)}
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for f in done:
-                    i = futures[f]
-                    records[i], stats[i] = f.result()  # re-raises a worker's error
-                    log.debug("rendered %s", records[i]["folder"])
-                    if bar is not None:
-                        bar.update(1)
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+    records, stats = [None] * songs, [None] * songs
+
+    def done(i, result):
+        records[i], stats[i] = result
+        log.debug("rendered %s", records[i]["folder"])
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if jobs == 1 or songs == 1:
+            for i in range(songs):
+                done(i, _render_to_folder(cfg, i))
+            return records, stats
+        ctx = mp.get_context("spawn")  # no inherited FluidSynth state or threads
+        with ProcessPoolExecutor(max_workers=min(jobs, songs), mp_context=ctx) as ex:
+            futures = {ex.submit(_worker, cfg, i): i for i in range(songs)}
+            pending = set(futures)
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for f in finished:
+                        done(futures[f], f.result())  # re-raises a worker's error
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+        return records, stats
+    finally:
+        if bar is not None:
+            bar.close()
+        for p in Path(cfg["render_dir"]).glob(TMP_PREFIX + "*"):  # a worker that died mid-song
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)

@@ -1,23 +1,12 @@
 """Synthetic multitrack stems: song folders in the MUSDB18-HQ layout, for tests, CI and users
-without stems of their own.
+without stems of their own (no SoundFonts or samples needed).
 
-Each song is ``song_NNN/{drums,bass,other,vocals}.wav`` (44.1 kHz, 16-bit PCM like MUSDB18-HQ,
-stereo with simple panning by default). Tempo, key, mode, chord progression, drum pattern, bass
-pattern, melody, vowels and vibrato are drawn from the seed, so a seed always gives the same
-song and different seeds give different songs:
-
-- **drums**: kick (sine with an exponential pitch drop and a click), snare (band-passed noise
-  burst plus a tone), closed and open hi-hats (high-passed noise), velocities varying;
-  placed on a beat grid with a few random variations.
-- **bass**: the chord roots as notes with harmonics (a 1/k spectrum, 8 partials), plucked
-  envelope, in a per-song rhythm with octave jumps.
-- **other**: the chord progression (one chord per bar) as three harmonic voices struck in a
-  per-song rhythm, plus an arpeggio voice.
-- **vocals**: a voiced line: Rosenberg glottal pulses (differentiated, i.e. with lip radiation)
-  plus aspiration noise, pitch with portamento and vibrato (5-6.5 Hz, 25-60 cents), through
-  cascaded formant resonators interpolated between vowels; sung in phrases separated by rests.
-
-Everything is vectorised numpy/scipy (a 45 s stereo song takes well under a second).
+Each song is ``song_NNN/{drums,bass,other,vocals}.wav`` (44.1 kHz, 16-bit PCM, stereo with simple
+panning by default); tempo, key, mode, progression, patterns, melody, vowels and vibrato come from
+the seed. Drums: synthesized kick, snare and hi-hats on a beat grid; bass: chord roots with
+harmonics in a per-song rhythm; other: the chords as three harmonic voices plus an arpeggio;
+vocals: Rosenberg glottal pulses through formant resonators interpolated between vowels, with
+portamento and vibrato, sung in phrases. Vectorised numpy/scipy (a 45 s song in under a second).
 
 Command line::
 
@@ -69,9 +58,7 @@ _VOWELS = np.array([
 ], dtype=float)
 
 
-# --------------------------------------------------------------------------------------------
-# small signal helpers
-# --------------------------------------------------------------------------------------------
+# --- small signal helpers ---
 
 def _midi_hz(m):
     m = np.asarray(m)
@@ -104,8 +91,7 @@ def _note_tracks(onsets, lengths, values, n):
     """Per-sample note index bookkeeping for a monophonic note list (onsets sorted).
 
     Returns (value [shape=(n,)] held from each onset, seconds-since-onset tsince, note length
-    in samples of the current note, index of the current note or -1 before the first one).
-    """
+    in samples of the current note, index of the current note or -1 before the first one)."""
     onsets = np.clip(np.asarray(onsets, dtype=np.int64), 0, n)
     counts = np.diff(np.concatenate([[0], onsets, [n]]))
     idx = np.repeat(np.arange(-1, onsets.size), counts)
@@ -137,14 +123,19 @@ def _harmonic_voice(f0, amps, sr):
     return out
 
 
+def _voice(onsets, lengths, midi, n, sr, amps, attack, decay, release):
+    """A harmonic voice (``amps`` per harmonic) playing monophonic notes, onsets and lengths in
+    samples, through an attack / decay / release envelope [shape=(n,)]."""
+    f0, since, length, _ = _note_tracks(onsets, lengths, _midi_hz(midi), n)
+    return _envelope(since, length, sr, attack, decay, release) * _harmonic_voice(f0, amps, sr)
+
+
 def _rms_normalise(x, db):
     rms = np.sqrt(np.mean(np.square(x)))
     return x if rms == 0 else x * (10 ** (db / 20) / rms)
 
 
-# --------------------------------------------------------------------------------------------
-# the four parts
-# --------------------------------------------------------------------------------------------
+# --- the four parts ---
 
 def _drums(rng, n, sr, beat, n_bars, channels):
     bar = 4 * beat
@@ -200,10 +191,9 @@ def _bass(rng, n, sr, beat, chords_root, channels):
     midi = roots + octave + fifth
     onsets = np.round(onsets_s * sr).astype(int)
     lengths = np.full(n_notes, int(step * sr * 0.85))
-    f0, since, length, _ = _note_tracks(onsets, lengths, _midi_hz(midi), n)
-    env = _envelope(since, length, sr, attack=0.005, decay=rng.uniform(0.3, 0.8), release=0.02)
+    decay = rng.uniform(0.3, 0.8)
     amps = 1.0 / np.arange(1, 9) ** rng.uniform(1.0, 1.6)
-    return _pan(env * _harmonic_voice(f0, amps, sr), _PAN["bass"], channels)
+    return _pan(_voice(onsets, lengths, midi, n, sr, amps, 0.005, decay, 0.02), _PAN["bass"], channels)
 
 
 def _other(rng, n, sr, beat, chord_notes, channels):
@@ -221,9 +211,8 @@ def _other(rng, n, sr, beat, chord_notes, channels):
     amps = 1.0 / np.arange(1, 7) ** rng.uniform(1.2, 2.0)
     decay = rng.uniform(0.4, 2.0)
     for v in range(3):
-        f0, since, length, _ = _note_tracks(onsets, lengths, _midi_hz(chord_notes[bar_of, v]), n)
-        env = _envelope(since, length, sr, attack=0.01, decay=decay, release=0.05)
-        out += _pan(env * _harmonic_voice(f0, amps, sr), (v - 1) * 0.6, channels) / 3
+        voice = _voice(onsets, lengths, chord_notes[bar_of, v], n, sr, amps, 0.01, decay, 0.05)
+        out += _pan(voice, (v - 1) * 0.6, channels) / 3
     # arpeggio an octave up, sixteenth notes through the chord tones
     step = beat / 4
     per_bar = 16
@@ -231,9 +220,7 @@ def _other(rng, n, sr, beat, chord_notes, channels):
     midi = chord_notes[k // per_bar, k % 3] + 12
     onsets = np.round(k * step * sr).astype(int)
     lengths = np.full(k.size, int(step * sr * 0.9))
-    f0, since, length, _ = _note_tracks(onsets, lengths, _midi_hz(midi), n)
-    env = _envelope(since, length, sr, attack=0.003, decay=0.15, release=0.01)
-    arp = env * _harmonic_voice(f0, [1.0, 0.3, 0.15, 0.05], sr)
+    arp = _voice(onsets, lengths, midi, n, sr, [1.0, 0.3, 0.15, 0.05], 0.003, 0.15, 0.01)
     out += _pan(arp, rng.choice([-0.7, 0.7]), channels) * 0.25
     return out
 
@@ -325,9 +312,7 @@ def _smooth_noise(rng, n, sr, cutoff):
     return x / (np.sqrt(np.mean(x * x)) + 1e-12)
 
 
-# --------------------------------------------------------------------------------------------
-# public API
-# --------------------------------------------------------------------------------------------
+# --- public API ---
 
 def _check_args(duration, sr, channels):
     if not np.isfinite(duration) or duration <= 0:
@@ -340,26 +325,12 @@ def _check_args(duration, sr, channels):
 
 def make_song(duration: float, sr: int = params.SAMPLE_RATE, seed: int = 0,
               channels: int = 2) -> dict[str, np.ndarray]:
-    """Synthesise one song's stems.
-
-    Parameters
-    ----------
-    duration : float
-        Length in seconds.
-    sr : int
-        Sample rate (Hz).
-    seed : int
-        Everything random (tempo 80-140 BPM, key, mode, progression, patterns, melody, vibrato)
-        is drawn from ``numpy.random.default_rng(seed)``: equal seeds give identical stems.
-    channels : int
-        1 (mono) or 2 (stereo, parts panned).
-
-    Returns
-    -------
-    dict {'drums', 'bass', 'other', 'vocals'} of float32 arrays [shape=(n, channels)],
+    """Synthesise one song's stems: {'drums', 'bass', 'other', 'vocals'} -> float32 [shape=(n, channels)],
     n = round(duration * sr), scaled together so that their sum peaks at -1 dBFS.
 
-    Raises :class:`MixinError` for a bad duration, sample rate (< 8000 Hz) or channel count.
+    Everything random (tempo 80-140 BPM, key, mode, progression, patterns, melody, vibrato) is
+    drawn from ``numpy.random.default_rng(seed)``; ``channels``: 1 (mono) or 2 (stereo, parts
+    panned). Raises :class:`MixinError` for a bad duration, sample rate (< 8000 Hz) or channel count.
     """
     _check_args(duration, sr, channels)
     sr = int(sr)
@@ -399,27 +370,12 @@ def make_song(duration: float, sr: int = params.SAMPLE_RATE, seed: int = 0,
     return {name: (x * gain).astype(np.float32) for name, x in stems.items()}
 
 
-def _song_seed(seed, i):
-    """Seed of song ``i`` of a collection generated with ``seed`` (independent streams)."""
-    return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0])
-
-
-def _write_wav(path, x, sr, subtype="PCM_16"):
-    """Write [shape=(n, channels)] to ``path`` atomically (temp file + rename)."""
-    audio.write_audio(path, x, int(sr), subtype=subtype)
-
-
 def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float, seed: int = 0,
                        channels: int = 2, sr: int = params.SAMPLE_RATE, force: bool = False) -> list[Path]:
-    """Write ``n_songs`` synthetic songs as ``outdir/song_NNN/{drums,bass,other,vocals}.wav``.
-
-    Song ``i`` is ``make_song(duration, sr, seed=<derived from (seed, i)>, channels)``. Each song
-    folder is written under a temporary name and renamed when complete. Existing song folders
-    are never replaced unless ``force`` (checked for all songs before anything is written).
-
-    Returns the list of song folder paths. Raises :class:`MixinError` for bad arguments (as
-    :func:`make_song`), an ``outdir`` that is a file or existing song folders without ``force``.
-    """
+    """Write ``n_songs`` synthetic songs (:func:`make_song`, seeds derived from ``(seed, i)``) as
+    ``outdir/song_NNN/{drums,bass,other,vocals}.wav``, each folder renamed into place when complete;
+    returns the folders. Raises :class:`MixinError` for bad arguments, an ``outdir`` that is a file
+    or existing song folders without ``force`` (all checked before anything is written)."""
     if int(n_songs) != n_songs or n_songs < 1:
         raise MixinError(f"number of songs must be a positive integer, got {n_songs}")
     _check_args(duration, sr, channels)
@@ -433,10 +389,11 @@ def write_stem_folders(outdir: str | os.PathLike, n_songs: int, duration: float,
                          " use --force to replace them")
     outdir.mkdir(parents=True, exist_ok=True)
     for i, d in enumerate(dirs):
-        stems = make_song(duration, sr=sr, seed=_song_seed(seed, i), channels=channels)
+        song_seed = int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0])  # independent streams
+        stems = make_song(duration, sr=sr, seed=song_seed, channels=channels)
         with fileio.atomic_folder(d, replace=True) as tmp:  # existing folders were refused above
             for name, x in stems.items():
-                _write_wav(tmp / f"{name}.wav", x, sr)
+                audio.write_audio(tmp / f"{name}.wav", x, int(sr), subtype="PCM_16")
         log.info("wrote %s", d)
     return dirs
 
@@ -456,7 +413,7 @@ def make_example_mix(path: str | os.PathLike, duration: float = 10.0, seed: int 
     stems = make_song(duration, sr=sr, seed=seed, channels=channels)
     mix = sum(stems.values())
     mix *= MIX_PEAK / max(np.abs(mix).max(), 1e-12)
-    _write_wav(path, mix, sr)
+    audio.write_audio(path, mix, int(sr), subtype="PCM_16")
     log.info("wrote %s", path)
     return path
 
