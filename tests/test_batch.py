@@ -153,8 +153,10 @@ def test_a_live_part_of_another_process_is_kept(tmp_path):
 def test_batch_killed_then_resumed_does_only_what_is_left(tmp_path, tiny_models):
     """SIGKILL after 2 of 6 inputs are done; the same command again separates exactly the 4
     others, the manifest has one done row per input, and no part file is left anywhere."""
-    seconds = 48  # about 1 s to separate with the onnx backend on 2 idle cores (12 s took 0.27)
-    inputs = [song(tmp_path / f"in{i}.wav", float(seconds), i) for i in range(6)]
+    # the third input is long (about 1 s to separate with the onnx backend on 2 idle cores: 12 s
+    # took 0.27), so the kill lands inside it; the others are short
+    seconds = [6, 6, 48, 6, 6, 6]
+    inputs = [song(tmp_path / f"in{i}.wav", float(t), i) for i, t in enumerate(seconds)]
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(p.name for p in inputs) + "\n")
     out, manifest = tmp_path / "out", tmp_path / "manifest.csv"
@@ -189,9 +191,9 @@ def test_batch_killed_then_resumed_does_only_what_is_left(tmp_path, tiny_models)
     assert sorted(x["input"] for x in final) == sorted(str(p) for p in inputs)
     assert all(x["status"] == "done" and not x["error"] for x in final)
     assert stale_parts(tmp_path) == []
-    for p in inputs:
+    for p, t in zip(inputs, seconds):
         for s in SOURCES:
-            assert sf.info(str(out / f"{p.stem}_{s}.wav")).frames == seconds * SR
+            assert sf.info(str(out / f"{p.stem}_{s}.wav")).frames == t * SR
 
     # the same command once more: nothing to do, nothing added
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
