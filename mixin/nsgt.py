@@ -199,7 +199,10 @@ class NSGT:
                 shape=shape)
 
         self._syn_direct = _csr(rows_d, cols_d, vals_d)
-        self._syn_conj = _csr(rows_c, cols_c, vals_c) if rows_c else None
+        conj = _csr(rows_c, cols_c, vals_c) if rows_c else None
+        # None when no mirrored band reaches the one-sided spectrum (MiXiN's frame: each chunk's
+        # synthesis then skips a conjugate copy and a product with an empty matrix)
+        self._syn_conj = conj if conj is not None and conj.nnz else None
 
     # ------------------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
