@@ -229,12 +229,14 @@ class NSGT:
         band *= self._w_ana
         return scipy.fft.ifft(band, axis=-1, overwrite_x=True, workers=FFT_WORKERS)
 
-    def backward(self, c: np.ndarray) -> np.ndarray:
+    def backward(self, c: np.ndarray, overwrite: bool = False) -> np.ndarray:
         """Inverse transform (canonical dual frame).
 
         Parameters
         ----------
         c : complex array [shape=(..., n_rows, n_cols)]
+        overwrite : bool
+            ``c`` may be overwritten (a temporary of the caller's: the FFT then works in place).
 
         Returns
         -------
@@ -247,7 +249,8 @@ class NSGT:
             raise ValueError(f"backward expects coefficients of shape (..., {self.shape[0]}, "
                              f"{self.shape[1]}), got {c.shape}")
         lead = c.shape[:-2]
-        fc = scipy.fft.fft(c.astype(self.cdtype, copy=False), axis=-1, workers=FFT_WORKERS)
+        fc = scipy.fft.fft(c.astype(self.cdtype, copy=False), axis=-1, overwrite_x=overwrite,
+                           workers=FFT_WORKERS)
         fc = fc.reshape(-1, self.shape[0] * self.shape[1])  # (batch, rows*cols)
         # overlap-add into the one-sided spectrum, one chunk at a time (a sparse matrix times a
         # contiguous vector is several times faster than times a strided matrix)
