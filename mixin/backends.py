@@ -27,6 +27,7 @@ Neither ``onnxruntime`` nor TensorFlow is imported by this module: only when a b
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import importlib.util
 import logging
@@ -62,8 +63,8 @@ SHA256_KEY = "mixin_h5_sha256"
 #: ``ORT_THREADS`` None = the CPUs but one, shared among the networks running at once (at least
 #: one each: 1 on 2 cores; 2 threads in one session cost more CPU time and were 25-40 % slower
 #: beside other processes). ``ORT_CHUNKS`` = chunks per session call: one chunk's activations
-#: stay in the cache (the first convolution and pooling write and read 9 MB a chunk), which took
-#: 10 % less CPU time than the batch of 8 in one call, in a third of the memory.
+#: stay in the cache (the first convolution and pooling write and read 9 MB a chunk): 15-35 % less
+#: CPU time than the batch of 8 in one call (busy machine), and 100 MB less memory.
 #: Graph optimisations up to "extended" ("all" adds the NCHWc layout, whose
 #: reorders cost more than they save on these 1- and 12-channel images: 8.1 vs 7.2 ms a chunk);
 #: one memory arena shared by the three sessions that allocates the sizes asked (ONNX Runtime's
@@ -328,7 +329,10 @@ class OnnxBackend(Backend):
         self.parallel = min(int(parallel), len(paths))
         self.threads = int(threads)
         self.chunks = int(chunks)
-        self._pool = None
+        # ONNX Runtime releases the GIL while a session runs (the pool starts its threads when used)
+        self._pool = (concurrent.futures.ThreadPoolExecutor(self.parallel - 1,
+                                                            thread_name_prefix="mixin-onnx")
+                      if self.parallel > 1 else None)
         if arena not in ARENAS:
             raise MixinError(f"arena must be one of {', '.join(ARENAS)}, got {arena!r}")
         opts = ort.SessionOptions()
@@ -372,13 +376,8 @@ class OnnxBackend(Backend):
 
     def run(self, mag: np.ndarray) -> dict[str, np.ndarray]:
         x = _nhwc(mag)
-        if self.parallel == 1:
+        if self._pool is None:
             return {s: self._run_one(s, x) for s in self.sessions}
-        if self._pool is None:  # ONNX Runtime releases the GIL while a session runs
-            import concurrent.futures
-
-            self._pool = concurrent.futures.ThreadPoolExecutor(self.parallel - 1,
-                                                               thread_name_prefix="mixin-onnx")
         names = list(self.sessions)
         # this thread runs every parallel-th network, the pool the others
         futs = {s: self._pool.submit(self._run_one, s, x)
