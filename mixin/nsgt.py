@@ -199,10 +199,7 @@ class NSGT:
                 shape=shape)
 
         self._syn_direct = _csr(rows_d, cols_d, vals_d)
-        conj = _csr(rows_c, cols_c, vals_c) if rows_c else None
-        # None when no mirrored band reaches the one-sided spectrum (MiXiN's frame: each chunk's
-        # synthesis then skips a conjugate copy and a product with an empty matrix)
-        self._syn_conj = conj if conj is not None and conj.nnz else None
+        self._syn_conj = _csr(rows_c, cols_c, vals_c) if rows_c else None
 
     # ------------------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -229,14 +226,12 @@ class NSGT:
         band *= self._w_ana
         return scipy.fft.ifft(band, axis=-1, overwrite_x=True, workers=FFT_WORKERS)
 
-    def backward(self, c: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    def backward(self, c: np.ndarray) -> np.ndarray:
         """Inverse transform (canonical dual frame).
 
         Parameters
         ----------
         c : complex array [shape=(..., n_rows, n_cols)]
-        overwrite : bool
-            ``c`` may be overwritten (a temporary of the caller's: the FFT then works in place).
 
         Returns
         -------
@@ -249,15 +244,14 @@ class NSGT:
             raise ValueError(f"backward expects coefficients of shape (..., {self.shape[0]}, "
                              f"{self.shape[1]}), got {c.shape}")
         lead = c.shape[:-2]
-        fc = scipy.fft.fft(c.astype(self.cdtype, copy=False), axis=-1, overwrite_x=overwrite,
-                           workers=FFT_WORKERS)
+        fc = scipy.fft.fft(c.astype(self.cdtype, copy=False), axis=-1, workers=FFT_WORKERS)
         fc = fc.reshape(-1, self.shape[0] * self.shape[1])  # (batch, rows*cols)
         # overlap-add into the one-sided spectrum, one chunk at a time (a sparse matrix times a
         # contiguous vector is several times faster than times a strided matrix)
         half = np.empty((len(fc), self.n_fft // 2 + 1), dtype=self.cdtype)
         for i, row in enumerate(fc):
             half[i] = self._syn_direct @ row
-            if self._syn_conj is not None:
+            if self._syn_conj is not None and self._syn_conj.nnz:  # MiXiN's frame has none
                 half[i] += self._syn_conj @ np.conj(row)
         x = scipy.fft.irfft(half, n=self.n_fft, axis=-1, workers=FFT_WORKERS)[..., :self.length]
         return x.reshape(lead + (self.length,))

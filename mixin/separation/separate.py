@@ -175,7 +175,7 @@ class Separator:
             phasor = np.divide(coefs, mag, out=np.ones_like(coefs), where=mag > 0)
             rot = np.exp(1j * phasor).astype(coefs.dtype, copy=False)
             for s in self.sources:
-                out[s] = self.nsgt.backward(est[s] * rot, overwrite=True)
+                out[s] = self.nsgt.backward(est[s] * rot)
         else:
             for s, m in self._soft_masks(est).items():
                 # real mask times complex coefficients, the real and imaginary parts apart (no
@@ -183,7 +183,7 @@ class Separator:
                 y = np.empty_like(coefs)
                 np.multiply(coefs.real, m, out=y.real)
                 np.multiply(coefs.imag, m, out=y.imag)
-                out[s] = self.nsgt.backward(y, overwrite=True)
+                out[s] = self.nsgt.backward(y)
         out = {s: o.astype(np.float32, copy=False) for s, o in out.items()}
         t3 = time.perf_counter()
         with self._timings_lock:
