@@ -11,13 +11,14 @@ networks
     left out), with CPU seconds per chunk (less sensitive to other processes on a shared machine).
 song
     a synthetic stereo song of --minutes (mixin.training.render.synth) through the real command
-    (xtract_mixin.py --backend B), each backend in its own process, and onnx without the
+    (xtract_mixin.py --backend B), each backend in its own process, onnx with the networks one
+    after the other on the whole batch (the settings before they ran at once) and onnx without the
     separator's pipeline: wall-clock from the process start to its first chunk and to its end,
     CPU seconds, peak RSS, and the largest differences between the output samples.
 tune (with --tune)
-    ONNX Runtime settings one at a time from the defaults (threads, graph optimisation level,
-    memory arena, spinning, batch size): chunks/s of the three networks and peak RSS, each in a
-    fresh process.
+    ONNX Runtime settings one at a time from the defaults (networks at once, threads, chunks per
+    session call, graph optimisation level, memory arena, spinning, batch size): chunks/s of the
+    three networks and peak RSS, each in a fresh process.
 venv (with --light-venv DIR)
     installed size of a light install (``pip install <clone>``) and whether TensorFlow is absent.
 """
@@ -56,15 +57,21 @@ atexit.register(_peak)
 """
 
 #: Run in a fresh process: xtract_mixin.py's main, printing the time to the first chunk (from
-#: argv[1], the parent's clock just before starting the process) on stderr; argv[2] "0" turns the
-#: separator's pipeline off.
+#: argv[1], the parent's clock just before starting the process) on stderr; argv[2] is a JSON
+#: object of settings: "pipeline": false turns the separator's pipeline off, other keys set
+#: mixin.backends.ORT_<KEY> (e.g. {"parallel": 1, "chunks": 8}: the networks one after the
+#: other on the whole batch).
 FIRST_CHUNK = PEAK_RSS + """
 t_start = float(sys.argv[1])
-import time
+import json, time
+from mixin import backends
 from mixin.separation import separate
-if sys.argv.pop(2) == "0":
+settings = json.loads(sys.argv.pop(2))
+if not settings.pop("pipeline", True):
     d = separate.Separator.__init__.__defaults__
     separate.Separator.__init__.__defaults__ = d[:-1] + (False,)  # pipeline, the last argument
+for key, value in settings.items():
+    setattr(backends, "ORT_" + key.upper(), value)
 _orig = separate.Separator.process_chunks
 def process_chunks(self, frames):
     out = _orig(self, frames)
@@ -93,6 +100,15 @@ for _ in range(n):
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 print(json.dumps({"chunks_s": n * batch / wall, "cpu_ms": 1000 * cpu / (n * batch)}))
 """
+
+
+#: The song section's runs: name (backend first) -> settings (see FIRST_CHUNK).
+SONG_RUNS = {
+    "onnx": {},
+    "tf": {},
+    "onnx, networks one by one": {"parallel": 1, "chunks": 8},  # the settings before
+    "onnx, no pipeline": {"pipeline": False},
+}
 
 
 def make_song(path, seconds, channels=2, sr=params.SAMPLE_RATE, seed=0):
@@ -169,10 +185,10 @@ def bench_song(model_dir, minutes, batch, tmp):
     print(f"\n{minutes:g}-minute stereo 44.1 kHz song (made in {time.perf_counter() - t0:.1f} s) "
           f"through xtract_mixin.py, default settings, batch {batch}, each backend in its own process:")
     rows, outs = {}, {}
-    for name in ("onnx", "tf", "onnx, no pipeline"):
-        backend, pipeline = name.split(",")[0], "0" if "no pipeline" in name else "1"
+    for name, settings in SONG_RUNS.items():
+        backend = name.split(",")[0]
         outs[name] = os.path.join(tmp, name.replace(", ", "-").replace(" ", "-"))
-        cmd = [sys.executable, "-c", FIRST_CHUNK, str(time.time()), pipeline, src, "--outdir",
+        cmd = [sys.executable, "-c", FIRST_CHUNK, str(time.time()), json.dumps(settings), src, "--outdir",
                outs[name], "--backend", backend, "-q", "--overwrite", "--batch-size", str(batch)]
         if model_dir:
             cmd += ["--pretrained-model-dir", model_dir]
@@ -180,13 +196,13 @@ def bench_song(model_dir, minutes, batch, tmp):
         first = float(next(line.split()[1] for line in err.splitlines()
                            if line.startswith("FIRST_CHUNK")))
         rows[name] = (first, wall, rss, cpu)
-    print(f"  {'backend':<20}{'first chunk s':>14}{'total s':>9}{'x real time':>12}{'CPU s':>8}"
+    print(f"  {'backend':<34}{'first chunk s':>14}{'total s':>9}{'x real time':>12}{'CPU s':>8}"
           f"{'peak RSS MB':>13}")
     for name, (first, wall, rss, cpu) in rows.items():
-        print(f"  {name:<20}{first:14.2f}{wall:9.2f}{minutes * 60 / wall:12.1f}{cpu:8.1f}{rss:13.0f}")
+        print(f"  {name:<34}{first:14.2f}{wall:9.2f}{minutes * 60 / wall:12.1f}{cpu:8.1f}{rss:13.0f}")
     print(f"  onnx / tf: {rows['tf'][1] / rows['onnx'][1]:.2f}x faster end to end, "
           f"{rows['onnx'][2] / rows['tf'][2]:.2f}x the memory")
-    for other in ("tf", "onnx, no pipeline"):
+    for other in list(SONG_RUNS)[1:]:
         diff = 0.0
         for s in params.SOURCES:
             a, _ = sf.read(os.path.join(outs["onnx"], f"song_{s}.wav"), dtype="float32")
@@ -198,23 +214,27 @@ def bench_song(model_dir, minutes, batch, tmp):
 def bench_tune(model_dir, batch):
     from mixin import backends
 
-    base = {"threads": backends.default_threads(), "opt_level": backends.ORT_OPT_LEVEL,
+    parallel = backends.default_parallel()
+    base = {"parallel": parallel, "threads": backends.default_threads(parallel),
+            "chunks": backends.ORT_CHUNKS, "opt_level": backends.ORT_OPT_LEVEL,
             "arena": backends.ORT_ARENA, "spin": backends.ORT_SPIN, "batch": batch}
     trials = [{}]
-    trials += [{"threads": t} for t in (1, 2) if t != base["threads"]]
+    trials += [{"parallel": p} for p in (1, 2, 3) if p != base["parallel"]]
+    trials += [{"parallel": 1, "threads": t} for t in (1, 2)]
+    trials += [{"chunks": c} for c in (2, batch) if c != base["chunks"]]
     trials += [{"opt_level": o} for o in ("disable", "basic", "extended")]
     trials += [{"arena": a} for a in ("session", "off")]
     trials += [{"spin": not backends.ORT_SPIN}]
     trials += [{"batch": b} for b in (2, 4, 16) if b != batch]
     print(f"\nONNX Runtime settings, one at a time from the defaults {base} "
           "(three networks, fresh process each):")
-    print(f"  {'change':<24}{'chunks/s':>10}{'cpu ms/chunk':>14}{'peak RSS MB':>13}")
+    print(f"  {'change':<28}{'chunks/s':>10}{'cpu ms/chunk':>14}{'peak RSS MB':>13}")
     for change in trials:
         opts = dict(base, **change)
         _, rss, out, _, _ = run_child([sys.executable, "-c", TUNE, json.dumps(opts), model_dir])
         r = dict(json.loads(out.splitlines()[-1]), rss_mb=rss)
         label = ", ".join(f"{k} {v}" for k, v in change.items()) or "(defaults)"
-        print(f"  {label:<24}{r['chunks_s']:10.1f}{r['cpu_ms']:14.1f}{r['rss_mb']:13.0f}")
+        print(f"  {label:<28}{r['chunks_s']:10.1f}{r['cpu_ms']:14.1f}{r['rss_mb']:13.0f}")
 
 
 def bench_venv(venv):

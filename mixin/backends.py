@@ -27,6 +27,7 @@ Neither ``onnxruntime`` nor TensorFlow is imported by this module: only when a b
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import importlib.util
 import logging
@@ -54,17 +55,26 @@ TRAIN_EXTRA = 'pip install "mixin[train]"'
 SOURCE_KEY = "mixin_h5_file"
 SHA256_KEY = "mixin_h5_sha256"
 
-#: Default ONNX Runtime settings (chosen by measurement, see docs/backends.md): threads None =
-#: one per CPU available to the process but one, which the separator's transforms use meanwhile
-#: (at least one). On 2 cores: 1 thread takes 10 % less CPU time than 2 and was 25-40 % faster on
-#: the busy machine; on idle cores 2 threads were 8 % faster (a 4-minute song 10.0 s vs 10.8 s);
-#: graph optimisations up to "extended" ("all" adds the NCHWc layout, whose
+#: Default ONNX Runtime settings (chosen by measurement, see docs/backends.md; read when a backend
+#: is made, so setting them later applies to the backends made after). ``ORT_CPUS`` None = the CPUs
+#: of the process's affinity (a ``--jobs`` worker sets its share). ``ORT_PARALLEL`` None = the
+#: networks run at once on a small thread pool, one per CPU (at most the number of networks): ONNX
+#: Runtime releases the GIL, so whichever stage is the bottleneck both cores work.
+#: ``ORT_THREADS`` None = the CPUs but one, shared among the networks running at once (at least
+#: one each: 1 on 2 cores; 2 threads in one session cost more CPU time and were 25-40 % slower
+#: beside other processes). ``ORT_CHUNKS`` = chunks per session call: one chunk's activations
+#: stay in the cache (the first convolution and pooling write and read 9 MB a chunk): 15-35 % less
+#: CPU time than the batch of 8 in one call (busy machine), and 100 MB less memory.
+#: Graph optimisations up to "extended" ("all" adds the NCHWc layout, whose
 #: reorders cost more than they save on these 1- and 12-channel images: 8.1 vs 7.2 ms a chunk);
 #: one memory arena shared by the three sessions that allocates the sizes asked (ONNX Runtime's
 #: default, an arena per session growing by powers of two, peaked at 1.2 GB for batch 8); idle
 #: worker threads sleep instead of spinning (spinning burnt 60 % more CPU time for the same
 #: separation, taken from the transform and from other processes).
+ORT_CPUS = None
+ORT_PARALLEL = None
 ORT_THREADS = None
+ORT_CHUNKS = 1
 ORT_OPT_LEVEL = "extended"
 ORT_ARENA = "shared"
 ORT_SPIN = False
@@ -258,8 +268,14 @@ class OnnxBackend(Backend):
     ----------
     paths : dict source -> path of a ``model_*.onnx`` (input and output [shape=(b, 96, 1948, 1)])
     threads : int or None
-        Threads per session (0: ONNX Runtime's default, one per physical core; None: one per CPU
-        available but one, at least one, see :func:`default_threads`).
+        Threads per session (0: ONNX Runtime's default, one per physical core; None:
+        :data:`ORT_THREADS`, or else :func:`default_threads`).
+    parallel : int or None
+        Networks run at once (1: one after the other; None: :data:`ORT_PARALLEL`, or else
+        :func:`default_parallel`). The outputs are the same numbers whatever it is.
+    chunks : int or None
+        Chunks per session call (a batch is run in slices of this many; None:
+        :data:`ORT_CHUNKS`). The outputs are the same numbers whatever it is.
     opt_level : "disable", "basic", "extended" or "all"
         Graph optimisation level.
     arena : "shared", "session" or "off"
@@ -270,16 +286,26 @@ class OnnxBackend(Backend):
     spin : bool
         Let idle worker threads spin (ONNX Runtime's default) rather than sleep.
 
+    None for ``opt_level``, ``arena`` or ``spin`` is the module's ``ORT_*`` default.
+
     Raises :class:`MixinError` (one line naming the file) for an unreadable file, a file of the
     wrong shape, or an ``.onnx`` whose ``.h5`` beside it is not the one it was exported from.
     """
 
     name = "onnx"
 
-    def __init__(self, paths: Mapping[str, str | os.PathLike], threads: int = ORT_THREADS,
-                 opt_level: str = ORT_OPT_LEVEL, arena: str = ORT_ARENA,
-                 spin: bool = ORT_SPIN) -> None:
+    def __init__(self, paths: Mapping[str, str | os.PathLike], threads: int | None = None,
+                 opt_level: str | None = None, arena: str | None = None,
+                 spin: bool | None = None, parallel: int | None = None,
+                 chunks: int | None = None) -> None:
         import onnxruntime as ort
+
+        # the module's defaults as they are now (not when this function was defined)
+        threads = ORT_THREADS if threads is None else threads
+        opt_level = ORT_OPT_LEVEL if opt_level is None else opt_level
+        arena = ORT_ARENA if arena is None else arena
+        spin = ORT_SPIN if spin is None else spin
+        parallel = ORT_PARALLEL if parallel is None else parallel
 
         super().__init__(paths)
         self.paths = {s: str(p) for s, p in paths.items()}
@@ -289,10 +315,24 @@ class OnnxBackend(Backend):
                   "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
         if opt_level not in levels:
             raise MixinError(f"opt_level must be one of {', '.join(levels)}, got {opt_level!r}")
+        if parallel is None:
+            parallel = default_parallel(len(paths))
+        if int(parallel) != parallel or parallel < 1:
+            raise MixinError(f"parallel must be a positive integer, got {parallel!r}")
         if threads is None:
-            threads = default_threads()
+            threads = default_threads(min(int(parallel), len(paths)))
         if int(threads) != threads or threads < 0:
             raise MixinError(f"threads must be a non-negative integer, got {threads!r}")
+        chunks = ORT_CHUNKS if chunks is None else chunks
+        if int(chunks) != chunks or chunks < 1:
+            raise MixinError(f"chunks must be a positive integer, got {chunks!r}")
+        self.parallel = min(int(parallel), len(paths))
+        self.threads = int(threads)
+        self.chunks = int(chunks)
+        # ONNX Runtime releases the GIL while a session runs (the pool starts its threads when used)
+        self._pool = (concurrent.futures.ThreadPoolExecutor(self.parallel - 1,
+                                                            thread_name_prefix="mixin-onnx")
+                      if self.parallel > 1 else None)
         if arena not in ARENAS:
             raise MixinError(f"arena must be one of {', '.join(ARENAS)}, got {arena!r}")
         opts = ort.SessionOptions()
@@ -324,23 +364,50 @@ class OnnxBackend(Backend):
         """Load the ``model_*.onnx`` files of ``sources`` from ``model_dir``."""
         return cls(model_files(model_dir, sources, "onnx"), **options)
 
-    def run(self, mag: np.ndarray) -> dict[str, np.ndarray]:
-        x = _nhwc(mag)
-        out = {}
-        for s, sess in self.sessions.items():
-            i, o = self._names[s]
-            out[s] = sess.run([o], {i: x})[0][..., 0]
+    def _run_one(self, s: str, x: np.ndarray) -> np.ndarray:
+        i, o = self._names[s]
+        sess, n = self.sessions[s], self.chunks
+        if len(x) <= n:
+            return sess.run([o], {i: x})[0][..., 0]
+        out = np.empty(x.shape[:3], np.float32)
+        for a in range(0, len(x), n):
+            out[a:a + n] = sess.run([o], {i: x[a:a + n]})[0][..., 0]
         return out
 
+    def run(self, mag: np.ndarray) -> dict[str, np.ndarray]:
+        x = _nhwc(mag)
+        if self._pool is None:
+            return {s: self._run_one(s, x) for s in self.sessions}
+        names = list(self.sessions)
+        # this thread runs every parallel-th network, the pool the others
+        futs = {s: self._pool.submit(self._run_one, s, x)
+                for j, s in enumerate(names) if j % self.parallel}
+        out = {s: self._run_one(s, x) for j, s in enumerate(names) if not j % self.parallel}
+        out.update((s, f.result()) for s, f in futs.items())
+        return {s: out[s] for s in names}
 
-def default_threads() -> int:
-    """ONNX Runtime threads per session by default: the CPUs this process may use, but one (the
-    separator computes the transforms of the next batch meanwhile), at least one."""
+
+def cpus() -> int:
+    """CPUs the networks of this process may use: :data:`ORT_CPUS` when set (a ``--jobs``
+    worker's share), else those of the process's CPU affinity (where the OS tells), else all."""
+    if ORT_CPUS is not None:
+        return max(1, int(ORT_CPUS))
     try:
-        n = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        n = os.cpu_count() or 1
-    return max(1, n - 1)
+        return os.cpu_count() or 1
+
+
+def default_parallel(n_networks: int = len(params.SOURCES)) -> int:
+    """Networks run at once by default: one per CPU, at most ``n_networks``."""
+    return max(1, min(n_networks, cpus()))
+
+
+def default_threads(parallel: int = 1) -> int:
+    """ONNX Runtime threads per session by default, with ``parallel`` networks at once: the CPUs
+    but one (the separator computes the transforms of the next batch meanwhile) shared among
+    them, at least one each."""
+    return max(1, (cpus() - 1) // max(1, parallel))
 
 
 def _session(ort, path, opts):

@@ -201,7 +201,7 @@ class NSGT:
         half = np.empty((len(fc), self.n_fft // 2 + 1), dtype=self.cdtype)
         for i, row in enumerate(fc):
             half[i] = self._syn_direct @ row
-            if self._syn_conj is not None:
+            if self._syn_conj is not None and self._syn_conj.nnz:  # MiXiN's frame has none
                 half[i] += self._syn_conj @ np.conj(row)
         x = scipy.fft.irfft(half, n=self.n_fft, axis=-1, workers=FFT_WORKERS)[..., :self.length]
         return x.reshape(lead + (self.length,))

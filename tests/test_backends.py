@@ -438,3 +438,47 @@ def test_export_of_a_three_channel_h5_and_a_wrong_shape(tmp_path):
     save_cdae(keras.Sequential([keras.Input((rows, 8, 1)), keras.layers.ReLU()]), tmp_path / "model_bad.h5")
     with pytest.raises(MixinError, match="model_bad.h5 maps"):
         export_onnx(tmp_path / "model_bad.h5")
+
+
+def test_networks_at_once_and_in_slices_give_the_same_numbers():
+    """The onnx backend's networks at once on a thread pool, a batch in slices of a chunk or two:
+    bit for bit the numbers of one network after the other on the whole batch; errors of a
+    pooled network come out of run()."""
+    x = _magnitudes(b=5, seed=3)
+    ref = backends.OnnxBackend.from_dir(SHIPPED, parallel=1, chunks=8).run(x)
+    for parallel, chunks in ((3, 1), (2, 2), (1, 3)):
+        b = backends.OnnxBackend.from_dir(SHIPPED, parallel=parallel, chunks=chunks)
+        assert (b.parallel, b.chunks) == (parallel, chunks)
+        out = b.run(x)
+        assert list(out) == list(ref)
+        for s in params.SOURCES:
+            assert out[s].shape == (5, 96, 1948) and out[s].dtype == np.float32
+            np.testing.assert_array_equal(out[s], ref[s])
+    b = backends.OnnxBackend.from_dir(SHIPPED, parallel=3)
+
+    class Broken:
+        def run(self, *args):
+            raise MixinError("network failed")
+
+    b.sessions["percussive"] = Broken()  # the second network, run by the pool
+    with pytest.raises(MixinError, match="network failed"):
+        b.run(x)
+
+
+def test_onnx_defaults_are_read_when_a_backend_is_made(monkeypatch):
+    """ORT_* set after import apply to the backends made afterwards; the CPUs decide the rest."""
+    monkeypatch.setattr(backends, "ORT_CPUS", 1)
+    b = backends.OnnxBackend.from_dir(SHIPPED)
+    assert (b.parallel, b.threads, b.chunks) == (1, 1, backends.ORT_CHUNKS)
+    monkeypatch.setattr(backends, "ORT_CPUS", 8)
+    b = backends.OnnxBackend.from_dir(SHIPPED)
+    assert (b.parallel, b.threads) == (3, 2)  # 3 networks at once, 7 CPUs shared
+    assert backends.OnnxBackend.from_dir(SHIPPED, ("vocal",)).parallel == 1
+    monkeypatch.setattr(backends, "ORT_THREADS", 3)
+    monkeypatch.setattr(backends, "ORT_PARALLEL", 2)
+    monkeypatch.setattr(backends, "ORT_CHUNKS", 4)
+    b = backends.OnnxBackend.from_dir(SHIPPED)
+    assert (b.parallel, b.threads, b.chunks) == (2, 3, 4)
+    for bad in ({"parallel": 0}, {"chunks": 0}, {"chunks": 1.5}, {"threads": -1}):
+        with pytest.raises(MixinError, match=next(iter(bad))):
+            backends.OnnxBackend.from_dir(SHIPPED, **bad)

@@ -287,17 +287,18 @@ def cpu_count() -> int:
 
 
 def limit_threads(threads: int, tensorflow: bool = True) -> None:
-    """Make this process use ``threads`` threads in the FFTs (scipy), NumPy's BLAS/OpenMP and
+    """Make this process use ``threads`` threads in the FFTs (scipy), NumPy's BLAS/OpenMP, ONNX
+    Runtime (the backends made afterwards: networks at once and threads per session) and
     TensorFlow when it is installed. Call before TensorFlow runs anything (it fixes its pools at
     start)."""
-    from .. import nsgt
+    from .. import backends, nsgt
 
     for v in THREAD_VARS:
         os.environ[v] = str(threads)
     nsgt.FFT_WORKERS = threads
-    from ..backends import installed
+    backends.ORT_CPUS = threads
 
-    if not (tensorflow and installed("tensorflow")):  # ONNX Runtime: one thread per session
+    if not (tensorflow and backends.installed("tensorflow")):
         return
     from ..model import import_tensorflow
 
