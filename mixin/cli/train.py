@@ -276,12 +276,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(quiet, verbose):
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: quiet
     log.setLevel(level)
-    if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(h)
-    log.propagate = False
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
 
 
