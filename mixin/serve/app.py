@@ -97,11 +97,13 @@ class TokenMiddleware:
 
 
 class Server:
-    """State of one app: the store, the job manager, the event listeners and the settings."""
+    """State of one app (the store, the job manager, the event listeners and the settings) and its
+    route handlers."""
 
     def __init__(self, workdir, model_dirs, default_model, max_upload_mb):
         self.store = J.JobStore(workdir)
         self.manager = J.JobManager(self.store, model_dirs)
+        self.model_dirs = model_dirs
         self.default_model = default_model
         self.max_upload = int(max_upload_mb * 1024 * 1024)
         self.max_upload_mb = max_upload_mb
@@ -118,6 +120,219 @@ class Server:
 
     def job_or_404(self, job_id: str) -> dict | None:
         return self.store.get(job_id) if J.valid_job_id(job_id) else None
+
+    def routes(self) -> list:
+        """The app's routes, bound to this server."""
+        return [
+            Route("/", self.index),
+            Route("/api/config", self.config),
+            Route("/api/jobs", self.list_jobs, methods=["GET"]),
+            Route("/api/jobs", self.create_job, methods=["POST"]),
+            Route("/api/events", self.events),
+            Route("/api/jobs/{job_id}", self.get_job, methods=["GET"]),
+            Route("/api/jobs/{job_id}", self.delete_job, methods=["DELETE"]),
+            Route("/api/jobs/{job_id}/peaks", self.job_peaks),
+            Route("/api/jobs/{job_id}/audio/{track}", self.job_audio),
+            Route("/api/jobs/{job_id}/zip", self.job_zip),
+            Route("/api/jobs/{job_id}/spectrogram/{stem}", self.job_spectrogram),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        self.loop = asyncio.get_running_loop()
+        self.manager.start()
+        try:
+            yield
+        finally:
+            for q in list(self.subscribers):
+                q.put_nowait(None)
+            self.manager.stop()
+            self.store.close()
+
+    # ---------------------------------------------------------------------------- pages
+    async def index(self, request):
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"),
+                            headers={"Cache-Control": "no-store"})
+
+    async def config(self, request):
+        return JSONResponse({"version": __version__, "models": list(self.model_dirs),
+                             "default_model": self.default_model, "formats": list(J.FORMATS),
+                             "default_overlap": params.DEFAULT_OVERLAP,
+                             "max_upload_mb": self.max_upload_mb})
+
+    # ---------------------------------------------------------------------------- jobs
+    async def list_jobs(self, request):
+        return JSONResponse([self.manager.public(j) for j in self.store.all()])
+
+    async def get_job(self, request):
+        job = self.job_or_404(request.path_params["job_id"])
+        if job is None:
+            return _error(404, "no such job")
+        return JSONResponse(self.manager.public(job))
+
+    async def delete_job(self, request):
+        if request.headers.get("x-mixin") != "1":
+            return _error(403, "missing header X-Mixin: 1")
+        job_id = request.path_params["job_id"]
+        if self.job_or_404(job_id) is None:
+            return _error(404, "no such job")
+        await run_in_threadpool(self.manager.delete, job_id)
+        return JSONResponse({"deleted": job_id})
+
+    def _job_options(self, q) -> dict:
+        """The settings of an upload from its query parameters; MixinError if one is bad."""
+        from ..chunks import hop_size
+
+        model = q.get("model") or self.default_model
+        if model not in self.model_dirs:
+            raise MixinError(f"unknown model set {model!r} (served: {', '.join(self.model_dirs)})")
+        fmt = (q.get("format") or "wav").lower()
+        if fmt not in J.FORMATS:
+            raise MixinError(f"format must be one of {', '.join(J.FORMATS)}, got {fmt!r}")
+        try:
+            overlap = float(q.get("overlap", params.DEFAULT_OVERLAP))
+        except ValueError:
+            raise MixinError(f"overlap must be a number, got {q.get('overlap')!r}") from None
+        hop_size(overlap)
+        instrumental = _bool(q.get("instrumental"), "instrumental")
+        if not q.get("name", "").strip():
+            raise MixinError("the upload has no file name (?name=)")
+        return {"model": model, "instrumental": instrumental, "overlap": overlap, "format": fmt}
+
+    async def create_job(self, request):
+        if request.headers.get("x-mixin") != "1":
+            return _error(403, "missing header X-Mixin: 1")
+        raw_name = request.query_params.get("name", "")
+        try:
+            options = self._job_options(request.query_params)
+        except MixinError as e:
+            return _error(400, e)
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_upload:
+            return _error(413, f"{raw_name}: {int(length) / 2**20:.0f} MB is more than the "
+                               f"upload limit of {self.max_upload_mb:g} MB (--max-upload-mb)")
+        name = J.safe_filename(raw_name)
+        job_id = J.new_job_id()
+        job_dir = self.store.job_dir(job_id)
+        in_dir = os.path.join(job_dir, "input")
+        os.makedirs(in_dir)
+        dest = os.path.join(in_dir, name)
+        part = dest + ".part"
+        size = 0
+        ok = False
+        try:
+            with open(part, "wb") as f:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self.max_upload:
+                        return _error(413, f"{raw_name}: larger than the upload limit of "
+                                           f"{self.max_upload_mb:g} MB (--max-upload-mb)")
+                    f.write(chunk)
+            if size == 0:
+                return _error(400, f"{raw_name}: empty file (0 bytes)")
+            os.replace(part, dest)
+            try:
+                from ..io import check_input
+
+                await run_in_threadpool(check_input, dest)
+            except MixinError as e:
+                msg = " ".join(str(e).split()).replace(dest, raw_name)
+                return _error(400, msg)
+            job = self.manager.submit({"id": job_id, "name": name, "created": _now(), **options,
+                                       "size": size})
+            ok = True
+            return JSONResponse(self.manager.public(job), status_code=201)
+        finally:
+            if not ok:
+                shutil.rmtree(job_dir, ignore_errors=True)
+
+    # ---------------------------------------------------------------------------- events
+    async def events(self, request):
+        q: asyncio.Queue = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()
+        self.subscribers.add(q)
+        return StreamingResponse(self._event_stream(q), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def _event_stream(self, q: asyncio.Queue):
+        """Server-sent events for one listener: all jobs first, then every change queued on ``q``
+        (a keep-alive comment every 15 s) until a ``None`` arrives."""
+        try:
+            jobs = [self.manager.public(j) for j in self.store.all()]
+            yield f"event: jobs\ndata: {json.dumps(jobs)}\n\n"
+            while True:
+                try:
+                    ev = await asyncio.wait_for(q.get(), timeout=15)
+                except asyncio.TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if ev is None:
+                    return
+                yield f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n"
+        finally:
+            self.subscribers.discard(q)
+
+    # ---------------------------------------------------------------------------- results
+    def _finished_job(self, request):
+        job = self.job_or_404(request.path_params["job_id"])
+        if job is None:
+            return None, _error(404, "no such job")
+        if job["state"] != J.DONE:
+            return None, _error(409, f"job is {job['state']}, not done")
+        return job, None
+
+    def _track_path(self, job, track):
+        """The file of a finished job's track ("mixture" or a source), or None."""
+        if track == "mixture":
+            return self.store.input_path(job)
+        return self.store.output_paths(job).get(track)
+
+    async def job_peaks(self, request):
+        job, err = self._finished_job(request)
+        if err:
+            return err
+        return FileResponse(self.store.peaks_path(job), media_type="application/json")
+
+    async def job_audio(self, request):
+        job, err = self._finished_job(request)
+        if err:
+            return err
+        track = request.path_params["track"]
+        path = self._track_path(job, track)
+        if path is None:
+            return _error(404, f"no track {track!r} in this job")
+        name = os.path.basename(path)
+        if request.query_params.get("download"):
+            return FileResponse(path, filename=name)
+        return FileResponse(path)
+
+    async def job_zip(self, request):
+        job, err = self._finished_job(request)
+        if err:
+            return err
+        outs = self.store.output_paths(job)
+        zpath = os.path.join(self.store.job_dir(job["id"]), "stems.zip")
+        if not os.path.isfile(zpath):
+            await run_in_threadpool(_write_zip, zpath, list(outs.values()))
+        base = os.path.splitext(job["name"])[0]
+        return FileResponse(zpath, filename=f"{base}_stems.zip", media_type="application/zip")
+
+    async def job_spectrogram(self, request):
+        job, err = self._finished_job(request)
+        if err:
+            return err
+        stem = request.path_params["stem"].removesuffix(".png")
+        src = self._track_path(job, stem)
+        if src is None:
+            return _error(404, f"no track {stem!r} in this job")
+        png = os.path.join(self.store.job_dir(job["id"]), f"spec_{stem}.png")
+        if not os.path.isfile(png):
+            try:
+                await run_in_threadpool(_write_spectrogram, src, png)
+            except MixinError as e:
+                return _error(400, e)
+        return FileResponse(png, media_type="image/png")
 
 
 def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = None,
@@ -142,218 +357,10 @@ def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = N
     if default_model not in model_dirs:
         raise MixinError(f"default model set {default_model!r} is not in {sorted(model_dirs)}")
     srv = Server(workdir, model_dirs, default_model, max_upload_mb)
-
-    # ---------------------------------------------------------------------------- pages
-    async def index(request):
-        return FileResponse(os.path.join(STATIC_DIR, "index.html"),
-                            headers={"Cache-Control": "no-store"})
-
-    async def config(request):
-        return JSONResponse({"version": __version__, "models": list(model_dirs),
-                             "default_model": default_model, "formats": list(J.FORMATS),
-                             "default_overlap": params.DEFAULT_OVERLAP,
-                             "max_upload_mb": max_upload_mb})
-
-    # ---------------------------------------------------------------------------- jobs
-    async def list_jobs(request):
-        return JSONResponse([srv.manager.public(j) for j in srv.store.all()])
-
-    async def get_job(request):
-        job = srv.job_or_404(request.path_params["job_id"])
-        if job is None:
-            return _error(404, "no such job")
-        return JSONResponse(srv.manager.public(job))
-
-    async def delete_job(request):
-        if request.headers.get("x-mixin") != "1":
-            return _error(403, "missing header X-Mixin: 1")
-        job_id = request.path_params["job_id"]
-        if srv.job_or_404(job_id) is None:
-            return _error(404, "no such job")
-        await run_in_threadpool(srv.manager.delete, job_id)
-        return JSONResponse({"deleted": job_id})
-
-    async def create_job(request):
-        if request.headers.get("x-mixin") != "1":
-            return _error(403, "missing header X-Mixin: 1")
-        q = request.query_params
-        raw_name = q.get("name", "")
-        try:
-            from ..chunks import hop_size
-
-            model = q.get("model") or default_model
-            if model not in model_dirs:
-                raise MixinError(f"unknown model set {model!r} (served: {', '.join(model_dirs)})")
-            fmt = (q.get("format") or "wav").lower()
-            if fmt not in J.FORMATS:
-                raise MixinError(f"format must be one of {', '.join(J.FORMATS)}, got {fmt!r}")
-            try:
-                overlap = float(q.get("overlap", params.DEFAULT_OVERLAP))
-            except ValueError:
-                raise MixinError(f"overlap must be a number, got {q.get('overlap')!r}") from None
-            hop_size(overlap)
-            instrumental = _bool(q.get("instrumental"), "instrumental")
-            if not raw_name.strip():
-                raise MixinError("the upload has no file name (?name=)")
-        except MixinError as e:
-            return _error(400, e)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > srv.max_upload:
-            return _error(413, f"{raw_name}: {int(length) / 2**20:.0f} MB is more than the "
-                               f"upload limit of {max_upload_mb:g} MB (--max-upload-mb)")
-        name = J.safe_filename(raw_name)
-        job_id = J.new_job_id()
-        job_dir = srv.store.job_dir(job_id)
-        in_dir = os.path.join(job_dir, "input")
-        os.makedirs(in_dir)
-        dest = os.path.join(in_dir, name)
-        part = dest + ".part"
-        size = 0
-        ok = False
-        try:
-            with open(part, "wb") as f:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > srv.max_upload:
-                        return _error(413, f"{raw_name}: larger than the upload limit of "
-                                           f"{max_upload_mb:g} MB (--max-upload-mb)")
-                    f.write(chunk)
-            if size == 0:
-                return _error(400, f"{raw_name}: empty file (0 bytes)")
-            os.replace(part, dest)
-            try:
-                from ..io import check_input
-
-                await run_in_threadpool(check_input, dest)
-            except MixinError as e:
-                msg = " ".join(str(e).split()).replace(dest, raw_name)
-                return _error(400, msg)
-            job = srv.manager.submit({"id": job_id, "name": name, "created": _now(),
-                                      "model": model, "instrumental": instrumental,
-                                      "overlap": overlap, "format": fmt, "size": size})
-            ok = True
-            return JSONResponse(srv.manager.public(job), status_code=201)
-        finally:
-            if not ok:
-                shutil.rmtree(job_dir, ignore_errors=True)
-
-    # ---------------------------------------------------------------------------- events
-    async def events(request):
-        q: asyncio.Queue = asyncio.Queue()
-        srv.loop = asyncio.get_running_loop()
-        srv.subscribers.add(q)
-
-        async def stream():
-            try:
-                jobs = [srv.manager.public(j) for j in srv.store.all()]
-                yield f"event: jobs\ndata: {json.dumps(jobs)}\n\n"
-                while True:
-                    try:
-                        ev = await asyncio.wait_for(q.get(), timeout=15)
-                    except asyncio.TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    if ev is None:
-                        return
-                    yield f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n"
-            finally:
-                srv.subscribers.discard(q)
-
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-    # ---------------------------------------------------------------------------- results
-    def finished_job(request):
-        job = srv.job_or_404(request.path_params["job_id"])
-        if job is None:
-            return None, _error(404, "no such job")
-        if job["state"] != J.DONE:
-            return None, _error(409, f"job is {job['state']}, not done")
-        return job, None
-
-    async def job_peaks(request):
-        job, err = finished_job(request)
-        if err:
-            return err
-        return FileResponse(srv.store.peaks_path(job), media_type="application/json")
-
-    def track_path(job, track):
-        """The file of a finished job's track ("mixture" or a source), or None."""
-        if track == "mixture":
-            return srv.store.input_path(job)
-        return srv.store.output_paths(job).get(track)
-
-    async def job_audio(request):
-        job, err = finished_job(request)
-        if err:
-            return err
-        track = request.path_params["track"]
-        path = track_path(job, track)
-        if path is None:
-            return _error(404, f"no track {track!r} in this job")
-        name = os.path.basename(path)
-        if request.query_params.get("download"):
-            return FileResponse(path, filename=name)
-        return FileResponse(path)
-
-    async def job_zip(request):
-        job, err = finished_job(request)
-        if err:
-            return err
-        outs = srv.store.output_paths(job)
-        zpath = os.path.join(srv.store.job_dir(job["id"]), "stems.zip")
-        if not os.path.isfile(zpath):
-            await run_in_threadpool(_write_zip, zpath, list(outs.values()))
-        base = os.path.splitext(job["name"])[0]
-        return FileResponse(zpath, filename=f"{base}_stems.zip", media_type="application/zip")
-
-    async def job_spectrogram(request):
-        job, err = finished_job(request)
-        if err:
-            return err
-        stem = request.path_params["stem"].removesuffix(".png")
-        src = track_path(job, stem)
-        if src is None:
-            return _error(404, f"no track {stem!r} in this job")
-        png = os.path.join(srv.store.job_dir(job["id"]), f"spec_{stem}.png")
-        if not os.path.isfile(png):
-            try:
-                await run_in_threadpool(_write_spectrogram, src, png)
-            except MixinError as e:
-                return _error(400, e)
-        return FileResponse(png, media_type="image/png")
-
-    # ---------------------------------------------------------------------------- app
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        srv.loop = asyncio.get_running_loop()
-        srv.manager.start()
-        try:
-            yield
-        finally:
-            for q in list(srv.subscribers):
-                q.put_nowait(None)
-            srv.manager.stop()
-            srv.store.close()
-
-    routes = [
-        Route("/", index),
-        Route("/api/config", config),
-        Route("/api/jobs", list_jobs, methods=["GET"]),
-        Route("/api/jobs", create_job, methods=["POST"]),
-        Route("/api/events", events),
-        Route("/api/jobs/{job_id}", get_job, methods=["GET"]),
-        Route("/api/jobs/{job_id}", delete_job, methods=["DELETE"]),
-        Route("/api/jobs/{job_id}/peaks", job_peaks),
-        Route("/api/jobs/{job_id}/audio/{track}", job_audio),
-        Route("/api/jobs/{job_id}/zip", job_zip),
-        Route("/api/jobs/{job_id}/spectrogram/{stem}", job_spectrogram),
-        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-    ]
     middleware = [Middleware(TokenMiddleware, token=token)]
     if allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=srv.routes(), middleware=middleware, lifespan=srv.lifespan)
     app.state.server = srv
     return app
 
