@@ -14,23 +14,25 @@ from .. import __version__
 from ..argtypes import ListAction, number, positive_float
 from ..backends import BACKENDS
 from ..errors import MixinError
+from . import script_parser
 
 log = logging.getLogger("mixin")
 
 
+#: What ``--help`` says ``mixin-eval`` does.
+DESCRIPTION = """\
+Separate the mixture (sum of the stems) of each song with every system and score harmonic (every
+stem but drums and vocals), percussive (drums) and vocal with BSS Eval v4 (museval, 1 s windows;
+median over windows per song, then median over songs). Systems: each --model-dir (default
+overlap and --no-overlap), the HPSS baseline (librosa's median-filtering HPSS; vocal by
+REPET-SIM) and the oracle NSGT soft mask from the true stems. Writes scores.json, songs.csv,
+medians.csv, medians.md and boxplot.png to OUTDIR. List flags take values separated by spaces or
+commas; give STEMS_DIR first (or end a list with --)."""
+
+
 def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of ``mixin-eval``."""
-    p = argparse.ArgumentParser(
-        prog=prog or _prog(),
-        description="Separate the mixture (sum of the stems) of each song with every system and "
-                    "score harmonic (every stem but drums and vocals), percussive (drums) and vocal "
-                    "with BSS Eval v4 (museval, 1 s windows; median over windows per song, then "
-                    "median over songs). Systems: each --model-dir (default overlap and "
-                    "--no-overlap), the HPSS baseline (librosa's median-filtering HPSS; vocal by "
-                    "REPET-SIM) and the oracle NSGT soft mask from the true stems. Writes "
-                    "scores.json, songs.csv, medians.csv, medians.md and boxplot.png to OUTDIR. "
-                    "List flags take values separated by spaces or commas; give STEMS_DIR first "
-                    "(or end a list with --).")
+    p = script_parser(prog, "eval_mixin.py", "mixin-eval", DESCRIPTION)
     p.add_argument("stems", nargs="*", metavar="STEMS_DIR",
                    help="a song folder (drums, vocals, bass/other as WAV/FLAC), a folder of song "
                         "folders, or a MUSDB18-HQ root")
@@ -118,12 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         print(f"wrote {', '.join(str(p) for p in paths)} ({results['time_s']:.0f} s)")
     return 0
-
-
-def _prog():
-    """``eval_mixin.py`` when run as the script, ``mixin-eval`` otherwise."""
-    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return "eval_mixin.py" if argv0 == "eval_mixin.py" else "mixin-eval"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Any, NoReturn
 
+from . import prog_name
+
 log = logging.getLogger("mixin")
 
 #: The stages, in the order they run.
@@ -36,12 +38,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {self.where}{message} (see --help)\n")
-
-
-def _prog():
-    """The name the user typed: ``mixin-train`` or ``train_util.py``."""
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return name if name in ("mixin-train", "train_util.py") else "train_util.py"
 
 
 def _group(p: _Parser, title: str, stages: tuple[str, ...]):
@@ -262,7 +258,7 @@ def _calibrate_and_export_flags(p: _Parser) -> None:
 
 def get_parser() -> argparse.ArgumentParser:
     """The argument parser of ``train_util.py`` / ``mixin-train``: one argument group per stage."""
-    p = _Parser(prog=_prog(), description=__doc__.split("\n\n")[0],
+    p = _Parser(prog=prog_name("mixin-train", "train_util.py"), description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog="Stages run in order: --render-stems, --prepare-stems, --create-hdf5, --train, "
                        "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train. "

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from .. import __version__, params
 from ..backends import BACKENDS
 from ..errors import MixinError
+from . import script_parser
 
 log = logging.getLogger("mixin")
 
@@ -38,15 +39,17 @@ FIELDS = {
 SAMPLE_FORMATS = ("float32", "pcm16", "pcm24")
 
 
+#: What ``--help`` says ``xtract-mixin`` does.
+DESCRIPTION = """\
+Separate songs into harmonic, percussive and vocal parts with MiXiN (Bark-scale NSGT +
+convolutional denoising autoencoders + soft masks). Writes OUTDIR/NAME_harmonic.wav,
+NAME_percussive.wav and NAME_vocal.wav for each input (see --filename), at the input's sample
+rate, length and channels."""
+
+
 def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of ``xtract-mixin``."""
-    p = argparse.ArgumentParser(
-        prog=prog or _prog(),
-        description="Separate songs into harmonic, percussive and vocal parts with MiXiN "
-                    "(Bark-scale NSGT + convolutional denoising autoencoders + soft masks). "
-                    "Writes OUTDIR/NAME_harmonic.wav, NAME_percussive.wav and NAME_vocal.wav "
-                    "for each input (see --filename), at the input's sample rate, length and "
-                    "channels.")
+    p = script_parser(prog, "xtract_mixin.py", "xtract-mixin", DESCRIPTION)
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="audio file(s) to separate (WAV, FLAC, OGG, MP3, ...; AAC/M4A, WMA and "
                         "video files through ffmpeg; any rate, any channels), or folders of them "
@@ -99,8 +102,7 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     b.add_argument("--input-list", metavar="FILE",
                    help="also separate the files listed in FILE, one path a line (relative to "
                         "FILE's folder; blank lines and lines starting with # skipped)")
-    b.add_argument("--recursive", action="store_true",
-                   help="a folder INPUT includes its subfolders")
+    b.add_argument("--recursive", action="store_true", help="a folder INPUT includes its subfolders")
     b.add_argument("--pattern", metavar="GLOB",
                    help="a folder INPUT gives its files matching GLOB, e.g. '*.flac' (default: "
                         "files with an audio extension)")
@@ -134,12 +136,6 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="print debugging information (TensorFlow's logs included)")
     p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
     return p
-
-
-def _prog():
-    """``xtract_mixin.py`` when run as the script, ``xtract-mixin`` otherwise."""
-    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return "xtract_mixin.py" if argv0 == "xtract_mixin.py" else "xtract-mixin"
 
 
 def check_template(template: str) -> str:
