@@ -77,6 +77,11 @@ def test_wheel_holds_the_package_models_and_scripts(wheel):
         assert f"mixin/pretrained/model_{s}.h5" in names
         assert f"mixin/pretrained/model_{s}.onnx" in names
     assert "mixin/pretrained/training.json" in names
+    for sub in (ROOT / "pretrained-models").iterdir():  # every other shipped set (a subfolder)
+        if sub.is_dir() and (sub / "model_harmonic.onnx").exists():
+            files = {f"mixin/pretrained/{sub.name}/{f.name}" for f in sub.iterdir()
+                     if f.name.startswith("model") or f.name == "training.json"}
+            assert files <= names, sorted(files - names)
     assert "mixin/cli/xtract.py" in names and "mixin/separation/separate.py" in names
     # every module of the checkout: pyproject.toml lists the subpackages one by one
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "mixin").rglob("*.py")}
