@@ -58,7 +58,8 @@ def test_xtract_list_models_and_model_choice(tmp_path, capsys):
     sf.write(song, np.zeros((44100, 2), np.float32), 44100)
     assert xtract.main([str(song), "--outdir", str(tmp_path / "o"), "-n", "nope"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: unknown model set 'nope' (installed: mixin; see --list-models, or give a "
+    installed = ", ".join(modelsets.installed_sets())
+    assert err == [f"error: unknown model set 'nope' (installed: {installed}; see --list-models, or give a "
                    "folder with --pretrained-model-dir)"]
     assert not (tmp_path / "o").exists()
     with pytest.raises(SystemExit) as e:
@@ -76,3 +77,35 @@ def test_eval_takes_installed_set_names():
     assert parse_model_spec("mixin") == ("mixin", shipped)  # even beside the mixin/ package folder
     assert parse_model_spec("ours=mixin") == ("ours", shipped)
     assert parse_model_spec("x=pretrained-models") == ("x", "pretrained-models")
+
+
+OTHER_SETS = [n for n in modelsets.installed_sets() if n != modelsets.DEFAULT_SET]
+
+
+@pytest.mark.parametrize("name", OTHER_SETS)
+def test_each_other_shipped_set_is_exported_exactly_and_separates(name, tmp_path):
+    """A shipped set beside the default: its .onnx files are the exporter's output for its .h5
+    files, both backends separate with it alike, and its record gives scores."""
+    import shutil
+
+    import numpy as np
+
+    from mixin.onnxexport import export_dir
+    from mixin.separation.separate import Separator
+
+    folder = modelsets.resolve(name)
+    d = modelsets.describe(folder)
+    assert d["architecture"] == M.read_model_spec(folder)["architecture"] and d["formats"] == ["h5", "onnx"]
+    assert set(d["scores"]) >= {"Sodium", "Potassium", "rendered test"}
+    for s in ("harmonic", "percussive", "vocal"):
+        shutil.copy(f"{folder}/model_{s}.h5", tmp_path)
+    shutil.copy(f"{folder}/model.json", tmp_path)
+    export_dir(tmp_path)
+    for s in ("harmonic", "percussive", "vocal"):
+        assert (tmp_path / f"model_{s}.onnx").read_bytes() == open(f"{folder}/model_{s}.onnx", "rb").read(), s
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((2 * 44100, 2))).astype(np.float32)
+    outs = {b: Separator(folder, backend=b).separate(x, 44100) for b in ("onnx", "tf")}
+    for s in ("harmonic", "percussive", "vocal"):
+        assert outs["onnx"][s].shape == x.shape and np.isfinite(outs["onnx"][s]).all()
+        assert np.abs(outs["onnx"][s] - outs["tf"][s]).max() < 1e-5, s

@@ -432,7 +432,10 @@ def test_cli_serves_and_stops(tmp_path):
     try:
         assert url.startswith("http://127.0.0.1:") and "token" not in url
         cfg = json.load(urllib.request.urlopen(url + "api/config", timeout=10))
-        assert cfg["models"] == ["mixin"] and cfg["max_upload_mb"] == 500
+        from mixin import modelsets
+
+        assert cfg["models"] == list(modelsets.installed_sets()) and cfg["max_upload_mb"] == 500
+        assert cfg["models"][0] == "mixin"
         assert "window.mixinPlayer" in urllib.request.urlopen(url + "static/app.js", timeout=10).read().decode()
     finally:
         _stop(p)
@@ -488,7 +491,10 @@ def test_model_sets(tmp_path):
     from mixin.cli.serve import model_sets
     from mixin.separation.separate import default_model_dir
 
-    assert model_sets("mixin") == ({"mixin": default_model_dir()}, "mixin")
+    from mixin.modelsets import installed_sets
+
+    installed = installed_sets()
+    assert model_sets("mixin") == (installed, "mixin") and installed["mixin"] == default_model_dir()
     sets, default = model_sets(str(ROOT / "pretrained-models"))
     assert default == "pretrained-models" and sets[default] == str(ROOT / "pretrained-models")
-    assert set(sets) == {"mixin", "pretrained-models"}
+    assert set(sets) == set(installed) | {"pretrained-models"}
