@@ -264,12 +264,14 @@ def test_train_mix_init_seed_sets_weights_not_examples(stem_root, tmp_path):
         MixTrainConfig(stem_dirs=[str(stem_root)], validation_songs=["x"], init_seed=-1).check()
 
     weights = {}
-    for name, extra in (("a", []), ("b", ["--init-seed", "0"]), ("c", ["--init-seed", "7"])):
+    for name, extra in (("a", []), ("c", ["--init-seed", "7"])):
         d = tmp_path / name
         assert train_util.main(_train_mix_args(stem_root, d, *extra) + ["--rounds", "1"]) == 0
         weights[name] = load_models(d / "logdir" / "rounds" / "001")["harmonic"].get_weights()
-    assert all(np.array_equal(u, v) for u, v in zip(weights["a"], weights["b"]))
     assert not all(np.allclose(u, v) for u, v in zip(weights["a"], weights["c"]))
+    # --init-seed equal to --seed (0) is run "a" itself: it resumes it (another identity is refused)
+    assert train_util.main(_train_mix_args(stem_root, tmp_path / "a", "--init-seed", "0")
+                           + ["--rounds", "1"]) == 0
     # the init seed is part of the resume identity
     assert train_util.main(_train_mix_args(stem_root, tmp_path / "c", "--init-seed", "8")
                            + ["--rounds", "2"]) == 1
