@@ -37,13 +37,11 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="a song folder (drums, vocals, bass/other as WAV/FLAC), a folder of song "
                         "folders, or a MUSDB18-HQ root")
     p.add_argument("--model-dir", action=ListAction, default=[], metavar="[LABEL=]DIR",
-                   help="MiXiN model directories or installed model sets (xtract-mixin "
-                        "--list-models) to evaluate; the label defaults to the folder's or set's "
-                        "name (default: the shipped set)")
+                   help="MiXiN model directories or installed model sets (xtract-mixin --list-models) to "
+                        "evaluate; the label defaults to the folder's or set's name (default: the shipped set)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="what runs the networks: onnx (ONNX Runtime), tf (TensorFlow, for .h5-only "
-                        "folders such as the original's weights) or auto (default: onnx when the "
-                        ".onnx files and onnxruntime are there)")
+                   help="what runs the networks: onnx (ONNX Runtime), tf (TensorFlow, for .h5-only folders such as the "
+                        "original's weights) or auto (default: onnx when the .onnx files and onnxruntime are there)")
     p.add_argument("--variants", choices=("both", "default", "no-overlap"), default="both",
                    help="MiXiN with the default chunk overlap, with the original's hard chunks "
                         "(no-overlap), or both (default)")
@@ -60,14 +58,10 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="downmix the stems to mono, as the original MiXiN (default: stereo)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="songs evaluated in parallel processes (default: 1)")
-    p.add_argument("--outdir", default="eval-results", metavar="DIR",
-                   help="output folder (default: eval-results)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace results already in OUTDIR (refused otherwise)")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="print errors and the table only (no per-song scores)")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="print debugging output and TensorFlow's logs")
+    p.add_argument("--outdir", default="eval-results", metavar="DIR", help="output folder (default: eval-results)")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in OUTDIR (refused otherwise)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors and the table only (no per-song scores)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print debugging output and TensorFlow's logs")
     p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
     return p
 

@@ -1,11 +1,7 @@
 """``train_util.py`` / ``mixin-train``: train MiXiN models from multitrack stems: prepare segments, build HDF5 datasets, train.
 
-The stages run in the order of :data:`STAGES` when combined: --render-stems, then the faithful path
-(--prepare-stems, --create-hdf5, --train) or --train-mix (examples mixed on the fly from the stem
-folders), then --calibrate, then --export-onnx (also done after every stage that saves models). Each flag belongs to the stages that use it (``--help`` groups them;
-a flag that none of the stages run uses is refused). ``--recipe FILE`` runs the steps of a JSON
-recipe (``pretrained-models/recipe.json``: the commands that made the shipped models); flags on
-the command line override the recipe's, and stage flags pick its steps.
+Stages run in the order of :data:`STAGES`; a flag that none of the stages run uses is refused;
+``--recipe FILE``: :func:`read_recipe`.
 """
 
 from __future__ import annotations
@@ -30,8 +26,8 @@ _MIXED = ("train-mix", "calibrate")  # the mixer's data flags: --calibrate on --
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit code 2), prefixed by ``where``
-    (the recipe step being read); ``used_by`` maps each dest to the stages that use it."""
+    """Errors: one line on stderr (exit 2), prefixed by ``where`` (the recipe step being read);
+    ``used_by``: dest -> the stages that use it."""
 
     where = ""
     used_by: dict[str, tuple[str, ...]]
@@ -66,10 +62,8 @@ def _common_and_render_flags(p: _Parser) -> None:
         help="replace existing renders / segments / HDF5 files / checkpoints and models of the "
              "stages run (otherwise they are refused, or training resumes)")
     add("--seed", type=nonneg_int, default=0,
-        help="seed of rendering, augmentation, song split, initial weights and batch order "
-             "(default: %(default)s)")
-    add("--data-dir", default="data", used_by=_DATA,
-        help="segments and HDF5 files (default: %(default)s)")
+        help="seed of rendering, augmentation, song split, initial weights and batch order (default: %(default)s)")
+    add("--data-dir", default="data", used_by=_DATA, help="segments and HDF5 files (default: %(default)s)")
     add("--model-dir", default="model", used_by=("train", "train-mix", "calibrate", "export-onnx"),
         help="trained models (default: %(default)s)")
     add("--logdir", default="logdir", used_by=_TRAINING,
@@ -79,8 +73,7 @@ def _common_and_render_flags(p: _Parser) -> None:
                  ("render-stems",))
     add("--render-stems", action="store_true", help="run this stage")
     add("--render-dir", metavar="DIR", default=None,
-        help="folder the song folders are written to (required; refused if not empty, unless "
-             "--overwrite)")
+        help="folder the song folders are written to (required; refused if not empty, unless --overwrite)")
     add("--songs", type=positive_int, default=None, metavar="N", help="number of songs (required)")
     add("--duration", type=positive_float, default=60.0, metavar="S",
         help="length of each song in seconds (default: %(default)s)")
@@ -91,12 +84,10 @@ def _common_and_render_flags(p: _Parser) -> None:
         help="folders of song stems whose vocals.* files give the vocal excerpts (default: none)")
     add("--jobs", type=positive_int, default=1, metavar="J",
         help="songs rendered in parallel processes (default: %(default)s)")
-    add("--groove-dir", metavar="DIR", default=None,
-        help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
+    add("--groove-dir", metavar="DIR", default=None, help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
     add("--render-profile", choices=("classic", "recorded"), default="classic",
-        help="classic: the renders the shipped models were trained on (default); recorded: drum "
-             "low end, cymbal level, drum-bus compression and vocal level spanning real records "
-             "(see --render-report)")
+        help="classic: the renders the shipped models were trained on (default); recorded: drum low end, "
+             "cymbal level, drum-bus compression and vocal level spanning real records (see --render-report)")
 
     add = _group(p, "--render-report: how realistic are song folders? Statistics per song and "
                     "per folder (drum low end, kick vs bass, cymbals, drum crest factor, vocal level)",
@@ -120,8 +111,7 @@ def _prepare_and_hdf5_flags(p: _Parser) -> None:
     add("--prepare-stems", action="store_true", help="run this stage")
     add("--stem-dirs", action=ListAction, metavar="DIR", default=None,
         used_by=("prepare-stems", "train-mix", "calibrate"),
-        help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout) "
-             "(--prepare-stems and --train-mix)")
+        help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout) (--prepare-stems and --train-mix)")
     add("--segment-duration", type=positive_float, default=30.0, metavar="S",
         help="segment length in seconds (default: %(default)s)")
     add("--segment-offset", type=nonneg_int, default=0, metavar="N",
@@ -140,15 +130,13 @@ def _prepare_and_hdf5_flags(p: _Parser) -> None:
         help="song folder names held out for validation (--prepare-stems: default a random 10 %% "
              "validation, 10 %% test split by song; --train-mix: required, they choose the checkpoint)")
     add("--test-songs", action=ListAction, default=None, metavar="NAME",
-        help="song folder names held out for testing (like --validation-songs, the random split "
-             "is then not used)")
+        help="song folder names held out for testing (like --validation-songs, the random split is then not used)")
 
     add = _group(p, "--create-hdf5: NSGT magnitudes of the segments, split by song", ("create-hdf5",))
     add("--create-hdf5", action="store_true", help="run this stage")
     add("--n-pool", type=positive_int, default=os.cpu_count() or 1, metavar="N",
         help="worker processes (default: %(default)s, the number of CPUs)")
-    add("--mono", action="store_true",
-        help="downmix each segment (as the original) instead of one example per channel")
+    add("--mono", action="store_true", help="downmix each segment (as the original) instead of one example per channel")
     add("--hdf5-storage", default=DEFAULT_STORAGE, choices=list(STORAGE),
         help="dtype and compression of the datasets (default: %(default)s, chosen by measurement: "
              "half the size of float32, no measurable cost)")
@@ -192,8 +180,7 @@ def _train_flags(p: _Parser) -> None:
     add("--train-mix", action="store_true", help="run this stage")
     add("--rounds", type=positive_int, default=30, metavar="N",
         help="at most N rounds of training + validation (default: %(default)s)")
-    add("--round-batches", type=positive_int, default=200, metavar="N",
-        help="batches per round (default: %(default)s)")
+    add("--round-batches", type=positive_int, default=200, metavar="N", help="batches per round (default: %(default)s)")
     add("--monitor-dirs", action=ListAction, default=[], metavar="DIR",
         help="extra validation song folders (e.g. rendered songs with held-out kits and "
              "instruments): scored every round and recorded, never used to choose")
@@ -205,8 +192,7 @@ def _train_flags(p: _Parser) -> None:
     add("--mix-dir-weights", used_by=_MIXED, action=ListAction, item=nonneg_float, default=None, metavar="W",
         help="probability weight of each --stem-dirs entry (default: by duration)")
     add("--mix-remix", used_by=_MIXED, type=probability, default=MixConfig.remix, metavar="P",
-        help="probability that an example's sources come from three different songs "
-             "(default: %(default)s)")
+        help="probability that an example's sources come from three different songs (default: %(default)s)")
     add("--mix-gain-db", used_by=_MIXED, type=nonneg_float, default=MixConfig.gain_db, metavar="DB",
         help="random gain per source in +-DB (default: %(default)s)")
     add("--mix-level-db", used_by=_MIXED, type=float, nargs=2, default=list(MixConfig.level_db), metavar=("LOW", "HIGH"),
@@ -227,12 +213,10 @@ def _train_flags(p: _Parser) -> None:
              "mixture's median-filtering HPSS estimates too), mixin-context (~1 s of time context), "
              "mixin-wide (twice the filters), mixin-plus (all three); recorded in model.json")
     add("--panel-dirs", action=ListAction, default=[], metavar="DIR",
-        help="rendered held-out song folders (--render-stems --split validation) that join the "
-             "--validation-songs in a panel: the round kept is the one whose SDR minus HPSS's, "
-             "median over every song and target, is highest")
+        help="rendered held-out song folders (--render-stems --split validation) that join the --validation-songs in a "
+             "panel: the round kept is the one whose SDR minus HPSS's, median over every song and target, is highest")
     add("--init-seed", type=nonneg_int, default=None, metavar="K",
-        help="seed of the initial weights only (default: --seed, which then sets only the stream "
-             "of training examples)")
+        help="seed of the initial weights only (default: --seed, which then sets only the stream of training examples)")
 
 
 def _calibrate_and_export_flags(p: _Parser) -> None:
@@ -251,9 +235,8 @@ def _calibrate_and_export_flags(p: _Parser) -> None:
     add = _group(p, "--export-onnx: the networks as ONNX files for the separator's onnx backend",
                  ("export-onnx",))
     add("--export-onnx", action="store_true",
-        help="write model_*.onnx beside the model_*.h5 files of --model-dir (done anyway after "
-             "training or calibrating; an existing .onnx of another .h5 is replaced only with "
-             "--overwrite)")
+        help="write model_*.onnx beside the model_*.h5 files of --model-dir (done anyway after training or "
+             "calibrating; an existing .onnx of another .h5 is replaced only with --overwrite)")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -264,8 +247,7 @@ def get_parser() -> argparse.ArgumentParser:
                        "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train. "
                        "List flags take values separated by spaces or commas.")
     p.used_by = {}
-    for add_flags in (_common_and_render_flags, _prepare_and_hdf5_flags, _train_flags,
-                      _calibrate_and_export_flags):
+    for add_flags in (_common_and_render_flags, _prepare_and_hdf5_flags, _train_flags, _calibrate_and_export_flags):
         add_flags(p)
     return p
 
@@ -451,14 +433,12 @@ def _run(args: argparse.Namespace) -> None:
     if args.prepare_stems:
         from mixin.training.stems import prepare_stems
 
-        summary = prepare_stems(args.stem_dirs, data_dir=args.data_dir,
-                                segment_duration=args.segment_duration,
+        summary = prepare_stems(args.stem_dirs, data_dir=args.data_dir, segment_duration=args.segment_duration,
                                 segment_offset=args.segment_offset, track_limit=args.track_limit,
-                                segment_limit=args.segment_limit, augment=args.augment,
-                                seed=args.seed, overwrite=args.overwrite,
-                                augment_gain_db=args.augment_gain_db,
-                                augment_segments=args.augment_segments,
-                                validation_songs=args.validation_songs, test_songs=args.test_songs)
+                                segment_limit=args.segment_limit, augment=args.augment, seed=args.seed,
+                                overwrite=args.overwrite, augment_gain_db=args.augment_gain_db,
+                                augment_segments=args.augment_segments, validation_songs=args.validation_songs,
+                                test_songs=args.test_songs)
         log.debug("prepare-stems: %s", summary)
     if args.create_hdf5:
         from mixin.training.hdf5 import create_hdf5

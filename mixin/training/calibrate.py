@@ -1,15 +1,8 @@
-"""``--calibrate``: the networks' output gains, fitted for the soft masks (a stage after training).
-
-The soft masks depend only on the ratios of the three estimates, and each network misjudges its
-source's level by its own amount. :func:`calibrate` fits one gain per network (percussive and
-vocal, relative to harmonic) minimising the squared error of the masked mixture magnitudes
-``M_s * |X|`` against the true ``|S_s|`` (a coarse then a fine grid in dB), and folds each gain
-into the network's last convolution, a ReLU (``relu(g * z) = g * relu(z)`` for ``g > 0``), so the
-calibrated files are ordinary MiXiN models. The chunks come from either data source: the ``v``
-segment folders of the real training songs of a prepared data dir (never a validation or test
-song, nor a remix), or examples mixed by :class:`mixin.training.mixing.Mixer` from the stem dirs
-of a :class:`~mixin.training.engine.TrainConfig` (its validation songs held out). Files and
-costs: docs/training.md, "--calibrate".
+"""``--calibrate`` (docs/training.md): one output gain per network (percussive and vocal, relative
+to harmonic) fitted for the soft masks, minimising the squared error of ``M_s * |X|`` against the
+true ``|S_s|``, folded into the last convolution, a ReLU (``relu(g * z) = g * relu(z)``, ``g > 0``),
+so the calibrated files are ordinary MiXiN models. Chunks: the real training songs' ``v`` segments
+of a prepared data dir, or examples of :class:`mixin.training.mixing.Mixer` (validation songs held out).
 """
 
 from __future__ import annotations
@@ -34,16 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mixin")
 
-#: Coarse grid of gains (dB): start, stop (inclusive), step; then a fine grid around the best.
-GRID_DB = (-24.0, 24.0, 6.0)
-FINE_DB = (3.0, 1.0)  # +- range, step
-
-#: Name of the record written beside the calibrated models.
-CALIBRATION_JSON = "calibration.json"
-
-#: The source whose scale is kept (the others' gains are relative to it).
-ANCHOR = "harmonic"
-
+GRID_DB = (-24.0, 24.0, 6.0)  #: coarse grid of gains (dB): start, stop (inclusive), step
+FINE_DB = (3.0, 1.0)  #: then a fine grid around the best: +- range, step
+CALIBRATION_JSON = "calibration.json"  #: the record written beside the calibrated models
+ANCHOR = "harmonic"  #: the source whose scale is kept (the others' gains are relative to it)
 UNCALIBRATED = "model_{}.uncalibrated.h5"
 
 
@@ -111,17 +98,12 @@ def fit_gains(powers: dict[str, np.ndarray], mix_mag: np.ndarray, targets: dict[
 
     base = err([0.0] * len(others))
     best = (base, (0.0,) * len(others))
-    for db in itertools.product(coarse, repeat=len(others)):
-        e = err(db)
-        if e < best[0]:
-            best = (e, db)
-    centre = best[1]
-    steps = np.arange(-fine[0], fine[0] + fine[1] / 2, fine[1])
-    for off in itertools.product(steps, repeat=len(others)):
-        db = tuple(c + o for c, o in zip(centre, off))
-        e = err(db)
-        if e < best[0]:
-            best = (e, db)
+    for steps in (coarse, np.arange(-fine[0], fine[0] + fine[1] / 2, fine[1])):
+        centre = best[1]  # 0 dB, then the best of the coarse grid
+        for off in itertools.product(steps, repeat=len(others)):
+            db = tuple(c + o for c, o in zip(centre, off))
+            if (e := err(db)) < best[0]:
+                best = (e, db)
     return {anchor: 0.0, **{s: float(d) for s, d in zip(others, best[1])}}, base, best[0]
 
 
@@ -159,8 +141,7 @@ def _read_chunks(chunks):
     cache_key, cache = None, None
     for i, (folder, k, c) in enumerate(chunks):
         if folder != cache_key:  # the folder's chunks [shape=(n_chunks, n_channels, CHUNK_SIZE)]
-            cache = {n: cut(audio.read_audio(layout.segment_file(folder, n))[0].T) for n in names}
-            cache_key = folder
+            cache_key, cache = folder, {n: cut(audio.read_audio(layout.segment_file(folder, n))[0].T) for n in names}
         for n in names:
             out[n][i] = cache[n][k, c]
     return out
@@ -197,12 +178,9 @@ def calibrate(data: str | os.PathLike | TrainConfig = "data", model_dir: str | o
               n_chunks: int = 128, seed: int = 0, overwrite: bool = False,
               batch_size: int = 8) -> dict[str, Any]:
     """Fit and fold the output gains of the three networks in ``model_dir`` on chunks of ``data``
-    (a prepared data dir, or a mix :class:`~mixin.training.engine.TrainConfig`). Returns the
-    record written to ``model_dir/calibration.json``.
-
-    Raises :class:`MixinError` if ``n_chunks`` is not a positive integer, a model file or the
-    data is missing, or ``model_dir`` is already calibrated and not ``overwrite``.
-    """
+    (a prepared data dir, or a mix :class:`~mixin.training.engine.TrainConfig`); returns the record
+    written to ``model_dir/calibration.json``. :class:`MixinError` if ``n_chunks`` is not a positive
+    integer, a model file or the data is missing, or ``model_dir`` is calibrated and not ``overwrite``."""
     from ..model import load_cdae, model_paths, save_cdae
     from ..onnxexport import export_after_save
     from ..separation.separate import Separator
@@ -211,8 +189,7 @@ def calibrate(data: str | os.PathLike | TrainConfig = "data", model_dir: str | o
     if int(n_chunks) != n_chunks or n_chunks < 1:
         raise MixinError(f"the number of calibration chunks must be a positive integer, got {n_chunks!r}")
     model_dir = Path(model_dir)
-    paths = model_paths(model_dir)
-    record_path = model_dir / CALIBRATION_JSON
+    paths, record_path = model_paths(model_dir), model_dir / CALIBRATION_JSON
     if record_path.exists() and not overwrite:
         raise MixinError(f"{model_dir} is already calibrated ({CALIBRATION_JSON}); use --overwrite "
                          "to calibrate again from the uncalibrated models")
@@ -246,17 +223,11 @@ def calibrate(data: str | os.PathLike | TrainConfig = "data", model_dir: str | o
     for s, p in paths.items():
         save_cdae(scale_output(models[s], 10 ** (gains_db[s] / 20)), p)
     export_after_save(paths.values())  # the .onnx of the calibrated models replace the old ones
-    record = {
-        "gains_db": gains_db,
-        "anchor": ANCHOR,
-        "mask_error": {"uncalibrated": before, "calibrated": after},
-        "n_chunks": len(mix_mag),
-        "seed": int(seed),
-        "songs": songs,
-        **({"stem_dirs": [str(d) for d in data.stem_dirs], "mix": data.mix.to_json()} if mixed
-           else {"data_dir": str(data)}),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "uncalibrated_models": {s: UNCALIBRATED.format(s) for s in paths},
-    }
+    record = {"gains_db": gains_db, "anchor": ANCHOR, "mask_error": {"uncalibrated": before, "calibrated": after},
+              "n_chunks": len(mix_mag), "seed": int(seed), "songs": songs,
+              **({"stem_dirs": [str(d) for d in data.stem_dirs], "mix": data.mix.to_json()} if mixed
+                 else {"data_dir": str(data)}),
+              "seconds": round(time.perf_counter() - t0, 1),
+              "uncalibrated_models": {s: UNCALIBRATED.format(s) for s in paths}}
     fileio.write_json(record_path, record)
     return record

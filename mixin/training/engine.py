@@ -1,12 +1,7 @@
-"""The training engine: one configuration and one loop for both data sources (docs/training.md).
-
-:class:`TrainConfig` holds every setting of ``--train`` and ``--train-mix``, checked once by
-:meth:`TrainConfig.check`. A *data source* builds or reloads a model and gives the loop its epochs
-and its validation: :class:`mixin.training.train.HDF5Source` (one network, from an HDF5 dataset,
-validated by its loss: ``--train``) and :class:`mixin.training.mixing.MixSource` (the three
-networks, examples mixed on the fly, validated by separating songs: ``--train-mix``, whose epochs
-are called rounds). :func:`fit` runs the epochs: validation after each, the best one kept, early
-stopping, a checkpoint and the state after each (so a re-run resumes), the history as CSV.
+"""The training engine (docs/training.md): :class:`TrainConfig`, every setting of ``--train`` and
+``--train-mix``, and :func:`fit`, the loop of both data sources (:class:`mixin.training.train.HDF5Source`,
+:class:`mixin.training.mixing.MixSource`): validation after each epoch, the best kept, early stopping,
+a checkpoint and the state after each (so a re-run resumes), the history as CSV.
 """
 
 from __future__ import annotations
@@ -31,15 +26,13 @@ from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 
-#: Loss functions a network can train with (the published models: MAE).
-LOSSES = ("mae", "mse")
+LOSSES = ("mae", "mse")  #: loss functions a network can train with (the published models: MAE)
 
 #: The measured best loss per network (docs/models.md): MAE for harmonic and percussive, MSE for
 #: vocal (with MAE the vocal network's ReLU output collapses to zero). The original: MAE.
 DEFAULT_LOSSES = {"harmonic": "mae", "percussive": "mae", "vocal": "mse"}
 
-#: The measured best learning rate (the original's, Keras' default 1e-3, measured much worse).
-DEFAULT_LEARNING_RATE = 1e-4
+DEFAULT_LEARNING_RATE = 1e-4  #: measured best (the original's, Keras' default 1e-3, much worse)
 
 
 def _check_int(name: str, v: object, lo: int, optional: bool = False) -> None:
@@ -157,23 +150,20 @@ class TrainConfig:
         """Raise :class:`MixinError` naming the first bad setting and its value; return self."""
         if self.data_source not in ("hdf5", "mix"):
             raise MixinError(f"data source must be hdf5 or mix, got {self.data_source!r}")
-        _check_int("--epochs", self.epochs, 1)
-        _check_int("--batch-size", self.batch_size, 1)
-        _check_int("--patience", self.patience, 0, optional=True)
-        _check_int("--seed", self.seed, 0)
-        _check_int("the init seed (--init-seed)", self.init_seed, 0, optional=True)
-        _check_int("--steps-per-epoch", self.steps_per_epoch, 1, optional=True)
-        _check_int("--eval-batches", self.eval_batches, 1, optional=True)
+        for name, v, lo, opt in (("--epochs", self.epochs, 1, False), ("--batch-size", self.batch_size, 1, False),
+                                 ("--patience", self.patience, 0, True), ("--seed", self.seed, 0, False),
+                                 ("the init seed (--init-seed)", self.init_seed, 0, True),
+                                 ("--steps-per-epoch", self.steps_per_epoch, 1, True),
+                                 ("--eval-batches", self.eval_batches, 1, True)):
+            _check_int(name, v, lo, optional=opt)
         if isinstance(self.sources, str):
             raise MixinError(f"sources must be a list of source names, got {self.sources!r}")
         if any(s not in params.SOURCES for s in self.sources) or not self.sources \
                 or len(set(self.sources)) != len(self.sources):
             raise MixinError(f"unknown, repeated or no sources {list(self.sources)!r}; choose "
                              f"from {', '.join(params.SOURCES)}")
-        if isinstance(self.loss, dict):
-            missing = [s for s in self.sources if s not in self.loss]
-            if missing:
-                raise MixinError(f"no loss given for {', '.join(missing)} (loss {self.loss!r})")
+        if isinstance(self.loss, dict) and (missing := [s for s in self.sources if s not in self.loss]):
+            raise MixinError(f"no loss given for {', '.join(missing)} (loss {self.loss!r})")
         for s in self.sources:
             if self.loss_of(s) not in LOSSES:
                 raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss_of(s)!r} "
@@ -198,9 +188,8 @@ class TrainConfig:
         if self.init_model_dir and self.arch != "mixin":
             raise MixinError("--init-model-dir starts from published-architecture models; "
                              f"it does not combine with --arch {self.arch}")
-        for d in list(self.stem_dirs) + list(self.monitor_dirs) + list(self.panel_dirs):
-            if not os.path.isdir(d):
-                raise MixinError(f"stem directory not found: {d}")
+        if bad := [d for d in [*self.stem_dirs, *self.monitor_dirs, *self.panel_dirs] if not os.path.isdir(d)]:
+            raise MixinError(f"stem directory not found: {bad[0]}")
         _check_int("--mix-workers", self.workers, 0)
         _check_range("--validation-duration", self.validation_duration, 2.0, 600.0)
         if self.mix.dir_weights is not None and len(self.mix.dir_weights) != len(self.stem_dirs):
@@ -278,17 +267,16 @@ def plot_curves(png: str | os.PathLike, x: Sequence[float], series: Sequence[tup
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 4.5) if len(series) > 2 else (6, 4), dpi=100)
+    many = len(series) > 2
+    fig = Figure(figsize=(8, 4.5) if many else (6, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for label, y, style in series:
         ax.plot(x, y, label=label, **style)
     if title:
         ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7 if len(series) > 2 else None, ncol=2 if len(series) > 2 else 1)
+    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7 if many else None, ncol=2 if many else 1)
     fig.tight_layout()
     with fileio.atomic_open(png, "wb") as f:
         fig.savefig(f, format="png")

@@ -1,16 +1,8 @@
-"""``--train-mix``: examples mixed on the fly from stem folders, and the data source that trains on them.
-
-:class:`Mixer` draws each example from the stems themselves (no HDF5 on disk): one 44032-sample
-chunk per source, from one song or from three (``remix``), with random gains, EQ, speed, silence
-and level (:class:`~mixin.training.engine.MixConfig`; docs/training.md, "--train-mix"). Songs are
-folders of stems classed by :func:`mixin.songs.classify`, at 44.1 kHz; a song may lack vocals.
-Example ``i`` depends only on (catalogue, config, seed, i) and batch ``b`` holds examples
-``b*B .. (b+1)*B-1``, so a resumed run sees the examples an uninterrupted one would. A batch is
-``x`` float32 [shape=(B, 96, 1948, C)] and three targets float32 [shape=(B, 96, 1948, 1)].
-
-:class:`MixSource` trains the three networks together on them, round by round, through
-:func:`mixin.training.engine.fit`, keeping the round that separates the validation songs best;
-:func:`train_mix` is the stage.
+"""``--train-mix`` (docs/training.md): :class:`Mixer` mixes examples on the fly from stem folders
+(44.1 kHz; a song may lack vocals), :class:`MixSource` trains the three networks on them through
+:func:`mixin.training.engine.fit`, :func:`train_mix` is the stage. Example ``i`` depends only on
+(catalogue, config, seed, i) and batch ``b`` holds examples ``b*B .. (b+1)*B-1``, so a resumed run
+sees the examples an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -43,10 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mixin")
 
-#: Activity is measured on windows of this many samples (one second).
-ACTIVITY_WINDOW = params.SAMPLE_RATE
-
-
+ACTIVITY_WINDOW = params.SAMPLE_RATE  #: activity is measured per second
 CATALOGUE_VERSION = 1
 STATE_VERSION = 1
 
@@ -94,7 +83,6 @@ def _activity(paths, frames):
 def _probe_song(args):
     folder, names, group = args
     from ..io import sound_info
-
     from ..songs import song_files
 
     files = song_files(folder)
@@ -155,9 +143,8 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
     from .hdf5 import ordered_map
 
     songs = list(ordered_map(_probe_song, tasks, jobs if jobs > 1 and len(tasks) > 1 else 0))
-    skipped = [t[0] for t, s in zip(tasks, songs) if s is None]
-    for s in skipped:
-        log.warning("skipped %s: no drums or harmonic stems, or shorter than one chunk", s)
+    for t in (t for t, s in zip(tasks, songs) if s is None):
+        log.warning("skipped %s: no drums or harmonic stems, or shorter than one chunk", t[0])
     songs = [s for s in songs if s is not None]
     if not songs:
         raise MixinError("no usable training songs (each needs drums or harmonic stems, >= 1 s)")
@@ -185,9 +172,8 @@ class Mixer:
         self.groups = groups
         self.group_p = w / w.sum()
         self.group_songs = {g: [i for i, s in enumerate(self.songs) if s.group == g] for g in groups}
-        self.group_song_p = {g: np.array([self.songs[i].frames for i in idx], float)
+        self.group_song_p = {g: (p := np.array([self.songs[i].frames for i in idx], float)) / p.sum()
                              for g, idx in self.group_songs.items()}
-        self.group_song_p = {g: p / p.sum() for g, p in self.group_song_p.items()}
         self._nsgt, self._files = None, {}
 
     def __getstate__(self):  # open files stay in their process
@@ -319,8 +305,7 @@ class Mixer:
             # play ``speed`` times faster: resample from rate*speed to rate
             x = soxr.resample(x, params.SAMPLE_RATE * draw["speed"], params.SAMPLE_RATE, "HQ")
         y = np.zeros(params.CHUNK_SIZE, np.float32)
-        n = min(len(x), params.CHUNK_SIZE)
-        y[:n] = x[:n]
+        y[:min(len(x), params.CHUNK_SIZE)] = x[:params.CHUNK_SIZE]
         return y
 
     def batch(self, b: int, batch_size: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
@@ -332,9 +317,10 @@ class Mixer:
         are applied to the sources' coefficients (the mixture is the sum of the sources' scaled
         coefficients, exactly as if the scaled signals had been transformed).
         """
-        if self._nsgt is None:
-            from ..nsgt import get_nsgt
+        from ..model import network_input
+        from ..nsgt import get_nsgt
 
+        if self._nsgt is None:
             self._nsgt = get_nsgt()
         idx = range(b * batch_size, (b + 1) * batch_size)
         v = self.config.variants
@@ -363,12 +349,11 @@ class Mixer:
             # of signal energy, within about +-1 dB for music): scale everything to the target
             ms = float(power.sum()) / (COEF_ENERGY * params.CHUNK_SIZE)
             if var["level"] is not None and ms > 1e-12:
-                g *= np.float32(10.0 ** ((var["level"] - 10.0 * np.log10(ms)) / 20.0))
-                power *= np.float32(10.0 ** ((var["level"] - 10.0 * np.log10(ms)) / 10.0))
+                db = var["level"] - 10.0 * np.log10(ms)
+                g *= np.float32(10.0 ** (db / 20.0))
+                power *= np.float32(10.0 ** (db / 10.0))
             np.multiply(mags[d], g[:, :, None], out=src[k])
             np.sqrt(power, out=mix[k])
-        from ..model import network_input
-
         return (network_input(mix, self.inputs),
                 tuple(src[:, j, ..., None] for j in range(len(params.SOURCES))))
 
@@ -405,8 +390,8 @@ class BatchStream:
 
     def __exit__(self, *exc):
         if self._it is not None:
-            self._it.close()
-            self._it = None
+            self._it, it = None, self._it
+            it.close()
 
     def get(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """The next batch (x, (y_h, y_p, y_v)) as float32."""
@@ -455,13 +440,12 @@ def score_songs(separator: Separator, songs: Iterable[ValSong]) -> dict[str, dic
 
 def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Median over songs per source (NaNs left out) and their mean (the selection score)."""
-    med = {}
-    for s in params.SOURCES:
-        v = [sc[s] for sc in scores.values() if np.isfinite(sc[s])]
-        med[s] = float(np.median(v)) if v else float("nan")
-    finite = [v for v in med.values() if np.isfinite(v)]
-    med["mean"] = float(np.mean(finite)) if finite else float("nan")
-    return med
+    def mid(v, f=np.median):
+        v = [x for x in v if np.isfinite(x)]
+        return float(f(v)) if v else float("nan")
+
+    med = {s: mid(sc[s] for sc in scores.values()) for s in params.SOURCES}
+    return dict(med, mean=mid(med.values(), np.mean))
 
 
 def build_joint(losses: Mapping[str, str], learning_rate: float,
@@ -548,8 +532,7 @@ class MixSource:
         for _ in range(cfg.steps_per_epoch):
             x, ys = self.stream.get()
             sums += _per_source_losses(joint.train_on_batch(x, list(ys), return_dict=True))
-            if self.bar is not None:
-                self.bar.update(1)
+            self.bar.update(1)
         state["batches"] += cfg.steps_per_epoch
         return dict(batches=state["batches"], examples=state["batches"] * cfg.batch_size,
                     examples_per_s=cfg.steps_per_epoch * cfg.batch_size / (time.perf_counter() - t0),
@@ -573,10 +556,9 @@ class MixSource:
         return out
 
     def save(self, joint: keras.Model, row: dict[str, Any], improved: bool) -> None:
-        if row["round"] > 0:
-            _save_models(self.nets, self.paths["rounds"] / f"{row['round']:03d}", self.cfg.arch)
-        if improved:
-            _save_models(self.nets, self.paths["best"], self.cfg.arch)
+        for folder in ([self.paths["rounds"] / f"{row['round']:03d}"] if row["round"] > 0 else []) + \
+                ([self.paths["best"]] if improved else []):
+            _save_models(self.nets, folder, self.cfg.arch)
 
     def report(self, row: dict[str, Any], improved: bool) -> None:
         if row["round"] == 0:
@@ -616,8 +598,7 @@ def _open_state(cfg, p, final):
         for k in ("last", "state", "history"):
             p[k].unlink(missing_ok=True)
         for k in ("best", "rounds"):
-            if p[k].exists():
-                shutil.rmtree(p[k])
+            shutil.rmtree(p[k], ignore_errors=True)
         return None
     if not p["state"].exists():
         existing = [str(f) for f in final.values() if f.exists()]
@@ -676,8 +657,8 @@ def train_mix(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     cfg.check()
     p = _paths(cfg)
-    os.makedirs(cfg.logdir, exist_ok=True)
-    os.makedirs(cfg.model_dir, exist_ok=True)
+    for d in (cfg.logdir, cfg.model_dir):
+        os.makedirs(d, exist_ok=True)
     final = {s: Path(cfg.model_dir) / params.MODEL_FILES[s] for s in params.SOURCES}
     state = _open_state(cfg, p, final)
     songs, select, monitor, panel = _validation_sets(cfg, p)
@@ -700,16 +681,13 @@ def train_mix(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if state["rounds"] == 0 and not state["history"]:  # the initial networks: a candidate if given
         end_epoch(src, joint, state, dict(round=0, batches=0, examples=0, seconds=0.0,
                                           examples_per_s=float("nan")), candidate=bool(cfg.init_model_dir))
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        src.bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, initial=state["batches"], unit="batch",
-                       dynamic_ncols=True, leave=False)
+    src.bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, initial=state["batches"], unit="batch",
+                   dynamic_ncols=True, leave=False, disable=not progress)
     mixer = Mixer(songs, cfg.mix, seed=cfg.seed, inputs=inputs)
-    with BatchStream(mixer, cfg.batch_size, start=state["batches"], workers=cfg.workers) as src.stream:
+    with src.bar, BatchStream(mixer, cfg.batch_size, start=state["batches"], workers=cfg.workers) as src.stream:
         fit(src, joint, state, cfg.epochs, cfg.patience)
-    if src.bar is not None:
-        src.bar.close()
     if state["best"] is None:
         raise MixinError("no round was trained (rounds done already?)")
     for s in params.SOURCES:
