@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from .. import __version__
@@ -15,6 +14,7 @@ from ..argtypes import ListAction, number, positive_float
 from ..backends import BACKENDS
 from ..errors import MixinError
 from . import script_parser
+from .train import _setup_logging
 
 log = logging.getLogger("mixin")
 
@@ -49,7 +49,7 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-oracle", action="store_true", help="leave out the oracle soft mask")
     p.add_argument("--songs", action=ListAction, default=[], metavar="NAME",
                    help="evaluate only these songs (folder names)")
-    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
+    p.add_argument("--duration", type=positive_float, metavar="S",
                    help="score an excerpt of S seconds of each song (default: whole songs)")
     p.add_argument("--offset", type=number(float, 0, allow=("auto",)), default="auto", metavar="S|auto",
                    help="excerpt start in seconds; 'auto' (default) picks the excerpt in which "
@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.stems:  # e.g. "--songs A B STEMS": the list flag took the folder too
         parser.error("give STEMS_DIR first (a list flag such as --songs takes every value after it, "
                      "or end the list with --)")
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: quiet
-    log.setLevel(level)
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
+    _setup_logging(args.quiet, args.verbose)
     try:
         from ..evaluation import evaluate
         from ..backends import choose

@@ -55,7 +55,7 @@ def _common_and_render_flags(p: _Parser) -> None:
     add("--version", action="version", version=f"MiXiN {__version__}")
     add("-q", "--quiet", action="store_true", help="only warnings and errors")
     add("-v", "--verbose", action="store_true", help="debug messages (and TensorFlow's)")
-    add("--recipe", metavar="FILE", default=None,
+    add("--recipe", metavar="FILE",
         help="run the steps of a JSON recipe, e.g. pretrained-models/recipe.json (the shipped "
              "models' commands); flags given here override the recipe's, stage flags pick steps")
     add("--overwrite", action="store_true",
@@ -72,19 +72,19 @@ def _common_and_render_flags(p: _Parser) -> None:
     add = _group(p, "--render-stems: render multitrack songs (drums, bass, other, vocals) to train on",
                  ("render-stems",))
     add("--render-stems", action="store_true", help="run this stage")
-    add("--render-dir", metavar="DIR", default=None,
+    add("--render-dir", metavar="DIR",
         help="folder the song folders are written to (required; refused if not empty, unless --overwrite)")
-    add("--songs", type=positive_int, default=None, metavar="N", help="number of songs (required)")
+    add("--songs", type=positive_int, metavar="N", help="number of songs (required)")
     add("--duration", type=positive_float, default=60.0, metavar="S",
         help="length of each song in seconds (default: %(default)s)")
     add("--split", choices=("train", "validation", "test"), default="train",
         help="Groove MIDI split and kit pool: training kits for train, held-out kits and "
              "SoundFonts for validation / test (default: %(default)s)")
-    add("--vocal-dirs", action=ListAction, metavar="DIR", default=None,
+    add("--vocal-dirs", action=ListAction, metavar="DIR",
         help="folders of song stems whose vocals.* files give the vocal excerpts (default: none)")
     add("--jobs", type=positive_int, default=1, metavar="J",
         help="songs rendered in parallel processes (default: %(default)s)")
-    add("--groove-dir", metavar="DIR", default=None, help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
+    add("--groove-dir", metavar="DIR", help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
     add("--render-profile", choices=("classic", "recorded"), default="classic",
         help="classic: the renders the shipped models were trained on (default); recorded: drum low end, "
              "cymbal level, drum-bus compression and vocal level spanning real records (see --render-report)")
@@ -92,11 +92,10 @@ def _common_and_render_flags(p: _Parser) -> None:
     add = _group(p, "--render-report: how realistic are song folders? Statistics per song and "
                     "per folder (drum low end, kick vs bass, cymbals, drum crest factor, vocal level)",
                  ("render-report",))
-    add("--render-report", action=ListAction, metavar="DIR", default=None,
+    add("--render-report", action=ListAction, metavar="DIR",
         help="folders of song folders (rendered or real), one column each")
-    add("--report-songs", type=positive_int, default=None, metavar="N",
-        help="at most N songs per folder (default: all)")
-    add("--report-json", metavar="FILE", default=None,
+    add("--report-songs", type=positive_int, metavar="N", help="at most N songs per folder (default: all)")
+    add("--report-json", metavar="FILE",
         help="also write every song's statistics as JSON (refused if FILE exists, unless --overwrite)")
 
 
@@ -109,27 +108,24 @@ def _prepare_and_hdf5_flags(p: _Parser) -> None:
 
     add = _group(p, "--prepare-stems: cut stem folders into training segments", ("prepare-stems",))
     add("--prepare-stems", action="store_true", help="run this stage")
-    add("--stem-dirs", action=ListAction, metavar="DIR", default=None,
-        used_by=("prepare-stems", "train-mix", "calibrate"),
+    add("--stem-dirs", action=ListAction, metavar="DIR", used_by=("prepare-stems", "train-mix", "calibrate"),
         help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout) (--prepare-stems and --train-mix)")
     add("--segment-duration", type=positive_float, default=30.0, metavar="S",
         help="segment length in seconds (default: %(default)s)")
     add("--segment-offset", type=nonneg_int, default=0, metavar="N",
         help="skip the first N segments of each song (default: %(default)s)")
     add("--track-limit", type=int, default=-1, metavar="N", help="use at most N songs (-1 = all, the default)")
-    add("--segment-limit", type=positive_int, default=None, metavar="N",
-        help="at most N segments per song (default: all)")
+    add("--segment-limit", type=positive_int, metavar="N", help="at most N segments per song (default: all)")
     add("--augment", type=nonneg_int, default=0, metavar="N",
         help="add N remixed songs (stems of different training songs, random gains) (default: %(default)s)")
     add("--augment-gain-db", type=nonneg_float, default=AUGMENT_GAIN_DB, metavar="DB",
         help="remixed stems get a random gain in +-DB (default: %(default)s)")
-    add("--augment-segments", type=positive_int, default=None, metavar="N",
+    add("--augment-segments", type=positive_int, metavar="N",
         help="at most N segments per remix (default: as long as its shortest source)")
-    add("--validation-songs", action=ListAction, default=None, metavar="NAME",
-        used_by=("prepare-stems", "train-mix", "calibrate"),
-        help="song folder names held out for validation (--prepare-stems: default a random 10 %% "
-             "validation, 10 %% test split by song; --train-mix: required, they choose the checkpoint)")
-    add("--test-songs", action=ListAction, default=None, metavar="NAME",
+    add("--validation-songs", action=ListAction, metavar="NAME", used_by=("prepare-stems", "train-mix", "calibrate"),
+        help="song folder names held out for validation (--prepare-stems: default a random 10 %% validation, 10 %% "
+             "test split by song; --train-mix: required, they choose the checkpoint)")
+    add("--test-songs", action=ListAction, metavar="NAME",
         help="song folder names held out for testing (like --validation-songs, the random split is then not used)")
 
     add = _group(p, "--create-hdf5: NSGT magnitudes of the segments, split by song", ("create-hdf5",))
@@ -156,18 +152,18 @@ def _train_flags(p: _Parser) -> None:
     add("--train", action="store_true", help="run this stage")
     add("--plot-training", action="store_true", help="write loss and MAE curves as PNG beside the models")
     add("--epochs", type=positive_int, default=100, help="at most N epochs (default: %(default)s)")
-    add("--steps-per-epoch", type=positive_int, default=None, metavar="N",
+    add("--steps-per-epoch", type=positive_int, metavar="N",
         help="batches per epoch (default: one pass over the training examples)")
-    add("--eval-batches", type=positive_int, default=None, metavar="N",
+    add("--eval-batches", type=positive_int, metavar="N",
         help="score the training MAE on N shuffled batches (default: all)")
-    add("--batch-size", type=positive_int, default=None, metavar="N", used_by=_TRAINING,
+    add("--batch-size", type=positive_int, metavar="N", used_by=_TRAINING,
         help="(both) examples per batch (default: 64 for --train, 16 for --train-mix)")
-    add("--patience", type=nonneg_int, default=None, metavar="N", used_by=_TRAINING,
+    add("--patience", type=nonneg_int, metavar="N", used_by=_TRAINING,
         help="(both) stop after N epochs (--train; default 2) or N rounds (--train-mix; default "
              "0 = never) without improvement")
-    add("--learning-rate", type=positive_float, default=None, metavar="LR", used_by=_TRAINING,
+    add("--learning-rate", type=positive_float, metavar="LR", used_by=_TRAINING,
         help="(both) Adam learning rate (default: 1e-4, the measured best; the original: 1e-3)")
-    add("--loss", choices=("mae", "mse"), default=None, used_by=_TRAINING,
+    add("--loss", choices=("mae", "mse"), used_by=_TRAINING,
         help="(both) one loss for every network (default: the measured best per network, MAE for "
              "harmonic and percussive and MSE for vocal)")
     add("--original-settings", action="store_true", used_by=_TRAINING,
@@ -189,7 +185,7 @@ def _train_flags(p: _Parser) -> None:
              "excerpt where all sources are most active)")
     add("--mix-workers", type=nonneg_int, default=1, metavar="N",
         help="processes computing examples (default: %(default)s; 0 = in the trainer)")
-    add("--mix-dir-weights", used_by=_MIXED, action=ListAction, item=nonneg_float, default=None, metavar="W",
+    add("--mix-dir-weights", used_by=_MIXED, action=ListAction, item=nonneg_float, metavar="W",
         help="probability weight of each --stem-dirs entry (default: by duration)")
     add("--mix-remix", used_by=_MIXED, type=probability, default=MixConfig.remix, metavar="P",
         help="probability that an example's sources come from three different songs (default: %(default)s)")
@@ -206,7 +202,7 @@ def _train_flags(p: _Parser) -> None:
         help="probability of a speed change (pitch and tempo) (default: %(default)s)")
     add("--mix-shift-semitones", used_by=_MIXED, type=nonneg_float, default=MixConfig.shift_semitones, metavar="ST",
         help="largest speed change in semitones (default: %(default)s)")
-    add("--init-model-dir", default=None, metavar="DIR",
+    add("--init-model-dir", metavar="DIR",
         help="start from the three models in DIR (e.g. the shipped ones) instead of random weights")
     add("--arch", default="mixin", metavar="NAME", used_by=("train-mix",),
         help="network architecture: mixin (the published CDAE, default), mixin-hpss (fed the "
@@ -215,7 +211,7 @@ def _train_flags(p: _Parser) -> None:
     add("--panel-dirs", action=ListAction, default=[], metavar="DIR",
         help="rendered held-out song folders (--render-stems --split validation) that join the --validation-songs in a "
              "panel: the round kept is the one whose SDR minus HPSS's, median over every song and target, is highest")
-    add("--init-seed", type=nonneg_int, default=None, metavar="K",
+    add("--init-seed", type=nonneg_int, metavar="K",
         help="seed of the initial weights only (default: --seed, which then sets only the stream of training examples)")
 
 

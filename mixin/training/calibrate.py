@@ -35,8 +35,7 @@ UNCALIBRATED = "model_{}.uncalibrated.h5"
 
 
 def last_conv(model: keras.Model) -> keras.layers.Conv2D:
-    """The model's last Conv2D layer (the 1x1 ReLU output layer of the CDAE). Raises
-    :class:`MixinError` if there is none or its activation is not a ReLU."""
+    """The model's last Conv2D layer (the CDAE's 1x1 ReLU output); :class:`MixinError` if none or not ReLU."""
     convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     if not convs:
         raise MixinError(f"model {model.name} has no Conv2D layer to calibrate")
@@ -61,12 +60,9 @@ def scale_output(model: keras.Model, gain: float) -> keras.Model:
 def mask_error(powers: dict[str, np.ndarray], mix_mag: np.ndarray, targets: dict[str, np.ndarray],
                gains: dict[str, float], block: int = 8) -> float:
     """Sum over sources of ||M_s * |X| - |S_s|||^2, where M_s are the soft masks
-    (:func:`mixin.masks.soft_masks`) of the estimates' powers scaled by ``gains`` (amplitude
-    gains; powers scale by their squares). Computed ``block`` chunks at a time: the masks take
-    the memory of ``block`` chunks, however many chunks there are.
-
-    powers, targets : dict source -> float32 [shape=(n, rows, cols)]; mix_mag : same shape.
-    """
+    (:func:`mixin.masks.soft_masks`) of the estimates' powers scaled by ``gains`` (amplitude gains),
+    computed ``block`` chunks at a time (the masks' memory). powers, targets : dict source -> float32
+    [shape=(n, rows, cols)]; mix_mag : same shape."""
     from ..masks import soft_masks
 
     g2 = {s: np.float32(gains[s] ** 2) for s in powers}
@@ -84,11 +80,8 @@ def mask_error(powers: dict[str, np.ndarray], mix_mag: np.ndarray, targets: dict
 def fit_gains(powers: dict[str, np.ndarray], mix_mag: np.ndarray, targets: dict[str, np.ndarray],
               anchor: str = ANCHOR, grid: tuple[float, float, float] = GRID_DB,
               fine: tuple[float, float] = FINE_DB) -> tuple[dict[str, float], float, float]:
-    """Gains (dB) of the non-anchor sources minimising :func:`mask_error` (coarse, then fine grid).
-
-    Arrays as in :func:`mask_error`. Returns (gains_db dict source -> dB, the anchor's 0.0
-    included; error at 0 dB; error at the fit).
-    """
+    """Gains (dB) of the non-anchor sources minimising :func:`mask_error` (coarse, then fine grid), arrays
+    as there: (gains_db dict source -> dB, the anchor's 0.0 included; error at 0 dB; error at the fit)."""
     others = [s for s in powers if s != anchor]
     coarse = np.arange(grid[0], grid[1] + grid[2] / 2, grid[2])
 
@@ -194,14 +187,11 @@ def calibrate(data: str | os.PathLike | TrainConfig = "data", model_dir: str | o
         raise MixinError(f"{model_dir} is already calibrated ({CALIBRATION_JSON}); use --overwrite "
                          "to calibrate again from the uncalibrated models")
     again = record_path.exists()  # calibrate again from the kept uncalibrated models
-    sources = {}
-    for s, p in paths.items():
-        src = model_dir / UNCALIBRATED.format(s) if again else Path(p)
-        if not src.is_file():
-            why = ("the uncalibrated model of an earlier calibration is gone" if again else
-                   "calibration needs all three models in one directory")
-            raise MixinError(f"model file not found: {src} ({why})")
-        sources[s] = src
+    sources = {s: model_dir / UNCALIBRATED.format(s) if again else Path(p) for s, p in paths.items()}
+    if missing := [p for p in sources.values() if not p.is_file()]:
+        why = ("the uncalibrated model of an earlier calibration is gone" if again else
+               "calibration needs all three models in one directory")
+        raise MixinError(f"model file not found: {missing[0]} ({why})")
     mixed = isinstance(data, TrainConfig)
     mix_mag, targets, songs = (_mixed_chunks if mixed else _segment_chunks)(data, int(n_chunks), seed, batch_size)
     models = {s: load_cdae(p) for s, p in sources.items()}

@@ -50,16 +50,10 @@ def _check_range(name: str, v: object, lo: float, hi: float) -> None:
 
 @dataclass
 class MixConfig:
-    """How the mixer draws examples (recorded with the training state; docs/training.md).
-
-    remix: probability that the three sources come from three different songs; gain_db: a gain
-    per source uniform in +-gain_db; level_db: the mixture's RMS level uniform in [low, high] dBFS
-    (None: the stems' own); eq_db: a random EQ curve per source (tilt + two bumps, +-eq_db);
-    shift: probability of a speed change of up to +-shift_semitones; silence: probability that a
-    source is silenced; active: probability that a remixed chunk is drawn among its source's
-    active seconds; dir_weights: probability of each stem dir (None: by duration); variants:
-    consecutive examples sharing one draw of audio (each with its own gains, EQ, silences, level).
-    """
+    """How the mixer draws examples (recorded with the training state): the ``--mix-*`` flags
+    (docs/training.md; level_db None: the stems' own level) and silence: probability that a source is
+    silenced; active: that a chunk is drawn among its source's active seconds; variants: consecutive
+    examples sharing one draw of audio (each with its own gains, EQ, silences, level)."""
 
     remix: float = 0.5
     gain_db: float = 6.0
@@ -98,12 +92,8 @@ class MixConfig:
 class TrainConfig:
     """Settings of ``--train`` (``data_source="hdf5"``: the networks of ``sources`` one at a time
     from ``data_dir``'s HDF5 files) and ``--train-mix`` (``"mix"``: the three networks together
-    on examples mixed from ``stem_dirs``). ``data_source`` None: "mix" when ``stem_dirs`` is given.
-
-    Defaults left at None depend on the source: ``epochs`` 100 (HDF5) or 30 rounds (mix),
-    ``batch_size`` 64 or 16, ``patience`` 2 or never, ``steps_per_epoch`` one pass over the
-    training examples or 200 batches, ``plot`` no or yes.
-    """
+    on examples mixed from ``stem_dirs``). ``data_source`` None: "mix" when ``stem_dirs`` is given;
+    settings left at None get the source's default (``__post_init__``; None steps: one pass)."""
 
     data_dir: str | os.PathLike = "data"
     model_dir: str | os.PathLike = "model"
@@ -138,9 +128,8 @@ class TrainConfig:
         if self.data_source is None:
             self.data_source = "mix" if self.stem_dirs else "hdf5"
         mix = self.data_source == "mix"
-        for name, hdf5, mixed in (("epochs", 100, 30), ("batch_size", 64, 16),
-                                  ("steps_per_epoch", None, 200), ("patience", 2, None),
-                                  ("plot", False, True)):
+        for name, hdf5, mixed in (("epochs", 100, 30), ("batch_size", 64, 16), ("steps_per_epoch", None, 200),
+                                  ("patience", 2, None), ("plot", False, True)):
             if getattr(self, name) is None:
                 setattr(self, name, mixed if mix else hdf5)
         if mix and self.patience == 0:
@@ -166,8 +155,7 @@ class TrainConfig:
             raise MixinError(f"no loss given for {', '.join(missing)} (loss {self.loss!r})")
         for s in self.sources:
             if self.loss_of(s) not in LOSSES:
-                raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss_of(s)!r} "
-                                 f"for {s}")
+                raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss_of(s)!r} for {s}")
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) \
                 or not math.isfinite(lr) or not 0 < lr < 1:
@@ -222,8 +210,7 @@ def read_state(path: str | os.PathLike) -> dict[str, Any] | None:
     if not os.path.exists(path):
         return None
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise MixinError(f"cannot read training state {path}: {e}; use --overwrite to start again") from None
 
@@ -283,9 +270,7 @@ def plot_curves(png: str | os.PathLike, x: Sequence[float], series: Sequence[tup
 
 
 def fit(src: Any, model: Any, state: dict[str, Any], epochs: int, patience: int | None) -> dict[str, Any]:
-    """Train ``model`` until ``state["rounds"]`` reaches ``epochs`` or early stopping; returns the
-    state.
-
+    """Train ``model`` until ``state["rounds"]`` reaches ``epochs`` or early stopping; returns the state.
     ``state``: ``rounds`` (epochs done), ``best`` (the best row, without per-song details, or
     None), ``history`` (one row per validation), ``stopped`` (early stopping ended the run).
     ``src`` provides ``paths`` (``last``, ``history``), ``monitor`` (the row's key compared),

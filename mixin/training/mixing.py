@@ -63,8 +63,6 @@ def _activity(paths, frames):
     from ..io import sound_file
 
     n_win = -(-frames // ACTIVITY_WINDOW)
-    if not paths:
-        return [0] * n_win
     energy = np.zeros(n_win)
     for p in paths:
         pos = 0
@@ -113,20 +111,15 @@ def _probe_song(args):
 
 def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[str] | None = (),
                     jobs: int = 1, cache: str | os.PathLike | None = None) -> list[StemSong]:
-    """The songs under ``stem_dirs`` (recursively; grouped by stem dir) but ``exclude`` (folder
-    names), their activity measured by ``jobs`` processes, as :class:`StemSong` in stem-dir then
-    path order; ``cache``: a JSON file reused while the files' sizes and times are unchanged.
-    Raises :class:`MixinError` when no song is usable, a stem is unreadable or not at 44.1 kHz,
-    or a song's stems are not all mono or all stereo."""
+    """The songs under ``stem_dirs`` (recursively; grouped by stem dir) but ``exclude`` (folder names) as
+    :class:`StemSong` in stem-dir then path order, activity measured by ``jobs`` processes; ``cache``: a
+    JSON file reused while the files' sizes and times are unchanged. :class:`MixinError` when no song is
+    usable, a stem is unreadable or not at 44.1 kHz, or a song's stems are not all mono or all stereo."""
     from .stems import find_song_folders
 
     exclude = set(exclude or ())
-    tasks = []
-    for g, d in enumerate(stem_dirs):
-        for folder, files in find_song_folders([d]):
-            if folder.name in exclude:
-                continue
-            tasks.append((str(folder), [f.name for f in files], g))
+    tasks = [(str(folder), [f.name for f in files], g) for g, d in enumerate(stem_dirs)
+             for folder, files in find_song_folders([d]) if folder.name not in exclude]
     if not tasks:
         raise MixinError(f"no training songs under {', '.join(map(str, stem_dirs))}")
     key = [[t[0], t[2], sorted((n, os.path.getsize(os.path.join(t[0], n)),
@@ -134,8 +127,7 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
            for t in tasks]
     if cache and os.path.exists(cache):
         try:
-            with open(cache) as f:
-                c = json.load(f)
+            c = json.loads(Path(cache).read_text())
             if c.get("version") == CATALOGUE_VERSION and c.get("key") == key:
                 return [StemSong(**s) for s in c["songs"]]
         except (OSError, ValueError, TypeError):
@@ -196,9 +188,7 @@ class Mixer:
         last = song.frames - length
         if last <= 0:
             return 0
-        act = song.active.get(source) if source else None
-        if source is None:
-            act = np.max([song.active[s] for s in params.SOURCES], axis=0)
+        act = song.active.get(source) if source else np.max([song.active[s] for s in params.SOURCES], axis=0)
         if act is not None and rng.random() < self.config.active:
             act = np.asarray(act)
             n_full = max(1, last // ACTIVITY_WINDOW)
@@ -213,25 +203,20 @@ class Mixer:
         c = self.config
         rng = np.random.default_rng([self.seed, int(d)])
         remix = bool(rng.random() < c.remix)
-        speed = 1.0
-        if rng.random() < c.shift:
-            speed = float(2.0 ** (rng.uniform(-c.shift_semitones, c.shift_semitones) / 12.0))
+        speed = float(2.0 ** (rng.uniform(-c.shift_semitones, c.shift_semitones) / 12.0)) if rng.random() < c.shift \
+            else 1.0
         length = int(math.ceil(params.CHUNK_SIZE * speed)) + 64
+        if remix:
+            song_ids, keys = {s: self._draw_song(rng, s) for s in params.SOURCES}, params.SOURCES
+        else:  # one song, one offset and one channel for every source
+            song_ids, keys = dict.fromkeys(params.SOURCES, self._draw_song(rng)), (None,)
         offsets, chans = {}, {}
+        for k in keys:
+            song = self.songs[song_ids[k or params.SOURCES[0]]]
+            offsets[k] = self._draw_offset(rng, song, k, length)
+            chans[k] = int(rng.integers(song.channels)) if rng.random() < 0.8 else -1
         if not remix:
-            one = self._draw_song(rng)
-            song_ids = {s: one for s in params.SOURCES}
-            song = self.songs[one]
-            off = self._draw_offset(rng, song, None, length)
-            ch = int(rng.integers(song.channels)) if rng.random() < 0.8 else -1
-            offsets = {s: off for s in params.SOURCES}
-            chans = {s: ch for s in params.SOURCES}
-        else:
-            song_ids = {s: self._draw_song(rng, s) for s in params.SOURCES}
-            for s in params.SOURCES:
-                song = self.songs[song_ids[s]]
-                offsets[s] = self._draw_offset(rng, song, s, length)
-                chans[s] = int(rng.integers(song.channels)) if rng.random() < 0.8 else -1
+            offsets, chans = dict.fromkeys(params.SOURCES, offsets[None]), dict.fromkeys(params.SOURCES, chans[None])
         return dict(draw=int(d), remix=remix, speed=speed, length=length, songs=song_ids,
                     offsets=offsets, channels=chans)
 
@@ -309,14 +294,10 @@ class Mixer:
         return y
 
     def batch(self, b: int, batch_size: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """Batch ``b``: (x, (y_harmonic, y_percussive, y_vocal)), float32; x [shape=(B, 96, 1948, C)]
-        with the C channels of ``inputs`` (1: the mixture's magnitude), the targets [shape=(B, 96, 1948, 1)].
-
-        Examples ``b*B .. (b+1)*B-1``. Each draw of audio serves ``config.variants`` consecutive
-        examples with different gains, EQ, silences and level: the transform is linear, so these
-        are applied to the sources' coefficients (the mixture is the sum of the sources' scaled
-        coefficients, exactly as if the scaled signals had been transformed).
-        """
+        """Batch ``b`` (examples ``b*B .. (b+1)*B-1``): (x, (y_harmonic, y_percussive, y_vocal)), float32;
+        x [shape=(B, 96, 1948, C)] with the C channels of ``inputs`` (1: the mixture's magnitude), the
+        targets [shape=(B, 96, 1948, 1)]. A draw of audio serves ``config.variants`` examples; their gains,
+        EQ, silences and level scale the sources' coefficients (the transform is linear)."""
         from ..model import network_input
         from ..nsgt import get_nsgt
 
@@ -413,9 +394,8 @@ class ValSong:
 
 
 def load_validation_song(folder: str | os.PathLike, duration: float) -> ValSong:
-    """The ``duration`` s excerpt of a song folder where its sources are most active
-    (:func:`mixin.metrics.auto_offset`); targets missing in the folder are silent. Raises
-    :class:`MixinError` for a folder without stems, an unreadable stem or one not at 44.1 kHz."""
+    """The ``duration`` s excerpt of a song folder where its sources are most active (targets missing
+    are silent); :class:`MixinError` for a folder without stems, an unreadable stem or one not at 44.1 kHz."""
     from ..songs import Song, read_sources, song_files
 
     folder = Path(folder)
@@ -450,9 +430,9 @@ def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 
 def build_joint(losses: Mapping[str, str], learning_rate: float,
                 init_model_dir: str | os.PathLike | None = None, arch: str = "mixin") -> keras.Model:
-    """The three networks of architecture ``arch`` as one Keras model (input [shape=(B, 96, 1948,
-    C)]; outputs: harmonic, percussive, vocal estimates [shape=(B, 96, 1948, 1)]), compiled with
-    one loss per output and Adam; the networks start from ``init_model_dir``'s models if given."""
+    """The three networks of ``arch`` as one Keras model (input [shape=(B, 96, 1948, C)]; outputs: harmonic,
+    percussive, vocal estimates [shape=(B, 96, 1948, 1)]), compiled with one loss per output and Adam;
+    the networks start from ``init_model_dir``'s models if given."""
     import keras
 
     from ..model import build_model, load_models
@@ -509,10 +489,9 @@ def _paths(cfg):
 
 
 class MixSource:
-    """The three networks trained together on examples mixed on the fly: the data source of
-    ``--train-mix`` for :func:`mixin.training.engine.fit`. An epoch (a round) is
-    ``steps_per_epoch`` batches; validation separates the selection songs (or the panel) and the
-    monitor songs; the round kept has the best mean selection SDR (or panel score)."""
+    """The data source of ``--train-mix`` for :func:`mixin.training.engine.fit`: a round is ``steps_per_epoch``
+    batches; validation separates the selection songs (or the panel) and the monitor songs; the round
+    kept has the best mean selection SDR (or panel score)."""
 
     name = "joint"
     higher = True
@@ -564,19 +543,15 @@ class MixSource:
         if row["round"] == 0:
             log.info("round 0 (initial): selection SDR %s", _fmt(row, "select"))
             return
-        msg = (f"round {row['round']}/{self.cfg.epochs} ({row['batches']} batches, "
-               f"{row['examples_per_s']:.1f} examples/s): selection SDR {_fmt(row, 'select')}")
-        if self.monitor_songs:
-            msg += f"; monitor {_fmt(row, 'monitor')}"
-        if self.panel:
-            msg += (f"; panel vs HPSS {row['panel']:+.2f} dB (real {row['panel_real']:+.2f}, "
-                    f"rendered {row['panel_rendered']:+.2f})")
-        log.info(msg + (" *" if improved else ""))
+        log.info(f"round {row['round']}/{self.cfg.epochs} ({row['batches']} batches, "
+                 f"{row['examples_per_s']:.1f} examples/s): selection SDR {_fmt(row, 'select')}"
+                 + (f"; monitor {_fmt(row, 'monitor')}" if self.monitor_songs else "")
+                 + (f"; panel vs HPSS {row['panel']:+.2f} dB (real {row['panel_real']:+.2f}, "
+                    f"rendered {row['panel_rendered']:+.2f})" if self.panel else "") + (" *" if improved else ""))
 
     def save_state(self, state: dict[str, Any]) -> None:
-        disk = {k: v for k, v in state.items() if k != "stopped"}
-        fileio.write_json(self.paths["state"], dict(disk, finished=state["stopped"]), indent=1,
-                          sort_keys=True, default=float)
+        fileio.write_json(self.paths["state"], dict({k: v for k, v in state.items() if k != "stopped"},
+                                                    finished=state["stopped"]), indent=1, sort_keys=True, default=float)
 
 
 def plot_validation(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
@@ -601,17 +576,14 @@ def _open_state(cfg, p, final):
             shutil.rmtree(p[k], ignore_errors=True)
         return None
     if not p["state"].exists():
-        existing = [str(f) for f in final.values() if f.exists()]
-        if existing:
-            raise MixinError(f"{existing[0]} exists and was not made by this logdir; "
-                             f"use --overwrite to replace it")
+        if existing := [str(f) for f in final.values() if f.exists()]:
+            raise MixinError(f"{existing[0]} exists and was not made by this logdir; use --overwrite to replace it")
         return None
     state = json.loads(p["state"].read_text())
     if state.get("version") != STATE_VERSION:
         raise MixinError(f"{p['state']} is from another version; use --overwrite to start again")
     ident = cfg.identity()
-    diff = sorted(k for k in set(ident) | set(state["identity"]) if state["identity"].get(k) != ident.get(k))
-    if diff:
+    if diff := sorted(k for k in set(ident) | set(state["identity"]) if state["identity"].get(k) != ident.get(k)):
         raise MixinError(f"cannot resume {cfg.logdir}: {', '.join(diff)} differ from the "
                          f"checkpoint's; use the same settings, another --logdir, or --overwrite")
     return state
@@ -624,12 +596,10 @@ def _song_folders(dirs, names=None):
 
 
 def _validation_sets(cfg, p):
-    """(training songs, selection songs, monitor songs, panel or None); held-out songs are never
-    in the catalogue."""
+    """(training songs, selection songs, monitor songs, panel or None); held-out songs never in the catalogue."""
     held = set(cfg.validation_songs)
     select = _song_folders(cfg.stem_dirs, held)
-    found = {f.name for f in select}
-    if held - found:
+    if held - (found := {f.name for f in select}):
         raise MixinError(f"validation song(s) not found in the stem dirs: {', '.join(sorted(held - found))}")
     monitor = _song_folders(cfg.monitor_dirs) if cfg.monitor_dirs else []
     songs = build_catalogue(cfg.stem_dirs, exclude=held, jobs=os.cpu_count() or 1, cache=p["catalogue"])
@@ -649,8 +619,7 @@ def _validation_sets(cfg, p):
 
 
 def train_mix(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) the three networks on examples mixed on the fly (``--train-mix``; files
-    and resuming in docs/training.md); returns the state."""
+    """Train (or resume) the three networks of ``--train-mix`` (files, resuming: docs/training.md); returns the state."""
     from ..model import import_tensorflow, model_spec, write_model_spec
     from ..onnxexport import export_after_save
     from ..separation.separate import Separator
