@@ -259,10 +259,6 @@ def _dest(stage: str) -> str:
     return stage.replace("-", "_")
 
 
-def _flag(parser: _Parser, dest: str) -> str:
-    return next(a.option_strings[-1] for a in parser._actions if a.dest == dest)
-
-
 def _parse(parser: _Parser, argv: list[str] | None) -> dict[str, Any]:
     """The settings given in ``argv`` (flags left out are absent, not defaults)."""
     unset = object()
@@ -279,7 +275,8 @@ def _refuse_unused(parser: _Parser, given: dict[str, Any], stages: list[str]) ->
     """One-line error for a flag in ``given`` that none of ``stages`` uses."""
     for dest in given:
         if not set(parser.used_by.get(dest, STAGES)) & set(stages):
-            parser.error(f"{_flag(parser, dest)} is not used by {' or '.join('--' + s for s in stages)}")
+            flag = next(a.option_strings[-1] for a in parser._actions if a.dest == dest)
+            parser.error(f"{flag} is not used by {' or '.join('--' + s for s in stages)}")
 
 
 def read_recipe(parser: _Parser, path: str) -> list[dict[str, Any]]:
@@ -312,23 +309,6 @@ def read_recipe(parser: _Parser, path: str) -> list[dict[str, Any]]:
     return out
 
 
-def _check_train_extra(args):
-    """The stages that need TensorFlow (the ``[train]`` extra) refuse at once, in one line, when
-    it is not installed (a light install separates only)."""
-    from mixin.backends import TRAIN_EXTRA, installed
-    from mixin.errors import MixinError
-
-    tf = ("tensorflow", "keras", "h5py")
-    needs = {"create_hdf5": ("h5py",),
-             "train": tf + (("matplotlib",) if args.plot_training else ()),
-             "train_mix": tf + ("matplotlib",), "calibrate": tf, "export_onnx": tf + ("onnx",)}
-    for stage, modules in needs.items():
-        absent = [m for m in modules if getattr(args, stage) and not installed(m)]
-        if absent:
-            raise MixinError(f"--{stage.replace('_', '-')} needs {', '.join(absent)}, not "
-                             f"installed: {TRAIN_EXTRA}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the stages asked for (or the recipe's steps): 0 on success, 1 after a one-line
     ``error: ...`` on stderr, 130 when interrupted (argparse exits with 2 for bad flags)."""
@@ -346,9 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     for step in steps:
         stages = _stages({**step, **given})
         if not stages:
-            parser.error("nothing to do: give --render-stems, --render-report, --prepare-stems, "
-                         "--create-hdf5, --train, --train-mix, --calibrate and/or --export-onnx "
-                         "(or --recipe FILE)")
+            parser.error(f"nothing to do: give {', '.join('--' + s for s in STAGES[:-1])} and/or "
+                         f"--{STAGES[-1]} (or --recipe FILE)")
         mine = {k: v for k, v in given.items() if set(parser.used_by.get(k, STAGES)) & set(stages)}
         runs.append(argparse.Namespace(**{**defaults, **step, **mine}))
     _refuse_unused(parser, given, [s for s in STAGES if any(getattr(a, _dest(s)) for a in runs)])
@@ -415,14 +394,23 @@ def _train_config(args: argparse.Namespace, data_source: str):
 
 def _run(args: argparse.Namespace) -> None:
     """Run the stages of one checked set of settings."""
-    _check_train_extra(args)
+    # stages that need TensorFlow (the ``[train]`` extra) refuse at once, in one line, when it is not
+    # installed (a light install separates only)
+    from mixin.backends import TRAIN_EXTRA, installed
+    from mixin.errors import MixinError
+
+    tf = ("tensorflow", "keras", "h5py")
+    needs = {"create_hdf5": ("h5py",), "train": tf + (("matplotlib",) if args.plot_training else ()),
+             "train_mix": tf + ("matplotlib",), "calibrate": tf, "export_onnx": tf + ("onnx",)}
+    for stage, modules in needs.items():
+        if absent := [m for m in modules if getattr(args, stage) and not installed(m)]:
+            raise MixinError(f"--{stage.replace('_', '-')} needs {', '.join(absent)}, not installed: {TRAIN_EXTRA}")
     if args.render_stems:
         from mixin.training.render.render import render_stems
 
-        summary = render_stems(args.render_dir, args.songs, duration=args.duration, seed=args.seed,
-                               split=args.split, vocal_dirs=args.vocal_dirs or (), jobs=args.jobs,
-                               overwrite=args.overwrite, progress=not args.quiet,
-                               groove_dir=args.groove_dir, profile=args.render_profile)
+        summary = render_stems(args.render_dir, args.songs, duration=args.duration, seed=args.seed, split=args.split,
+                               vocal_dirs=args.vocal_dirs or (), jobs=args.jobs, overwrite=args.overwrite,
+                               progress=not args.quiet, groove_dir=args.groove_dir, profile=args.render_profile)
         log.debug("render-stems: %s", summary)
     if args.render_report:
         _render_report(args)
@@ -430,11 +418,10 @@ def _run(args: argparse.Namespace) -> None:
         from mixin.training.stems import prepare_stems
 
         summary = prepare_stems(args.stem_dirs, data_dir=args.data_dir, segment_duration=args.segment_duration,
-                                segment_offset=args.segment_offset, track_limit=args.track_limit,
-                                segment_limit=args.segment_limit, augment=args.augment, seed=args.seed,
-                                overwrite=args.overwrite, augment_gain_db=args.augment_gain_db,
-                                augment_segments=args.augment_segments, validation_songs=args.validation_songs,
-                                test_songs=args.test_songs)
+                                segment_offset=args.segment_offset, track_limit=args.track_limit, seed=args.seed,
+                                segment_limit=args.segment_limit, augment=args.augment, overwrite=args.overwrite,
+                                augment_gain_db=args.augment_gain_db, augment_segments=args.augment_segments,
+                                validation_songs=args.validation_songs, test_songs=args.test_songs)
         log.debug("prepare-stems: %s", summary)
     if args.create_hdf5:
         from mixin.training.hdf5 import create_hdf5

@@ -34,25 +34,18 @@ ANCHOR = "harmonic"  #: the source whose scale is kept (the others' gains are re
 UNCALIBRATED = "model_{}.uncalibrated.h5"
 
 
-def last_conv(model: keras.Model) -> keras.layers.Conv2D:
-    """The model's last Conv2D layer (the CDAE's 1x1 ReLU output); :class:`MixinError` if none or not ReLU."""
+def scale_output(model: keras.Model, gain: float) -> keras.Model:
+    """Multiply the model's output by ``gain`` (> 0, finite) by scaling its last Conv2D layer (the CDAE's 1x1
+    ReLU output), in place; returns ``model``. :class:`MixinError` for a bad gain or no such ReLU layer."""
+    if not gain > 0 or not np.isfinite(gain):
+        raise MixinError(f"a calibration gain must be a positive number, got {gain}")
     convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     if not convs:
         raise MixinError(f"model {model.name} has no Conv2D layer to calibrate")
     layer = convs[-1]
-    act = getattr(layer, "activation", None)
-    if getattr(act, "__name__", "") != "relu":
+    if getattr(getattr(layer, "activation", None), "__name__", "") != "relu":
         raise MixinError(f"the last convolution of model {model.name} is not a ReLU layer: "
                          "its output cannot be scaled by its weights")
-    return layer
-
-
-def scale_output(model: keras.Model, gain: float) -> keras.Model:
-    """Multiply the model's output by ``gain`` (> 0, finite; else :class:`MixinError`) by scaling
-    its last convolution, in place; returns ``model``."""
-    if not gain > 0 or not np.isfinite(gain):
-        raise MixinError(f"a calibration gain must be a positive number, got {gain}")
-    layer = last_conv(model)
     layer.set_weights([w * np.asarray(gain, dtype=w.dtype) for w in layer.get_weights()])
     return model
 
@@ -115,29 +108,11 @@ def _training_chunks(data_dir, n_chunks, seed):
                          f"({params.CHUNK_SIZE} samples): nothing to calibrate on")
     slots = [(layout.segment_folder(data_dir, s["index"], g, "v"), k, c) for s in songs
              for g in s["segments"] for k in range(per_seg) for c in range(s["channels"])]
-    missing = sorted({str(p) for p, _, _ in slots if not p.is_dir()})
-    if missing:
+    if missing := sorted({str(p) for p, _, _ in slots if not p.is_dir()}):
         raise MixinError(f"segment folder missing: {missing[0]} (run --prepare-stems again)")
     rng = np.random.default_rng([int(seed), 2])
     pick = rng.choice(len(slots), size=min(n_chunks, len(slots)), replace=False)
     return [slots[i] for i in sorted(pick)], [s["index"] for s in songs]
-
-
-def _read_chunks(chunks):
-    """Mixture and source chunks (hard chunks of :func:`mixin.chunks.cut`): dict name -> float32
-    [shape=(n, CHUNK_SIZE)]."""
-    from .. import io as audio
-    from ..chunks import cut
-
-    names = layout.SEGMENT_PARTS["v"]  # "mix" and the three sources
-    out = {n: np.empty((len(chunks), params.CHUNK_SIZE), np.float32) for n in names}
-    cache_key, cache = None, None
-    for i, (folder, k, c) in enumerate(chunks):
-        if folder != cache_key:  # the folder's chunks [shape=(n_chunks, n_channels, CHUNK_SIZE)]
-            cache_key, cache = folder, {n: cut(audio.read_audio(layout.segment_file(folder, n))[0].T) for n in names}
-        for n in names:
-            out[n][i] = cache[n][k, c]
-    return out
 
 
 def _mixed_chunks(cfg, n_chunks, seed, batch_size):
@@ -157,11 +132,22 @@ def _mixed_chunks(cfg, n_chunks, seed, batch_size):
 
 
 def _segment_chunks(data_dir, n_chunks, seed, batch_size):
-    """As :func:`_mixed_chunks`, from the segments of a prepared data dir; song indices."""
+    """As :func:`_mixed_chunks`, from the segments of a prepared data dir (hard chunks of
+    :func:`mixin.chunks.cut`); song indices."""
+    from .. import io as audio
+    from ..chunks import cut
     from ..nsgt import get_nsgt
 
     chunks, songs = _training_chunks(data_dir, n_chunks, seed)
-    data, nsgt = _read_chunks(chunks), get_nsgt()
+    names = layout.SEGMENT_PARTS["v"]  # "mix" and the three sources
+    data = {n: np.empty((len(chunks), params.CHUNK_SIZE), np.float32) for n in names}
+    cache_key, cache = None, None
+    for i, (folder, k, c) in enumerate(chunks):
+        if folder != cache_key:  # the folder's chunks [shape=(n_chunks, n_channels, CHUNK_SIZE)]
+            cache_key, cache = folder, {n: cut(audio.read_audio(layout.segment_file(folder, n))[0].T) for n in names}
+        for n in names:
+            data[n][i] = cache[n][k, c]
+    nsgt = get_nsgt()
     mags = {k: np.concatenate([np.abs(nsgt.forward(v[a:a + batch_size])).astype(np.float32)
                                for a in range(0, len(chunks), batch_size)]) for k, v in data.items()}
     return mags.pop("mix"), mags, songs

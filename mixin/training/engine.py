@@ -36,9 +36,7 @@ DEFAULT_LEARNING_RATE = 1e-4  #: measured best (the original's, Keras' default 1
 
 
 def _check_int(name: str, v: object, lo: int, optional: bool = False) -> None:
-    if optional and v is None:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+    if not (optional and v is None) and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
         raise MixinError(f"{name} must be an integer >= {lo}, got {v!r}")
 
 
@@ -103,8 +101,7 @@ class TrainConfig:
     batch_size: int | None = None
     patience: int | None = None                #: epochs without a better validation (0: mix never)
     seed: int = 0                              #: initial weights and order of the examples
-    #: mix: seed of the initial weights alone (None: ``seed``)
-    init_seed: int | None = None
+    init_seed: int | None = None               #: mix: seed of the initial weights alone (None: ``seed``)
     steps_per_epoch: int | None = None
     #: "mae" or "mse" for every network, or a dict source -> loss (:data:`DEFAULT_LOSSES`)
     loss: str | dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LOSSES))

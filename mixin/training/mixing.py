@@ -155,13 +155,12 @@ class Mixer:
         self.seed = int(seed)
         #: the networks' input channels (a model spec's ``inputs``, :func:`mixin.model.network_input`)
         self.inputs = tuple(inputs)
-        groups = sorted({s.group for s in self.songs})
+        self.groups = groups = sorted({s.group for s in self.songs})
         dw = config.dir_weights
         w = np.array([(dw[g] if g < len(dw) else 0.0) if dw is not None else
                       sum(s.frames for s in self.songs if s.group == g) for g in groups], float)
         if w.sum() <= 0:
             raise MixinError("every stem dir with songs has weight 0")
-        self.groups = groups
         self.group_p = w / w.sum()
         self.group_songs = {g: [i for i, s in enumerate(self.songs) if s.group == g] for g in groups}
         self.group_song_p = {g: (p := np.array([self.songs[i].frames for i in idx], float)) / p.sum()
@@ -228,21 +227,16 @@ class Mixer:
         silent = {s: bool(rng.random() < c.silence) for s in params.SOURCES}
         if all(silent.values()):
             silent[params.SOURCES[int(rng.integers(3))]] = False
-        eq = {s: self._eq_params(rng) for s in params.SOURCES}
+        d = c.eq_db  # EQ: a tilt and two bumps (centre, width, gain) per source, or None
+        eq = {s: None if d <= 0 else dict(tilt=float(rng.uniform(-d, d)), bumps=[
+            (float(rng.uniform(0, 1)), float(rng.uniform(0.03, 0.2)), float(rng.uniform(-d, d))) for _ in range(2)])
+            for s in params.SOURCES}
         level = None if c.level_db is None else float(rng.uniform(*c.level_db))
         return dict(index=int(index), gains=gains, silent=silent, eq=eq, level=level)
 
     def plan(self, index: int) -> dict[str, Any]:
         """Every random choice of example ``index`` (its draw is ``index // variants``)."""
         return dict(self.draw(int(index) // self.config.variants), **self.variant(index))
-
-    def _eq_params(self, rng):
-        d = self.config.eq_db
-        if d <= 0:
-            return None
-        return dict(tilt=float(rng.uniform(-d, d)),
-                    bumps=[(float(rng.uniform(0, 1)), float(rng.uniform(0.03, 0.2)),
-                            float(rng.uniform(-d, d))) for _ in range(2)])
 
     @staticmethod
     def eq_curve(eq: dict[str, Any] | None, n_rows: int) -> np.ndarray:
@@ -256,22 +250,18 @@ class Mixer:
             db = db + gain * np.exp(-0.5 * ((u - centre) / width) ** 2)
         return (10.0 ** (db / 20.0)).astype(np.float32)
 
-    def _open(self, path):
-        """An open SoundFile for ``path``, kept open (at most 64 per process)."""
+    def _read(self, song, source, offset, length, channel):
+        """The sum of the source's stems from ``offset``, files kept open (at most 64 per process)."""
         from ..io import sound_file
 
-        f = self._files.pop(path, None)
-        if f is None:
-            if len(self._files) >= 64:
-                self._files.pop(next(iter(self._files))).close()
-            f = sound_file(path)
-        self._files[path] = f  # most recently used last
-        return f
-
-    def _read(self, song, source, offset, length, channel):
         out = np.zeros(length, np.float32)
         for p in song.files[source]:
-            f = self._open(p)
+            f = self._files.pop(p, None)
+            if f is None:
+                if len(self._files) >= 64:
+                    self._files.pop(next(iter(self._files))).close()
+                f = sound_file(p)
+            self._files[p] = f  # most recently used last
             f.seek(min(offset, max(0, f.frames - 1)))
             x = f.read(length, dtype="float32", always_2d=True)
             x = x.mean(axis=1) if channel < 0 or channel >= x.shape[1] else x[:, channel]
@@ -411,11 +401,8 @@ def load_validation_song(folder: str | os.PathLike, duration: float) -> ValSong:
 
 def score_songs(separator: Separator, songs: Iterable[ValSong]) -> dict[str, dict[str, float]]:
     """Separate each song and score it: {song: {source: window SDR in dB}}."""
-    out = {}
-    for song in songs:
-        est = separator.separate(song.mixture, params.SAMPLE_RATE)
-        out[song.name] = {s: window_sdr(song.refs[s], est[s]) for s in params.SOURCES}
-    return out
+    return {song.name: {s: window_sdr(song.refs[s], est[s]) for s in params.SOURCES}
+            for song in songs for est in [separator.separate(song.mixture, params.SAMPLE_RATE)]}
 
 
 def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -446,11 +433,6 @@ def build_joint(losses: Mapping[str, str], learning_rate: float,
     joint.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss=[losses[s] for s in params.SOURCES])
     return joint
-
-
-def networks(joint: keras.Model) -> dict[str, keras.Model]:
-    """The three CDAEs inside a joint model, keyed by source."""
-    return {s: joint.get_layer(f"cdae_{s}") for s in params.SOURCES}
 
 
 def _save_models(nets, folder, arch="mixin"):
@@ -589,19 +571,15 @@ def _open_state(cfg, p, final):
     return state
 
 
-def _song_folders(dirs, names=None):
-    from .stems import find_song_folders
-
-    return [folder for folder, _ in find_song_folders(dirs) if names is None or folder.name in names]
-
-
 def _validation_sets(cfg, p):
     """(training songs, selection songs, monitor songs, panel or None); held-out songs never in the catalogue."""
+    from .stems import find_song_folders
+
     held = set(cfg.validation_songs)
-    select = _song_folders(cfg.stem_dirs, held)
+    select = [folder for folder, _ in find_song_folders(cfg.stem_dirs) if folder.name in held]
     if held - (found := {f.name for f in select}):
         raise MixinError(f"validation song(s) not found in the stem dirs: {', '.join(sorted(held - found))}")
-    monitor = _song_folders(cfg.monitor_dirs) if cfg.monitor_dirs else []
+    monitor = [folder for folder, _ in find_song_folders(cfg.monitor_dirs)] if cfg.monitor_dirs else []
     songs = build_catalogue(cfg.stem_dirs, exclude=held, jobs=os.cpu_count() or 1, cache=p["catalogue"])
     log.info("training songs: %d (%.1f h) from %d stem dir(s); selection songs: %s; monitor songs: %d",
              len(songs), sum(s.frames for s in songs) / params.SAMPLE_RATE / 3600,
@@ -619,7 +597,7 @@ def _validation_sets(cfg, p):
 
 
 def train_mix(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) the three networks of ``--train-mix`` (files, resuming: docs/training.md); returns the state."""
+    """Train (or resume) the networks of ``--train-mix`` (files, resuming: docs/training.md); returns the state."""
     from ..model import import_tensorflow, model_spec, write_model_spec
     from ..onnxexport import export_after_save
     from ..separation.separate import Separator
@@ -645,7 +623,8 @@ def train_mix(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         state = dict(version=STATE_VERSION, identity=cfg.identity(), rounds=0, batches=0,
                      best=None, history=[], finished=False, mix=cfg.mix.to_json())
     state["stopped"] = state.pop("finished")
-    nets, inputs = networks(joint), model_spec(cfg.arch)["inputs"]
+    nets = {s: joint.get_layer(f"cdae_{s}") for s in params.SOURCES}  # the three CDAEs inside
+    inputs = model_spec(cfg.arch)["inputs"]
     src = MixSource(cfg, Separator(models=nets, inputs=inputs), nets, select, monitor, panel)
     if state["rounds"] == 0 and not state["history"]:  # the initial networks: a candidate if given
         end_epoch(src, joint, state, dict(round=0, batches=0, examples=0, seconds=0.0,
