@@ -555,7 +555,8 @@ def _open_state(cfg, p, final):
         for k in ("last", "state", "history"):
             p[k].unlink(missing_ok=True)
         for k in ("best", "rounds"):
-            shutil.rmtree(p[k], ignore_errors=True)
+            if p[k].exists():
+                shutil.rmtree(p[k])
         return None
     if not p["state"].exists():
         if existing := [str(f) for f in final.values() if f.exists()]:
