@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from .. import __version__
@@ -15,6 +14,7 @@ from ..argtypes import ListAction, number, positive_float
 from ..backends import BACKENDS
 from ..errors import MixinError
 from . import script_parser
+from .train import _setup_logging
 
 log = logging.getLogger("mixin")
 
@@ -37,13 +37,11 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="a song folder (drums, vocals, bass/other as WAV/FLAC), a folder of song "
                         "folders, or a MUSDB18-HQ root")
     p.add_argument("--model-dir", action=ListAction, default=[], metavar="[LABEL=]DIR",
-                   help="MiXiN model directories or installed model sets (xtract-mixin "
-                        "--list-models) to evaluate; the label defaults to the folder's or set's "
-                        "name (default: the shipped set)")
+                   help="MiXiN model directories or installed model sets (xtract-mixin --list-models) to "
+                        "evaluate; the label defaults to the folder's or set's name (default: the shipped set)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="what runs the networks: onnx (ONNX Runtime), tf (TensorFlow, for .h5-only "
-                        "folders such as the original's weights) or auto (default: onnx when the "
-                        ".onnx files and onnxruntime are there)")
+                   help="what runs the networks: onnx (ONNX Runtime), tf (TensorFlow, for .h5-only folders such as the "
+                        "original's weights) or auto (default: onnx when the .onnx files and onnxruntime are there)")
     p.add_argument("--variants", choices=("both", "default", "no-overlap"), default="both",
                    help="MiXiN with the default chunk overlap, with the original's hard chunks "
                         "(no-overlap), or both (default)")
@@ -51,7 +49,7 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-oracle", action="store_true", help="leave out the oracle soft mask")
     p.add_argument("--songs", action=ListAction, default=[], metavar="NAME",
                    help="evaluate only these songs (folder names)")
-    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
+    p.add_argument("--duration", type=positive_float, metavar="S",
                    help="score an excerpt of S seconds of each song (default: whole songs)")
     p.add_argument("--offset", type=number(float, 0, allow=("auto",)), default="auto", metavar="S|auto",
                    help="excerpt start in seconds; 'auto' (default) picks the excerpt in which "
@@ -60,14 +58,10 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="downmix the stems to mono, as the original MiXiN (default: stereo)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="songs evaluated in parallel processes (default: 1)")
-    p.add_argument("--outdir", default="eval-results", metavar="DIR",
-                   help="output folder (default: eval-results)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace results already in OUTDIR (refused otherwise)")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="print errors and the table only (no per-song scores)")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="print debugging output and TensorFlow's logs")
+    p.add_argument("--outdir", default="eval-results", metavar="DIR", help="output folder (default: eval-results)")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in OUTDIR (refused otherwise)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors and the table only (no per-song scores)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print debugging output and TensorFlow's logs")
     p.add_argument("--version", action="version", version=f"MiXiN {__version__}")
     return p
 
@@ -79,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.stems:  # e.g. "--songs A B STEMS": the list flag took the folder too
         parser.error("give STEMS_DIR first (a list flag such as --songs takes every value after it, "
                      "or end the list with --)")
-    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")  # other libraries: quiet
-    log.setLevel(level)
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if args.verbose else "3"
+    _setup_logging(args.quiet, args.verbose)
     try:
         from ..evaluation import evaluate
         from ..backends import choose

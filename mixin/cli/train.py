@@ -1,11 +1,7 @@
 """``train_util.py`` / ``mixin-train``: train MiXiN models from multitrack stems: prepare segments, build HDF5 datasets, train.
 
-The stages run in the order of :data:`STAGES` when combined: --render-stems, then the faithful path
-(--prepare-stems, --create-hdf5, --train) or --train-mix (examples mixed on the fly from the stem
-folders), then --calibrate, then --export-onnx (also done after every stage that saves models). Each flag belongs to the stages that use it (``--help`` groups them;
-a flag that none of the stages run uses is refused). ``--recipe FILE`` runs the steps of a JSON
-recipe (``pretrained-models/recipe.json``: the commands that made the shipped models); flags on
-the command line override the recipe's, and stage flags pick its steps.
+Stages run in the order of :data:`STAGES`; a flag that none of the stages run uses is refused;
+``--recipe FILE``: :func:`read_recipe`.
 """
 
 from __future__ import annotations
@@ -30,8 +26,8 @@ _MIXED = ("train-mix", "calibrate")  # the mixer's data flags: --calibrate on --
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit code 2), prefixed by ``where``
-    (the recipe step being read); ``used_by`` maps each dest to the stages that use it."""
+    """Errors: one line on stderr (exit 2), prefixed by ``where`` (the recipe step being read);
+    ``used_by``: dest -> the stages that use it."""
 
     where = ""
     used_by: dict[str, tuple[str, ...]]
@@ -59,17 +55,15 @@ def _common_and_render_flags(p: _Parser) -> None:
     add("--version", action="version", version=f"MiXiN {__version__}")
     add("-q", "--quiet", action="store_true", help="only warnings and errors")
     add("-v", "--verbose", action="store_true", help="debug messages (and TensorFlow's)")
-    add("--recipe", metavar="FILE", default=None,
+    add("--recipe", metavar="FILE",
         help="run the steps of a JSON recipe, e.g. pretrained-models/recipe.json (the shipped "
              "models' commands); flags given here override the recipe's, stage flags pick steps")
     add("--overwrite", action="store_true",
         help="replace existing renders / segments / HDF5 files / checkpoints and models of the "
              "stages run (otherwise they are refused, or training resumes)")
     add("--seed", type=nonneg_int, default=0,
-        help="seed of rendering, augmentation, song split, initial weights and batch order "
-             "(default: %(default)s)")
-    add("--data-dir", default="data", used_by=_DATA,
-        help="segments and HDF5 files (default: %(default)s)")
+        help="seed of rendering, augmentation, song split, initial weights and batch order (default: %(default)s)")
+    add("--data-dir", default="data", used_by=_DATA, help="segments and HDF5 files (default: %(default)s)")
     add("--model-dir", default="model", used_by=("train", "train-mix", "calibrate", "export-onnx"),
         help="trained models (default: %(default)s)")
     add("--logdir", default="logdir", used_by=_TRAINING,
@@ -78,34 +72,30 @@ def _common_and_render_flags(p: _Parser) -> None:
     add = _group(p, "--render-stems: render multitrack songs (drums, bass, other, vocals) to train on",
                  ("render-stems",))
     add("--render-stems", action="store_true", help="run this stage")
-    add("--render-dir", metavar="DIR", default=None,
-        help="folder the song folders are written to (required; refused if not empty, unless "
-             "--overwrite)")
-    add("--songs", type=positive_int, default=None, metavar="N", help="number of songs (required)")
+    add("--render-dir", metavar="DIR",
+        help="folder the song folders are written to (required; refused if not empty, unless --overwrite)")
+    add("--songs", type=positive_int, metavar="N", help="number of songs (required)")
     add("--duration", type=positive_float, default=60.0, metavar="S",
         help="length of each song in seconds (default: %(default)s)")
     add("--split", choices=("train", "validation", "test"), default="train",
         help="Groove MIDI split and kit pool: training kits for train, held-out kits and "
              "SoundFonts for validation / test (default: %(default)s)")
-    add("--vocal-dirs", action=ListAction, metavar="DIR", default=None,
+    add("--vocal-dirs", action=ListAction, metavar="DIR",
         help="folders of song stems whose vocals.* files give the vocal excerpts (default: none)")
     add("--jobs", type=positive_int, default=1, metavar="J",
         help="songs rendered in parallel processes (default: %(default)s)")
-    add("--groove-dir", metavar="DIR", default=None,
-        help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
+    add("--groove-dir", metavar="DIR", help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
     add("--render-profile", choices=("classic", "recorded"), default="classic",
-        help="classic: the renders the shipped models were trained on (default); recorded: drum "
-             "low end, cymbal level, drum-bus compression and vocal level spanning real records "
-             "(see --render-report)")
+        help="classic: the renders the shipped models were trained on (default); recorded: drum low end, "
+             "cymbal level, drum-bus compression and vocal level spanning real records (see --render-report)")
 
     add = _group(p, "--render-report: how realistic are song folders? Statistics per song and "
                     "per folder (drum low end, kick vs bass, cymbals, drum crest factor, vocal level)",
                  ("render-report",))
-    add("--render-report", action=ListAction, metavar="DIR", default=None,
+    add("--render-report", action=ListAction, metavar="DIR",
         help="folders of song folders (rendered or real), one column each")
-    add("--report-songs", type=positive_int, default=None, metavar="N",
-        help="at most N songs per folder (default: all)")
-    add("--report-json", metavar="FILE", default=None,
+    add("--report-songs", type=positive_int, metavar="N", help="at most N songs per folder (default: all)")
+    add("--report-json", metavar="FILE",
         help="also write every song's statistics as JSON (refused if FILE exists, unless --overwrite)")
 
 
@@ -118,37 +108,31 @@ def _prepare_and_hdf5_flags(p: _Parser) -> None:
 
     add = _group(p, "--prepare-stems: cut stem folders into training segments", ("prepare-stems",))
     add("--prepare-stems", action="store_true", help="run this stage")
-    add("--stem-dirs", action=ListAction, metavar="DIR", default=None,
-        used_by=("prepare-stems", "train-mix", "calibrate"),
-        help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout) "
-             "(--prepare-stems and --train-mix)")
+    add("--stem-dirs", action=ListAction, metavar="DIR", used_by=("prepare-stems", "train-mix", "calibrate"),
+        help="folders holding one sub-folder of stems per song (MUSDB18-HQ layout) (--prepare-stems and --train-mix)")
     add("--segment-duration", type=positive_float, default=30.0, metavar="S",
         help="segment length in seconds (default: %(default)s)")
     add("--segment-offset", type=nonneg_int, default=0, metavar="N",
         help="skip the first N segments of each song (default: %(default)s)")
     add("--track-limit", type=int, default=-1, metavar="N", help="use at most N songs (-1 = all, the default)")
-    add("--segment-limit", type=positive_int, default=None, metavar="N",
-        help="at most N segments per song (default: all)")
+    add("--segment-limit", type=positive_int, metavar="N", help="at most N segments per song (default: all)")
     add("--augment", type=nonneg_int, default=0, metavar="N",
         help="add N remixed songs (stems of different training songs, random gains) (default: %(default)s)")
     add("--augment-gain-db", type=nonneg_float, default=AUGMENT_GAIN_DB, metavar="DB",
         help="remixed stems get a random gain in +-DB (default: %(default)s)")
-    add("--augment-segments", type=positive_int, default=None, metavar="N",
+    add("--augment-segments", type=positive_int, metavar="N",
         help="at most N segments per remix (default: as long as its shortest source)")
-    add("--validation-songs", action=ListAction, default=None, metavar="NAME",
-        used_by=("prepare-stems", "train-mix", "calibrate"),
-        help="song folder names held out for validation (--prepare-stems: default a random 10 %% "
-             "validation, 10 %% test split by song; --train-mix: required, they choose the checkpoint)")
-    add("--test-songs", action=ListAction, default=None, metavar="NAME",
-        help="song folder names held out for testing (like --validation-songs, the random split "
-             "is then not used)")
+    add("--validation-songs", action=ListAction, metavar="NAME", used_by=("prepare-stems", "train-mix", "calibrate"),
+        help="song folder names held out for validation (--prepare-stems: default a random 10 %% validation, 10 %% "
+             "test split by song; --train-mix: required, they choose the checkpoint)")
+    add("--test-songs", action=ListAction, metavar="NAME",
+        help="song folder names held out for testing (like --validation-songs, the random split is then not used)")
 
     add = _group(p, "--create-hdf5: NSGT magnitudes of the segments, split by song", ("create-hdf5",))
     add("--create-hdf5", action="store_true", help="run this stage")
     add("--n-pool", type=positive_int, default=os.cpu_count() or 1, metavar="N",
         help="worker processes (default: %(default)s, the number of CPUs)")
-    add("--mono", action="store_true",
-        help="downmix each segment (as the original) instead of one example per channel")
+    add("--mono", action="store_true", help="downmix each segment (as the original) instead of one example per channel")
     add("--hdf5-storage", default=DEFAULT_STORAGE, choices=list(STORAGE),
         help="dtype and compression of the datasets (default: %(default)s, chosen by measurement: "
              "half the size of float32, no measurable cost)")
@@ -168,18 +152,18 @@ def _train_flags(p: _Parser) -> None:
     add("--train", action="store_true", help="run this stage")
     add("--plot-training", action="store_true", help="write loss and MAE curves as PNG beside the models")
     add("--epochs", type=positive_int, default=100, help="at most N epochs (default: %(default)s)")
-    add("--steps-per-epoch", type=positive_int, default=None, metavar="N",
+    add("--steps-per-epoch", type=positive_int, metavar="N",
         help="batches per epoch (default: one pass over the training examples)")
-    add("--eval-batches", type=positive_int, default=None, metavar="N",
+    add("--eval-batches", type=positive_int, metavar="N",
         help="score the training MAE on N shuffled batches (default: all)")
-    add("--batch-size", type=positive_int, default=None, metavar="N", used_by=_TRAINING,
+    add("--batch-size", type=positive_int, metavar="N", used_by=_TRAINING,
         help="(both) examples per batch (default: 64 for --train, 16 for --train-mix)")
-    add("--patience", type=nonneg_int, default=None, metavar="N", used_by=_TRAINING,
+    add("--patience", type=nonneg_int, metavar="N", used_by=_TRAINING,
         help="(both) stop after N epochs (--train; default 2) or N rounds (--train-mix; default "
              "0 = never) without improvement")
-    add("--learning-rate", type=positive_float, default=None, metavar="LR", used_by=_TRAINING,
+    add("--learning-rate", type=positive_float, metavar="LR", used_by=_TRAINING,
         help="(both) Adam learning rate (default: 1e-4, the measured best; the original: 1e-3)")
-    add("--loss", choices=("mae", "mse"), default=None, used_by=_TRAINING,
+    add("--loss", choices=("mae", "mse"), used_by=_TRAINING,
         help="(both) one loss for every network (default: the measured best per network, MAE for "
              "harmonic and percussive and MSE for vocal)")
     add("--original-settings", action="store_true", used_by=_TRAINING,
@@ -192,8 +176,7 @@ def _train_flags(p: _Parser) -> None:
     add("--train-mix", action="store_true", help="run this stage")
     add("--rounds", type=positive_int, default=30, metavar="N",
         help="at most N rounds of training + validation (default: %(default)s)")
-    add("--round-batches", type=positive_int, default=200, metavar="N",
-        help="batches per round (default: %(default)s)")
+    add("--round-batches", type=positive_int, default=200, metavar="N", help="batches per round (default: %(default)s)")
     add("--monitor-dirs", action=ListAction, default=[], metavar="DIR",
         help="extra validation song folders (e.g. rendered songs with held-out kits and "
              "instruments): scored every round and recorded, never used to choose")
@@ -202,11 +185,10 @@ def _train_flags(p: _Parser) -> None:
              "excerpt where all sources are most active)")
     add("--mix-workers", type=nonneg_int, default=1, metavar="N",
         help="processes computing examples (default: %(default)s; 0 = in the trainer)")
-    add("--mix-dir-weights", used_by=_MIXED, action=ListAction, item=nonneg_float, default=None, metavar="W",
+    add("--mix-dir-weights", used_by=_MIXED, action=ListAction, item=nonneg_float, metavar="W",
         help="probability weight of each --stem-dirs entry (default: by duration)")
     add("--mix-remix", used_by=_MIXED, type=probability, default=MixConfig.remix, metavar="P",
-        help="probability that an example's sources come from three different songs "
-             "(default: %(default)s)")
+        help="probability that an example's sources come from three different songs (default: %(default)s)")
     add("--mix-gain-db", used_by=_MIXED, type=nonneg_float, default=MixConfig.gain_db, metavar="DB",
         help="random gain per source in +-DB (default: %(default)s)")
     add("--mix-level-db", used_by=_MIXED, type=float, nargs=2, default=list(MixConfig.level_db), metavar=("LOW", "HIGH"),
@@ -220,19 +202,17 @@ def _train_flags(p: _Parser) -> None:
         help="probability of a speed change (pitch and tempo) (default: %(default)s)")
     add("--mix-shift-semitones", used_by=_MIXED, type=nonneg_float, default=MixConfig.shift_semitones, metavar="ST",
         help="largest speed change in semitones (default: %(default)s)")
-    add("--init-model-dir", default=None, metavar="DIR",
+    add("--init-model-dir", metavar="DIR",
         help="start from the three models in DIR (e.g. the shipped ones) instead of random weights")
     add("--arch", default="mixin", metavar="NAME", used_by=("train-mix",),
         help="network architecture: mixin (the published CDAE, default), mixin-hpss (fed the "
              "mixture's median-filtering HPSS estimates too), mixin-context (~1 s of time context), "
              "mixin-wide (twice the filters), mixin-plus (all three); recorded in model.json")
     add("--panel-dirs", action=ListAction, default=[], metavar="DIR",
-        help="rendered held-out song folders (--render-stems --split validation) that join the "
-             "--validation-songs in a panel: the round kept is the one whose SDR minus HPSS's, "
-             "median over every song and target, is highest")
-    add("--init-seed", type=nonneg_int, default=None, metavar="K",
-        help="seed of the initial weights only (default: --seed, which then sets only the stream "
-             "of training examples)")
+        help="rendered held-out song folders (--render-stems --split validation) that join the --validation-songs in a "
+             "panel: the round kept is the one whose SDR minus HPSS's, median over every song and target, is highest")
+    add("--init-seed", type=nonneg_int, metavar="K",
+        help="seed of the initial weights only (default: --seed, which then sets only the stream of training examples)")
 
 
 def _calibrate_and_export_flags(p: _Parser) -> None:
@@ -251,9 +231,8 @@ def _calibrate_and_export_flags(p: _Parser) -> None:
     add = _group(p, "--export-onnx: the networks as ONNX files for the separator's onnx backend",
                  ("export-onnx",))
     add("--export-onnx", action="store_true",
-        help="write model_*.onnx beside the model_*.h5 files of --model-dir (done anyway after "
-             "training or calibrating; an existing .onnx of another .h5 is replaced only with "
-             "--overwrite)")
+        help="write model_*.onnx beside the model_*.h5 files of --model-dir (done anyway after training or "
+             "calibrating; an existing .onnx of another .h5 is replaced only with --overwrite)")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -264,8 +243,7 @@ def get_parser() -> argparse.ArgumentParser:
                        "--calibrate; --train-mix replaces --prepare-stems/--create-hdf5/--train. "
                        "List flags take values separated by spaces or commas.")
     p.used_by = {}
-    for add_flags in (_common_and_render_flags, _prepare_and_hdf5_flags, _train_flags,
-                      _calibrate_and_export_flags):
+    for add_flags in (_common_and_render_flags, _prepare_and_hdf5_flags, _train_flags, _calibrate_and_export_flags):
         add_flags(p)
     return p
 
@@ -279,10 +257,6 @@ def _setup_logging(quiet, verbose):
 
 def _dest(stage: str) -> str:
     return stage.replace("-", "_")
-
-
-def _flag(parser: _Parser, dest: str) -> str:
-    return next(a.option_strings[-1] for a in parser._actions if a.dest == dest)
 
 
 def _parse(parser: _Parser, argv: list[str] | None) -> dict[str, Any]:
@@ -301,7 +275,8 @@ def _refuse_unused(parser: _Parser, given: dict[str, Any], stages: list[str]) ->
     """One-line error for a flag in ``given`` that none of ``stages`` uses."""
     for dest in given:
         if not set(parser.used_by.get(dest, STAGES)) & set(stages):
-            parser.error(f"{_flag(parser, dest)} is not used by {' or '.join('--' + s for s in stages)}")
+            flag = next(a.option_strings[-1] for a in parser._actions if a.dest == dest)
+            parser.error(f"{flag} is not used by {' or '.join('--' + s for s in stages)}")
 
 
 def read_recipe(parser: _Parser, path: str) -> list[dict[str, Any]]:
@@ -334,23 +309,6 @@ def read_recipe(parser: _Parser, path: str) -> list[dict[str, Any]]:
     return out
 
 
-def _check_train_extra(args):
-    """The stages that need TensorFlow (the ``[train]`` extra) refuse at once, in one line, when
-    it is not installed (a light install separates only)."""
-    from mixin.backends import TRAIN_EXTRA, installed
-    from mixin.errors import MixinError
-
-    tf = ("tensorflow", "keras", "h5py")
-    needs = {"create_hdf5": ("h5py",),
-             "train": tf + (("matplotlib",) if args.plot_training else ()),
-             "train_mix": tf + ("matplotlib",), "calibrate": tf, "export_onnx": tf + ("onnx",)}
-    for stage, modules in needs.items():
-        absent = [m for m in modules if getattr(args, stage) and not installed(m)]
-        if absent:
-            raise MixinError(f"--{stage.replace('_', '-')} needs {', '.join(absent)}, not "
-                             f"installed: {TRAIN_EXTRA}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the stages asked for (or the recipe's steps): 0 on success, 1 after a one-line
     ``error: ...`` on stderr, 130 when interrupted (argparse exits with 2 for bad flags)."""
@@ -368,9 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     for step in steps:
         stages = _stages({**step, **given})
         if not stages:
-            parser.error("nothing to do: give --render-stems, --render-report, --prepare-stems, "
-                         "--create-hdf5, --train, --train-mix, --calibrate and/or --export-onnx "
-                         "(or --recipe FILE)")
+            parser.error(f"nothing to do: give {', '.join('--' + s for s in STAGES[:-1])} and/or "
+                         f"--{STAGES[-1]} (or --recipe FILE)")
         mine = {k: v for k, v in given.items() if set(parser.used_by.get(k, STAGES)) & set(stages)}
         runs.append(argparse.Namespace(**{**defaults, **step, **mine}))
     _refuse_unused(parser, given, [s for s in STAGES if any(getattr(a, _dest(s)) for a in runs)])
@@ -437,27 +394,33 @@ def _train_config(args: argparse.Namespace, data_source: str):
 
 def _run(args: argparse.Namespace) -> None:
     """Run the stages of one checked set of settings."""
-    _check_train_extra(args)
+    # stages that need TensorFlow (the ``[train]`` extra) refuse at once, in one line, when it is not
+    # installed (a light install separates only)
+    from mixin.backends import TRAIN_EXTRA, installed
+    from mixin.errors import MixinError
+
+    tf = ("tensorflow", "keras", "h5py")
+    needs = {"create_hdf5": ("h5py",), "train": tf + (("matplotlib",) if args.plot_training else ()),
+             "train_mix": tf + ("matplotlib",), "calibrate": tf, "export_onnx": tf + ("onnx",)}
+    for stage, modules in needs.items():
+        if absent := [m for m in modules if getattr(args, stage) and not installed(m)]:
+            raise MixinError(f"--{stage.replace('_', '-')} needs {', '.join(absent)}, not installed: {TRAIN_EXTRA}")
     if args.render_stems:
         from mixin.training.render.render import render_stems
 
-        summary = render_stems(args.render_dir, args.songs, duration=args.duration, seed=args.seed,
-                               split=args.split, vocal_dirs=args.vocal_dirs or (), jobs=args.jobs,
-                               overwrite=args.overwrite, progress=not args.quiet,
-                               groove_dir=args.groove_dir, profile=args.render_profile)
+        summary = render_stems(args.render_dir, args.songs, duration=args.duration, seed=args.seed, split=args.split,
+                               vocal_dirs=args.vocal_dirs or (), jobs=args.jobs, overwrite=args.overwrite,
+                               progress=not args.quiet, groove_dir=args.groove_dir, profile=args.render_profile)
         log.debug("render-stems: %s", summary)
     if args.render_report:
         _render_report(args)
     if args.prepare_stems:
         from mixin.training.stems import prepare_stems
 
-        summary = prepare_stems(args.stem_dirs, data_dir=args.data_dir,
-                                segment_duration=args.segment_duration,
-                                segment_offset=args.segment_offset, track_limit=args.track_limit,
-                                segment_limit=args.segment_limit, augment=args.augment,
-                                seed=args.seed, overwrite=args.overwrite,
-                                augment_gain_db=args.augment_gain_db,
-                                augment_segments=args.augment_segments,
+        summary = prepare_stems(args.stem_dirs, data_dir=args.data_dir, segment_duration=args.segment_duration,
+                                segment_offset=args.segment_offset, track_limit=args.track_limit, seed=args.seed,
+                                segment_limit=args.segment_limit, augment=args.augment, overwrite=args.overwrite,
+                                augment_gain_db=args.augment_gain_db, augment_segments=args.augment_segments,
                                 validation_songs=args.validation_songs, test_songs=args.test_songs)
         log.debug("prepare-stems: %s", summary)
     if args.create_hdf5:

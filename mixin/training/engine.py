@@ -1,12 +1,7 @@
-"""The training engine: one configuration and one loop for both data sources (docs/training.md).
-
-:class:`TrainConfig` holds every setting of ``--train`` and ``--train-mix``, checked once by
-:meth:`TrainConfig.check`. A *data source* builds or reloads a model and gives the loop its epochs
-and its validation: :class:`mixin.training.train.HDF5Source` (one network, from an HDF5 dataset,
-validated by its loss: ``--train``) and :class:`mixin.training.mixing.MixSource` (the three
-networks, examples mixed on the fly, validated by separating songs: ``--train-mix``, whose epochs
-are called rounds). :func:`fit` runs the epochs: validation after each, the best one kept, early
-stopping, a checkpoint and the state after each (so a re-run resumes), the history as CSV.
+"""The training engine (docs/training.md): :class:`TrainConfig`, every setting of ``--train`` and
+``--train-mix``, and :func:`fit`, the loop of both data sources (:class:`mixin.training.train.HDF5Source`,
+:class:`mixin.training.mixing.MixSource`): validation after each epoch, the best kept, early stopping,
+a checkpoint and the state after each (so a re-run resumes), the history as CSV.
 """
 
 from __future__ import annotations
@@ -31,21 +26,17 @@ from ..errors import MixinError
 
 log = logging.getLogger("mixin")
 
-#: Loss functions a network can train with (the published models: MAE).
-LOSSES = ("mae", "mse")
+LOSSES = ("mae", "mse")  #: loss functions a network can train with (the published models: MAE)
 
 #: The measured best loss per network (docs/models.md): MAE for harmonic and percussive, MSE for
 #: vocal (with MAE the vocal network's ReLU output collapses to zero). The original: MAE.
 DEFAULT_LOSSES = {"harmonic": "mae", "percussive": "mae", "vocal": "mse"}
 
-#: The measured best learning rate (the original's, Keras' default 1e-3, measured much worse).
-DEFAULT_LEARNING_RATE = 1e-4
+DEFAULT_LEARNING_RATE = 1e-4  #: measured best (the original's, Keras' default 1e-3, much worse)
 
 
 def _check_int(name: str, v: object, lo: int, optional: bool = False) -> None:
-    if optional and v is None:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+    if not (optional and v is None) and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
         raise MixinError(f"{name} must be an integer >= {lo}, got {v!r}")
 
 
@@ -57,16 +48,10 @@ def _check_range(name: str, v: object, lo: float, hi: float) -> None:
 
 @dataclass
 class MixConfig:
-    """How the mixer draws examples (recorded with the training state; docs/training.md).
-
-    remix: probability that the three sources come from three different songs; gain_db: a gain
-    per source uniform in +-gain_db; level_db: the mixture's RMS level uniform in [low, high] dBFS
-    (None: the stems' own); eq_db: a random EQ curve per source (tilt + two bumps, +-eq_db);
-    shift: probability of a speed change of up to +-shift_semitones; silence: probability that a
-    source is silenced; active: probability that a remixed chunk is drawn among its source's
-    active seconds; dir_weights: probability of each stem dir (None: by duration); variants:
-    consecutive examples sharing one draw of audio (each with its own gains, EQ, silences, level).
-    """
+    """How the mixer draws examples (recorded with the training state): the ``--mix-*`` flags
+    (docs/training.md; level_db None: the stems' own level) and silence: probability that a source is
+    silenced; active: that a chunk is drawn among its source's active seconds; variants: consecutive
+    examples sharing one draw of audio (each with its own gains, EQ, silences, level)."""
 
     remix: float = 0.5
     gain_db: float = 6.0
@@ -105,12 +90,8 @@ class MixConfig:
 class TrainConfig:
     """Settings of ``--train`` (``data_source="hdf5"``: the networks of ``sources`` one at a time
     from ``data_dir``'s HDF5 files) and ``--train-mix`` (``"mix"``: the three networks together
-    on examples mixed from ``stem_dirs``). ``data_source`` None: "mix" when ``stem_dirs`` is given.
-
-    Defaults left at None depend on the source: ``epochs`` 100 (HDF5) or 30 rounds (mix),
-    ``batch_size`` 64 or 16, ``patience`` 2 or never, ``steps_per_epoch`` one pass over the
-    training examples or 200 batches, ``plot`` no or yes.
-    """
+    on examples mixed from ``stem_dirs``). ``data_source`` None: "mix" when ``stem_dirs`` is given;
+    settings left at None get the source's default (``__post_init__``; None steps: one pass)."""
 
     data_dir: str | os.PathLike = "data"
     model_dir: str | os.PathLike = "model"
@@ -120,8 +101,7 @@ class TrainConfig:
     batch_size: int | None = None
     patience: int | None = None                #: epochs without a better validation (0: mix never)
     seed: int = 0                              #: initial weights and order of the examples
-    #: mix: seed of the initial weights alone (None: ``seed``)
-    init_seed: int | None = None
+    init_seed: int | None = None               #: mix: seed of the initial weights alone (None: ``seed``)
     steps_per_epoch: int | None = None
     #: "mae" or "mse" for every network, or a dict source -> loss (:data:`DEFAULT_LOSSES`)
     loss: str | dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LOSSES))
@@ -145,9 +125,8 @@ class TrainConfig:
         if self.data_source is None:
             self.data_source = "mix" if self.stem_dirs else "hdf5"
         mix = self.data_source == "mix"
-        for name, hdf5, mixed in (("epochs", 100, 30), ("batch_size", 64, 16),
-                                  ("steps_per_epoch", None, 200), ("patience", 2, None),
-                                  ("plot", False, True)):
+        for name, hdf5, mixed in (("epochs", 100, 30), ("batch_size", 64, 16), ("steps_per_epoch", None, 200),
+                                  ("patience", 2, None), ("plot", False, True)):
             if getattr(self, name) is None:
                 setattr(self, name, mixed if mix else hdf5)
         if mix and self.patience == 0:
@@ -157,27 +136,23 @@ class TrainConfig:
         """Raise :class:`MixinError` naming the first bad setting and its value; return self."""
         if self.data_source not in ("hdf5", "mix"):
             raise MixinError(f"data source must be hdf5 or mix, got {self.data_source!r}")
-        _check_int("--epochs", self.epochs, 1)
-        _check_int("--batch-size", self.batch_size, 1)
-        _check_int("--patience", self.patience, 0, optional=True)
-        _check_int("--seed", self.seed, 0)
-        _check_int("the init seed (--init-seed)", self.init_seed, 0, optional=True)
-        _check_int("--steps-per-epoch", self.steps_per_epoch, 1, optional=True)
-        _check_int("--eval-batches", self.eval_batches, 1, optional=True)
+        for name, v, lo, opt in (("--epochs", self.epochs, 1, False), ("--batch-size", self.batch_size, 1, False),
+                                 ("--patience", self.patience, 0, True), ("--seed", self.seed, 0, False),
+                                 ("the init seed (--init-seed)", self.init_seed, 0, True),
+                                 ("--steps-per-epoch", self.steps_per_epoch, 1, True),
+                                 ("--eval-batches", self.eval_batches, 1, True)):
+            _check_int(name, v, lo, optional=opt)
         if isinstance(self.sources, str):
             raise MixinError(f"sources must be a list of source names, got {self.sources!r}")
         if any(s not in params.SOURCES for s in self.sources) or not self.sources \
                 or len(set(self.sources)) != len(self.sources):
             raise MixinError(f"unknown, repeated or no sources {list(self.sources)!r}; choose "
                              f"from {', '.join(params.SOURCES)}")
-        if isinstance(self.loss, dict):
-            missing = [s for s in self.sources if s not in self.loss]
-            if missing:
-                raise MixinError(f"no loss given for {', '.join(missing)} (loss {self.loss!r})")
+        if isinstance(self.loss, dict) and (missing := [s for s in self.sources if s not in self.loss]):
+            raise MixinError(f"no loss given for {', '.join(missing)} (loss {self.loss!r})")
         for s in self.sources:
             if self.loss_of(s) not in LOSSES:
-                raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss_of(s)!r} "
-                                 f"for {s}")
+                raise MixinError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss_of(s)!r} for {s}")
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) \
                 or not math.isfinite(lr) or not 0 < lr < 1:
@@ -198,9 +173,8 @@ class TrainConfig:
         if self.init_model_dir and self.arch != "mixin":
             raise MixinError("--init-model-dir starts from published-architecture models; "
                              f"it does not combine with --arch {self.arch}")
-        for d in list(self.stem_dirs) + list(self.monitor_dirs) + list(self.panel_dirs):
-            if not os.path.isdir(d):
-                raise MixinError(f"stem directory not found: {d}")
+        if bad := [d for d in [*self.stem_dirs, *self.monitor_dirs, *self.panel_dirs] if not os.path.isdir(d)]:
+            raise MixinError(f"stem directory not found: {bad[0]}")
         _check_int("--mix-workers", self.workers, 0)
         _check_range("--validation-duration", self.validation_duration, 2.0, 600.0)
         if self.mix.dir_weights is not None and len(self.mix.dir_weights) != len(self.stem_dirs):
@@ -233,8 +207,7 @@ def read_state(path: str | os.PathLike) -> dict[str, Any] | None:
     if not os.path.exists(path):
         return None
     try:
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise MixinError(f"cannot read training state {path}: {e}; use --overwrite to start again") from None
 
@@ -278,26 +251,23 @@ def plot_curves(png: str | os.PathLike, x: Sequence[float], series: Sequence[tup
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 4.5) if len(series) > 2 else (6, 4), dpi=100)
+    many = len(series) > 2
+    fig = Figure(figsize=(8, 4.5) if many else (6, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for label, y, style in series:
         ax.plot(x, y, label=label, **style)
     if title:
         ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7 if len(series) > 2 else None, ncol=2 if len(series) > 2 else 1)
+    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel), ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7 if many else None, ncol=2 if many else 1)
     fig.tight_layout()
     with fileio.atomic_open(png, "wb") as f:
         fig.savefig(f, format="png")
 
 
 def fit(src: Any, model: Any, state: dict[str, Any], epochs: int, patience: int | None) -> dict[str, Any]:
-    """Train ``model`` until ``state["rounds"]`` reaches ``epochs`` or early stopping; returns the
-    state.
-
+    """Train ``model`` until ``state["rounds"]`` reaches ``epochs`` or early stopping; returns the state.
     ``state``: ``rounds`` (epochs done), ``best`` (the best row, without per-song details, or
     None), ``history`` (one row per validation), ``stopped`` (early stopping ended the run).
     ``src`` provides ``paths`` (``last``, ``history``), ``monitor`` (the row's key compared),

@@ -1,16 +1,8 @@
-"""``--train-mix``: examples mixed on the fly from stem folders, and the data source that trains on them.
-
-:class:`Mixer` draws each example from the stems themselves (no HDF5 on disk): one 44032-sample
-chunk per source, from one song or from three (``remix``), with random gains, EQ, speed, silence
-and level (:class:`~mixin.training.engine.MixConfig`; docs/training.md, "--train-mix"). Songs are
-folders of stems classed by :func:`mixin.songs.classify`, at 44.1 kHz; a song may lack vocals.
-Example ``i`` depends only on (catalogue, config, seed, i) and batch ``b`` holds examples
-``b*B .. (b+1)*B-1``, so a resumed run sees the examples an uninterrupted one would. A batch is
-``x`` float32 [shape=(B, 96, 1948, C)] and three targets float32 [shape=(B, 96, 1948, 1)].
-
-:class:`MixSource` trains the three networks together on them, round by round, through
-:func:`mixin.training.engine.fit`, keeping the round that separates the validation songs best;
-:func:`train_mix` is the stage.
+"""``--train-mix`` (docs/training.md): :class:`Mixer` mixes examples on the fly from stem folders
+(44.1 kHz; a song may lack vocals), :class:`MixSource` trains the three networks on them through
+:func:`mixin.training.engine.fit`, :func:`train_mix` is the stage. Example ``i`` depends only on
+(catalogue, config, seed, i) and batch ``b`` holds examples ``b*B .. (b+1)*B-1``, so a resumed run
+sees the examples an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -43,10 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mixin")
 
-#: Activity is measured on windows of this many samples (one second).
-ACTIVITY_WINDOW = params.SAMPLE_RATE
-
-
+ACTIVITY_WINDOW = params.SAMPLE_RATE  #: activity is measured per second
 CATALOGUE_VERSION = 1
 STATE_VERSION = 1
 
@@ -74,8 +63,6 @@ def _activity(paths, frames):
     from ..io import sound_file
 
     n_win = -(-frames // ACTIVITY_WINDOW)
-    if not paths:
-        return [0] * n_win
     energy = np.zeros(n_win)
     for p in paths:
         pos = 0
@@ -94,7 +81,6 @@ def _activity(paths, frames):
 def _probe_song(args):
     folder, names, group = args
     from ..io import sound_info
-
     from ..songs import song_files
 
     files = song_files(folder)
@@ -125,20 +111,15 @@ def _probe_song(args):
 
 def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[str] | None = (),
                     jobs: int = 1, cache: str | os.PathLike | None = None) -> list[StemSong]:
-    """The songs under ``stem_dirs`` (recursively; grouped by stem dir) but ``exclude`` (folder
-    names), their activity measured by ``jobs`` processes, as :class:`StemSong` in stem-dir then
-    path order; ``cache``: a JSON file reused while the files' sizes and times are unchanged.
-    Raises :class:`MixinError` when no song is usable, a stem is unreadable or not at 44.1 kHz,
-    or a song's stems are not all mono or all stereo."""
+    """The songs under ``stem_dirs`` (recursively; grouped by stem dir) but ``exclude`` (folder names) as
+    :class:`StemSong` in stem-dir then path order, activity measured by ``jobs`` processes; ``cache``: a
+    JSON file reused while the files' sizes and times are unchanged. :class:`MixinError` when no song is
+    usable, a stem is unreadable or not at 44.1 kHz, or a song's stems are not all mono or all stereo."""
     from .stems import find_song_folders
 
     exclude = set(exclude or ())
-    tasks = []
-    for g, d in enumerate(stem_dirs):
-        for folder, files in find_song_folders([d]):
-            if folder.name in exclude:
-                continue
-            tasks.append((str(folder), [f.name for f in files], g))
+    tasks = [(str(folder), [f.name for f in files], g) for g, d in enumerate(stem_dirs)
+             for folder, files in find_song_folders([d]) if folder.name not in exclude]
     if not tasks:
         raise MixinError(f"no training songs under {', '.join(map(str, stem_dirs))}")
     key = [[t[0], t[2], sorted((n, os.path.getsize(os.path.join(t[0], n)),
@@ -146,8 +127,7 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
            for t in tasks]
     if cache and os.path.exists(cache):
         try:
-            with open(cache) as f:
-                c = json.load(f)
+            c = json.loads(Path(cache).read_text())
             if c.get("version") == CATALOGUE_VERSION and c.get("key") == key:
                 return [StemSong(**s) for s in c["songs"]]
         except (OSError, ValueError, TypeError):
@@ -155,9 +135,8 @@ def build_catalogue(stem_dirs: Sequence[str | os.PathLike], exclude: Iterable[st
     from .hdf5 import ordered_map
 
     songs = list(ordered_map(_probe_song, tasks, jobs if jobs > 1 and len(tasks) > 1 else 0))
-    skipped = [t[0] for t, s in zip(tasks, songs) if s is None]
-    for s in skipped:
-        log.warning("skipped %s: no drums or harmonic stems, or shorter than one chunk", s)
+    for t in (t for t, s in zip(tasks, songs) if s is None):
+        log.warning("skipped %s: no drums or harmonic stems, or shorter than one chunk", t[0])
     songs = [s for s in songs if s is not None]
     if not songs:
         raise MixinError("no usable training songs (each needs drums or harmonic stems, >= 1 s)")
@@ -176,18 +155,16 @@ class Mixer:
         self.seed = int(seed)
         #: the networks' input channels (a model spec's ``inputs``, :func:`mixin.model.network_input`)
         self.inputs = tuple(inputs)
-        groups = sorted({s.group for s in self.songs})
+        self.groups = groups = sorted({s.group for s in self.songs})
         dw = config.dir_weights
         w = np.array([(dw[g] if g < len(dw) else 0.0) if dw is not None else
                       sum(s.frames for s in self.songs if s.group == g) for g in groups], float)
         if w.sum() <= 0:
             raise MixinError("every stem dir with songs has weight 0")
-        self.groups = groups
         self.group_p = w / w.sum()
         self.group_songs = {g: [i for i, s in enumerate(self.songs) if s.group == g] for g in groups}
-        self.group_song_p = {g: np.array([self.songs[i].frames for i in idx], float)
+        self.group_song_p = {g: (p := np.array([self.songs[i].frames for i in idx], float)) / p.sum()
                              for g, idx in self.group_songs.items()}
-        self.group_song_p = {g: p / p.sum() for g, p in self.group_song_p.items()}
         self._nsgt, self._files = None, {}
 
     def __getstate__(self):  # open files stay in their process
@@ -210,9 +187,7 @@ class Mixer:
         last = song.frames - length
         if last <= 0:
             return 0
-        act = song.active.get(source) if source else None
-        if source is None:
-            act = np.max([song.active[s] for s in params.SOURCES], axis=0)
+        act = song.active.get(source) if source else np.max([song.active[s] for s in params.SOURCES], axis=0)
         if act is not None and rng.random() < self.config.active:
             act = np.asarray(act)
             n_full = max(1, last // ACTIVITY_WINDOW)
@@ -227,25 +202,20 @@ class Mixer:
         c = self.config
         rng = np.random.default_rng([self.seed, int(d)])
         remix = bool(rng.random() < c.remix)
-        speed = 1.0
-        if rng.random() < c.shift:
-            speed = float(2.0 ** (rng.uniform(-c.shift_semitones, c.shift_semitones) / 12.0))
+        speed = float(2.0 ** (rng.uniform(-c.shift_semitones, c.shift_semitones) / 12.0)) if rng.random() < c.shift \
+            else 1.0
         length = int(math.ceil(params.CHUNK_SIZE * speed)) + 64
+        if remix:
+            song_ids, keys = {s: self._draw_song(rng, s) for s in params.SOURCES}, params.SOURCES
+        else:  # one song, one offset and one channel for every source
+            song_ids, keys = dict.fromkeys(params.SOURCES, self._draw_song(rng)), (None,)
         offsets, chans = {}, {}
+        for k in keys:
+            song = self.songs[song_ids[k or params.SOURCES[0]]]
+            offsets[k] = self._draw_offset(rng, song, k, length)
+            chans[k] = int(rng.integers(song.channels)) if rng.random() < 0.8 else -1
         if not remix:
-            one = self._draw_song(rng)
-            song_ids = {s: one for s in params.SOURCES}
-            song = self.songs[one]
-            off = self._draw_offset(rng, song, None, length)
-            ch = int(rng.integers(song.channels)) if rng.random() < 0.8 else -1
-            offsets = {s: off for s in params.SOURCES}
-            chans = {s: ch for s in params.SOURCES}
-        else:
-            song_ids = {s: self._draw_song(rng, s) for s in params.SOURCES}
-            for s in params.SOURCES:
-                song = self.songs[song_ids[s]]
-                offsets[s] = self._draw_offset(rng, song, s, length)
-                chans[s] = int(rng.integers(song.channels)) if rng.random() < 0.8 else -1
+            offsets, chans = dict.fromkeys(params.SOURCES, offsets[None]), dict.fromkeys(params.SOURCES, chans[None])
         return dict(draw=int(d), remix=remix, speed=speed, length=length, songs=song_ids,
                     offsets=offsets, channels=chans)
 
@@ -257,21 +227,16 @@ class Mixer:
         silent = {s: bool(rng.random() < c.silence) for s in params.SOURCES}
         if all(silent.values()):
             silent[params.SOURCES[int(rng.integers(3))]] = False
-        eq = {s: self._eq_params(rng) for s in params.SOURCES}
+        d = c.eq_db  # EQ: a tilt and two bumps (centre, width, gain) per source, or None
+        eq = {s: None if d <= 0 else dict(tilt=float(rng.uniform(-d, d)), bumps=[
+            (float(rng.uniform(0, 1)), float(rng.uniform(0.03, 0.2)), float(rng.uniform(-d, d))) for _ in range(2)])
+            for s in params.SOURCES}
         level = None if c.level_db is None else float(rng.uniform(*c.level_db))
         return dict(index=int(index), gains=gains, silent=silent, eq=eq, level=level)
 
     def plan(self, index: int) -> dict[str, Any]:
         """Every random choice of example ``index`` (its draw is ``index // variants``)."""
         return dict(self.draw(int(index) // self.config.variants), **self.variant(index))
-
-    def _eq_params(self, rng):
-        d = self.config.eq_db
-        if d <= 0:
-            return None
-        return dict(tilt=float(rng.uniform(-d, d)),
-                    bumps=[(float(rng.uniform(0, 1)), float(rng.uniform(0.03, 0.2)),
-                            float(rng.uniform(-d, d))) for _ in range(2)])
 
     @staticmethod
     def eq_curve(eq: dict[str, Any] | None, n_rows: int) -> np.ndarray:
@@ -285,22 +250,18 @@ class Mixer:
             db = db + gain * np.exp(-0.5 * ((u - centre) / width) ** 2)
         return (10.0 ** (db / 20.0)).astype(np.float32)
 
-    def _open(self, path):
-        """An open SoundFile for ``path``, kept open (at most 64 per process)."""
+    def _read(self, song, source, offset, length, channel):
+        """The sum of the source's stems from ``offset``, files kept open (at most 64 per process)."""
         from ..io import sound_file
 
-        f = self._files.pop(path, None)
-        if f is None:
-            if len(self._files) >= 64:
-                self._files.pop(next(iter(self._files))).close()
-            f = sound_file(path)
-        self._files[path] = f  # most recently used last
-        return f
-
-    def _read(self, song, source, offset, length, channel):
         out = np.zeros(length, np.float32)
         for p in song.files[source]:
-            f = self._open(p)
+            f = self._files.pop(p, None)
+            if f is None:
+                if len(self._files) >= 64:
+                    self._files.pop(next(iter(self._files))).close()
+                f = sound_file(p)
+            self._files[p] = f  # most recently used last
             f.seek(min(offset, max(0, f.frames - 1)))
             x = f.read(length, dtype="float32", always_2d=True)
             x = x.mean(axis=1) if channel < 0 or channel >= x.shape[1] else x[:, channel]
@@ -319,22 +280,18 @@ class Mixer:
             # play ``speed`` times faster: resample from rate*speed to rate
             x = soxr.resample(x, params.SAMPLE_RATE * draw["speed"], params.SAMPLE_RATE, "HQ")
         y = np.zeros(params.CHUNK_SIZE, np.float32)
-        n = min(len(x), params.CHUNK_SIZE)
-        y[:n] = x[:n]
+        y[:min(len(x), params.CHUNK_SIZE)] = x[:params.CHUNK_SIZE]
         return y
 
     def batch(self, b: int, batch_size: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """Batch ``b``: (x, (y_harmonic, y_percussive, y_vocal)), float32; x [shape=(B, 96, 1948, C)]
-        with the C channels of ``inputs`` (1: the mixture's magnitude), the targets [shape=(B, 96, 1948, 1)].
+        """Batch ``b`` (examples ``b*B .. (b+1)*B-1``): (x, (y_harmonic, y_percussive, y_vocal)), float32;
+        x [shape=(B, 96, 1948, C)] with the C channels of ``inputs`` (1: the mixture's magnitude), the
+        targets [shape=(B, 96, 1948, 1)]. A draw of audio serves ``config.variants`` examples; their gains,
+        EQ, silences and level scale the sources' coefficients (the transform is linear)."""
+        from ..model import network_input
+        from ..nsgt import get_nsgt
 
-        Examples ``b*B .. (b+1)*B-1``. Each draw of audio serves ``config.variants`` consecutive
-        examples with different gains, EQ, silences and level: the transform is linear, so these
-        are applied to the sources' coefficients (the mixture is the sum of the sources' scaled
-        coefficients, exactly as if the scaled signals had been transformed).
-        """
         if self._nsgt is None:
-            from ..nsgt import get_nsgt
-
             self._nsgt = get_nsgt()
         idx = range(b * batch_size, (b + 1) * batch_size)
         v = self.config.variants
@@ -363,12 +320,11 @@ class Mixer:
             # of signal energy, within about +-1 dB for music): scale everything to the target
             ms = float(power.sum()) / (COEF_ENERGY * params.CHUNK_SIZE)
             if var["level"] is not None and ms > 1e-12:
-                g *= np.float32(10.0 ** ((var["level"] - 10.0 * np.log10(ms)) / 20.0))
-                power *= np.float32(10.0 ** ((var["level"] - 10.0 * np.log10(ms)) / 10.0))
+                db = var["level"] - 10.0 * np.log10(ms)
+                g *= np.float32(10.0 ** (db / 20.0))
+                power *= np.float32(10.0 ** (db / 10.0))
             np.multiply(mags[d], g[:, :, None], out=src[k])
             np.sqrt(power, out=mix[k])
-        from ..model import network_input
-
         return (network_input(mix, self.inputs),
                 tuple(src[:, j, ..., None] for j in range(len(params.SOURCES))))
 
@@ -405,8 +361,8 @@ class BatchStream:
 
     def __exit__(self, *exc):
         if self._it is not None:
-            self._it.close()
-            self._it = None
+            self._it, it = None, self._it
+            it.close()
 
     def get(self) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """The next batch (x, (y_h, y_p, y_v)) as float32."""
@@ -428,9 +384,8 @@ class ValSong:
 
 
 def load_validation_song(folder: str | os.PathLike, duration: float) -> ValSong:
-    """The ``duration`` s excerpt of a song folder where its sources are most active
-    (:func:`mixin.metrics.auto_offset`); targets missing in the folder are silent. Raises
-    :class:`MixinError` for a folder without stems, an unreadable stem or one not at 44.1 kHz."""
+    """The ``duration`` s excerpt of a song folder where its sources are most active (targets missing
+    are silent); :class:`MixinError` for a folder without stems, an unreadable stem or one not at 44.1 kHz."""
     from ..songs import Song, read_sources, song_files
 
     folder = Path(folder)
@@ -446,29 +401,25 @@ def load_validation_song(folder: str | os.PathLike, duration: float) -> ValSong:
 
 def score_songs(separator: Separator, songs: Iterable[ValSong]) -> dict[str, dict[str, float]]:
     """Separate each song and score it: {song: {source: window SDR in dB}}."""
-    out = {}
-    for song in songs:
-        est = separator.separate(song.mixture, params.SAMPLE_RATE)
-        out[song.name] = {s: window_sdr(song.refs[s], est[s]) for s in params.SOURCES}
-    return out
+    return {song.name: {s: window_sdr(song.refs[s], est[s]) for s in params.SOURCES}
+            for song in songs for est in [separator.separate(song.mixture, params.SAMPLE_RATE)]}
 
 
 def summarise(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Median over songs per source (NaNs left out) and their mean (the selection score)."""
-    med = {}
-    for s in params.SOURCES:
-        v = [sc[s] for sc in scores.values() if np.isfinite(sc[s])]
-        med[s] = float(np.median(v)) if v else float("nan")
-    finite = [v for v in med.values() if np.isfinite(v)]
-    med["mean"] = float(np.mean(finite)) if finite else float("nan")
-    return med
+    def mid(v, f=np.median):
+        v = [x for x in v if np.isfinite(x)]
+        return float(f(v)) if v else float("nan")
+
+    med = {s: mid(sc[s] for sc in scores.values()) for s in params.SOURCES}
+    return dict(med, mean=mid(med.values(), np.mean))
 
 
 def build_joint(losses: Mapping[str, str], learning_rate: float,
                 init_model_dir: str | os.PathLike | None = None, arch: str = "mixin") -> keras.Model:
-    """The three networks of architecture ``arch`` as one Keras model (input [shape=(B, 96, 1948,
-    C)]; outputs: harmonic, percussive, vocal estimates [shape=(B, 96, 1948, 1)]), compiled with
-    one loss per output and Adam; the networks start from ``init_model_dir``'s models if given."""
+    """The three networks of ``arch`` as one Keras model (input [shape=(B, 96, 1948, C)]; outputs: harmonic,
+    percussive, vocal estimates [shape=(B, 96, 1948, 1)]), compiled with one loss per output and Adam;
+    the networks start from ``init_model_dir``'s models if given."""
     import keras
 
     from ..model import build_model, load_models
@@ -482,11 +433,6 @@ def build_joint(losses: Mapping[str, str], learning_rate: float,
     joint.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss=[losses[s] for s in params.SOURCES])
     return joint
-
-
-def networks(joint: keras.Model) -> dict[str, keras.Model]:
-    """The three CDAEs inside a joint model, keyed by source."""
-    return {s: joint.get_layer(f"cdae_{s}") for s in params.SOURCES}
 
 
 def _save_models(nets, folder, arch="mixin"):
@@ -525,10 +471,9 @@ def _paths(cfg):
 
 
 class MixSource:
-    """The three networks trained together on examples mixed on the fly: the data source of
-    ``--train-mix`` for :func:`mixin.training.engine.fit`. An epoch (a round) is
-    ``steps_per_epoch`` batches; validation separates the selection songs (or the panel) and the
-    monitor songs; the round kept has the best mean selection SDR (or panel score)."""
+    """The data source of ``--train-mix`` for :func:`mixin.training.engine.fit`: a round is ``steps_per_epoch``
+    batches; validation separates the selection songs (or the panel) and the monitor songs; the round
+    kept has the best mean selection SDR (or panel score)."""
 
     name = "joint"
     higher = True
@@ -548,8 +493,7 @@ class MixSource:
         for _ in range(cfg.steps_per_epoch):
             x, ys = self.stream.get()
             sums += _per_source_losses(joint.train_on_batch(x, list(ys), return_dict=True))
-            if self.bar is not None:
-                self.bar.update(1)
+            self.bar.update(1)
         state["batches"] += cfg.steps_per_epoch
         return dict(batches=state["batches"], examples=state["batches"] * cfg.batch_size,
                     examples_per_s=cfg.steps_per_epoch * cfg.batch_size / (time.perf_counter() - t0),
@@ -573,28 +517,23 @@ class MixSource:
         return out
 
     def save(self, joint: keras.Model, row: dict[str, Any], improved: bool) -> None:
-        if row["round"] > 0:
-            _save_models(self.nets, self.paths["rounds"] / f"{row['round']:03d}", self.cfg.arch)
-        if improved:
-            _save_models(self.nets, self.paths["best"], self.cfg.arch)
+        for folder in ([self.paths["rounds"] / f"{row['round']:03d}"] if row["round"] > 0 else []) + \
+                ([self.paths["best"]] if improved else []):
+            _save_models(self.nets, folder, self.cfg.arch)
 
     def report(self, row: dict[str, Any], improved: bool) -> None:
         if row["round"] == 0:
             log.info("round 0 (initial): selection SDR %s", _fmt(row, "select"))
             return
-        msg = (f"round {row['round']}/{self.cfg.epochs} ({row['batches']} batches, "
-               f"{row['examples_per_s']:.1f} examples/s): selection SDR {_fmt(row, 'select')}")
-        if self.monitor_songs:
-            msg += f"; monitor {_fmt(row, 'monitor')}"
-        if self.panel:
-            msg += (f"; panel vs HPSS {row['panel']:+.2f} dB (real {row['panel_real']:+.2f}, "
-                    f"rendered {row['panel_rendered']:+.2f})")
-        log.info(msg + (" *" if improved else ""))
+        log.info(f"round {row['round']}/{self.cfg.epochs} ({row['batches']} batches, "
+                 f"{row['examples_per_s']:.1f} examples/s): selection SDR {_fmt(row, 'select')}"
+                 + (f"; monitor {_fmt(row, 'monitor')}" if self.monitor_songs else "")
+                 + (f"; panel vs HPSS {row['panel']:+.2f} dB (real {row['panel_real']:+.2f}, "
+                    f"rendered {row['panel_rendered']:+.2f})" if self.panel else "") + (" *" if improved else ""))
 
     def save_state(self, state: dict[str, Any]) -> None:
-        disk = {k: v for k, v in state.items() if k != "stopped"}
-        fileio.write_json(self.paths["state"], dict(disk, finished=state["stopped"]), indent=1,
-                          sort_keys=True, default=float)
+        fileio.write_json(self.paths["state"], dict({k: v for k, v in state.items() if k != "stopped"},
+                                                    finished=state["stopped"]), indent=1, sort_keys=True, default=float)
 
 
 def plot_validation(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
@@ -620,37 +559,28 @@ def _open_state(cfg, p, final):
                 shutil.rmtree(p[k])
         return None
     if not p["state"].exists():
-        existing = [str(f) for f in final.values() if f.exists()]
-        if existing:
-            raise MixinError(f"{existing[0]} exists and was not made by this logdir; "
-                             f"use --overwrite to replace it")
+        if existing := [str(f) for f in final.values() if f.exists()]:
+            raise MixinError(f"{existing[0]} exists and was not made by this logdir; use --overwrite to replace it")
         return None
     state = json.loads(p["state"].read_text())
     if state.get("version") != STATE_VERSION:
         raise MixinError(f"{p['state']} is from another version; use --overwrite to start again")
     ident = cfg.identity()
-    diff = sorted(k for k in set(ident) | set(state["identity"]) if state["identity"].get(k) != ident.get(k))
-    if diff:
+    if diff := sorted(k for k in set(ident) | set(state["identity"]) if state["identity"].get(k) != ident.get(k)):
         raise MixinError(f"cannot resume {cfg.logdir}: {', '.join(diff)} differ from the "
                          f"checkpoint's; use the same settings, another --logdir, or --overwrite")
     return state
 
 
-def _song_folders(dirs, names=None):
+def _validation_sets(cfg, p):
+    """(training songs, selection songs, monitor songs, panel or None); held-out songs never in the catalogue."""
     from .stems import find_song_folders
 
-    return [folder for folder, _ in find_song_folders(dirs) if names is None or folder.name in names]
-
-
-def _validation_sets(cfg, p):
-    """(training songs, selection songs, monitor songs, panel or None); held-out songs are never
-    in the catalogue."""
     held = set(cfg.validation_songs)
-    select = _song_folders(cfg.stem_dirs, held)
-    found = {f.name for f in select}
-    if held - found:
+    select = [folder for folder, _ in find_song_folders(cfg.stem_dirs) if folder.name in held]
+    if held - (found := {f.name for f in select}):
         raise MixinError(f"validation song(s) not found in the stem dirs: {', '.join(sorted(held - found))}")
-    monitor = _song_folders(cfg.monitor_dirs) if cfg.monitor_dirs else []
+    monitor = [folder for folder, _ in find_song_folders(cfg.monitor_dirs)] if cfg.monitor_dirs else []
     songs = build_catalogue(cfg.stem_dirs, exclude=held, jobs=os.cpu_count() or 1, cache=p["catalogue"])
     log.info("training songs: %d (%.1f h) from %d stem dir(s); selection songs: %s; monitor songs: %d",
              len(songs), sum(s.frames for s in songs) / params.SAMPLE_RATE / 3600,
@@ -668,16 +598,15 @@ def _validation_sets(cfg, p):
 
 
 def train_mix(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) the three networks on examples mixed on the fly (``--train-mix``; files
-    and resuming in docs/training.md); returns the state."""
+    """Train (or resume) the networks of ``--train-mix`` (files, resuming: docs/training.md); returns the state."""
     from ..model import import_tensorflow, model_spec, write_model_spec
     from ..onnxexport import export_after_save
     from ..separation.separate import Separator
 
     cfg.check()
     p = _paths(cfg)
-    os.makedirs(cfg.logdir, exist_ok=True)
-    os.makedirs(cfg.model_dir, exist_ok=True)
+    for d in (cfg.logdir, cfg.model_dir):
+        os.makedirs(d, exist_ok=True)
     final = {s: Path(cfg.model_dir) / params.MODEL_FILES[s] for s in params.SOURCES}
     state = _open_state(cfg, p, final)
     songs, select, monitor, panel = _validation_sets(cfg, p)
@@ -695,21 +624,19 @@ def train_mix(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         state = dict(version=STATE_VERSION, identity=cfg.identity(), rounds=0, batches=0,
                      best=None, history=[], finished=False, mix=cfg.mix.to_json())
     state["stopped"] = state.pop("finished")
-    nets, inputs = networks(joint), model_spec(cfg.arch)["inputs"]
+    nets = {s: joint.get_layer(f"cdae_{s}") for s in params.SOURCES}  # the three CDAEs inside
+    inputs = model_spec(cfg.arch)["inputs"]
     src = MixSource(cfg, Separator(models=nets, inputs=inputs), nets, select, monitor, panel)
     if state["rounds"] == 0 and not state["history"]:  # the initial networks: a candidate if given
         end_epoch(src, joint, state, dict(round=0, batches=0, examples=0, seconds=0.0,
                                           examples_per_s=float("nan")), candidate=bool(cfg.init_model_dir))
-    if progress:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        src.bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, initial=state["batches"], unit="batch",
-                       dynamic_ncols=True, leave=False)
+    src.bar = tqdm(total=cfg.epochs * cfg.steps_per_epoch, initial=state["batches"], unit="batch",
+                   dynamic_ncols=True, leave=False, disable=not progress)
     mixer = Mixer(songs, cfg.mix, seed=cfg.seed, inputs=inputs)
-    with BatchStream(mixer, cfg.batch_size, start=state["batches"], workers=cfg.workers) as src.stream:
+    with src.bar, BatchStream(mixer, cfg.batch_size, start=state["batches"], workers=cfg.workers) as src.stream:
         fit(src, joint, state, cfg.epochs, cfg.patience)
-    if src.bar is not None:
-        src.bar.close()
     if state["best"] is None:
         raise MixinError("no round was trained (rounds done already?)")
     for s in params.SOURCES:
