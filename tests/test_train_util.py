@@ -191,19 +191,22 @@ def test_trial_only_flags_are_gone(flag):
     assert flag not in {o for a in get_parser()._actions for o in a.option_strings}
 
 
-def test_recipe_holds_the_shipped_models_commands():
-    """pretrained-models/recipe.json parses into exactly the settings of the train_util.py commands
-    that made the shipped models (training.json "commands"), step by step."""
+@pytest.mark.parametrize("folder", ["."] + sorted(
+    p.parent.name for p in (ROOT / "pretrained-models").glob("*/recipe.json")))
+def test_recipe_holds_the_shipped_models_commands(folder):
+    """Each shipped set's recipe.json parses into exactly the settings of the train_util.py
+    commands that made it (its training.json "commands"), step by step."""
     import json
     import shlex
 
     from mixin.cli.train import _parse, get_parser, read_recipe
 
     parser = get_parser()
-    commands = json.loads((ROOT / "pretrained-models" / "training.json").read_text())["commands"]
+    d = ROOT / "pretrained-models" / folder
+    commands = json.loads((d / "training.json").read_text())["commands"]
     shipped = [_parse(parser, shlex.split(c)[1:]) for c in commands if c.startswith("./train_util.py")]
     assert len(shipped) == 4 and shipped[-1]["train_mix"]
-    assert read_recipe(parser, str(ROOT / "pretrained-models" / "recipe.json")) == shipped
+    assert read_recipe(parser, str(d / "recipe.json")) == shipped
 
 
 def test_recipe_steps_overrides_and_stage_choice(tmp_path):
