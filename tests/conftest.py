@@ -78,3 +78,17 @@ def identity_models(tmp_path_factory):
                                  keras.layers.Activation("linear")])
 
     return _save_models(tmp_path_factory.mktemp("identity-models"), make)
+
+
+@pytest.fixture(scope="module")
+def vocal_hdf5(tmp_path_factory):
+    """Two synthetic songs, one 3 s segment each: 8 vocal examples per split (train, validation)."""
+    from mixin.training.hdf5 import create_hdf5
+    from mixin.training.render.synth import write_stem_folders
+    from mixin.training.stems import prepare_stems
+
+    root = tmp_path_factory.mktemp("vocal_hdf5")
+    write_stem_folders(root / "stems", 2, 3.5, seed=5)
+    prepare_stems([root / "stems"], data_dir=root / "data", segment_duration=3.0)
+    create_hdf5(root / "data", n_pool=1, sources=("vocal",))
+    return root / "data"

@@ -14,9 +14,6 @@ import numpy as np
 import pytest
 
 from mixin.errors import MixinError
-from mixin.training.hdf5 import create_hdf5
-from mixin.training.stems import prepare_stems
-from mixin.training.render.synth import write_stem_folders
 from mixin.training.train import (TrainConfig, batch_indices, checkpoint_paths, make_dataset,
                                   plot_history, read_state, train)
 
@@ -31,13 +28,8 @@ def cfg(data, model_dir, logdir, **kw):
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Two synthetic songs, one 3 s segment each: 8 vocal examples per split (train, validation)."""
-    root = tmp_path_factory.mktemp("train")
-    write_stem_folders(root / "stems", 2, 3.5, seed=5)
-    prepare_stems([root / "stems"], data_dir=root / "data", segment_duration=3.0)
-    create_hdf5(root / "data", n_pool=1, sources=("vocal",))
-    return root / "data"
+def data(vocal_hdf5):
+    return vocal_hdf5
 
 
 def _rows(path):

@@ -51,21 +51,7 @@ def _loss(kind, y, e):
     return float(np.mean(np.abs(d) if kind == "mae" else d * d))
 
 
-@pytest.fixture(scope="module")
-def hdf5_data(tmp_path_factory):
-    """Two synthetic songs, one 3 s segment each: 8 vocal examples per split (train, validation)."""
-    from mixin.training.hdf5 import create_hdf5
-    from mixin.training.render.synth import write_stem_folders
-    from mixin.training.stems import prepare_stems
-
-    root = tmp_path_factory.mktemp("steps")
-    write_stem_folders(root / "stems", 2, 3.5, seed=5)
-    prepare_stems([root / "stems"], data_dir=root / "data", segment_duration=3.0)
-    create_hdf5(root / "data", n_pool=1, sources=("vocal",))
-    return root / "data"
-
-
-def test_train_lowers_the_training_loss_and_changes_the_weights(hdf5_data, tmp_path):
+def test_train_lowers_the_training_loss_and_changes_the_weights(vocal_hdf5, tmp_path):
     """--train: the weights after one epoch and after three more differ, and the later ones have
     the lower loss on the training examples (the loss of every epoch goes down)."""
     import h5py
@@ -74,13 +60,13 @@ def test_train_lowers_the_training_loss_and_changes_the_weights(hdf5_data, tmp_p
     from mixin.training.train import TrainConfig, checkpoint_paths, read_history, train
 
     def run(epochs):
-        cfg = TrainConfig(data_dir=hdf5_data, model_dir=tmp_path / "model", logdir=tmp_path / "logdir",
+        cfg = TrainConfig(data_dir=vocal_hdf5, model_dir=tmp_path / "model", logdir=tmp_path / "logdir",
                           sources=("vocal",), epochs=epochs, batch_size=4, eval_batches=1,
                           learning_rate=1e-3)
         train(cfg)
         return keras.models.load_model(checkpoint_paths(cfg.model_dir, cfg.logdir, "vocal")["last"])
 
-    with h5py.File(hdf5_data / "data_vocal.hdf5", "r") as f:
+    with h5py.File(vocal_hdf5 / "data_vocal.hdf5", "r") as f:
         x = f["data-x-train"][:].astype(np.float32)
         y = f["data-y-train"][:].astype(np.float32)
     one = run(1)
