@@ -426,3 +426,37 @@ def test_recorded_profile_changes_only_the_drum_bus_and_vocal_level(vocal_dir, m
     assert lo <= rec_r["balance_db"]["vocals_vs_rest"] <= hi
     with pytest.raises(MixinError, match="unknown render profile 'loud'"):
         render.render_stems("unused", 1, profile="loud")
+
+
+def _below_hz(x, hz=110.0):
+    """Energy of ``x`` [shape=(2, n)] below ``hz``."""
+    spec = np.abs(np.fft.rfft(x.astype(np.float64), axis=-1)) ** 2
+    f = np.fft.rfftfreq(x.shape[-1], 1 / 44100)
+    return float(spec[:, f < hz].sum())
+
+
+def test_wide_profile_is_recorded_plus_sub_bass_songs():
+    """--render-profile wide: a song without sub bass is the recorded profile's, bit for bit; a
+    sub-bass song has fewer kicks and a louder low end of the bass relative to the drums."""
+    _skip_unless_renderable()
+    prof = render.PROFILES["wide"]
+    flags = [render._sub_bass(3, i, prof) is not None for i in range(40)]
+    assert 0.1 < np.mean(flags) < 0.6  # the profile's share (0.3) of 40 songs
+    plain, sub = flags.index(False), flags.index(True)
+    for i in (plain, sub):
+        wide, rec_w = render.render_song(i, 3, "train", DUR, profile="wide")
+        recd, rec_r = render.render_song(i, 3, "train", DUR, profile="recorded")
+        if i == plain:
+            assert rec_w["sub_bass"] is None and "sub_bass" not in rec_r
+            for stem in recd:
+                np.testing.assert_array_equal(wide[stem], recd[stem])
+            continue
+        s = rec_w["sub_bass"]
+        lo, hi = render.SUB_BASS["kick_keep"]
+        assert lo <= s["kick_keep"] <= hi and s["kicks"][1] < s["kicks"][0]
+        bal_w, bal_r = rec_w["balance_db"], rec_r["balance_db"]
+        assert bal_w["drums_vs_bass_other"] == pytest.approx(min(s["drums_db"], bal_r["drums_vs_bass_other"]), abs=1e-3)
+        assert bal_w["bass_vs_other"] == pytest.approx(max(s["bass_vs_other"], bal_r["bass_vs_other"]), abs=1e-3)
+        ratio_w = _below_hz(wide["drums"]) / _below_hz(wide["bass"] + wide["other"])
+        ratio_r = _below_hz(recd["drums"]) / _below_hz(recd["bass"] + recd["other"])
+        assert 10 * np.log10(ratio_w / ratio_r) < -3  # drums minus harmonic below 110 Hz fell > 3 dB

@@ -630,7 +630,7 @@ def render_backing(tempo_bpm: float, beats_per_bar: int, n_samples: int, rng: np
         part_info.append(info)
 
     # the shared room: one impulse response, one convolution per stem that sends to it
-    room = {"rt60_s": fx._log_uniform(rng, 0.3, 2.2),
+    room = {"rt60_s": fx.log_uniform(rng, 0.3, 2.2),
             "predelay_ms": float(rng.uniform(2.0, 35.0)), "damping": float(rng.uniform(0.2, 0.9))}
     ir = fx.reverb_ir(sr, np.random.default_rng(int(rng.integers(2**31))), room["rt60_s"],
                       room["predelay_ms"], room["damping"])

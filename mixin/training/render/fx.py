@@ -50,7 +50,7 @@ def _out(y: np.ndarray, was_1d: bool) -> np.ndarray:
     return y[0] if was_1d else y
 
 
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     """A value drawn log-uniformly from [lo, hi]."""
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
@@ -131,14 +131,21 @@ def _sosfilt(sos: np.ndarray, a: np.ndarray) -> np.ndarray:
     return signal.sosfilt(sos.astype(np.float32), a.astype(np.float32), axis=-1).astype(np.float32, copy=False)
 
 
+def shelf(x: np.ndarray, sr: int, kind: str, freq_hz: float, gain_db: float) -> np.ndarray:
+    """``x`` [shape=(n,) or (channels, n)] through one shelf (``kind``: "lowshelf" or "highshelf")."""
+    a, one = _as2d(x)
+    y = _sosfilt(_biquad(kind, freq_hz, sr, gain_db), a) if a.shape[1] else a.copy()
+    return _out(y, one)
+
+
 def eq(x: np.ndarray, sr: int, rng: np.random.Generator, max_db: float = 9.0) -> tuple[np.ndarray, dict]:
     """Random EQ: a low shelf, a high shelf and 1-2 peaking filters, gains uniform in +-``max_db``;
     info: the bands (kind, freq_hz, gain_db, q)."""
     a, one = _as2d(x)
-    bands = [{"kind": "lowshelf", "freq_hz": _log_uniform(rng, 60, 300), "q": 0.707},
-             {"kind": "highshelf", "freq_hz": _log_uniform(rng, 2500, 10000), "q": 0.707}]
+    bands = [{"kind": "lowshelf", "freq_hz": log_uniform(rng, 60, 300), "q": 0.707},
+             {"kind": "highshelf", "freq_hz": log_uniform(rng, 2500, 10000), "q": 0.707}]
     for _ in range(int(rng.integers(1, 3))):
-        bands.append({"kind": "peak", "freq_hz": _log_uniform(rng, 150, 6000),
+        bands.append({"kind": "peak", "freq_hz": log_uniform(rng, 150, 6000),
                       "q": float(rng.uniform(0.5, 2.5))})
     for b in bands:
         b["gain_db"] = float(rng.uniform(-max_db, max_db))
@@ -209,11 +216,11 @@ def drum_bus(x: np.ndarray, sr: int, rng: np.random.Generator, low_db: tuple[flo
     level, ratio 3-8, attack 0.5-5 ms with look-ahead, release 40-200 ms)."""
     a, one = _as2d(x)
     info: dict[str, Any] = {
-        "low_shelf": {"freq_hz": _log_uniform(rng, 70.0, 140.0), "gain_db": float(rng.uniform(*low_db))},
-        "high_shelf": {"freq_hz": _log_uniform(rng, 4000.0, 8000.0), "gain_db": float(rng.uniform(*high_db))}}
+        "low_shelf": {"freq_hz": log_uniform(rng, 70.0, 140.0), "gain_db": float(rng.uniform(*low_db))},
+        "high_shelf": {"freq_hz": log_uniform(rng, 4000.0, 8000.0), "gain_db": float(rng.uniform(*high_db))}}
     use_comp = bool(rng.random() < comp_probability)
     comp = {"threshold_rel_db": float(rng.uniform(-14.0, -4.0)), "ratio": float(rng.uniform(3.0, 8.0)),
-            "attack_ms": _log_uniform(rng, 0.5, 5.0), "release_ms": _log_uniform(rng, 40.0, 200.0)}
+            "attack_ms": log_uniform(rng, 0.5, 5.0), "release_ms": log_uniform(rng, 40.0, 200.0)}
     if not a.shape[1]:
         return _out(a.copy(), one), info
     sos = np.concatenate([_biquad("lowshelf", info["low_shelf"]["freq_hz"], sr, info["low_shelf"]["gain_db"]),
@@ -325,7 +332,7 @@ def reverb(x: np.ndarray, sr: int, rng: np.random.Generator, rt60: tuple[float, 
     :func:`reverb_ir` (``rt60`` and ``wet``: ranges drawn log-uniformly and uniformly); info: rt60_s,
     wet, predelay_ms, damping."""
     a, one = _as2d(x)
-    info = {"rt60_s": _log_uniform(rng, *rt60), "wet": float(rng.uniform(*wet)),
+    info = {"rt60_s": log_uniform(rng, *rt60), "wet": float(rng.uniform(*wet)),
             "predelay_ms": float(rng.uniform(2.0, 40.0)), "damping": float(rng.uniform(0.2, 0.9))}
     h = reverb_ir(sr, rng, info["rt60_s"], info["predelay_ms"], info["damping"], channels=max(2, a.shape[0]))
     return _out(mix_wet(a, convolve(a, h), info["wet"]), one), info
@@ -445,7 +452,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
             "tone_hz": float(rng.uniform(3000.0, 7000.0) if role == "guitar_drive" else rng.uniform(5000.0, 12000.0))}
     use_comp = rng.random() < st["comp"]
     comp = {"threshold_rel_db": float(rng.uniform(-12.0, 0.0)), "ratio": float(rng.uniform(*st["ratio"])),
-            "attack_ms": _log_uniform(rng, 1.0, 30.0), "release_ms": _log_uniform(rng, 40.0, 400.0)}
+            "attack_ms": log_uniform(rng, 1.0, 30.0), "release_ms": log_uniform(rng, 40.0, 400.0)}
     use_delay = rng.random() < st["delay"]
     dly = {"time_s": float(rng.uniform(0.12, 0.6)), "feedback": float(rng.uniform(0.15, 0.55)),
            "wet": float(rng.uniform(0.08, 0.3)), "ping_pong": bool(rng.random() < 0.5)}
@@ -464,7 +471,7 @@ def random_chain(x: np.ndarray, sr: int, rng: np.random.Generator, role: str,
         y, rinfo = reverb(y, sr, rev_rng, rt60=st["rt60"], wet=st["wet"])
         rinfo["applied"] = True
     else:
-        rinfo = {"rt60_s": _log_uniform(rev_rng, *st["rt60"]),
+        rinfo = {"rt60_s": log_uniform(rev_rng, *st["rt60"]),
                  "wet": float(rev_rng.uniform(*st["wet"])), "applied": False}
     info["reverb"] = rinfo
     return _out(y, one), info

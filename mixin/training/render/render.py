@@ -63,9 +63,19 @@ MAX_SONGS = 100000
 #: sat 7 dB louder in the mix): a drum bus with a kick low shelf, a cymbal shelf and bus compression
 #: (:func:`mixin.training.render.fx.drum_bus`), and vocals drawn quieter. The recorded profile draws
 #: its settings from a stream of its own, so every other choice of a song is the classic one.
-PROFILES = {"classic": {"drum_bus": False, "vocals_db": None},
-            "recorded": {"drum_bus": True, "vocals_db": (-16.0, 0.0)}}
+#: "wide": the recorded profile, and a share of songs (``sub``) of the opposite case, a loud sub
+#: bass under sparse kicks (some real records have their low end in the bass: Potassium's drums
+#: are 15 dB under its harmonic part below 110 Hz; recorded renders reached -8 dB), drawn from a
+#: third stream of their own (:data:`SUB_BASS`), so the other songs are the recorded profile's.
+PROFILES = {"classic": {"drum_bus": False, "vocals_db": None, "sub": 0.0},
+            "recorded": {"drum_bus": True, "vocals_db": (-16.0, 0.0), "sub": 0.0},
+            "wide": {"drum_bus": True, "vocals_db": (-16.0, 0.0), "sub": 0.3}}
 DEFAULT_PROFILE = "classic"
+
+#: A sub-bass song: the share of kicks kept, the bass's low shelf (Hz, dB), and bounds on the
+#: balance (dB): bass vs other at least, drums vs bass+other at most a value drawn from these.
+SUB_BASS = {"kick_keep": (0.15, 0.6), "shelf_hz": (50.0, 100.0), "shelf_db": (6.0, 14.0),
+            "bass_vs_other": (0.0, 8.0), "drums_db": (-15.0, -3.0)}
 
 #: Balance (dB): bass vs other (+-), drums vs bass+other (range), vocals vs the rest (range).
 BASS_OTHER_DB = 6.0
@@ -319,14 +329,40 @@ def _jsonable(x):
     return str(x)
 
 
-def _drums(rng, aux, prof, split, groove_dir, duration, n):
-    """The drum stem: a groove with silent passages on a kit, its chain and (profile) drum bus."""
+def _sub_bass(seed, index, prof):
+    """The sub-bass settings of song ``index`` (a dict, see :data:`SUB_BASS`) or None: drawn from
+    the stream ``[seed, index, 2]`` when the profile has sub-bass songs."""
+    if not prof["sub"]:
+        return None
+    g = np.random.default_rng([int(seed), int(index), 2])
+    if g.random() >= prof["sub"]:
+        return None
+    out = {k: float(g.uniform(*SUB_BASS[k])) for k in ("kick_keep", "shelf_db", "bass_vs_other", "drums_db")}
+    out["shelf_hz"] = fx.log_uniform(g, *SUB_BASS["shelf_hz"])
+    out["kick_seed"] = int(g.integers(2 ** 31))
+    return out
+
+
+def _thin_kicks(notes, sub):
+    """``notes`` [shape=(n, 3)] (time, GM note, velocity) with each kick kept with probability
+    ``sub['kick_keep']``: sparse kicks."""
+    kick = np.isin(notes[:, 1], (35, 36))
+    drop = kick & (np.random.default_rng(sub["kick_seed"]).random(len(notes)) >= sub["kick_keep"])
+    sub["kicks"] = [int(kick.sum()), int((kick & ~drop).sum())]
+    return notes[~drop]
+
+
+def _drums(rng, aux, prof, split, groove_dir, duration, n, sub=None):
+    """The drum stem: a groove with silent passages on a kit, its chain and (profile) drum bus;
+    ``sub``: a sub-bass song's settings (its kicks thinned)."""
     sr = params.SAMPLE_RATE
     notes, plan = grooves.arrange(_grooves(groove_dir, split), duration, rng)
     bar_s = plan["bar_seconds"]
     silent = _silent_bars(rng, plan["bars"], DRUM_INTRO_PROBABILITY, DRUM_BREAK_PROBABILITY)
     for a, b in silent:
         notes = notes[(notes[:, 0] < a * bar_s - grooves.EARLY) | (notes[:, 0] >= b * bar_s - grooves.EARLY)]
+    if sub is not None:
+        notes = _thin_kicks(notes, sub)
     kit = drumkits.choose_kit(drumkits.kit_pool(split), rng, plan["genre"])
     drums, drum_info = drumkits.render_drums(kit, notes, n, rng)
     drums, drum_fx = fx.random_chain(drums, sr, rng, "drums")
@@ -337,25 +373,30 @@ def _drums(rng, aux, prof, split, groove_dir, duration, n):
     return np.asarray(drums, dtype=np.float32), info
 
 
-def _balance(stems, rng, aux, prof, sr):
-    """Normalise the stems and draw their balance, in place: (gains dB, balance dB, audible)."""
+def _balance(stems, rng, aux, prof, sr, sub=None):
+    """Normalise the stems and draw their balance, in place: (gains dB, balance dB, audible).
+    ``sub``: a sub-bass song's settings (its balance, and the bass's low shelf after it)."""
     audible = {name: bool(np.max(np.abs(x), initial=0.0) > 1e-6) for name, x in stems.items()}
     for name in stems:
         if audible[name]:
             stems[name] = np.asarray(fx.normalise(stems[name], sr, target_db=NORMALISE_DB), dtype=np.float32)
     gains = {name: 0.0 for name in stems}
     bass_vs_other = float(rng.uniform(-BASS_OTHER_DB, BASS_OTHER_DB))
-    gains["bass"], gains["other"] = bass_vs_other / 2, -bass_vs_other / 2
     drums_vs = float(rng.uniform(*DRUMS_DB))
     vocals_vs = float(rng.uniform(*VOCALS_DB))
     if prof["vocals_db"] is not None:
         vocals_vs = float(aux.uniform(*prof["vocals_db"]))
+    if sub is not None:
+        bass_vs_other, drums_vs = max(bass_vs_other, sub["bass_vs_other"]), min(drums_vs, sub["drums_db"])
+    gains["bass"], gains["other"] = bass_vs_other / 2, -bass_vs_other / 2
     for name in ("bass", "other"):
         stems[name] *= np.float32(10 ** (gains[name] / 20))
     acc = _level(stems["bass"] + stems["other"], sr)
     if acc is not None and audible["drums"]:
         gains["drums"] = acc + drums_vs - NORMALISE_DB
         stems["drums"] *= np.float32(10 ** (gains["drums"] / 20))
+    if sub is not None and audible["bass"]:  # the sub bass on top of the balance
+        stems["bass"] = fx.shelf(stems["bass"], sr, "lowshelf", sub["shelf_hz"], sub["shelf_db"])
     if "vocals" in stems and audible["vocals"]:
         rest = _level(stems["drums"] + stems["bass"] + stems["other"], sr)
         if rest is not None:
@@ -405,7 +446,8 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
     rng = np.random.default_rng([int(seed), int(index)])
     aux = np.random.default_rng([int(seed), int(index), 1])  # the profile's own draws
     n = int(round(duration * sr))
-    drums, d = _drums(rng, aux, PROFILES[profile], split, groove_dir, duration, n)
+    sub = _sub_bass(seed, index, PROFILES[profile])
+    drums, d = _drums(rng, aux, PROFILES[profile], split, groove_dir, duration, n, sub)
     plan = d["plan"]
     bar_s, n_bars = plan["bar_seconds"], plan["bars"]
     # bass and other at the groove's tempo and metre (in beats of the metre's denominator)
@@ -420,7 +462,7 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
         if np.any(v) and rng.random() < VOCAL_FX_PROBABILITY:
             v, vocal_info["fx"] = fx.random_chain(v, sr, rng, "vocal")
         stems["vocals"] = np.asarray(v, dtype=np.float32)
-    gains, balance, audible = _balance(stems, rng, aux, PROFILES[profile], sr)
+    gains, balance, audible = _balance(stems, rng, aux, PROFILES[profile], sr, sub)
     part_silent, peak = _silence_and_scale(stems, gains, rng, n, bar_s, n_bars, sr)
     record = {
         "folder": SONG_DIR.format(split=split, index=index), "index": int(index), "seed": int(seed),
@@ -435,6 +477,7 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
         "silent_bars": {"drums": d["silent"], **part_silent},
         "effects": {"drums": d["fx"], "vocals": (vocal_info or {}).get("fx")},
         **({"profile": profile, "drum_bus": d["bus"]} if profile != DEFAULT_PROFILE else {}),
+        **({"sub_bass": sub} if PROFILES[profile]["sub"] else {}),
     }
     return stems, _jsonable(record)
 
