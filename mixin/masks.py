@@ -22,3 +22,38 @@ def soft_masks(powers: dict) -> dict:
     den += np.float32(params.MASK_EPS)
     inv = np.reciprocal(den, out=den)
     return {s: np.multiply(p, inv, out=p) for s, p in powers.items()}
+
+
+def anchored_masks(masks: dict, hpss_harmonic: np.ndarray, hpss_percussive: np.ndarray,
+                   anchor: float) -> dict:
+    """Masks whose harmonic/percussive split is anchored to median-filtering HPSS.
+
+    ``masks``: the published soft masks (:func:`soft_masks`; "harmonic", "percussive" and
+    optionally "vocal"), float32 [shape=(b, 96, 1948)]; ``hpss_harmonic`` / ``hpss_percussive``:
+    :func:`mixin.hpss.hpss` of the chunks' magnitudes, same shape; ``anchor`` in [0, 1]: how much
+    of the split is HPSS's. With ``R = M_h + M_p`` (what is not vocal) and HPSS's split
+    ``W_h = H^2 / (H^2 + P^2 + 1e-7)``, ``W_p = P^2 / (H^2 + P^2 + 1e-7)``::
+
+        M_h' = (1 - anchor) * M_h + anchor * R * W_h
+        M_p' = (1 - anchor) * M_p + anchor * R * W_p
+
+    The vocal mask is the network's; the masks still lie in [0, 1] and add up to what the
+    published ones add up to (up to the 1e-7 guard). ``anchor`` 0 returns ``masks`` unchanged (the
+    published algorithm, bit for bit); 1 splits the non-vocal part as HPSS does. Computed in place.
+    """
+    if anchor == 0:
+        return masks
+    eps = np.float32(params.MASK_EPS)
+    h2 = np.square(hpss_harmonic, dtype=np.float32)
+    p2 = np.square(hpss_percussive, dtype=np.float32)
+    den = h2 + p2
+    den += eps
+    a, keep = np.float32(anchor), np.float32(1.0 - anchor)
+    rest = masks["harmonic"] + masks["percussive"]
+    rest *= a
+    rest /= den  # a * R / (H^2 + P^2 + eps)
+    for s, w2 in (("harmonic", h2), ("percussive", p2)):
+        m = masks[s]
+        m *= keep
+        m += rest * w2
+    return masks

@@ -180,7 +180,7 @@ MODEL_FORMAT = "mixin-model/1"
 
 def model_spec(arch: str = DEFAULT_ARCH) -> dict:
     """The ``model.json`` content of a model set of architecture ``arch``."""
-    from . import __version__, hpss
+    from . import __version__
 
     spec = check_arch(arch)
     out = {"format": MODEL_FORMAT, "architecture": arch, "inputs": list(spec["inputs"]),
@@ -189,9 +189,17 @@ def model_spec(arch: str = DEFAULT_ARCH) -> dict:
                          "min_win": params.MIN_WIN, "scale": "bark"},  # what the networks' inputs are
            "version": __version__}
     if any(i.startswith("hpss_") for i in spec["inputs"]):
-        out["hpss"] = {"time_pool": hpss.TIME_POOL, "time_median": hpss.TIME_MEDIAN,
-                       "band_pool": hpss.BAND_POOL, "band_median": hpss.BAND_MEDIAN}
+        out["hpss"] = hpss_settings()
     return out
+
+
+def hpss_settings() -> dict:
+    """The settings of :func:`mixin.hpss.hpss` a ``model.json`` records when its networks take HPSS
+    inputs or its masks are anchored to HPSS (``hpss_anchor``)."""
+    from . import hpss
+
+    return {"time_pool": hpss.TIME_POOL, "time_median": hpss.TIME_MEDIAN,
+            "band_pool": hpss.BAND_POOL, "band_median": hpss.BAND_MEDIAN}
 
 
 def write_model_spec(model_dir: str | os.PathLike, arch: str = DEFAULT_ARCH) -> None:
@@ -208,7 +216,7 @@ def read_model_spec(model_dir: str | os.PathLike) -> dict:
 
     path = os.path.join(str(model_dir), MODEL_JSON)
     if not os.path.exists(path):
-        return model_spec(DEFAULT_ARCH)
+        return {**model_spec(DEFAULT_ARCH), "hpss_anchor": 0.0}
     try:
         with open(path, encoding="utf-8") as f:
             rec = json.load(f)
@@ -226,14 +234,22 @@ def read_model_spec(model_dir: str | os.PathLike) -> dict:
     if rec.get("transform") != want["transform"]:
         raise MixinError(f"{path}: the models were trained on another transform "
                          f"({rec.get('transform')}); MiXiN computes {want['transform']}")
-    if rec.get("hpss", want.get("hpss")) != want.get("hpss"):
-        raise MixinError(f"{path}: HPSS settings {rec.get('hpss')} differ from MiXiN's {want['hpss']}")
-    return {**want, **{k: v for k, v in rec.items() if k not in want}}
+    ours = hpss_settings()
+    if "hpss" in rec and rec["hpss"] != ours:
+        raise MixinError(f"{path}: HPSS settings {rec['hpss']} differ from MiXiN's {ours}")
+    anchor = rec.get("hpss_anchor", 0.0)
+    if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0.0 <= anchor <= 1.0:
+        raise MixinError(f"{path}: hpss_anchor must be a number from 0 to 1, got {anchor!r}")
+    if anchor and "hpss" not in rec:
+        raise MixinError(f"{path}: hpss_anchor {anchor} needs the HPSS settings (\"hpss\": {ours})")
+    return {**want, **{k: v for k, v in rec.items() if k not in want}, "hpss_anchor": float(anchor)}
 
 
-def network_input(mag: np.ndarray, inputs: Iterable[str] = ("mag",)) -> np.ndarray:
+def network_input(mag: np.ndarray, inputs: Iterable[str] = ("mag",),
+                  hpss_est: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The networks' input for chunk magnitudes ``mag`` [shape=(b, 96, 1948)]: the channels named
-    by ``inputs`` (a model spec's), float32 [shape=(b, 96, 1948, len(inputs))]."""
+    by ``inputs`` (a model spec's), float32 [shape=(b, 96, 1948, len(inputs))]. ``hpss_est``:
+    :func:`mixin.hpss.hpss` of ``mag`` when already computed."""
     inputs = tuple(inputs)
     mag = np.asarray(mag, dtype=np.float32)
     if inputs == ("mag",):
@@ -242,7 +258,7 @@ def network_input(mag: np.ndarray, inputs: Iterable[str] = ("mag",)) -> np.ndarr
 
     chans = {"mag": mag}
     if any(i.startswith("hpss_") for i in inputs):
-        chans["hpss_harmonic"], chans["hpss_percussive"] = hpss(mag)
+        chans["hpss_harmonic"], chans["hpss_percussive"] = hpss_est if hpss_est else hpss(mag)
     unknown = [i for i in inputs if i not in chans]
     if unknown:
         raise MixinError(f"unknown network input {unknown[0]!r}")

@@ -103,3 +103,31 @@ def test_a_model_set_round_trips_through_save_and_load(tmp_path):
                         M.ARCHITECTURES["mixin-hpss"]["inputs"])
     for s in nets:
         np.testing.assert_array_equal(loaded[s](x).numpy(), nets[s](x).numpy())
+
+
+@pytest.mark.parametrize("anchor, match", [
+    (1.5, "hpss_anchor must be a number from 0 to 1, got 1.5"),
+    ("half", "hpss_anchor must be a number"),
+    (True, "hpss_anchor must be a number"),
+])
+def test_hpss_anchor_is_checked(tmp_path, anchor, match):
+    rec = {**M.model_spec("mixin"), "hpss": M.hpss_settings(), "hpss_anchor": anchor}
+    (tmp_path / M.MODEL_JSON).write_text(json.dumps(rec))
+    with pytest.raises(MixinError, match=match):
+        M.read_model_spec(tmp_path)
+
+
+def test_hpss_anchor_needs_and_checks_the_hpss_settings(tmp_path):
+    assert M.read_model_spec(tmp_path)["hpss_anchor"] == 0.0  # absent: the published masks
+    rec = {**M.model_spec("mixin"), "hpss_anchor": 0.5}
+    (tmp_path / M.MODEL_JSON).write_text(json.dumps(rec))
+    with pytest.raises(MixinError, match="needs the HPSS settings"):
+        M.read_model_spec(tmp_path)
+    rec["hpss"] = {**M.hpss_settings(), "time_median": 7}
+    (tmp_path / M.MODEL_JSON).write_text(json.dumps(rec))
+    with pytest.raises(MixinError, match="HPSS settings"):
+        M.read_model_spec(tmp_path)
+    rec["hpss"] = M.hpss_settings()
+    (tmp_path / M.MODEL_JSON).write_text(json.dumps(rec))
+    spec = M.read_model_spec(tmp_path)
+    assert spec["hpss_anchor"] == 0.5 and spec["inputs"] == ["mag"]

@@ -171,3 +171,36 @@ def test_default_model_dir_is_the_checkout_s(monkeypatch, tmp_path):
     (pkg / "pretrained" / "model_harmonic.h5").write_bytes(b"")
     monkeypatch.setattr(modelsets, "_PACKAGE_DIR", str(pkg))
     assert separate.default_model_dir() == str(pkg / "pretrained")
+
+
+def test_hpss_anchor_from_model_json_moves_the_split_towards_hpss(tiny_models, tmp_path):
+    """A set whose model.json anchors its masks to HPSS: the vocal mask and the total stay the
+    network's, the harmonic/percussive split is the published one moved towards HPSS's; the
+    argument overrides the file, and 0 is the published separator exactly."""
+    import json
+    import shutil
+
+    from mixin.hpss import hpss
+    from mixin.model import MODEL_JSON, hpss_settings, model_spec
+
+    d = tmp_path / "anchored"
+    shutil.copytree(tiny_models, d)
+    (d / MODEL_JSON).write_text(json.dumps({**model_spec("mixin"), "hpss": hpss_settings(),
+                                            "hpss_anchor": 0.5}))
+    rng = np.random.default_rng(3)
+    frames = (0.3 * rng.standard_normal((2, N))).astype(np.float32)
+    plain, anch = Separator(tiny_models), Separator(d)
+    assert anch.hpss_anchor == 0.5 and plain.hpss_anchor == 0.0
+    m0, m1 = plain.masks(frames), anch.masks(frames)
+    assert np.array_equal(m0["vocal"], m1["vocal"])
+    np.testing.assert_allclose(m0["harmonic"] + m0["percussive"], m1["harmonic"] + m1["percussive"], atol=1e-4)
+    h, p = hpss(np.abs(plain.nsgt.forward(frames)))
+    w_h = h ** 2 / (h ** 2 + p ** 2 + np.float32(1e-7))
+    want = 0.5 * m0["harmonic"] + 0.5 * (m0["harmonic"] + m0["percussive"]) * w_h
+    np.testing.assert_allclose(m1["harmonic"], want, atol=1e-4)  # 1e-4: the 1e-7 guard on quiet bins
+    x = (0.1 * rng.standard_normal((N + 999, 2))).astype(np.float32)
+    a, b = Separator(d, hpss_anchor=0.0).separate(x), plain.separate(x)
+    for s in params.SOURCES:
+        assert np.array_equal(a[s], b[s]), s
+    with pytest.raises(MixinError, match="hpss_anchor must be a number from 0 to 1, got -0.1"):
+        Separator(tiny_models, hpss_anchor=-0.1)

@@ -68,11 +68,14 @@ class Separator:
       (TensorFlow, ``model_*.h5``) or "auto": ONNX when its files and ``onnxruntime`` are there.
     - ``pipeline``: :meth:`stream` keeps two batches in flight on two threads (the transforms of
       one run while the networks process the other); the same numbers as ``pipeline=False``.
+    - ``hpss_anchor`` in [0, 1]: how much of the harmonic/percussive split of the soft masks is
+      median-filtering HPSS's (:func:`mixin.masks.anchored_masks`); None: the ``model.json``'s
+      (absent: 0, the published masks), or 0 with ``models``. No effect with ``single_model``.
     """
 
     def __init__(self, model_dir=None, instrumental=False, single_model=False,
                  overlap=params.DEFAULT_OVERLAP, batch_size=DEFAULT_BATCH, models=None, jit=False,
-                 inputs=None, backend="auto", pipeline=True):
+                 inputs=None, backend="auto", pipeline=True, hpss_anchor=None):
         import threading
 
         from .. import backends
@@ -97,11 +100,17 @@ class Separator:
             self.backend = backends.TFBackend(models, self.sources, jit=self.jit)
         else:
             self.backend = backends.load(self.model_dir, self.sources, backend, jit=self.jit)
-        if inputs is None and models is None:
+        if hpss_anchor is not None and (isinstance(hpss_anchor, bool) or not isinstance(
+                hpss_anchor, (int, float)) or not 0.0 <= hpss_anchor <= 1.0):
+            raise MixinError(f"hpss_anchor must be a number from 0 to 1, got {hpss_anchor!r}")
+        if models is None and (inputs is None or hpss_anchor is None):
             from ..model import read_model_spec
 
-            inputs = read_model_spec(self.model_dir)["inputs"]
+            spec = read_model_spec(self.model_dir)
+            inputs = spec["inputs"] if inputs is None else inputs
+            hpss_anchor = spec["hpss_anchor"] if hpss_anchor is None else hpss_anchor
         self.inputs = tuple(inputs or ("mag",))
+        self.hpss_anchor = float(hpss_anchor or 0.0)
         self.nsgt = get_nsgt()
         self.pipeline = bool(pipeline)
         self._networks_lock = threading.Lock()  # one batch in the networks at a time
@@ -114,12 +123,31 @@ class Separator:
         return getattr(self.backend, "models", None)
 
     # ---------------------------------------------------------------- networks
-    def estimate(self, mag: np.ndarray) -> dict[str, np.ndarray]:
+    def estimate(self, mag: np.ndarray, hpss_est=None) -> dict[str, np.ndarray]:
         """Run the networks (:meth:`mixin.backends.Backend.run`) on the NSGT magnitudes of b chunks,
-        float32 [shape=(b, 96, 1948)]; returns dict source -> float32 [shape=(b, 96, 1948)]."""
+        float32 [shape=(b, 96, 1948)] (``hpss_est``: their :func:`mixin.hpss.hpss` when already
+        computed); returns dict source -> float32 [shape=(b, 96, 1948)]."""
         from ..model import network_input
 
-        return self.backend.run(network_input(mag, self.inputs))
+        return self.backend.run(network_input(mag, self.inputs, hpss_est))
+
+    def _hpss(self, mag):
+        """:func:`mixin.hpss.hpss` of ``mag`` when the networks or the masks need it, else None."""
+        if (self.hpss_anchor and not self.single_model) or any(
+                i.startswith("hpss_") for i in self.inputs):
+            from ..hpss import hpss
+
+            return hpss(mag)
+        return None
+
+    def _masks(self, est, hpss_est):
+        """The soft masks of the estimates ``est``, anchored to ``hpss_est`` by ``hpss_anchor``."""
+        masks = self._soft_masks(est)
+        if self.hpss_anchor:
+            from ..masks import anchored_masks
+
+            masks = anchored_masks(masks, *hpss_est, self.hpss_anchor)
+        return masks
 
     # ---------------------------------------------------------------- chunks
     def process_chunks(self, frames: np.ndarray) -> dict[str, np.ndarray]:
@@ -128,9 +156,10 @@ class Separator:
         t0 = time.perf_counter()
         coefs = self.nsgt.forward(frames)
         mag = np.abs(coefs)
+        hpss_est = self._hpss(mag)
         with self._networks_lock:
             t1 = time.perf_counter()
-            est = self.estimate(mag)
+            est = self.estimate(mag, hpss_est)
             t2 = time.perf_counter()
         out = {}
         if self.single_model:
@@ -143,7 +172,7 @@ class Separator:
             for s in self.sources:
                 out[s] = self.nsgt.backward(est[s] * rot)
         else:
-            for s, m in self._soft_masks(est).items():
+            for s, m in self._masks(est, hpss_est).items():
                 # real mask times complex coefficients, the real and imaginary parts apart (no
                 # complex promotion; twice as fast as on the interleaved float pairs)
                 y = np.empty_like(coefs)
@@ -162,7 +191,8 @@ class Separator:
         inspection and tests): dict source -> float32 [shape=(b, 96, 1948)], each in [0, 1],
         summing to at most one in every bin (exactly one up to the 1e-7 guard)."""
         mag = np.abs(self.nsgt.forward(frames))
-        return self._soft_masks(self.estimate(mag))
+        hpss_est = self._hpss(mag)
+        return self._masks(self.estimate(mag, hpss_est), hpss_est)
 
     @staticmethod
     def _soft_masks(est):
