@@ -81,7 +81,8 @@ def describe(folder: str | os.PathLike) -> dict[str, Any]:
     files = {ext: all((folder / f"model_{s}{ext}").is_file() for s in params.SOURCES)
              for ext in (".h5", ".onnx")}
     out: dict[str, Any] = {"folder": str(folder), "architecture": spec["architecture"],
-                           "inputs": spec["inputs"], "formats": [e[1:] for e, ok in files.items() if ok],
+                           "inputs": spec["inputs"], "hpss_anchor": spec["hpss_anchor"],
+                           "formats": [e[1:] for e, ok in files.items() if ok],
                            "scores": {}}
     rec_path = folder / "training.json"
     if rec_path.is_file():
@@ -112,8 +113,10 @@ def format_sets() -> str:
     for name, folder in installed_sets().items():
         d = describe(folder)
         default = " (default)" if name == DEFAULT_SET else ""
+        anchor = f"; masks {d['hpss_anchor']:g} anchored to HPSS" if d["hpss_anchor"] else ""
         lines.append(f"{name}{default}: {d['architecture']} architecture, inputs "
-                     f"{', '.join(d['inputs'])}; files {', '.join(d['formats']) or 'none'}; {folder}")
+                     f"{', '.join(d['inputs'])}{anchor}; files {', '.join(d['formats']) or 'none'}; "
+                     f"{folder}")
         for where, (h, p, v) in d["scores"].items():
             lines.append(f"    {where}: harmonic {h:.2f} / percussive {p:.2f} / vocal {v:.2f} dB")
     return "\n".join(lines)

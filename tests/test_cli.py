@@ -454,9 +454,29 @@ def test_bad_flags(capsys, song, tiny_models, tmp_path):
     code, _, err = run(capsys, song, "--overlap", "0.9", "--pretrained-model-dir", tiny_models,
                        "--outdir", tmp_path)
     assert_one_line_error(code, err)
+    for bad, says in ((["--hpss-anchor", "1.5"], "--hpss-anchor must be from 0 to 1, got 1.5"),
+                      (["--hpss-anchor", "0.5", "--single-model"], "--single-model has none")):
+        code, _, err = run(capsys, song, *bad, "--pretrained-model-dir", tiny_models, "--outdir",
+                           tmp_path / "o")
+        assert_one_line_error(code, err)
+        assert says in err
+    assert not (tmp_path / "o").exists()
     with pytest.raises(SystemExit) as e:
         main([str(song), "--format", "mp3"])
     assert e.value.code == 2
+
+
+def test_hpss_anchor_flag_moves_the_split_and_keeps_the_total(capsys, song, tiny_models, tmp_path):
+    outs = {}
+    for a in ("0", "1"):
+        code, _, err = run(capsys, song, "--hpss-anchor", a, "--pretrained-model-dir", tiny_models,
+                           "--outdir", tmp_path / a, "-q")
+        assert code == 0, err
+        outs[a] = {s: sf.read(str(tmp_path / a / f"song_{s}.wav"))[0] for s in ("harmonic", "percussive", "vocal")}
+    assert np.array_equal(outs["0"]["vocal"], outs["1"]["vocal"])
+    assert not np.allclose(outs["0"]["harmonic"], outs["1"]["harmonic"], atol=1e-4)
+    tot = {a: o["harmonic"] + o["percussive"] for a, o in outs.items()}
+    np.testing.assert_allclose(tot["0"], tot["1"], atol=1e-3)
 
 
 EDGE_CASES = {

@@ -51,6 +51,7 @@ def test_xtract_list_models_and_model_choice(tmp_path, capsys):
     assert xtract.main(["--list-models"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("mixin (default): mixin architecture") and "Potassium:" in out
+    assert "mixin-hpss: mixin-hpss architecture, inputs mag, hpss_harmonic, hpss_percussive; masks 0.25 anchored to HPSS" in out
     song = tmp_path / "song.wav"
     import numpy as np
     import soundfile as sf

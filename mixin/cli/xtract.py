@@ -89,6 +89,10 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ov.add_argument("--overlap", type=float, default=params.DEFAULT_OVERLAP, metavar="F",
                     help="fraction of a chunk shared by consecutive chunks, 0 to 0.5 "
                          f"(default: {params.DEFAULT_OVERLAP})")
+    p.add_argument("--hpss-anchor", type=float, default=None, metavar="A",
+                   help="how much of the harmonic/percussive split follows median-filtering HPSS, "
+                        "0 (the networks', as published) to 1 (HPSS's; the vocal stays the "
+                        "network's); default: the model set's (mixin: 0, mixin-hpss: 0.25)")
     p.add_argument("--format", choices=SAMPLE_FORMATS, default=None,
                    help="output sample format (default: float32; pcm24 for FLAC, which has no "
                         "float samples); PCM clips rather than wraps")
@@ -253,6 +257,10 @@ def _check_flags(args) -> str:
     from ..chunks import hop_size
 
     hop_size(0.0 if args.no_overlap else args.overlap)
+    if args.hpss_anchor is not None and not 0.0 <= args.hpss_anchor <= 1.0:
+        raise MixinError(f"--hpss-anchor must be from 0 to 1, got {args.hpss_anchor:g}")
+    if args.hpss_anchor and args.single_model:
+        raise MixinError("--hpss-anchor moves the soft masks; --single-model has none")
     if args.batch_size is not None and args.batch_size < 1:
         raise MixinError(f"--batch-size must be at least 1, got {args.batch_size}")
     return check_template(args.filename)
@@ -387,6 +395,7 @@ def _main_stream(args, sources, say) -> int:
         sep = Separator(model_dir, instrumental=args.instrumental, single_model=args.single_model,
                         overlap=0.0 if args.no_overlap else args.overlap,
                         batch_size=args.batch_size or reader.channels, backend=backend,
+                        hpss_anchor=args.hpss_anchor,
                         pipeline=False)  # no read-ahead: a chunk's output leaves as soon as it is done
         for d in sorted({os.path.dirname(o) for o in outs.values()}):
             make_folders(d or ".")
@@ -485,7 +494,7 @@ def _run_batch(args, sources, plan, subtypes, failures, model_dir, manifest, say
 
     sep_kwargs = dict(instrumental=args.instrumental, single_model=args.single_model,
                       overlap=0.0 if args.no_overlap else args.overlap,
-                      batch_size=args.batch_size or 8, backend=backend)
+                      batch_size=args.batch_size or 8, backend=backend, hpss_anchor=args.hpss_anchor)
     paths = model_files(model_dir, sources, backend)
     try:
         if args.scheduler is not None:
