@@ -180,17 +180,118 @@ def test_bad_upload_is_refused_with_one_line_and_leaves_nothing(tmp_path):
         r = c.post("/api/jobs", params={"name": "empty.wav"}, content=b"", headers=POST_HEADERS)
         assert r.status_code == 400 and "empty" in r.json()["error"]
         for q in ({"overlap": "0.9"}, {"overlap": "x"}, {"format": "mp3"}, {"model": "demucs"},
-                  {"instrumental": "maybe"}):
+                  {"instrumental": "maybe"}, {"hpss_anchor": "-0.1"}, {"hpss_anchor": "x"},
+                  {"hpss_anchor": "nan"}, {"hpss_anchor": "inf"}):
             r = c.post("/api/jobs", params={"name": "a.wav", **q}, content=b"RIFF",
                        headers=POST_HEADERS)
             assert r.status_code == 400 and r.json()["error"], q
         assert "0.9" in c.post("/api/jobs", params={"name": "a.wav", "overlap": "0.9"},
                                content=b"RIFF", headers=POST_HEADERS).json()["error"]
+        # the anchor is checked before the body is read (not "not a readable audio file")
+        r = c.post("/api/jobs", params={"name": "a.wav", "hpss_anchor": "1.5"}, content=b"RIFF",
+                   headers=POST_HEADERS)
+        assert r.status_code == 400
+        assert r.json()["error"] == "hpss_anchor must be a number from 0 to 1, got '1.5'"
         # changing requests need the X-Mixin header (a cross-site form cannot send it)
         r = c.post("/api/jobs", params={"name": "a.wav"}, content=b"RIFF")
         assert r.status_code == 403
         assert c.get("/api/jobs").json() == []
     assert os.listdir(tmp_path / "wd" / "jobs") == []
+
+
+def test_hpss_anchor_absent_or_empty_is_the_sets_own(song, tmp_path):
+    """Without the lifespan (no ``with``) no worker starts: the jobs stay queued."""
+    from mixin.model import read_model_spec
+    from mixin.modelsets import installed_sets
+
+    sets = installed_sets()
+    own = {m: read_model_spec(d)["hpss_anchor"] for m, d in sets.items()}
+    assert own["mixin"] == 0 and own["mixin-hpss"] > 0  # the shipped sets differ: a real test
+    c = client(tmp_path / "wd")
+    try:
+        assert c.get("/api/config").json()["hpss_anchors"] == own
+        got = {}
+        for model, given in (("mixin", None), ("mixin-hpss", None), ("mixin-hpss", ""),
+                             ("mixin-hpss", "0"), ("mixin", "0.5"), ("mixin", "1")):
+            opts = {"model": model} if given is None else {"model": model, "hpss_anchor": given}
+            r = upload(c, song, name=f"{model}-{given}.wav", **opts)
+            assert r.status_code == 201, r.text
+            got[(model, given)] = r.json()["hpss_anchor"]
+        assert got == {("mixin", None): 0.0, ("mixin-hpss", None): own["mixin-hpss"],
+                       ("mixin-hpss", ""): own["mixin-hpss"], ("mixin-hpss", "0"): 0.0,
+                       ("mixin", "0.5"): 0.5, ("mixin", "1"): 1.0}
+        listed = {j["name"]: j["hpss_anchor"] for j in c.get("/api/jobs").json()}
+        assert listed == {f"{m}-{g}.wav": a for (m, g), a in got.items()}
+        assert all(j["state"] == J.QUEUED for j in c.get("/api/jobs").json())
+    finally:
+        c.app.state.server.store.close()
+
+
+#: The jobs table as mixin-serve created it before the hpss_anchor column.
+OLD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL, state TEXT NOT NULL,
+    error TEXT, model TEXT NOT NULL, instrumental INTEGER NOT NULL, overlap REAL NOT NULL,
+    format TEXT NOT NULL, size INTEGER NOT NULL, finished REAL, seconds REAL
+)
+"""
+
+
+def test_old_database_without_the_anchor_column_opens_and_lists(song, tmp_path):
+    import sqlite3
+
+    wd = tmp_path / "wd"
+    (wd / "jobs").mkdir(parents=True)
+    db = sqlite3.connect(wd / "jobs.sqlite")
+    db.execute(OLD_SCHEMA)
+    old = J.new_job_id()
+    db.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+               (old, "old.wav", time.time(), J.DONE, None, "mixin-hpss", 0, 0.25, "wav", 1234,
+                time.time(), 3.5))
+    db.commit()
+    db.close()
+    (wd / "jobs" / old).mkdir()
+    for _ in range(2):  # the column is added once; a second open finds it
+        store = J.JobStore(wd)
+        (job,) = store.all()
+        assert job["id"] == old and job["state"] == J.DONE and job["hpss_anchor"] == 0.0
+        store.close()
+    cols = [r[1] for r in sqlite3.connect(wd / "jobs.sqlite").execute("PRAGMA table_info(jobs)")]
+    assert cols == list(J._COLUMNS)
+    c = client(wd)  # the app on the migrated database: the old job lists, a new one is added
+    try:
+        (job,) = c.get("/api/jobs").json()
+        assert job["id"] == old and job["hpss_anchor"] == 0.0 and job["model"] == "mixin-hpss"
+        assert job["state"] == J.DONE and job["stems"] == ["harmonic", "percussive", "vocal"]
+        r = upload(c, song, model="mixin", hpss_anchor=0.75)
+        assert r.status_code == 201 and r.json()["hpss_anchor"] == 0.75
+        assert [j["hpss_anchor"] for j in c.get("/api/jobs").json()] == [0.0, 0.75]
+    finally:
+        c.app.state.server.store.close()
+
+
+def test_hpss_anchor_per_job_equals_xtract_mixin(song, tmp_path):
+    """The same song and set at two anchors in one worker (the separator cache must tell them
+    apart): each job's stems are xtract-mixin's with that anchor."""
+    with client(tmp_path / "wd") as c:
+        a = upload(c, song, name="own.wav", model="mixin-hpss", instrumental=1).json()
+        b = upload(c, song, name="one.wav", model="mixin-hpss", instrumental=1,
+                   hpss_anchor=1).json()
+        assert b["hpss_anchor"] == 1.0 and a["hpss_anchor"] != 1.0
+        events = wait_done(c, [a["id"], b["id"]])
+        assert events[a["id"]][-1]["state"] == events[b["id"]][-1]["state"] == J.DONE
+        ref_a, ref_b = tmp_path / "ref_a", tmp_path / "ref_b"
+        xtract(song, ref_a, "-n", "mixin-hpss", "--instrumental")
+        xtract(song, ref_b, "-n", "mixin-hpss", "--instrumental", "--hpss-anchor", "1")
+        got = {}
+        for job, ref in ((a, ref_a), (b, ref_b)):
+            for s in ("harmonic", "percussive"):
+                r = c.get(f"/api/jobs/{job['id']}/audio/{s}")
+                assert r.status_code == 200
+                assert same_file(r.content, (ref / f"song_{s}.wav").read_bytes()), (job["name"], s)
+                got[job["name"], s] = sf.read(io.BytesIO(r.content), dtype="float32")[0]
+        for s in ("harmonic", "percussive"):  # the anchor moved the split
+            assert np.abs(got["own.wav", s] - got["one.wav", s]).max() > 1e-3
 
 
 def test_oversize_upload_is_refused(song, tmp_path):
@@ -388,6 +489,19 @@ def test_cli_refuses_a_model_folder_without_models(tmp_path, capsys):
     (tmp_path / "models").mkdir()
     assert _serve("--model", str(tmp_path / "models"), "--workdir", str(tmp_path / "wd")) == 1
     assert "model file not found" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_model_folder_with_a_bad_model_json(tmp_path, capsys):
+    from mixin.model import model_paths, model_spec
+
+    d = tmp_path / "models"
+    d.mkdir()
+    for p in model_paths(ROOT / "pretrained-models").values():
+        os.symlink(p, d / os.path.basename(p))
+    (d / "model.json").write_text(json.dumps({**model_spec("mixin"), "hpss_anchor": 2}))
+    assert _serve("--model", str(d), "--workdir", str(tmp_path / "wd")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "hpss_anchor" in err, err
 
 
 def test_cli_port_in_use(tmp_path, capsys):

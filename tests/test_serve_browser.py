@@ -1,6 +1,7 @@
 """mixin-serve in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven
 by Selenium loads the page of a running ``mixin-serve``, uploads a file that is not audio (its
-one-line reason shows on the page), uploads the example mix, waits for the job to finish, checks
+one-line reason shows on the page), uploads the example mix twice (the model set's own HPSS
+anchor, then anchor 0.5 chosen on the page), waits for the jobs to finish, checks
 the player (four tracks of the song's duration, play, solo by keyboard), downloads a stem and
 takes a screenshot (kept as the README's docs/serve.png with MIXIN_SCREENSHOT=docs/serve.png)."""
 
@@ -89,6 +90,10 @@ def wait_for(driver, script, timeout=60, what=None):
 
 def test_browser_upload_listen_solo_download(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from mixin.model import read_model_spec
+    from mixin.modelsets import installed_sets
 
     url, workdir = server
     driver, downloads = browser
@@ -110,11 +115,30 @@ def test_browser_upload_listen_solo_download(server, browser, tmp_path):
     assert msg.startswith("notes.wav: not a readable audio file"), msg
     driver.find_element(By.CSS_SELECTOR, ".job[data-state=failed] .delete").click()
     wait_for(driver, "!document.querySelector('.job')", what="the rejected row to go")
+    # the anchor option names the chosen set's own anchor; upload at the set's, then at 0.5
+    model, anchor = Select(driver.find_element(By.ID, "opt-model")), Select(
+        driver.find_element(By.ID, "opt-anchor"))
+    own = read_model_spec(installed_sets()["mixin-hpss"])["hpss_anchor"]
+    model.select_by_value("mixin-hpss")
+    assert anchor.options[0].text == f"set's ({own:g})"
+    model.select_by_value("mixin")
+    assert anchor.options[0].text == "set's (0)" and anchor.first_selected_option.text == "set's (0)"
     driver.find_element(By.ID, "file-input").send_keys(str(song))
-    wait_for(driver, "document.querySelector('.job[data-state=done]')", timeout=240,
-             what="the job to be done")
-    assert driver.find_element(By.CSS_SELECTOR, ".job .name").text == "example.wav"
-    driver.find_element(By.CSS_SELECTOR, ".job .listen").click()
+    wait_for(driver, "document.querySelectorAll('.job').length === 1 && "
+             "!document.querySelector('.job').dataset.id.startsWith('upload-')",
+             what="the first upload to be accepted")
+    anchor.select_by_visible_text("0.5")
+    driver.find_element(By.ID, "file-input").send_keys(str(song))
+    rows_js = ("Array.from(document.querySelectorAll('.job[data-state=done]'), li => "
+               "[li.dataset.id, li.querySelector('.opts').textContent])")
+    done = wait_for(driver, f"{rows_js}.length === 2 && {rows_js}", timeout=240,
+                    what="both jobs to be done")
+    opts = {t: i for i, t in done}
+    assert set(opts) == {"mixin · overlap 0.25 · anchor 0 · WAV",
+                         "mixin · overlap 0.25 · anchor 0.5 · WAV"}, opts
+    first = opts["mixin · overlap 0.25 · anchor 0 · WAV"]
+    assert all(n.text == "example.wav" for n in driver.find_elements(By.CSS_SELECTOR, ".job .name"))
+    driver.find_element(By.CSS_SELECTOR, f".job[data-id='{first}'] .listen").click()
     wait_for(driver, "window.mixinPlayer.ready", what="the player to load the tracks")
 
     tracks = driver.execute_script(
@@ -139,7 +163,7 @@ def test_browser_upload_listen_solo_download(server, browser, tmp_path):
     while not target.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert target.exists(), os.listdir(downloads)
-    (job_dir,) = (workdir / "jobs").iterdir()
+    job_dir = workdir / "jobs" / first
     time.sleep(0.5)
     assert target.read_bytes() == (job_dir / "out" / "example_vocal.wav").read_bytes()
 

@@ -75,8 +75,9 @@ def is_loopback(host: str) -> bool:
 def model_sets(name: str) -> tuple[dict[str, str], str]:
     """(model-set name -> folder, default name) for ``--model NAME``: the installed sets
     (:func:`mixin.modelsets.installed_sets`), plus ``NAME`` itself when it is a folder of models.
-    Raises :class:`MixinError` for an unknown name or a folder without the three model files."""
-    from ..model import model_paths
+    Raises :class:`MixinError` for an unknown name, a folder without the three model files or with
+    a bad ``model.json`` (the server reads each set's HPSS anchor from it)."""
+    from ..model import model_paths, read_model_spec
     from ..modelsets import installed_sets, resolve
 
     sets = installed_sets()
@@ -94,6 +95,7 @@ def model_sets(name: str) -> tuple[dict[str, str], str]:
             if not os.path.isfile(p):
                 where = "--model" if label == default else "model set"
                 raise MixinError(f"{where} {label!r}: model file not found: {p}")
+        read_model_spec(d)
     return sets, default
 
 

@@ -4,9 +4,12 @@ Routes (all under the token check when a token is set):
 
 =========================================  =====================================================
 ``GET /``                                  the page (``static/index.html``); ``/static/...`` its files
-``GET /api/config``                        model sets, formats, default overlap, upload limit
+``GET /api/config``                        model sets (and their HPSS anchors), formats, default
+                                           overlap, upload limit
 ``GET /api/jobs``                          every job
-``POST /api/jobs?name=&model=&...``        upload: the request body is the file (streamed to disk)
+``POST /api/jobs?name=&model=&...``        upload: the request body is the file (streamed to disk);
+                                           options ``model``, ``instrumental``, ``overlap``,
+                                           ``hpss_anchor`` (empty: the set's), ``format``
 ``GET /api/jobs/{id}``                     one job; ``DELETE`` removes it and its files
 ``GET /api/events``                        server-sent events: every job change, live progress
 ``GET /api/jobs/{id}/peaks``               waveform peaks of the mixture and the stems
@@ -58,6 +61,19 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
 
+def _anchor(v: str | None, default: float) -> float:
+    """The ``hpss_anchor`` query parameter: a number from 0 to 1; absent or empty: ``default``."""
+    if v is None or not v.strip():
+        return default
+    try:
+        a = float(v)
+    except ValueError:
+        a = None
+    if a is None or not 0.0 <= a <= 1.0:  # NaN fails the comparison too
+        raise MixinError(f"hpss_anchor must be a number from 0 to 1, got {v!r}")
+    return a
+
+
 def _bool(v: str | None, what: str) -> bool:
     if v in (None, "", "0", "false", "no", "off"):
         return False
@@ -101,6 +117,10 @@ class Server:
     route handlers."""
 
     def __init__(self, workdir, model_dirs, default_model, max_upload_mb):
+        from ..model import read_model_spec
+
+        # each set's own HPSS anchor (its model.json), what a job that names none is separated with
+        self.set_anchors = {m: read_model_spec(d)["hpss_anchor"] for m, d in model_dirs.items()}
         self.store = J.JobStore(workdir)
         self.manager = J.JobManager(self.store, model_dirs)
         self.model_dirs = model_dirs
@@ -159,6 +179,7 @@ class Server:
         return JSONResponse({"version": __version__, "models": list(self.model_dirs),
                              "default_model": self.default_model, "formats": list(J.FORMATS),
                              "default_overlap": params.DEFAULT_OVERLAP,
+                             "hpss_anchors": self.set_anchors,
                              "max_upload_mb": self.max_upload_mb})
 
     # ---------------------------------------------------------------------------- jobs
@@ -195,10 +216,12 @@ class Server:
         except ValueError:
             raise MixinError(f"overlap must be a number, got {q.get('overlap')!r}") from None
         hop_size(overlap)
+        hpss_anchor = _anchor(q.get("hpss_anchor"), self.set_anchors[model])
         instrumental = _bool(q.get("instrumental"), "instrumental")
         if not q.get("name", "").strip():
             raise MixinError("the upload has no file name (?name=)")
-        return {"model": model, "instrumental": instrumental, "overlap": overlap, "format": fmt}
+        return {"model": model, "instrumental": instrumental, "overlap": overlap,
+                "hpss_anchor": hpss_anchor, "format": fmt}
 
     async def create_job(self, request):
         if request.headers.get("x-mixin") != "1":
@@ -344,6 +367,7 @@ def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = N
     ----------
     workdir : folder of the SQLite store and the job folders (created if missing)
     model_dirs : dict model-set name -> model folder (default: the installed sets)
+        (each folder's ``model.json`` is read for the set's HPSS anchor: MixinError if bad)
     default_model : the model set of a job that names none
     max_upload_mb : largest upload accepted (MB)
     token : when set, every request must carry it (see :class:`TokenMiddleware`)

@@ -50,7 +50,7 @@ FORMATS = {"wav": "FLOAT", "flac": "PCM_24"}
 #: The message of a job a restart (or a lost worker) interrupted.
 INTERRUPTED = "interrupted: the server stopped while this job was separating"
 
-#: Separators kept by the worker (one per model set, instrumental and overlap).
+#: Separators kept by the worker (one per model set, instrumental, overlap and HPSS anchor).
 MAX_SEPARATORS = 4
 
 _SCHEMA = """
@@ -66,12 +66,27 @@ CREATE TABLE IF NOT EXISTS jobs (
     format TEXT NOT NULL,
     size INTEGER NOT NULL,
     finished REAL,
-    seconds REAL
+    seconds REAL,
+    hpss_anchor REAL NOT NULL DEFAULT 0
 )
 """
 
 _COLUMNS = ("id", "name", "created", "state", "error", "model", "instrumental", "overlap",
-            "format", "size", "finished", "seconds")
+            "format", "size", "finished", "seconds", "hpss_anchor")
+
+#: Columns added after the first schema, with their definition: :meth:`JobStore.__init__` adds
+#: those a work folder's older ``jobs.sqlite`` lacks (``ALTER TABLE ... ADD COLUMN``), so the jobs
+#: it lists stay listed and playable.
+#:
+#: ``hpss_anchor`` (the anchor the job was separated with, :class:`mixin.separation.separate.
+#: Separator`): a row from before the column gets 0, which is what those jobs were separated with
+#: but for one case (checked against the git history). The anchor entered the code in commit
+#: 0fef82a; before it every set separated with the published masks (anchor 0). The first set whose
+#: model.json names a non-zero anchor is ``mixin-hpss`` (0.25), since 91c28e9. From 91c28e9 until
+#: this column was added, the worker passed no anchor, so the separator used the set's value: a
+#: ``mixin-hpss`` job (or one of a ``--model DIR`` whose model.json names an anchor) separated by
+#: such a development snapshot (version 0.1.0 throughout, no release) used 0.25 and its row says 0.
+_ADDED_COLUMNS = {"hpss_anchor": "REAL NOT NULL DEFAULT 0"}
 
 
 def new_job_id() -> str:
@@ -125,6 +140,11 @@ class JobStore:
                                    check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for col, decl in _ADDED_COLUMNS.items():
+            if col not in have:
+                log.info("%s: adding the column %s to the jobs table", self.workdir, col)
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {col} {decl}")
 
     def close(self) -> None:
         with self._lock:
@@ -218,7 +238,8 @@ def worker_main(tasks, results) -> None:
     """The worker process: separate the tasks from ``tasks`` one at a time until ``None``.
 
     A task is a dict with ``id``, ``input``, ``outputs`` (stem -> path), ``subtype``,
-    ``model_dir``, ``instrumental``, ``overlap``, ``peaks``, ``name``. Messages put on
+    ``model_dir``, ``instrumental``, ``overlap``, ``hpss_anchor`` (a number: the job's, already
+    resolved), ``peaks``, ``name``. Messages put on
     ``results``: ``("progress", id, done, total)``, ``("done", id, seconds)``,
     ``("failed", id, message)``.
     """
@@ -235,11 +256,11 @@ def worker_main(tasks, results) -> None:
         jid = task["id"]
         t0 = time.perf_counter()
         try:
-            key = (task["model_dir"], task["instrumental"], task["overlap"])
+            key = (task["model_dir"], task["instrumental"], task["overlap"], task["hpss_anchor"])
             sep = separators.pop(key, None)
             if sep is None:
                 sep = Separator(task["model_dir"], instrumental=task["instrumental"],
-                                overlap=task["overlap"])
+                                overlap=task["overlap"], hpss_anchor=task["hpss_anchor"])
             separators[key] = sep
             while len(separators) > MAX_SEPARATORS:
                 separators.popitem(last=False)
@@ -401,7 +422,8 @@ class JobManager:
                     "id": jid, "name": job["name"], "input": self.store.input_path(job),
                     "outputs": self.store.output_paths(job), "subtype": FORMATS[job["format"]],
                     "model_dir": model_dir, "instrumental": job["instrumental"],
-                    "overlap": job["overlap"], "peaks": self.store.peaks_path(job)})
+                    "overlap": job["overlap"], "hpss_anchor": job["hpss_anchor"],
+                    "peaks": self.store.peaks_path(job)})
                 self._emit(jid)
                 for q in self.pending:  # queue positions changed
                     self._emit(q)

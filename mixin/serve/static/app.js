@@ -42,7 +42,7 @@ function renderJob(job) {
   li.dataset.state = job.state;
   $(".name", li).textContent = job.name;
   $(".name", li).title = job.name;
-  $(".opts", li).textContent = `${job.model} · ${job.instrumental ? "instrumental · " : ""}overlap ${job.overlap} · ${job.format.toUpperCase()}`;
+  $(".opts", li).textContent = `${job.model} · ${job.instrumental ? "instrumental · " : ""}overlap ${job.overlap} · anchor ${job.hpss_anchor} · ${job.format.toUpperCase()}`;
   let state = job.state;
   if (job.state === "separating") state = `separating ${Math.round(100 * job.progress)}%`;
   else if (job.state === "queued" && job.position) state = `queued (#${job.position})`;
@@ -90,14 +90,20 @@ let uploadCount = 0;
 
 function currentOptions() {
   return { model: $("#opt-model").value, instrumental: $("#opt-instrumental").checked ? "1" : "0",
-           overlap: $("#opt-overlap").value, format: $("#opt-format").value };
+           overlap: $("#opt-overlap").value, hpss_anchor: $("#opt-anchor").value, format: $("#opt-format").value };
+}
+
+// the anchor option's first entry: the chosen model set's own anchor (empty value: the server resolves it)
+function showSetAnchor() {
+  $("#opt-anchor").options[0].textContent = `set's (${config.hpss_anchors[$("#opt-model").value]})`;
 }
 
 function upload(file) {
   const tmp = `upload-${++uploadCount}`;
   const opts = currentOptions();
   renderJob({ id: tmp, name: file.name, state: "uploading", progress: 0, model: opts.model,
-              instrumental: opts.instrumental === "1", overlap: opts.overlap, format: opts.format });
+              instrumental: opts.instrumental === "1", overlap: opts.overlap, format: opts.format,
+              hpss_anchor: opts.hpss_anchor === "" ? config.hpss_anchors[opts.model] : opts.hpss_anchor });
   const q = new URLSearchParams({ name: file.name, ...opts });
   const xhr = new XMLHttpRequest();
   xhr.open("POST", `api/jobs?${q}`);
@@ -339,6 +345,8 @@ async function start() {
   for (const m of config.models) $("#opt-model").add(new Option(m, m, m === config.default_model, m === config.default_model));
   for (const f of config.formats) $("#opt-format").add(new Option(f.toUpperCase(), f));
   $("#opt-overlap").value = config.default_overlap;
+  showSetAnchor();
+  $("#opt-model").addEventListener("change", showSetAnchor);
   if (location.search.includes("token=")) history.replaceState(null, "", location.pathname);  // the cookie carries it now
   setupUploads();
   setupPlayer();
