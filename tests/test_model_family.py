@@ -131,3 +131,27 @@ def test_hpss_anchor_needs_and_checks_the_hpss_settings(tmp_path):
     (tmp_path / M.MODEL_JSON).write_text(json.dumps(rec))
     spec = M.read_model_spec(tmp_path)
     assert spec["hpss_anchor"] == 0.5 and spec["inputs"] == ["mag"]
+
+
+def test_init_model_dir_must_hold_the_arch_trained(tmp_path):
+    """--train-mix --init-model-dir fine-tunes a set of any architecture; a folder of another
+    architecture is refused with one line naming both."""
+    from mixin.training.engine import TrainConfig
+
+    stems, start = tmp_path / "stems", tmp_path / "start"
+    stems.mkdir()
+    start.mkdir()
+    M.write_model_spec(start, "mixin-hpss")
+
+    def cfg(arch, init):
+        return TrainConfig(stem_dirs=[str(stems)], validation_songs=["x"], arch=arch,
+                           init_model_dir=str(init)).check()
+
+    assert cfg("mixin-hpss", start).init_model_dir == str(start)
+    with pytest.raises(MixinError, match=r"holds mixin-hpss networks, not --arch mixin's") as e:
+        cfg("mixin", start)
+    assert "\n" not in str(e.value)
+    with pytest.raises(MixinError, match="holds mixin networks, not --arch mixin-context's"):
+        cfg("mixin-context", tmp_path / "stems")  # no model.json: the published architecture
+    with pytest.raises(MixinError, match="folder not found"):
+        cfg("mixin", tmp_path / "nope")

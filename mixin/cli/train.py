@@ -204,7 +204,7 @@ def _train_flags(p: _Parser) -> None:
     add("--mix-shift-semitones", used_by=_MIXED, type=nonneg_float, default=MixConfig.shift_semitones, metavar="ST",
         help="largest speed change in semitones (default: %(default)s)")
     add("--init-model-dir", metavar="DIR",
-        help="start from the three models in DIR (e.g. the shipped ones) instead of random weights")
+        help="start from the three models in DIR (e.g. the shipped ones: a set of --arch's architecture) instead of random weights")
     add("--arch", default="mixin", metavar="NAME", used_by=("train-mix",),
         help="network architecture: mixin (the published CDAE, default), mixin-hpss (fed the "
              "mixture's median-filtering HPSS estimates too), mixin-context (~1 s of time context), "

@@ -170,9 +170,15 @@ class TrainConfig:
         from ..model import check_arch
 
         check_arch(self.arch)
-        if self.init_model_dir and self.arch != "mixin":
-            raise MixinError("--init-model-dir starts from published-architecture models; "
-                             f"it does not combine with --arch {self.arch}")
+        if self.init_model_dir:
+            from ..model import read_model_spec
+
+            if not os.path.isdir(self.init_model_dir):
+                raise MixinError(f"--init-model-dir: folder not found: {self.init_model_dir}")
+            have = read_model_spec(self.init_model_dir)["architecture"]
+            if have != self.arch:
+                raise MixinError(f"--init-model-dir {self.init_model_dir} holds {have} networks, "
+                                 f"not --arch {self.arch}'s")
         if bad := [d for d in [*self.stem_dirs, *self.monitor_dirs, *self.panel_dirs] if not os.path.isdir(d)]:
             raise MixinError(f"stem directory not found: {bad[0]}")
         _check_int("--mix-workers", self.workers, 0)
