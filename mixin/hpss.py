@@ -64,3 +64,27 @@ def hpss(mag: np.ndarray, time_pool: int = TIME_POOL, time_median: int = TIME_ME
     perc = _median_axis(_pooled(mag, int(band_pool)), int(band_median), axis=-2)
     return tuple(np.repeat(a, p, axis=-1)[..., :n_cols].astype(np.float32, copy=False)
                  for a, p in ((harm, int(time_pool)), (perc, int(band_pool))))
+
+
+#: Bands whose Bark centre is at least this (Hz) make the :func:`onset` channel: where a kick's
+#: beater click and a snare's crack are, and a sub bass is not.
+ONSET_MIN_HZ = 1000.0
+
+
+def onset(mag: np.ndarray, percussive: np.ndarray, min_hz: float = ONSET_MIN_HZ) -> np.ndarray:
+    """How percussive the chunk's upper bands are at each column, broadcast to every band: float32
+    in [0, 1] of ``mag``'s shape [shape=(..., n_bands, n_cols)] — the sum over bands whose centre
+    is at least ``min_hz`` of HPSS's ``percussive`` estimate over that of ``mag`` (1e-7 guard).
+    It tells the lowest bands, which cannot hear a kick from a sub bass, whether a drum hit is
+    sounding now: it does not depend on the level, so mixes and renders at any gain agree."""
+    from .nsgt import bark_frequencies
+
+    mag = np.asarray(mag, dtype=np.float32)
+    freqs = bark_frequencies(mag.shape[-2])
+    upper = freqs >= float(min_hz)
+    if not upper.any():
+        raise MixinError(f"no band is at or above {min_hz} Hz")
+    num = np.asarray(percussive, dtype=np.float32)[..., upper, :].sum(axis=-2)
+    den = mag[..., upper, :].sum(axis=-2) + np.float32(1e-7)
+    ratio = np.clip(num / den, 0.0, 1.0).astype(np.float32)
+    return np.broadcast_to(ratio[..., None, :], mag.shape).astype(np.float32)

@@ -112,7 +112,8 @@ def build_cdae(shape: tuple[int, int, int] | None = None, name: str | None = Non
 #: built to generalise. Every one maps [shape=(b, 96, 1948, len(inputs))] to one magnitude estimate
 #: [shape=(b, 96, 1948, 1)] chunk by chunk, as a plain stack of layers (so it exports to ONNX).
 #: ``inputs``: "mag" (the mixture's NSGT magnitude), "hpss_harmonic" and "hpss_percussive" (its
-#: median-filter estimates, :func:`mixin.hpss.hpss`); ``widths``: the seven convolutions' filters;
+#: median-filter estimates, :func:`mixin.hpss.hpss`), "onset" (:func:`mixin.hpss.onset`: how
+#: percussive the bands above 1 kHz are, per column, in every band); ``widths``: the seven convolutions' filters;
 #: ``dilations``: dilated (1 x 3) time convolutions at the bottleneck, where a column is 25 of the
 #: input's (dilations 2, 4, 8, 16 widen the time context from ~0.13 s to ~1 s, the whole chunk).
 ARCHITECTURES = {
@@ -126,6 +127,10 @@ ARCHITECTURES = {
                       "about": "the published CDAE with dilated time convolutions: ~1 s of context"},
     "mixin-wide": {"inputs": ("mag",), "widths": (24, 40, 60, 80, 60, 40, 24), "dilations": (),
                    "about": "the published CDAE with twice the filters"},
+    "mixin-onset": {"inputs": ("mag", "hpss_harmonic", "hpss_percussive", "onset"),
+                    "widths": (12, 20, 30, 40, 30, 20, 12), "dilations": (),
+                    "about": "mixin-hpss plus how percussive the bands above 1 kHz are at each "
+                             "instant, given to every band (kick vs sub bass)"},
     "mixin-plus": {"inputs": ("mag", "hpss_harmonic", "hpss_percussive"),
                    "widths": (24, 40, 60, 80, 60, 40, 24), "dilations": (2, 4, 8, 16),
                    "about": "HPSS inputs, ~1 s of context and twice the filters together"},
@@ -188,9 +193,18 @@ def model_spec(arch: str = DEFAULT_ARCH) -> dict:
                          "n_bands": params.N_BANDS, "f_min": params.F_MIN, "f_max": params.F_MAX,
                          "min_win": params.MIN_WIN, "scale": "bark"},  # what the networks' inputs are
            "version": __version__}
-    if any(i.startswith("hpss_") for i in spec["inputs"]):
+    if any(i.startswith("hpss_") or i == "onset" for i in spec["inputs"]):
         out["hpss"] = hpss_settings()
+    if "onset" in spec["inputs"]:
+        out["onset"] = onset_settings()
     return out
+
+
+def onset_settings() -> dict:
+    """The settings of :func:`mixin.hpss.onset` a ``model.json`` records when its networks take it."""
+    from . import hpss
+
+    return {"min_hz": hpss.ONSET_MIN_HZ}
 
 
 def hpss_settings() -> dict:
@@ -237,6 +251,8 @@ def read_model_spec(model_dir: str | os.PathLike) -> dict:
     ours = hpss_settings()
     if "hpss" in rec and rec["hpss"] != ours:
         raise MixinError(f"{path}: HPSS settings {rec['hpss']} differ from MiXiN's {ours}")
+    if "onset" in want and rec.get("onset", want["onset"]) != want["onset"]:
+        raise MixinError(f"{path}: onset settings {rec.get('onset')} differ from MiXiN's {want['onset']}")
     anchor = rec.get("hpss_anchor", 0.0)
     if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0.0 <= anchor <= 1.0:
         raise MixinError(f"{path}: hpss_anchor must be a number from 0 to 1, got {anchor!r}")
@@ -257,8 +273,12 @@ def network_input(mag: np.ndarray, inputs: Iterable[str] = ("mag",),
     from .hpss import hpss
 
     chans = {"mag": mag}
-    if any(i.startswith("hpss_") for i in inputs):
+    if any(i.startswith("hpss_") or i == "onset" for i in inputs):
         chans["hpss_harmonic"], chans["hpss_percussive"] = hpss_est if hpss_est else hpss(mag)
+    if "onset" in inputs:
+        from .hpss import onset
+
+        chans["onset"] = onset(mag, chans["hpss_percussive"])
     unknown = [i for i in inputs if i not in chans]
     if unknown:
         raise MixinError(f"unknown network input {unknown[0]!r}")

@@ -65,3 +65,26 @@ def test_bad_settings_are_refused(kw, match):
         hpss(np.ones((4, 8), np.float32), **kw)
     with pytest.raises(MixinError, match="2 dimensions"):
         hpss(np.ones(8, np.float32))
+
+
+def test_onset_is_the_upper_bands_percussive_share_in_every_band():
+    from mixin.hpss import onset
+    from mixin.nsgt import bark_frequencies
+
+    rng = np.random.default_rng(4)
+    mag = rng.random((2, 96, 40)).astype(np.float32) + np.float32(0.1)
+    perc = mag * rng.random((2, 96, 40)).astype(np.float32)
+    o = onset(mag, perc)
+    up = bark_frequencies(96) >= 1000.0
+    want = perc[:, up].sum(axis=1) / mag[:, up].sum(axis=1)
+    assert o.shape == mag.shape and o.dtype == np.float32 and (o >= 0).all() and (o <= 1).all()
+    for b in (0, 50, 95):  # the same value in every band
+        np.testing.assert_allclose(o[:, b], want, rtol=1e-5)
+    # level-free: the same mix 20 dB louder gives the same channel
+    np.testing.assert_allclose(onset(10 * mag, 10 * perc), o, rtol=1e-5)
+    # what happens below 1 kHz does not count
+    low = perc.copy()
+    low[:, ~up] = 0
+    np.testing.assert_allclose(onset(mag, low), o, rtol=1e-6)
+    with pytest.raises(MixinError, match="no band is at or above 30000"):
+        onset(mag, perc, min_hz=30000)

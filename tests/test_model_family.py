@@ -61,6 +61,12 @@ def test_model_json_absent_means_published_and_round_trips(tmp_path):
     spec = M.read_model_spec(tmp_path)
     assert spec["architecture"] == "mixin-plus" and spec["inputs"][1:] == ["hpss_harmonic", "hpss_percussive"]
     assert spec["transform"]["n_bands"] == 96 and "hpss" in spec
+    M.write_model_spec(tmp_path, "mixin-onset")
+    assert M.read_model_spec(tmp_path)["onset"] == {"min_hz": 1000.0}
+    rec = json.loads((tmp_path / M.MODEL_JSON).read_text())
+    (tmp_path / M.MODEL_JSON).write_text(json.dumps({**rec, "onset": {"min_hz": 500.0}}))
+    with pytest.raises(MixinError, match="onset settings"):
+        M.read_model_spec(tmp_path)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -88,6 +94,11 @@ def test_network_input_channels():
     h, p = hpss(mag)
     assert x3.shape == (2, 96, 1948, 3)
     assert np.array_equal(x3[..., 0], mag) and np.array_equal(x3[..., 1], h) and np.array_equal(x3[..., 2], p)
+    x4 = M.network_input(mag, M.ARCHITECTURES["mixin-onset"]["inputs"])
+    from mixin.hpss import onset
+
+    assert x4.shape == (2, 96, 1948, 4) and np.array_equal(x4[..., :3], x3)
+    assert np.array_equal(x4[..., 3], onset(mag, p))
 
 
 def test_a_model_set_round_trips_through_save_and_load(tmp_path):

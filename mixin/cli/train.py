@@ -208,7 +208,8 @@ def _train_flags(p: _Parser) -> None:
     add("--arch", default="mixin", metavar="NAME", used_by=("train-mix",),
         help="network architecture: mixin (the published CDAE, default), mixin-hpss (fed the "
              "mixture's median-filtering HPSS estimates too), mixin-context (~1 s of time context), "
-             "mixin-wide (twice the filters), mixin-plus (all three); recorded in model.json")
+             "mixin-wide (twice the filters), mixin-plus (all three), mixin-onset (mixin-hpss + "
+             "the upper bands' percussiveness in every band); recorded in model.json")
     add("--panel-dirs", action=ListAction, default=[], metavar="DIR",
         help="rendered held-out song folders (--render-stems --split validation) that join the --validation-songs in a "
              "panel: the round kept is the one whose SDR minus HPSS's, median over every song and target, is highest")
