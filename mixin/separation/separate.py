@@ -134,7 +134,7 @@ class Separator:
     def _hpss(self, mag):
         """:func:`mixin.hpss.hpss` of ``mag`` when the networks or the masks need it, else None."""
         if (self.hpss_anchor and not self.single_model) or any(
-                i.startswith("hpss_") for i in self.inputs):
+                i.startswith("hpss_") or i == "onset" for i in self.inputs):
             from ..hpss import hpss
 
             return hpss(mag)
