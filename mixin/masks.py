@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import params
+from .errors import MixinError
 
 
 def soft_masks(powers: dict) -> dict:
@@ -22,6 +23,15 @@ def soft_masks(powers: dict) -> dict:
     den += np.float32(params.MASK_EPS)
     inv = np.reciprocal(den, out=den)
     return {s: np.multiply(p, inv, out=p) for s, p in powers.items()}
+
+
+def check_anchor(anchor, what: str = "hpss_anchor") -> float:
+    """``anchor`` as a float if it is a number (not a bool) from 0 to 1; :class:`MixinError`
+    naming ``what`` and the value otherwise."""
+    if isinstance(anchor, bool) or not isinstance(anchor, (int, float, np.floating)) \
+            or not 0.0 <= anchor <= 1.0:
+        raise MixinError(f"{what} must be a number from 0 to 1, got {anchor!r}")
+    return float(anchor)
 
 
 def anchored_masks(masks: dict, hpss_harmonic: np.ndarray, hpss_percussive: np.ndarray,

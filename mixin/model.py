@@ -253,12 +253,12 @@ def read_model_spec(model_dir: str | os.PathLike) -> dict:
         raise MixinError(f"{path}: HPSS settings {rec['hpss']} differ from MiXiN's {ours}")
     if "onset" in want and rec.get("onset", want["onset"]) != want["onset"]:
         raise MixinError(f"{path}: onset settings {rec.get('onset')} differ from MiXiN's {want['onset']}")
-    anchor = rec.get("hpss_anchor", 0.0)
-    if isinstance(anchor, bool) or not isinstance(anchor, (int, float)) or not 0.0 <= anchor <= 1.0:
-        raise MixinError(f"{path}: hpss_anchor must be a number from 0 to 1, got {anchor!r}")
+    from .masks import check_anchor
+
+    anchor = check_anchor(rec.get("hpss_anchor", 0.0), f"{path}: hpss_anchor")
     if anchor and "hpss" not in rec:
         raise MixinError(f"{path}: hpss_anchor {anchor} needs the HPSS settings (\"hpss\": {ours})")
-    return {**want, **{k: v for k, v in rec.items() if k not in want}, "hpss_anchor": float(anchor)}
+    return {**want, **{k: v for k, v in rec.items() if k not in want}, "hpss_anchor": anchor}
 
 
 def network_input(mag: np.ndarray, inputs: Iterable[str] = ("mag",),

@@ -100,9 +100,10 @@ class Separator:
             self.backend = backends.TFBackend(models, self.sources, jit=self.jit)
         else:
             self.backend = backends.load(self.model_dir, self.sources, backend, jit=self.jit)
-        if hpss_anchor is not None and (isinstance(hpss_anchor, bool) or not isinstance(
-                hpss_anchor, (int, float)) or not 0.0 <= hpss_anchor <= 1.0):
-            raise MixinError(f"hpss_anchor must be a number from 0 to 1, got {hpss_anchor!r}")
+        if hpss_anchor is not None:
+            from ..masks import check_anchor
+
+            hpss_anchor = check_anchor(hpss_anchor)
         if models is None and (inputs is None or hpss_anchor is None):
             from ..model import read_model_spec
 
