@@ -40,6 +40,15 @@ def test_band_shares_and_levels_of_tones():
     assert math.isnan(st["vocals_minus_rest"])  # no vocals
 
 
+def test_harmonic_overtones_of_a_sine_sub_and_a_bass_with_overtones():
+    drums = tone(60, 0.2)
+    sub = realism.song_stats({"percussive": drums, "harmonic": tone(50, 0.3) + tone(300, 0.003)})
+    assert sub["harmonic_overtones"] == pytest.approx(-40.0, abs=0.3)  # 300 Hz 40 dB under 50 Hz
+    rich = realism.song_stats({"percussive": drums, "harmonic": tone(55, 0.1) + tone(165, 0.2) + tone(440, 0.1)})
+    assert rich["harmonic_overtones"] == pytest.approx(10 * math.log10((0.02 + 0.005) / 0.005), abs=0.2)
+    assert math.isnan(realism.song_stats({"percussive": drums})["harmonic_overtones"])  # no harmonic part
+
+
 def test_crest_factor_separates_a_sine_from_sparse_clicks():
     sine = realism.song_stats({"percussive": tone(100, 0.5)})["drum_crest"]
     assert sine == pytest.approx(20 * math.log10(math.sqrt(2)), abs=0.05)  # 3.01 dB

@@ -460,3 +460,60 @@ def test_wide_profile_is_recorded_plus_sub_bass_songs():
         ratio_w = _below_hz(wide["drums"]) / _below_hz(wide["bass"] + wide["other"])
         ratio_r = _below_hz(recd["drums"]) / _below_hz(recd["bass"] + recd["other"])
         assert 10 * np.log10(ratio_w / ratio_r) < -3  # drums minus harmonic below 110 Hz fell > 3 dB
+
+
+def test_synth_bass_is_a_pure_low_sine_by_default_settings():
+    """backing.synth_bass: notes on a sine at their pitch (an octave down when asked), nothing
+    above the second harmonic without drive, silent outside the notes and their release."""
+    from mixin.training.render import backing
+
+    base = {"drive_db": 0.0, "second_db": -40.0, "attack_ms": 5.0, "decay_s": 4.0, "release_ms": 50.0,
+            "octave_down": 0.0, "glide_st": 0.0, "glide_ms": 30.0, "seed": 1}
+    notes = np.array([[0.5, 1.5, 33, 100], [2.0, 3.0, 45, 80]])  # A1 55 Hz, A2 110 Hz
+    y = backing.synth_bass(notes, 4 * 44100, 44100, base)
+    assert y.shape == (2, 4 * 44100) and y.dtype == np.float32
+    np.testing.assert_array_equal(y[0], y[1])
+    assert np.max(np.abs(y)) == pytest.approx(0.5, abs=1e-6)
+    assert not np.any(y[:, : int(0.5 * 44100)]) and np.max(np.abs(y[:, int(1.6 * 44100):int(2.0 * 44100)])) < 1e-3
+    n = 35280  # 0.8 s from 0.6 s (+ t) into the note, Hann-windowed
+    seg = lambda x, t: x[0, 26460 + int(t * 44100):26460 + int(t * 44100) + n].astype(np.float64) * np.hanning(n)
+    spec = np.abs(np.fft.rfft(seg(y, 0))) ** 2
+    f = np.fft.rfftfreq(n, 1 / 44100)
+    assert abs(f[np.argmax(spec)] - 55.0) < 2.0
+    assert spec[f > 150].sum() / spec.sum() < 1e-3  # the second harmonic at -40 dB, no more
+    down = backing.synth_bass(notes, 4 * 44100, 44100, dict(base, octave_down=1.0))
+    spec2 = np.abs(np.fft.rfft(seg(down, 1.5)))
+    assert abs(f[np.argmax(spec2)] - 55.0) < 2.0  # A2 played as A1
+    driven = backing.synth_bass(notes, 4 * 44100, 44100, dict(base, drive_db=24.0))
+    spec3 = np.abs(np.fft.rfft(seg(driven, 0))) ** 2
+    assert spec3[f > 150].sum() / spec3.sum() > 1e-2  # saturation adds overtones
+
+
+def test_synth_profile_is_wide_plus_sine_bass_songs():
+    """--render-profile synth: a song without the synthesizer is the wide profile's, bit for bit;
+    with it only the bass differs, and its low end has far fewer overtones."""
+    _skip_unless_renderable()
+    from mixin.training.render import realism
+
+    prof = render.PROFILES["synth"]
+    flags = [render._synth_bass(3, i, prof) is not None for i in range(40)]
+    assert 0.2 < np.mean(flags) < 0.6  # the profile's share (0.4) of 40 songs
+    plain = flags.index(False)
+    synth_songs = [i for i, v in enumerate(flags) if v]
+    song, rec = render.render_song(plain, 3, "train", DUR, profile="synth")
+    wide, _ = render.render_song(plain, 3, "train", DUR, profile="wide")
+    assert rec["synth_bass"] is None
+    for stem in wide:
+        np.testing.assert_array_equal(song[stem], wide[stem])
+    for i in synth_songs:  # the first with a bass line
+        song, rec = render.render_song(i, 3, "train", DUR, profile="synth")
+        if rec["backing"]["has_bass"]:
+            break
+    wide, rec_w = render.render_song(i, 3, "train", DUR, profile="wide")
+    assert rec["synth_bass"]["drive_db"] >= 0 and rec["backing"]["parts"][0]["synth"] == rec["synth_bass"]
+    assert rec["groove_files"] == rec_w["groove_files"] and rec["kit"] == rec_w["kit"]
+    for stem in ("drums", "other"):  # the same, up to the song's final headroom scaling
+        a, b = wide[stem].astype(np.float64), song[stem].astype(np.float64)
+        np.testing.assert_allclose(b / np.linalg.norm(b), a / np.linalg.norm(a), atol=1e-5)
+    over = lambda x: realism.song_stats({"percussive": x["drums"].T, "harmonic": x["bass"].T})["harmonic_overtones"]
+    assert over(song) < over(wide) - 6

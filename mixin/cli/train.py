@@ -85,13 +85,14 @@ def _common_and_render_flags(p: _Parser) -> None:
     add("--jobs", type=positive_int, default=1, metavar="J",
         help="songs rendered in parallel processes (default: %(default)s)")
     add("--groove-dir", metavar="DIR", help="the Groove MIDI Dataset (default: ../shared/groove-midi)")
-    add("--render-profile", choices=("classic", "recorded", "wide"), default="classic",
+    add("--render-profile", choices=("classic", "recorded", "wide", "synth"), default="classic",
         help="classic: the renders the shipped models were trained on (default); recorded: drum low end, "
              "cymbal level, drum-bus compression and vocal level spanning real records (see --render-report); "
-             "wide: recorded, and 30%% of songs with a loud sub bass under sparse kicks")
+             "wide: recorded, and 30%% of songs with a loud sub bass under sparse kicks; "
+             "synth: wide, and 40%% of songs with the bass line on a sine sub-bass synthesizer")
 
     add = _group(p, "--render-report: how realistic are song folders? Statistics per song and "
-                    "per folder (drum low end, kick vs bass, cymbals, drum crest factor, vocal level)",
+                    "per folder (drum low end, kick vs bass, cymbals, drum crest factor, vocal level, harmonic low end)",
                  ("render-report",))
     add("--render-report", action=ListAction, metavar="DIR",
         help="folders of song folders (rendered or real), one column each")

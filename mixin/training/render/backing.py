@@ -4,6 +4,8 @@
 arpeggios, pads, lead, power chords), each humanised, rendered on its own (:func:`.fluid.render_notes`)
 through its own effects (:func:`.fx.random_chain`) onto a shared room (docs/training.md). Held-out
 songs use :data:`HELDOUT_SOUNDFONTS` and the ``"heldout"`` programs of :data:`INSTRUMENTS` only.
+With ``bass_synth`` the bass line is played by :func:`synth_bass` instead: the sine sub bass of
+electronic records, whose low end has almost nothing above 150 Hz.
 """
 
 from __future__ import annotations
@@ -72,6 +74,64 @@ PART_LEVEL_DB = -24.0
 #: Humanisation: timing jitter (s, standard deviation and bound).
 TIMING_SD = 0.004
 TIMING_MAX = 0.010
+
+
+#: The sub-bass synthesizer's settings (:func:`synth_bass`) and the ranges they are drawn from
+#: (:func:`draw_synth_bass`): saturation (dB of drive into a tanh; 0 = clean, its odd overtones
+#: 60 dB down; 24 = strongly saturated), the second
+#: harmonic (dB), attack (ms), the exponential decay's time constant (s, log-uniform: short = a
+#: plucked 808, long = an organ-like sustain), release (ms), the share of notes an octave down
+#: (notes at or above E2 only), and a pitch drop at the note's start (808 style) in some songs.
+SYNTH_BASS = {"drive_db": (0.0, 24.0), "second_db": (-40.0, -12.0), "attack_ms": (2.0, 20.0),
+              "decay_s": (0.3, 8.0), "release_ms": (20.0, 150.0), "octave_down": (0.0, 1.0),
+              "glide_probability": 0.3, "glide_st": (2.0, 7.0), "glide_ms": (15.0, 60.0)}
+
+
+def draw_synth_bass(rng: np.random.Generator) -> dict[str, float]:
+    """One song's :func:`synth_bass` settings, drawn from ``rng`` within :data:`SYNTH_BASS`."""
+    r = SYNTH_BASS
+    out = {k: float(rng.uniform(*r[k])) for k in ("drive_db", "second_db", "attack_ms", "release_ms",
+                                                   "octave_down")}
+    out["decay_s"] = fx.log_uniform(rng, *r["decay_s"])
+    glide = rng.random() < r["glide_probability"]
+    out["glide_st"] = float(rng.uniform(*r["glide_st"])) if glide else 0.0
+    out["glide_ms"] = float(rng.uniform(*r["glide_ms"]))
+    out["seed"] = int(rng.integers(2**31))
+    return out
+
+
+def synth_bass(notes: np.ndarray, n_samples: int, sr: int, settings: dict[str, float]) -> np.ndarray:
+    """Play ``notes`` (rows ``(start_s, end_s, midi_pitch, velocity)`` [shape=(n, 4)]) on a sine sub
+    bass: per note a sine at the pitch (a share ``octave_down`` of the notes from E2 up an octave
+    lower, never below B0), an optional pitch drop of ``glide_st`` semitones over ``glide_ms``, a
+    linear attack, an exponential decay of time constant ``decay_s`` while held, a release, the
+    second harmonic at ``second_db`` and a tanh saturation of ``drive_db``. Returns float32
+    [shape=(2, n_samples)] (the two channels equal; peak 0.5 before the song's level is set)."""
+    n_samples = int(n_samples)
+    y = np.zeros(n_samples, np.float64)
+    pick = np.random.default_rng(int(settings["seed"]))
+    rel = settings["release_ms"] / 1000.0
+    for t0, t1, pitch, vel in np.asarray(notes, dtype=np.float64).reshape(-1, 4):
+        a = int(round(max(0.0, t0) * sr))
+        if a >= n_samples or vel <= 0:
+            continue
+        if pitch >= 40 and pick.random() < settings["octave_down"]:
+            pitch -= 12
+        pitch = max(pitch, 23.0)
+        hold = max(t1 - t0, 0.01)
+        b = min(n_samples, a + int(round((hold + rel) * sr)))
+        t = np.arange(b - a) / sr
+        semis = pitch + settings["glide_st"] * np.exp(-t / (settings["glide_ms"] / 1000.0))
+        phase = 2.0 * np.pi * np.cumsum(440.0 * 2.0 ** ((semis - 69.0) / 12.0)) / sr
+        env = np.minimum(1.0, t / (settings["attack_ms"] / 1000.0)) * np.exp(-t / settings["decay_s"])
+        after = t > hold
+        env[after] *= np.exp(-(t[after] - hold) / (rel / 5.0))  # -43 dB at the release's end
+        y[a:b] += (vel / 127.0) * env * (np.sin(phase) + 10 ** (settings["second_db"] / 20) * np.sin(2 * phase))
+    peak = float(np.max(np.abs(y))) if n_samples else 0.0
+    if peak > 0:
+        g = 0.1 * 10 ** (settings["drive_db"] / 20)
+        y = np.tanh(g * y / peak) / np.tanh(g) * 0.5
+    return np.stack([y, y]).astype(np.float32)
 
 
 # --- Harmony ---
@@ -555,8 +615,10 @@ _PARTS = {"bass": _bass_part, "comping": _comp_part, "power": _power_part, "arpe
           "pad": _pad_part, "lead": _lead_part}
 
 
-def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr):
-    """One part's notes, audio (effects, level, pan) and info: (stereo audio, reverb send, info)."""
+def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr, bass_synth=None):
+    """One part's notes, audio (effects, level, pan) and info: (stereo audio, reverb send, info).
+    ``bass_synth``: the bass played by :func:`synth_bass` with these settings (every draw from
+    ``rng`` as without it, so the other parts stay the same)."""
     role, family, act = part["role"], part["family"], part["active"]
     program = int(rng.choice(INSTRUMENTS[family]["heldout" if heldout else "train"]))
     soundfont = str(fonts[int(rng.integers(len(fonts)))])
@@ -570,7 +632,11 @@ def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, 
     vel_sd = {"pad": 3.0, "arpeggio": 5.0}.get(role, 6.0)
     fx_seed = int(rng.integers(2**31))
     takes = [_humanise(notes, grid, vel_sd) for _ in range(2 if double else 1)]
-    audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr) for t in takes])
+    synth = bass_synth if role == "bass" else None
+    if synth is not None:
+        audio = np.concatenate([synth_bass(t, n_samples, sr, synth) for t in takes])
+    else:
+        audio = np.concatenate([render_notes(soundfont, t, n_samples, program=program, sr=sr) for t in takes])
     y, fx_info = fx.random_chain(audio, sr, np.random.default_rng(fx_seed), fx_role, reverb_on=False)
     y = fx.normalise(y, sr, PART_LEVEL_DB + gain_db)
     if double:
@@ -583,18 +649,22 @@ def _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, 
             "soundfont": os.path.basename(soundfont), "pattern": pattern, "n_notes": int(len(notes)),
             "active_bars": [int(v) for v in act], "gain_db": gain_db, "pan": pan_pos, "double_tracked": width,
             "reverb_send": send, "fx": fx_info}
+    if synth is not None:
+        info.update(program=None, soundfont=None, synth=dict(synth))
     return y, send, info
 
 
 def render_backing(tempo_bpm: float, beats_per_bar: int, n_samples: int, rng: np.random.Generator,
                    heldout: bool = False, sr: int = 44100, *,
-                   soundfonts: tuple[str, ...] | None = None) -> tuple[dict, dict]:
+                   soundfonts: tuple[str, ...] | None = None,
+                   bass_synth: dict[str, float] | None = None) -> tuple[dict, dict]:
     """A song's bass and "other" stems, bars of ``beats_per_bar`` beats at ``tempo_bpm`` from sample
     0, every choice drawn from ``rng`` (``heldout``: the held-out SoundFonts and programs;
     ``soundfonts``: a subset of the allowed ones): ``({"bass", "other"}: float32 [shape=(2,
     n_samples)], info)`` (silent bass when the song has none; ``info``: key, progression, chords per
-    bar and each part's settings). :class:`MixinError` for a missing FluidSynth or SoundFont or a bad
-    argument."""
+    bar and each part's settings; ``bass_synth``: the bass line played by :func:`synth_bass` with these
+    settings, every other choice as without it). :class:`MixinError` for a missing FluidSynth or
+    SoundFont or a bad argument."""
     if not (20.0 <= float(tempo_bpm) <= 400.0):
         raise MixinError(f"render_backing: tempo must be 20-400 bpm, got {tempo_bpm}")
     if not 1 <= int(beats_per_bar) <= 16:
@@ -624,7 +694,8 @@ def render_backing(tempo_bpm: float, beats_per_bar: int, n_samples: int, rng: np
     sends = {"bass": np.zeros((2, n_samples), np.float32), "other": np.zeros((2, n_samples), np.float32)}
     part_info = []
     for part in parts:
-        y, send, info = _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr)
+        y, send, info = _render_part(rng, part, grid, bars, mode, tonic, heldout, fonts, n_samples, sr,
+                                     bass_synth)
         stems[part["stem"]] += (1.0 - send) * y
         sends[part["stem"]] += send * y
         part_info.append(info)

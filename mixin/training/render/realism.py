@@ -5,7 +5,9 @@ to the harmonic output. Per song folder (read by :mod:`mixin.songs`: drums, voca
 harmonic) this measures the :data:`STATISTICS` in which rendered and real songs were found to
 differ: the drums' energy shares below 110 Hz and in 110-500 Hz, drums minus harmonic below 110 Hz,
 the drums above 6 kHz relative to the stem, the drums' median crest factor over active 7 s windows,
-and vocals minus the rest in the 1 s windows where the vocals are active (NaN without vocals).
+vocals minus the rest in the 1 s windows where the vocals are active (NaN without vocals), and the
+harmonic part's energy in 150-600 Hz minus below 150 Hz: how much of its low end has overtones
+(a GM bass has, an electronic sine sub bass has almost none, and then looks like a kick).
 :func:`report` gathers them per song and per folder set; ``train_util.py --render-report`` prints it.
 """
 
@@ -29,6 +31,7 @@ STATISTICS = {
     "drums_above_6k": ("dB", "drum energy above 6 kHz, relative to the stem"),
     "drum_crest": ("dB", "drum crest factor over 7 s"),
     "vocals_minus_rest": ("dB", "vocals minus the rest (where vocals are active)"),
+    "harmonic_overtones": ("dB", "harmonic 150-600 Hz minus below 150 Hz"),
 }
 
 #: Window of the crest factor (seconds).
@@ -78,8 +81,10 @@ def song_stats(sources: dict[str, np.ndarray]) -> dict[str, float]:
         "drums_110_500": float(100.0 * pd[mid].sum() / total) if total > 0 else float("nan"),
         "drums_above_6k": _db(pd[high].sum(), total),
     }
-    out["drums_minus_harmonic_below_110"] = (_db(pd[low].sum(), _spectrum(harm)[1][low].sum())
-                                             if harm is not None else float("nan"))
+    ph = _spectrum(harm)[1] if harm is not None else None
+    out["drums_minus_harmonic_below_110"] = _db(pd[low].sum(), ph[low].sum()) if ph is not None else float("nan")
+    out["harmonic_overtones"] = (_db(ph[(f >= 150) & (f < 600)].sum(), ph[f < 150].sum())
+                                 if ph is not None else float("nan"))
 
     win = int(CREST_WINDOW * sr)
     crest = []

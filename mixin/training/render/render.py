@@ -67,9 +67,14 @@ MAX_SONGS = 100000
 #: bass under sparse kicks (some real records have their low end in the bass: Potassium's drums
 #: are 15 dB under its harmonic part below 110 Hz; recorded renders reached -8 dB), drawn from a
 #: third stream of their own (:data:`SUB_BASS`), so the other songs are the recorded profile's.
-PROFILES = {"classic": {"drum_bus": False, "vocals_db": None, "sub": 0.0},
-            "recorded": {"drum_bus": True, "vocals_db": (-16.0, 0.0), "sub": 0.0},
-            "wide": {"drum_bus": True, "vocals_db": (-16.0, 0.0), "sub": 0.3}}
+#: "synth": the wide profile, and in a share of songs (``synth``) the bass line played by a sine
+#: sub bass (:func:`mixin.training.render.backing.synth_bass`): the harmonic low end of electronic
+#: records has almost nothing above 150 Hz (Potassium's and Rubidium's are 17 dB purer than any
+#: GM bass's), drawn from a fourth stream, so the other songs are the wide profile's.
+PROFILES = {"classic": {"drum_bus": False, "vocals_db": None, "sub": 0.0, "synth": 0.0},
+            "recorded": {"drum_bus": True, "vocals_db": (-16.0, 0.0), "sub": 0.0, "synth": 0.0},
+            "wide": {"drum_bus": True, "vocals_db": (-16.0, 0.0), "sub": 0.3, "synth": 0.0},
+            "synth": {"drum_bus": True, "vocals_db": (-16.0, 0.0), "sub": 0.3, "synth": 0.4}}
 DEFAULT_PROFILE = "classic"
 
 #: A sub-bass song: the share of kicks kept, the bass's low shelf (Hz, dB), and bounds on the
@@ -343,6 +348,17 @@ def _sub_bass(seed, index, prof):
     return out
 
 
+def _synth_bass(seed, index, prof):
+    """The sub-bass synthesizer's settings of song ``index`` or None: drawn from the stream
+    ``[seed, index, 3]`` when the profile has synth-bass songs."""
+    if not prof["synth"]:
+        return None
+    g = np.random.default_rng([int(seed), int(index), 3])
+    if g.random() >= prof["synth"]:
+        return None
+    return backing.draw_synth_bass(g)
+
+
 def _thin_kicks(notes, sub):
     """``notes`` [shape=(n, 3)] (time, GM note, velocity) with each kick kept with probability
     ``sub['kick_keep']``: sparse kicks."""
@@ -447,13 +463,14 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
     aux = np.random.default_rng([int(seed), int(index), 1])  # the profile's own draws
     n = int(round(duration * sr))
     sub = _sub_bass(seed, index, PROFILES[profile])
+    synth = _synth_bass(seed, index, PROFILES[profile])
     drums, d = _drums(rng, aux, PROFILES[profile], split, groove_dir, duration, n, sub)
     plan = d["plan"]
     bar_s, n_bars = plan["bar_seconds"], plan["bars"]
     # bass and other at the groove's tempo and metre (in beats of the metre's denominator)
     num, den = (int(v) for v in plan["metre"].split("/"))
     parts, backing_info = backing.render_backing(plan["tempo"] * den / 4.0, num, n, rng,
-                                                 heldout=split != "train", sr=sr)
+                                                 heldout=split != "train", sr=sr, bass_synth=synth)
     stems = {"drums": drums, "bass": np.asarray(parts["bass"], dtype=np.float32),
              "other": np.asarray(parts["other"], dtype=np.float32)}
     vocal_info = None
@@ -478,6 +495,7 @@ def render_song(index: int, seed: int, split: str, duration: float, vocal_files:
         "effects": {"drums": d["fx"], "vocals": (vocal_info or {}).get("fx")},
         **({"profile": profile, "drum_bus": d["bus"]} if profile != DEFAULT_PROFILE else {}),
         **({"sub_bass": sub} if PROFILES[profile]["sub"] else {}),
+        **({"synth_bass": synth if backing_info["has_bass"] else None} if PROFILES[profile]["synth"] else {}),
     }
     return stems, _jsonable(record)
 
