@@ -140,6 +140,11 @@ def test_render_report_command(tmp_path, capsys):
     assert json.loads(out.read_text())["sets"][0]["songs"]["a"]["drums_below_110"] > 90
     assert train.main(["--render-report", str(tmp_path / "real"), "--report-json", str(out)]) == 1
     assert "exists; use --overwrite" in capsys.readouterr().err
+    for bad, why in ((tmp_path / "no" / "r.json", "does not exist"), (tmp_path / "real", "is a folder")):
+        assert train.main(["--render-report", str(tmp_path / "real"), "--report-json", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and why in err
+    assert not (tmp_path / "no").exists()
     with pytest.raises(SystemExit) as e:
         train.main(["--render-report", str(tmp_path / "real"), "--epochs", "3"])
     assert e.value.code == 2

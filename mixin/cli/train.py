@@ -457,12 +457,22 @@ def _render_report(args: argparse.Namespace) -> None:
     from mixin.errors import MixinError
     from mixin.training.render import realism
 
-    if args.report_json and os.path.exists(args.report_json) and not args.overwrite:
-        raise MixinError(f"{args.report_json} exists; use --overwrite to replace it")
+    out = args.report_json
+    if out:  # checked before the songs are read
+        if os.path.isdir(out):
+            raise MixinError(f"--report-json {out} is a folder; give a file name")
+        if os.path.exists(out) and not args.overwrite:
+            raise MixinError(f"{out} exists; use --overwrite to replace it")
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(folder):
+            raise MixinError(f"--report-json {out}: the folder {folder} does not exist")
     rep = realism.report(args.render_report, limit=args.report_songs)
     print(realism.format_report(rep))
-    if args.report_json:
-        write_json(args.report_json, rep)
+    if out:
+        try:
+            write_json(out, rep)
+        except OSError as e:
+            raise MixinError(f"cannot write {out}: {e.strerror or e}") from None
 
 
 if __name__ == "__main__":
