@@ -92,7 +92,7 @@ def get_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--hpss-anchor", type=float, default=None, metavar="A",
                    help="how much of the harmonic/percussive split follows median-filtering HPSS, "
                         "0 (the networks', as published) to 1 (HPSS's; the vocal stays the "
-                        "network's); default: the model set's (mixin: 0, mixin-hpss: 0.25)")
+                        "network's); default: the model set's (mixin: 0, mixin-hpss and mixin-onset: 0.25)")
     p.add_argument("--format", choices=SAMPLE_FORMATS, default=None,
                    help="output sample format (default: float32; pcm24 for FLAC, which has no "
                         "float samples); PCM clips rather than wraps")
