@@ -78,10 +78,10 @@ TIMING_MAX = 0.010
 
 #: The sub-bass synthesizer's settings (:func:`synth_bass`) and the ranges they are drawn from
 #: (:func:`draw_synth_bass`): saturation (dB of drive into a tanh; 0 = clean, its odd overtones
-#: 60 dB down; 24 = strongly saturated), the second
-#: harmonic (dB), attack (ms), the exponential decay's time constant (s, log-uniform: short = a
-#: plucked 808, long = an organ-like sustain), release (ms), the share of notes an octave down
-#: (notes at or above E2 only), and a pitch drop at the note's start (808 style) in some songs.
+#: 60 dB down; 24 = strongly saturated), the second harmonic (dB), attack (ms), the exponential
+#: decay's time constant (s, log-uniform: short = a plucked 808, long = an organ-like sustain),
+#: release (ms), the share of notes an octave down (notes at or above E2 only), and a pitch drop at
+#: the note's start (808 style) in some songs.
 SYNTH_BASS = {"drive_db": (0.0, 24.0), "second_db": (-40.0, -12.0), "attack_ms": (2.0, 20.0),
               "decay_s": (0.3, 8.0), "release_ms": (20.0, 150.0), "octave_down": (0.0, 1.0),
               "glide_probability": 0.3, "glide_st": (2.0, 7.0), "glide_ms": (15.0, 60.0)}
