@@ -85,6 +85,17 @@ def test_text_file_named_wav(tmp_path):
         assert_error(e, p, "not a readable audio file")
 
 
+def test_garbage_mp3_is_not_called_missing(tmp_path):
+    # libsndfile's MPEG decoder answers a damaged MP3 with "File does not exist or is not a
+    # regular file": the message must not send the user looking for a file that is there
+    p = tmp_path / "broken.mp3"
+    p.write_bytes(b"ID3" + bytes(range(256)) * 8)
+    with pytest.raises(MixinError) as e:
+        probe(p)
+    assert_error(e, p, "not a readable audio file")
+    assert "does not exist" not in str(e.value) and "damaged" in str(e.value)
+
+
 def test_truncated_wav_data(tmp_path, good_wav):
     b = good_wav.read_bytes()
     p = tmp_path / "half.wav"

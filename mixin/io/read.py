@@ -170,8 +170,13 @@ def _sf_open(p):
         with _stderr_to_log(p) if _looks_like_mpeg(p) else contextlib.nullcontext():
             return sf.SoundFile(p)
     except (*SF_ERRORS, TypeError, ValueError) as e:
-        err = UnreadableAudio(f"{p}: not a readable audio file ({sf_reason(e)})")
-        err.reason = sf_reason(e)
+        reason = sf_reason(e)
+        if "does not exist" in reason and os.path.isfile(p):
+            # libsndfile's text for some of its decoders' internal codes (a damaged MP3, say),
+            # which would send the user looking for a file that is there
+            reason = "unrecognised or damaged audio data"
+        err = UnreadableAudio(f"{p}: not a readable audio file ({reason})")
+        err.reason = reason
         raise err from None
 
 
