@@ -275,7 +275,8 @@ def test_old_database_without_the_anchor_column_opens_and_lists(song, tmp_path):
 
 
 #: The jobs table as mixin-serve created it after the hpss_anchor column, before input_sha256.
-ANCHOR_SCHEMA = OLD_SCHEMA.replace("seconds REAL\n", "seconds REAL,\n    hpss_anchor REAL NOT NULL DEFAULT 0\n")
+ANCHOR_SCHEMA = OLD_SCHEMA.replace("seconds REAL\n",
+                                   "seconds REAL,\n    hpss_anchor REAL NOT NULL DEFAULT 0\n")
 
 
 def test_old_database_without_the_sha256_column_opens_with_empty_digests(song, tmp_path):

@@ -3,7 +3,9 @@ by Selenium loads the page of a running ``mixin-serve``, uploads a file that is 
 one-line reason shows on the page), uploads the example mix twice (the model set's own HPSS
 anchor, then anchor 0.5 chosen on the page), waits for the jobs to finish, checks
 the player (four tracks of the song's duration, play, solo by keyboard), downloads a stem and
-takes a screenshot (kept as the README's docs/serve.png with MIXIN_SCREENSHOT=docs/serve.png)."""
+takes a screenshot (kept as the README's docs/serve.png with MIXIN_SCREENSHOT=docs/serve.png);
+then the A/B comparison: jobs of one song with other options are offered in the player, which
+switches between them at the same position while playing."""
 
 import os
 import re
