@@ -201,10 +201,13 @@ def _post(url, path, **opts):
 
 
 def test_browser_compare_jobs_of_the_same_song(server, browser, tmp_path):
-    """Three jobs of one song (mixin, mixin-hpss, mixin instrumental) and one of another song: the
-    player offers the three, switches between them while playing at the same position (the
-    soloed role stays soloed, the sources play the other job's decoded tracks), the key c goes
-    back, the vocal is absent in the instrumental job, and at most two jobs stay decoded."""
+    """Three jobs of one song (mixin instrumental, then mixin and mixin-hpss) and one of another
+    song: the instrumental job's player has nothing to compare until the other two finish, then
+    offers the three (and shows the vocal role, absent there). The mixin job's player switches
+    between them while playing at the same position (the soloed role stays soloed, the sources
+    play the other job's decoded tracks, links and spectrogram follow), the key c goes back, the
+    vocal is absent in the instrumental job, at most two jobs stay decoded, and a switch while
+    paused keeps the position."""
     url, _ = server
     driver, _ = browser
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -213,24 +216,44 @@ def test_browser_compare_jobs_of_the_same_song(server, browser, tmp_path):
         subprocess.run([sys.executable, "-m", "mixin.training.render.synth", "--example-mix",
                         str(path), "--duration", str(seconds)], check=True, capture_output=True,
                        env=env)
-    a = _post(url, song, model="mixin")
-    b = _post(url, song, model="mixin-hpss")
     c = _post(url, song, model="mixin", instrumental="1")
     d = _post(url, other, model="mixin")
-    assert a["input_sha256"] == b["input_sha256"] == c["input_sha256"] != d["input_sha256"]
+    assert c["input_sha256"] != d["input_sha256"]
 
     driver.get(url)
-    wait_for(driver, "document.querySelectorAll('.job[data-state=done]').length === 4",
-             timeout=240, what="the four jobs to be done")
-    driver.execute_script(f"document.querySelector(\".job[data-id='{a['id']}'] .listen\").click()")
+    wait_for(driver, "document.querySelectorAll('.job[data-state=done]').length === 2",
+             timeout=240, what="the first two jobs to be done")
+    # the instrumental job alone: nothing to compare (the other song is not offered), 3 tracks
+    driver.execute_script(f"document.querySelector(\".job[data-id='{c['id']}'] .listen\").click()")
     wait_for(driver, "window.mixinPlayer.ready", what="the player to load the tracks")
+    assert driver.execute_script("return mixinPlayer.compare;") == {
+        "current": c["id"], "options": [], "previous": None}
+    assert driver.execute_script("return document.querySelector('#compare-box').hidden;")
+    assert driver.execute_script("return mixinPlayer.tracks.map(t => t.name);") == [
+        "mixture", "harmonic", "percussive"]
+    # two more jobs of the same song: offered as they finish; the vocal role appears, absent here
+    a = _post(url, song, model="mixin")
+    b = _post(url, song, model="mixin-hpss")
+    assert a["input_sha256"] == b["input_sha256"] == c["input_sha256"]
+    wait_for(driver, "mixinPlayer.compare.options.length === 3", timeout=240,
+             what="the new jobs to be offered")
+    assert driver.execute_script("return mixinPlayer.compare.options;") == [c["id"], a["id"],
+                                                                            b["id"]]
+    assert driver.execute_script("return mixinPlayer.tracks.map(t => [t.name, t.absent]);") == [
+        ["mixture", False], ["harmonic", False], ["percussive", False], ["vocal", True]]
+
+    driver.execute_script(f"document.querySelector(\".job[data-id='{a['id']}'] .listen\").click()")
+    wait_for(driver, f"window.mixinPlayer.ready && mixinPlayer.job.id === '{a['id']}'",
+             what="the player to load the tracks")
     cmp = driver.execute_script("return mixinPlayer.compare;")
-    assert cmp["current"] == a["id"] and cmp["options"] == [a["id"], b["id"], c["id"]], cmp
+    # opened from c's player: c is the job compared before
+    assert cmp == {"current": a["id"], "options": [c["id"], a["id"], b["id"]],
+                   "previous": c["id"]}, cmp
     labels = driver.execute_script(
         "return Array.from(document.querySelectorAll('#compare option'), o => [o.value, o.text]);")
-    assert labels == [[a["id"], "mixin · anchor 0 · overlap 0.25 · WAV"],
-                      [b["id"], "mixin-hpss · anchor 0.25 · overlap 0.25 · WAV"],
-                      [c["id"], "mixin · anchor 0 · overlap 0.25 · instrumental · WAV"]], labels
+    assert labels == [[c["id"], "mixin · anchor 0 · overlap 0.25 · instrumental · WAV"],
+                      [a["id"], "mixin · anchor 0 · overlap 0.25 · WAV"],
+                      [b["id"], "mixin-hpss · anchor 0.25 · overlap 0.25 · WAV"]], labels
     assert driver.execute_script("return !document.querySelector('#compare-box').hidden;")
 
     sources = ("return mixinPlayer.tracks.map(t => [t.name, t.url, !!t.source && "
@@ -302,6 +325,12 @@ def test_browser_compare_jobs_of_the_same_song(server, browser, tmp_path):
     assert driver.execute_script("return mixinPlayer.lastSwitch.cached;") is True
     assert driver.execute_script("return mixinPlayer.tracks[3].url;") == \
         f"api/jobs/{a['id']}/audio/vocal"
+    # paused: a switch keeps the position and starts nothing
+    driver.execute_script("mixinPlayer.pause();")
+    p0 = driver.execute_script("return mixinPlayer.position();")
+    r = switch(b["id"], f"mixinPlayer.switchTo('{b['id']}')")
+    assert r["current"] == b["id"] and not r["playing"] and r["p1"] == p0, r
+    assert driver.execute_script("return mixinPlayer.tracks.every(t => t.source === null);")
     print(f"\nswitchTo() until the other job's audio plays ({6} s stereo song): "
           + ", ".join(f"{'cached' if t['cached'] else 'decoded'} {t['ms']:.0f} ms"
                       for t in timings.values()))
