@@ -325,12 +325,17 @@ def test_browser_compare_jobs_of_the_same_song(server, browser, tmp_path):
     assert driver.execute_script("return mixinPlayer.lastSwitch.cached;") is True
     assert driver.execute_script("return mixinPlayer.tracks[3].url;") == \
         f"api/jobs/{a['id']}/audio/vocal"
-    # paused: a switch keeps the position and starts nothing
+    # paused, with the selector: a switch keeps the position and starts nothing
+    from selenium.webdriver.support.ui import Select
+
     driver.execute_script("mixinPlayer.pause();")
     p0 = driver.execute_script("return mixinPlayer.position();")
-    r = switch(b["id"], f"mixinPlayer.switchTo('{b['id']}')")
-    assert r["current"] == b["id"] and not r["playing"] and r["p1"] == p0, r
-    assert driver.execute_script("return mixinPlayer.tracks.every(t => t.source === null);")
+    Select(driver.find_element("id", "compare")).select_by_value(b["id"])
+    wait_for(driver, f"mixinPlayer.compare.current === '{b['id']}'", what="the selector's switch")
+    assert driver.execute_script("return [mixinPlayer.playing, mixinPlayer.position(), "
+                                 "mixinPlayer.tracks.every(t => t.source === null), "
+                                 "mixinPlayer.tracks[0].url];") == [
+        False, p0, True, f"api/jobs/{b['id']}/audio/mixture"]
     print(f"\nswitchTo() until the other job's audio plays ({6} s stereo song): "
           + ", ".join(f"{'cached' if t['cached'] else 'decoded'} {t['ms']:.0f} ms"
                       for t in timings.values()))

@@ -181,7 +181,7 @@ const player = {
           if (!r.ok) throw new Error(`${name}: HTTP ${r.status}`);
           buffers[name] = await this.ctx.decodeAudioData(await r.arrayBuffer());
         }));
-        return { peaks, buffers, duration: buffers.mixture.duration };
+        return { peaks, buffers, duration: peaks.mixture.duration };
       })();
       this._cache.set(job.id, p);
       p.catch(() => { if (this._cache.get(job.id) === p) this._cache.delete(job.id); });
@@ -333,7 +333,8 @@ const player = {
   // other job's audio is scheduled (rejects if it cannot be loaded).
   async switchTo(id) {
     const c = this.compare;
-    if (!this.job || !this.ready) throw new Error("no job is open");
+    if (!this.job) throw new Error("no job is open");
+    if (!this.ready) throw new Error("the open job's tracks are still loading");
     if (id === this.job.id) return;
     if (!c.options.includes(id)) throw new Error(`job ${id} is not a done job of the same song`);
     const t0 = performance.now();
@@ -532,7 +533,9 @@ function setupPlayer() {
   $("#close-player").addEventListener("click", () => player.close());
   $("#compare").addEventListener("change", (ev) => {
     ev.target.blur();  // the keys work again at once
-    player.switchTo(ev.target.value).catch(() => { /* the status line says why */ });
+    player.switchTo(ev.target.value).catch(() => {  // e.g. still loading: show the job playing
+      if (player.job) $("#compare").value = player.job.id;
+    });
   });
   document.addEventListener("keydown", (ev) => {
     if (!player.job || ev.ctrlKey || ev.metaKey || ev.altKey) return;
