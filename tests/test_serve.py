@@ -1,6 +1,7 @@
 """mixin-serve: the web app's API in-process (Starlette TestClient, the real worker process),
 the job store, file-name sanitising, the PNG writer, and the command line."""
 
+import hashlib
 import io
 import json
 import os
@@ -255,6 +256,7 @@ def test_old_database_without_the_anchor_column_opens_and_lists(song, tmp_path):
         store = J.JobStore(wd)
         (job,) = store.all()
         assert job["id"] == old and job["state"] == J.DONE and job["hpss_anchor"] == 0.0
+        assert job["input_sha256"] == ""  # unknown: never offered for comparison
         store.close()
     cols = [r[1] for r in sqlite3.connect(wd / "jobs.sqlite").execute("PRAGMA table_info(jobs)")]
     assert cols == list(J._COLUMNS)
@@ -266,6 +268,74 @@ def test_old_database_without_the_anchor_column_opens_and_lists(song, tmp_path):
         r = upload(c, song, model="mixin", hpss_anchor=0.75)
         assert r.status_code == 201 and r.json()["hpss_anchor"] == 0.75
         assert [j["hpss_anchor"] for j in c.get("/api/jobs").json()] == [0.0, 0.75]
+        assert [j["input_sha256"] for j in c.get("/api/jobs").json()] == [
+            "", hashlib.sha256(song.read_bytes()).hexdigest()]
+    finally:
+        c.app.state.server.store.close()
+
+
+#: The jobs table as mixin-serve created it after the hpss_anchor column, before input_sha256.
+ANCHOR_SCHEMA = OLD_SCHEMA.replace("seconds REAL\n",
+                                   "seconds REAL,\n    hpss_anchor REAL NOT NULL DEFAULT 0\n")
+
+
+def test_old_database_without_the_sha256_column_opens_with_empty_digests(song, tmp_path):
+    import sqlite3
+
+    assert "hpss_anchor" in ANCHOR_SCHEMA and "input_sha256" not in ANCHOR_SCHEMA
+    wd = tmp_path / "wd"
+    (wd / "jobs").mkdir(parents=True)
+    db = sqlite3.connect(wd / "jobs.sqlite")
+    db.execute(ANCHOR_SCHEMA)
+    old = [J.new_job_id() for _ in range(2)]
+    for i, jid in enumerate(old):  # two jobs of one song, from before the digest
+        db.execute("INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (jid, "old.wav", time.time() + i, J.DONE, None, "mixin", 0, 0.25, "wav",
+                    1234, time.time(), 3.5, 0.25 * i))
+        (wd / "jobs" / jid).mkdir()
+    db.commit()
+    db.close()
+    c = client(wd)
+    try:
+        listed = c.get("/api/jobs").json()
+        assert [j["id"] for j in listed] == old
+        assert [j["input_sha256"] for j in listed] == ["", ""]
+        assert [j["hpss_anchor"] for j in listed] == [0.0, 0.25]
+        assert c.get(f"/api/jobs/{old[1]}").json()["input_sha256"] == ""
+        r = upload(c, song)
+        assert r.status_code == 201
+        assert r.json()["input_sha256"] == hashlib.sha256(song.read_bytes()).hexdigest()
+    finally:
+        c.app.state.server.store.close()
+    cols = [r[1] for r in sqlite3.connect(wd / "jobs.sqlite").execute("PRAGMA table_info(jobs)")]
+    assert cols == list(J._COLUMNS)
+
+
+def test_same_song_same_input_sha256(song, tmp_path):
+    """The upload's digest is of its bytes (streamed in pieces, as a browser sends a large file):
+    the same file under other names and options has the same, another file another. Without the
+    lifespan no worker starts: the jobs stay queued."""
+    other = tmp_path / "other.wav"
+    x, sr = sf.read(song, dtype="float32")
+    sf.write(other, x[::-1], sr, subtype="FLOAT")  # same length and format, other audio
+    data = song.read_bytes()
+    want = hashlib.sha256(data).hexdigest()
+    c = client(tmp_path / "wd")
+    try:
+        a = upload(c, song).json()
+        b = c.post("/api/jobs", params={"name": "again.wav", "model": "mixin-hpss",
+                                        "instrumental": "1"},
+                   content=(data[i:i + 65521] for i in range(0, len(data), 65521)),
+                   headers=POST_HEADERS).json()  # chunked: many pieces, no Content-Length
+        d = upload(c, other).json()
+        assert a["input_sha256"] == b["input_sha256"] == want
+        assert re.fullmatch(r"[0-9a-f]{64}", d["input_sha256"]) and d["input_sha256"] != want
+        assert d["input_sha256"] == hashlib.sha256(other.read_bytes()).hexdigest()
+        assert b["model"] == "mixin-hpss" and b["instrumental"] is True
+        listed = {j["id"]: j["input_sha256"] for j in c.get("/api/jobs").json()}
+        assert listed == {a["id"]: want, b["id"]: want, d["id"]: d["input_sha256"]}
+        for j in (a, b, d):
+            assert c.get(f"/api/jobs/{j['id']}").json()["input_sha256"] == j["input_sha256"]
     finally:
         c.app.state.server.store.close()
 

@@ -3,7 +3,9 @@ by Selenium loads the page of a running ``mixin-serve``, uploads a file that is 
 one-line reason shows on the page), uploads the example mix twice (the model set's own HPSS
 anchor, then anchor 0.5 chosen on the page), waits for the jobs to finish, checks
 the player (four tracks of the song's duration, play, solo by keyboard), downloads a stem and
-takes a screenshot (kept as the README's docs/serve.png with MIXIN_SCREENSHOT=docs/serve.png)."""
+takes a screenshot (kept as the README's docs/serve.png with MIXIN_SCREENSHOT=docs/serve.png);
+then the A/B comparison: jobs of one song with other options are offered in the player, which
+switches between them at the same position while playing."""
 
 import os
 import re
@@ -183,3 +185,157 @@ def test_browser_upload_listen_solo_download(server, browser, tmp_path):
         Image.open(shot).convert("RGB").quantize(256).save(SCREENSHOT, optimize=True)
     except ImportError:
         shutil.copy(shot, SCREENSHOT)
+
+
+def _post(url, path, **opts):
+    """Upload ``path`` to the server at ``url`` as the page does (raw body); the job as JSON."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    q = urllib.parse.urlencode({"name": os.path.basename(path), **opts})
+    req = urllib.request.Request(f"{url.rstrip('/')}/api/jobs?{q}", data=open(path, "rb").read(),
+                                 headers={"X-Mixin": "1"}, method="POST")
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
+def test_browser_compare_jobs_of_the_same_song(server, browser, tmp_path):
+    """Three jobs of one song (mixin instrumental, then mixin and mixin-hpss) and one of another
+    song: the instrumental job's player has nothing to compare until the other two finish, then
+    offers the three (and shows the vocal role, absent there). The mixin job's player switches
+    between them while playing at the same position (the soloed role stays soloed, the sources
+    play the other job's decoded tracks, links and spectrogram follow), the key c goes back, the
+    vocal is absent in the instrumental job, at most two jobs stay decoded, and a switch while
+    paused keeps the position."""
+    url, _ = server
+    driver, _ = browser
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    song, other = tmp_path / "song.wav", tmp_path / "other.wav"
+    for path, seconds in ((song, 6), (other, 3)):
+        subprocess.run([sys.executable, "-m", "mixin.training.render.synth", "--example-mix",
+                        str(path), "--duration", str(seconds)], check=True, capture_output=True,
+                       env=env)
+    c = _post(url, song, model="mixin", instrumental="1")
+    d = _post(url, other, model="mixin")
+    assert c["input_sha256"] != d["input_sha256"]
+
+    driver.get(url)
+    wait_for(driver, "document.querySelectorAll('.job[data-state=done]').length === 2",
+             timeout=240, what="the first two jobs to be done")
+    # the instrumental job alone: nothing to compare (the other song is not offered), 3 tracks
+    driver.execute_script(f"document.querySelector(\".job[data-id='{c['id']}'] .listen\").click()")
+    wait_for(driver, "window.mixinPlayer.ready", what="the player to load the tracks")
+    assert driver.execute_script("return mixinPlayer.compare;") == {
+        "current": c["id"], "options": [], "previous": None}
+    assert driver.execute_script("return document.querySelector('#compare-box').hidden;")
+    assert driver.execute_script("return mixinPlayer.tracks.map(t => t.name);") == [
+        "mixture", "harmonic", "percussive"]
+    # two more jobs of the same song: offered as they finish; the vocal role appears, absent here
+    a = _post(url, song, model="mixin")
+    b = _post(url, song, model="mixin-hpss")
+    assert a["input_sha256"] == b["input_sha256"] == c["input_sha256"]
+    wait_for(driver, "mixinPlayer.compare.options.length === 3", timeout=240,
+             what="the new jobs to be offered")
+    assert driver.execute_script("return mixinPlayer.compare.options;") == [c["id"], a["id"],
+                                                                            b["id"]]
+    assert driver.execute_script("return mixinPlayer.tracks.map(t => [t.name, t.absent]);") == [
+        ["mixture", False], ["harmonic", False], ["percussive", False], ["vocal", True]]
+
+    driver.execute_script(f"document.querySelector(\".job[data-id='{a['id']}'] .listen\").click()")
+    wait_for(driver, f"window.mixinPlayer.ready && mixinPlayer.job.id === '{a['id']}'",
+             what="the player to load the tracks")
+    cmp = driver.execute_script("return mixinPlayer.compare;")
+    # opened from c's player: c is the job compared before
+    assert cmp == {"current": a["id"], "options": [c["id"], a["id"], b["id"]],
+                   "previous": c["id"]}, cmp
+    labels = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#compare option'), o => [o.value, o.text]);")
+    assert labels == [[c["id"], "mixin · anchor 0 · overlap 0.25 · instrumental · WAV"],
+                      [a["id"], "mixin · anchor 0 · overlap 0.25 · WAV"],
+                      [b["id"], "mixin-hpss · anchor 0.25 · overlap 0.25 · WAV"]], labels
+    assert driver.execute_script("return !document.querySelector('#compare-box').hidden;")
+
+    sources = ("return mixinPlayer.tracks.map(t => [t.name, t.url, !!t.source && "
+               "t.source.buffer === t.buffer, t.absent]);")
+    body = driver.find_element("tag name", "body")
+    body.send_keys("2")  # solo the harmonic
+    driver.execute_script("document.querySelectorAll('.track .spec-btn')[1].click();")
+    driver.execute_script("mixinPlayer.play(); mixinPlayer.seek(2.0);")
+    wait_for(driver, "mixinPlayer.playing && mixinPlayer.position() > 2.3", what="playback")
+
+    def switch(to, how):
+        """Switch (``how``: JS returning the switch's Promise); the position before and after
+        with the elapsed wall time between them, and the switch's own record."""
+        return driver.execute_async_script(f"""
+            const done = arguments[arguments.length - 1];
+            const p0 = mixinPlayer.position(), t0 = performance.now();
+            Promise.resolve({how}).then(() => done({{
+                p0, p1: mixinPlayer.position(), dt: (performance.now() - t0) / 1000,
+                playing: mixinPlayer.playing, last: mixinPlayer.lastSwitch,
+                current: mixinPlayer.compare.current}}), e => done({{error: String(e)}}));""")
+
+    driver.set_script_timeout(60)
+    timings = {}
+    for to, how, absent in ((b["id"], f"mixinPlayer.switchTo('{b['id']}')", False),
+                            (a["id"], "mixinPlayer.toggleCompare()", False),  # the key c's call
+                            (c["id"], f"mixinPlayer.switchTo('{c['id']}')", True)):
+        r = switch(to, how)
+        assert "error" not in r, r
+        assert r["current"] == to and r["playing"], r
+        assert abs(r["p1"] - (r["p0"] + r["dt"])) < 0.3, r  # continuous, no jump, no restart
+        timings[to] = r["last"]
+        got = driver.execute_script(sources)
+        assert [g[0] for g in got] == ["mixture", "harmonic", "percussive", "vocal"]
+        for name, src_url, from_buffer, is_absent in got:
+            if absent and name == "vocal":  # the instrumental job has none
+                assert is_absent and src_url is None and not from_buffer, got
+            else:
+                assert src_url == f"api/jobs/{to}/audio/{name}" and from_buffer, got
+        # the sources play the decoded tracks of the job switched to
+        assert driver.execute_async_script(f"""
+            const done = arguments[arguments.length - 1];
+            mixinPlayer._cache.get('{to}').then(d => done(mixinPlayer.tracks.every(t =>
+                t.absent ? !d.buffers[t.name] : t.source.buffer === d.buffers[t.name])));""")
+        # the open spectrogram and the download links are the job's
+        assert driver.execute_script("return document.querySelectorAll('.track .spec')[1].src;") \
+            .endswith(f"/api/jobs/{to}/spectrogram/harmonic.png")
+        assert driver.execute_script(
+            "return document.querySelectorAll('.track .dl')[2].getAttribute('href');") == \
+            f"api/jobs/{to}/audio/percussive?download=1"
+        gains = driver.execute_script("return mixinPlayer.gains();")
+        assert gains["harmonic"] == 1 and gains["mixture"] == gains["percussive"] == 0, gains
+        assert gains["vocal"] == 0
+        assert driver.execute_script("return mixinPlayer.tracks[1].solo && "
+                                     "document.querySelectorAll('.track .solo')[1]"
+                                     ".classList.contains('on');")
+        assert driver.execute_script("return mixinPlayer._cache.size;") <= 2
+        wait_for(driver, f"mixinPlayer.position() > {r['p1'] + 0.2}", what="playback to go on")
+    assert driver.execute_script(
+        "return document.querySelectorAll('.track')[3].classList.contains('absent') && "
+        "!document.querySelectorAll('.track .absent-note')[3].hidden;")
+    assert driver.execute_script("return document.querySelector('#player-title').textContent;") \
+        == "song.wav"
+    assert driver.execute_script("return document.querySelector('#compare').value;") == c["id"]
+    assert driver.execute_script("return document.querySelector('#zip').getAttribute('href');") \
+        == f"api/jobs/{c['id']}/zip"
+    # the key c: back to the job compared before (a), its tracks still decoded (cached)
+    body.send_keys("c")
+    wait_for(driver, f"mixinPlayer.compare.current === '{a['id']}'", what="the key c")
+    assert driver.execute_script("return mixinPlayer.lastSwitch.cached;") is True
+    assert driver.execute_script("return mixinPlayer.tracks[3].url;") == \
+        f"api/jobs/{a['id']}/audio/vocal"
+    # paused, with the selector: a switch keeps the position and starts nothing
+    from selenium.webdriver.support.ui import Select
+
+    driver.execute_script("mixinPlayer.pause();")
+    p0 = driver.execute_script("return mixinPlayer.position();")
+    Select(driver.find_element("id", "compare")).select_by_value(b["id"])
+    wait_for(driver, f"mixinPlayer.compare.current === '{b['id']}'", what="the selector's switch")
+    assert driver.execute_script("return [mixinPlayer.playing, mixinPlayer.position(), "
+                                 "mixinPlayer.tracks.every(t => t.source === null), "
+                                 "mixinPlayer.tracks[0].url];") == [
+        False, p0, True, f"api/jobs/{b['id']}/audio/mixture"]
+    print(f"\nswitchTo() until the other job's audio plays ({6} s stereo song): "
+          + ", ".join(f"{'cached' if t['cached'] else 'decoded'} {t['ms']:.0f} ms"
+                      for t in timings.values()))

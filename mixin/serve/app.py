@@ -7,9 +7,11 @@ Routes (all under the token check when a token is set):
 ``GET /api/config``                        model sets (and their HPSS anchors), formats, default
                                            overlap, upload limit
 ``GET /api/jobs``                          every job
-``POST /api/jobs?name=&model=&...``        upload: the request body is the file (streamed to disk);
-                                           options ``model``, ``instrumental``, ``overlap``,
-                                           ``hpss_anchor`` (empty: the set's), ``format``
+``POST /api/jobs?name=&model=&...``        upload: the request body is the file (streamed to disk,
+                                           its SHA-256 computed on the way: the job's
+                                           ``input_sha256``); options ``model``, ``instrumental``,
+                                           ``overlap``, ``hpss_anchor`` (empty: the set's),
+                                           ``format``
 ``GET /api/jobs/{id}``                     one job; ``DELETE`` removes it and its files
 ``GET /api/events``                        server-sent events: every job change, live progress
 ``GET /api/jobs/{id}/peaks``               waveform peaks of the mixture and the stems
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -243,6 +246,7 @@ class Server:
         dest = os.path.join(in_dir, name)
         part = dest + ".part"
         size = 0
+        digest = hashlib.sha256()  # of the bytes as they arrive: same song <=> same digest
         ok = False
         try:
             with open(part, "wb") as f:
@@ -252,6 +256,7 @@ class Server:
                         return _error(413, f"{raw_name}: larger than the upload limit of "
                                            f"{self.max_upload_mb:g} MB (--max-upload-mb)")
                     f.write(chunk)
+                    digest.update(chunk)
             if size == 0:
                 return _error(400, f"{raw_name}: empty file (0 bytes)")
             os.replace(part, dest)
@@ -263,7 +268,7 @@ class Server:
                 msg = " ".join(str(e).split()).replace(dest, raw_name)
                 return _error(400, msg)
             job = self.manager.submit({"id": job_id, "name": name, "created": _now(), **options,
-                                       "size": size})
+                                       "size": size, "input_sha256": digest.hexdigest()})
             ok = True
             return JSONResponse(self.manager.public(job), status_code=201)
         finally:

@@ -67,12 +67,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     size INTEGER NOT NULL,
     finished REAL,
     seconds REAL,
-    hpss_anchor REAL NOT NULL DEFAULT 0
+    hpss_anchor REAL NOT NULL DEFAULT 0,
+    input_sha256 TEXT NOT NULL DEFAULT ''
 )
 """
 
 _COLUMNS = ("id", "name", "created", "state", "error", "model", "instrumental", "overlap",
-            "format", "size", "finished", "seconds", "hpss_anchor")
+            "format", "size", "finished", "seconds", "hpss_anchor", "input_sha256")
 
 #: Columns added after the first schema, with their definition: :meth:`JobStore.__init__` adds
 #: those a work folder's older ``jobs.sqlite`` lacks (``ALTER TABLE ... ADD COLUMN``), so the jobs
@@ -86,7 +87,15 @@ _COLUMNS = ("id", "name", "created", "state", "error", "model", "instrumental", 
 #: this column was added, the worker passed no anchor, so the separator used the set's value: a
 #: ``mixin-hpss`` job (or one of a ``--model DIR`` whose model.json names an anchor) separated by
 #: such a development snapshot (version 0.1.0 throughout, no release) used 0.25 and its row says 0.
-_ADDED_COLUMNS = {"hpss_anchor": "REAL NOT NULL DEFAULT 0"}
+#:
+#: ``input_sha256`` (hex SHA-256 of the uploaded bytes, computed while the upload streams to disk):
+#: the page offers jobs of the same song for an A/B comparison in its player. A row from before
+#: the column gets '' (unknown), which never matches another job.
+_ADDED_COLUMNS = {"hpss_anchor": "REAL NOT NULL DEFAULT 0",
+                  "input_sha256": "TEXT NOT NULL DEFAULT ''"}
+
+#: Values :meth:`JobStore.add` stores for a column the job dict lacks (else NULL).
+_DEFAULTS = {"input_sha256": ""}
 
 
 def new_job_id() -> str:
@@ -174,7 +183,7 @@ class JobStore:
         with self._lock:
             self._db.execute(f"INSERT INTO jobs ({','.join(_COLUMNS)}) VALUES "
                              f"({','.join('?' * len(_COLUMNS))})",
-                             [job.get(c) for c in _COLUMNS])
+                             [job.get(c, _DEFAULTS.get(c)) for c in _COLUMNS])
 
     def update(self, job_id: str, **fields) -> None:
         bad = set(fields) - set(_COLUMNS[1:])

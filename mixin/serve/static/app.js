@@ -52,6 +52,8 @@ function renderJob(job) {
   $(".error", li).textContent = job.error || "";
   $(".listen", li).hidden = job.state !== "done";
   $("#no-jobs").hidden = rows.size > 0;
+  if (player.job && player.job.id === job.id) player.job = job;
+  if (player.job && player.job.input_sha256 && job.input_sha256 === player.job.input_sha256) player.refreshCompare();
 }
 
 function removeJob(id) {
@@ -60,6 +62,7 @@ function removeJob(id) {
   rows.delete(id);
   jobs.delete(id);
   if (player.job && player.job.id === id) player.close();
+  else if (player.job) { player._cache.delete(id); player.refreshCompare(); }
   $("#no-jobs").hidden = rows.size > 0;
 }
 
@@ -142,23 +145,121 @@ function setupUploads() {
 }
 
 // ------------------------------------------------------------------------------------ player
+const ROLES = ["mixture", "harmonic", "percussive", "vocal"];
+//: seconds between scheduling and starting sources, so that every track starts at the same instant
+const LOOKAHEAD = 0.05;
+
+// the job's options as one line (the compare selector's label)
+function jobLabel(job) {
+  return `${job.model} · anchor ${job.hpss_anchor} · overlap ${job.overlap}${job.instrumental ? " · instrumental" : ""} · ${job.format.toUpperCase()}`;
+}
+
 const player = {
   job: null, ctx: null, tracks: [], duration: 0, playing: false, offset: 0, startAt: 0,
   ready: false, _raf: null, _gen: 0,
+  // A/B comparison: the open job's id, the ids offered (done jobs of the same upload, the open
+  // one included, oldest first), the job compared before (the key c switches back to it)
+  compare: { current: null, options: [], previous: null },
+  lastSwitch: null,        // {from, to, ms, cached}: ms from switchTo() to the other job's audio
+  _cache: new Map(),       // job id -> Promise of {peaks, buffers: {role: AudioBuffer}, duration}
+  _switchGen: 0,
 
   position() {
     if (!this.playing) return this.offset;
     return Math.min(this.duration, this.offset + (this.ctx.currentTime - this.startAt));
   },
 
+  // fetch a finished job's peaks and tracks and decode the tracks (cached: at most two jobs)
+  _load(job) {
+    let p = this._cache.get(job.id);
+    if (!p) {
+      p = (async () => {
+        const peaks = await api(`api/jobs/${job.id}/peaks`);
+        const buffers = {};
+        await Promise.all(["mixture", ...job.stems].map(async (name) => {
+          const r = await fetch(`api/jobs/${job.id}/audio/${name}`);
+          if (!r.ok) throw new Error(`${name}: HTTP ${r.status}`);
+          buffers[name] = await this.ctx.decodeAudioData(await r.arrayBuffer());
+        }));
+        return { peaks, buffers, duration: peaks.mixture.duration };
+      })();
+      this._cache.set(job.id, p);
+      p.catch(() => { if (this._cache.get(job.id) === p) this._cache.delete(job.id); });
+    }
+    return p;
+  },
+
+  // drop decoded jobs but those in ``keep`` (the memory policy: the job playing and one other)
+  _prune(keep) {
+    for (const id of [...this._cache.keys()]) if (!keep.includes(id)) this._cache.delete(id);
+  },
+
+  // the done jobs of the same upload as the open one (itself included), oldest first
+  _sameSong() {
+    const job = this.job;
+    if (!job) return [];
+    const sha = job.input_sha256;
+    const same = [...jobs.values()].filter((j) => j.id === job.id ||
+      (sha && j.state === "done" && j.input_sha256 === sha));
+    return same.sort((a, b) => a.created - b.created);
+  },
+
+  // refresh the compare selector (and add a track for a role a newly offered job has)
+  refreshCompare() {
+    if (!this.job) return;
+    const same = this._sameSong();
+    const ids = same.map((j) => j.id);
+    const key = same.map((j) => `${j.id} ${jobLabel(j)}`).join("\n") + `\n${this.job.id}`;
+    if (key === this._compareKey) return;  // nothing changed (e.g. another job's progress)
+    this._compareKey = key;
+    const c = this.compare;
+    c.current = this.job.id;
+    c.options = ids.length > 1 ? ids : [];
+    if (c.previous && !c.options.includes(c.previous)) c.previous = null;
+    const sel = $("#compare");
+    sel.textContent = "";
+    const seen = new Map();
+    for (const j of same) {
+      let label = jobLabel(j);
+      const n = (seen.get(label) || 0) + 1;
+      seen.set(label, n);
+      if (n > 1) label += ` (${n})`;
+      sel.add(new Option(label, j.id, false, j.id === this.job.id));
+    }
+    $("#compare-box").hidden = c.options.length === 0;
+    if (this.tracks.length) {
+      const have = new Set(this.tracks.map((t) => t.name));
+      const roles = this._roles(same).filter((r) => !have.has(r));
+      for (const r of roles) {
+        const t = this._makeTrack(r);
+        t.absent = true;
+        this._showTrack(t);
+      }
+      if (roles.length) this._orderTracks();
+    }
+  },
+
+  // the track roles of a group of jobs: the mixture and every stem any of them has
+  _roles(group) {
+    return ROLES.filter((r) => r === "mixture" || group.some((j) => j.stems.includes(r)));
+  },
+
+  _orderTracks() {
+    this.tracks.sort((a, b) => ROLES.indexOf(a.name) - ROLES.indexOf(b.name));
+    this.tracks.forEach((t, i) => {
+      t.index = i;
+      $(".track-name", t.el).textContent = `${i + 1} ${t.name}`;
+      $("#tracks").appendChild(t.el);
+    });
+  },
+
   async open(job) {
+    const before = this.job;
     this.close();
     const gen = ++this._gen;
     this.job = job;
-    rows.forEach((li, id) => li.classList.toggle("selected", id === job.id));
+    this._select(job);
     $("#player").hidden = false;
-    $("#player-title").textContent = job.name;
-    $("#zip").href = `api/jobs/${job.id}/zip`;
     $("#play").disabled = true;
     $("#player-status").textContent = "loading the tracks…";
     if (!this.ctx) {
@@ -166,62 +267,153 @@ const player = {
       this.master = this.ctx.createGain();
       this.master.connect(this.ctx.destination);
     }
-    const names = ["mixture", ...job.stems];
-    const peaks = await api(`api/jobs/${job.id}/peaks`);
-    if (gen !== this._gen) return;
-    $("#tracks").textContent = "";
-    this.tracks = names.map((name, i) => this._makeTrack(job, name, i, peaks[name]));
-    this.duration = peaks.mixture.duration;
-    this.tracks.forEach((t) => this._drawWave(t));
+    // opening another job of the same song: the one open before is the one c switches back to
+    const prev = before && before.id !== job.id && job.input_sha256 &&
+      before.input_sha256 === job.input_sha256 && jobs.has(before.id) ? before.id : null;
+    this.compare = { current: job.id, options: [], previous: prev };
+    this._prune([job.id, prev]);
+    this.refreshCompare();
+    this._roles(this._sameSong()).forEach((name) => this._makeTrack(name));
+    this._orderTracks();
+    let data;
     try {
-      await Promise.all(this.tracks.map(async (t) => {
-        const r = await fetch(`api/jobs/${job.id}/audio/${t.name}`);
-        if (!r.ok) throw new Error(`${t.name}: HTTP ${r.status}`);
-        const data = await r.arrayBuffer();
-        t.buffer = await this.ctx.decodeAudioData(data);
-        t.duration = t.buffer.duration;
-      }));
+      data = await this._load(job);
     } catch (e) {
       if (gen === this._gen) $("#player-status").textContent = `could not load the audio: ${e.message}`;
       return;
     }
     if (gen !== this._gen) return;
+    this._useJob(job, data);
     this.ready = true;
     $("#play").disabled = false;
     $("#player-status").textContent = "";
     this._update();
   },
 
+  // highlight a job's row and name it in the player's title and links
+  _select(job) {
+    rows.forEach((li, id) => li.classList.toggle("selected", id === job.id));
+    $("#player-title").textContent = job.name;
+    $("#zip").href = `api/jobs/${job.id}/zip`;
+  },
+
+  // give every track the job's audio, peaks and links (a role it lacks is absent)
+  _useJob(job, data) {
+    this.duration = data.duration;
+    for (const t of this.tracks) {
+      t.buffer = data.buffers[t.name] || null;
+      t.absent = !t.buffer;
+      t.duration = t.buffer ? t.buffer.duration : 0;
+      t.peaks = data.peaks[t.name] || null;
+      t.url = t.buffer ? `api/jobs/${job.id}/audio/${t.name}` : null;
+      this._showTrack(t);
+    }
+  },
+
+  _showTrack(t) {
+    const job = this.job, el = t.el;
+    el.classList.toggle("absent", t.absent);
+    $(".absent-note", el).hidden = !t.absent;
+    const dl = $(".dl", el);
+    dl.hidden = t.absent;
+    dl.href = `api/jobs/${job.id}/audio/${t.name}?download=1`;
+    $(".spec-btn", el).disabled = t.absent;
+    const img = $(".spec", el);
+    if (t.absent) { img.hidden = true; img.removeAttribute("src"); }
+    else if (!img.hidden) img.src = this._specUrl(t.name);  // shown: the new job's
+    else img.removeAttribute("src");                         // made on the next click
+    this._drawWave(t);
+  },
+
+  _specUrl(name) { return `api/jobs/${this.job.id}/spectrogram/${name}.png`; },
+
+  // Switch every track to another job of the same song at the current position, without stopping
+  // if playing: the other job's tracks are decoded first, then its sources start at the instant
+  // the current ones stop. Solo, mute and volume stay with each track's role. Resolves when the
+  // other job's audio is scheduled (rejects if it cannot be loaded).
+  async switchTo(id) {
+    const c = this.compare;
+    if (!this.job) throw new Error("no job is open");
+    if (!this.ready) throw new Error("the open job's tracks are still loading");
+    if (id === this.job.id) return;
+    if (!c.options.includes(id)) throw new Error(`job ${id} is not a done job of the same song`);
+    const t0 = performance.now();
+    const gen = this._gen, sgen = ++this._switchGen;
+    const from = this.job.id, job = jobs.get(id);
+    const cached = this._cache.has(id);
+    this._prune([from, id]);
+    $("#player-status").textContent = cached ? "" : `loading ${jobLabel(job)}…`;
+    let data;
+    try {
+      data = await this._load(job);
+    } catch (e) {
+      if (gen === this._gen && sgen === this._switchGen) {
+        $("#player-status").textContent = `could not load the audio: ${e.message}`;
+        $("#compare").value = this.job.id;
+      }
+      throw e;
+    }
+    if (gen !== this._gen || sgen !== this._switchGen) return;  // closed or switched again
+    const when = this.ctx.currentTime + LOOKAHEAD;
+    const pos = this.position() + LOOKAHEAD;  // where the playback is at ``when``
+    const old = this.tracks.map((t) => t.source);
+    this.job = job;
+    c.previous = from;
+    c.current = id;
+    this._useJob(job, data);
+    if (this.playing) {
+      old.forEach((s) => { if (s) { try { s.stop(when); } catch (e) { /* already stopped */ } } });
+      this.offset = Math.min(pos, this.duration);
+      this.startAt = when;
+      this._startSources(when);
+    } else {
+      this.offset = Math.min(this.offset, this.duration);
+    }
+    this._select(job);
+    $("#compare").value = id;
+    $("#player-status").textContent = "";
+    this.lastSwitch = { from, to: id, cached, ms: performance.now() - t0 + 1000 * LOOKAHEAD };
+    this._update();
+  },
+
+  // the key c: back to the job compared before
+  toggleCompare() {
+    const p = this.compare.previous;
+    return p && this.compare.options.includes(p) ? this.switchTo(p) : Promise.resolve();
+  },
+
   close() {
     this.pause();
     this._gen++;
     this.job = null; this.tracks = []; this.ready = false; this.offset = 0; this.duration = 0;
+    this.compare = { current: null, options: [], previous: null };
+    this._compareKey = null;
     $("#tracks").textContent = "";
     $("#player").hidden = true;
+    $("#compare-box").hidden = true;
     rows.forEach((li) => li.classList.remove("selected"));
   },
 
-  _makeTrack(job, name, i, peaks) {
+  _makeTrack(name) {
     const el = $("#track-template").content.firstElementChild.cloneNode(true);
-    const t = { name, index: i, el, peaks, buffer: null, duration: 0, source: null,
-                solo: false, mute: name === "mixture", volume: 1, gain: this.ctx.createGain() };
+    const t = { name, index: 0, el, peaks: null, buffer: null, duration: 0, source: null, url: null,
+                absent: false, solo: false, mute: name === "mixture", volume: 1, gain: this.ctx.createGain() };
     t.gain.connect(this.master);
-    $(".track-name", el).textContent = `${i + 1} ${name}`;
     const dl = $(".dl", el);
-    dl.href = `api/jobs/${job.id}/audio/${name}?download=1`;
     dl.title = name === "mixture" ? "download the input" : `download the ${name} stem`;
-    $(".solo", el).addEventListener("click", () => this.toggleSolo(i));
+    $(".solo", el).addEventListener("click", () => this.toggleSolo(t.index));
     $(".mute", el).addEventListener("click", () => { t.mute = !t.mute; this._update(); });
     $(".volume", el).addEventListener("input", (ev) => { t.volume = parseFloat(ev.target.value); this._update(); });
     $(".spec-btn", el).addEventListener("click", () => {
       const img = $(".spec", el);
-      if (img.hidden && !img.src) img.src = `api/jobs/${job.id}/spectrogram/${name}.png`;
+      if (img.hidden && !img.getAttribute("src")) img.src = this._specUrl(name);
       img.hidden = !img.hidden;
     });
     $(".wave", el).addEventListener("click", (ev) => {
       const r = ev.currentTarget.getBoundingClientRect();
       this.seek(((ev.clientX - r.left) / r.width) * this.duration);
     });
+    this.tracks.push(t);
     $("#tracks").appendChild(el);
     return t;
   },
@@ -230,6 +422,7 @@ const player = {
     const canvas = $("canvas", t.el);
     const w = (canvas.width = Math.max(100, canvas.clientWidth * devicePixelRatio));
     const h = (canvas.height = canvas.clientHeight * devicePixelRatio);
+    if (!t.peaks) return;  // absent (or not loaded yet): an empty lane
     const g = canvas.getContext("2d");
     g.fillStyle = TRACK_COLORS[t.name] || "#21918c";
     const lo = t.peaks.min, hi = t.peaks.max, n = lo.length;
@@ -244,6 +437,7 @@ const player = {
   },
 
   gainOf(t) {
+    if (t.absent) return 0;
     const anySolo = this.tracks.some((u) => u.solo);
     return anySolo ? (t.solo ? t.volume : 0) : (t.mute ? 0 : t.volume);
   },
@@ -278,18 +472,25 @@ const player = {
     if (this.playing) this._raf = requestAnimationFrame(() => this._tick());
   },
 
+  // start a buffer source for every present track at ``when`` (AudioContext time), at this.offset
+  _startSources(when) {
+    for (const t of this.tracks) {
+      t.source = null;
+      if (!t.buffer) continue;
+      const src = this.ctx.createBufferSource();
+      src.buffer = t.buffer;
+      src.connect(t.gain);
+      src.start(when, Math.min(this.offset, t.buffer.duration));
+      t.source = src;
+    }
+  },
+
   play() {
     if (!this.ready || this.playing) return;
     if (this.ctx.state === "suspended") this.ctx.resume();
     if (this.offset >= this.duration) this.offset = 0;
-    this.startAt = this.ctx.currentTime + 0.05;  // every track starts at the same instant
-    for (const t of this.tracks) {
-      const src = this.ctx.createBufferSource();
-      src.buffer = t.buffer;
-      src.connect(t.gain);
-      src.start(this.startAt, Math.min(this.offset, t.buffer.duration));
-      t.source = src;
-    }
+    this.startAt = this.ctx.currentTime + LOOKAHEAD;  // every track starts at the same instant
+    this._startSources(this.startAt);
     this.playing = true;
     this._update();
     this._tick();
@@ -298,7 +499,10 @@ const player = {
   pause() {
     if (!this.playing) return;
     this.offset = this.position();
-    for (const t of this.tracks) { try { t.source.stop(); } catch (e) { /* already stopped */ } t.source = null; }
+    for (const t of this.tracks) {
+      if (t.source) { try { t.source.stop(); } catch (e) { /* already stopped */ } }
+      t.source = null;
+    }
     this.playing = false;
     cancelAnimationFrame(this._raf);
     this._update();
@@ -327,6 +531,12 @@ window.mixinPlayer = player;
 function setupPlayer() {
   $("#play").addEventListener("click", () => player.toggle());
   $("#close-player").addEventListener("click", () => player.close());
+  $("#compare").addEventListener("change", (ev) => {
+    ev.target.blur();  // the keys work again at once
+    player.switchTo(ev.target.value).catch(() => {  // e.g. still loading: show the job playing
+      if (player.job) $("#compare").value = player.job.id;
+    });
+  });
   document.addEventListener("keydown", (ev) => {
     if (!player.job || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const tag = (ev.target.tagName || "").toLowerCase();
@@ -334,6 +544,7 @@ function setupPlayer() {
     if (ev.key === " ") { ev.preventDefault(); player.toggle(); }
     else if (ev.key >= "1" && ev.key <= "4") { ev.preventDefault(); player.toggleSolo(Number(ev.key) - 1); }
     else if (ev.key === "0") { ev.preventDefault(); player.clearSolo(); }
+    else if (ev.key === "c") { ev.preventDefault(); player.toggleCompare().catch(() => { /* the status line says why */ }); }
   });
   window.addEventListener("resize", () => player.tracks.forEach((t) => player._drawWave(t)));
 }
