@@ -106,8 +106,8 @@ def upload_cost(mb, reps, tmp, env):
                 break
             except OSError:
                 time.sleep(0.05)
-        print(f"\none upload of a {len(data) / 2**20:.1f} MB float WAV ({frames / sr:.0f} s stereo) "
-              f"for 1 set and for all {len(sets)} sets ({', '.join(sets)}); server without "
+        print(f"\none upload of a {len(data) / 2**20:.1f} MB float WAV "
+              f"({frames / sr:.0f} s stereo) for 1 set and for all {len(sets)} sets ({', '.join(sets)}); server without "
               f"worker; median of {reps}")
         times = {1: [], len(sets): []}
         disk = {}

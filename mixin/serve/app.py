@@ -297,9 +297,9 @@ class Server:
             created = _now()
             jobs = []
             for i, (jid, opts) in enumerate(zip(job_ids, options)):
-                # a microsecond apart: listed (by creation) in the order the sets were named
+                # a millisecond apart: listed (by creation) in the order the sets were named
                 jobs.append(self.manager.submit({
-                    "id": jid, "name": name, "created": created + 1e-6 * i, **opts,
+                    "id": jid, "name": name, "created": created + 1e-3 * i, **opts,
                     "size": size, "input_sha256": digest.hexdigest()}))
             ok = True
             if len(jobs) == 1:
