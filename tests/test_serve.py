@@ -340,6 +340,129 @@ def test_same_song_same_input_sha256(song, tmp_path):
         c.app.state.server.store.close()
 
 
+#: Every shipped model set (the multi-set upload names them all).
+ALL_SETS = ("mixin", "mixin-hpss", "mixin-onset")
+
+
+def test_several_sets_one_upload_one_input(song, tmp_path, monkeypatch):
+    """``model=a,b,c``: one upload, one job per set in the order named, each with its own folder
+    and its set's anchor (or the one given), the same digest, and one input file (hard links);
+    a file system without links gets copies. One set: the job itself, as before. Without the
+    lifespan no worker starts: the jobs stay queued."""
+    from mixin.model import read_model_spec
+    from mixin.modelsets import installed_sets
+    from mixin.serve import app as A
+
+    sets = installed_sets()
+    assert set(ALL_SETS) <= set(sets)
+    own = {m: read_model_spec(sets[m])["hpss_anchor"] for m in ALL_SETS}
+    want = hashlib.sha256(song.read_bytes()).hexdigest()
+    wd = tmp_path / "wd"
+    c = client(wd)
+    try:
+        single = upload(c, song, model="mixin")
+        assert single.status_code == 201
+        one = single.json()
+        assert "jobs" not in one and one["model"] == "mixin" and one["input_sha256"] == want
+        assert set(one) == {*J._COLUMNS, "progress", "stems", "position"}  # the job, as before
+
+        r = upload(c, song, name="all.wav", model=" mixin-onset,mixin , mixin-hpss",
+                   overlap=0, instrumental=1)
+        assert r.status_code == 201, r.text
+        assert set(r.json()) == {"jobs"}
+        got = r.json()["jobs"]
+        assert [j["model"] for j in got] == ["mixin-onset", "mixin", "mixin-hpss"]
+        assert [j["hpss_anchor"] for j in got] == [own[m] for m in ("mixin-onset", "mixin",
+                                                                      "mixin-hpss")]
+        assert len({j["id"] for j in got} | {one["id"]}) == 4
+        for j in got:
+            assert j["input_sha256"] == want and j["name"] == "all.wav"
+            assert j["state"] == J.QUEUED and j["overlap"] == 0 and j["instrumental"] is True
+            assert j["size"] == song.stat().st_size and j["format"] == "wav"
+        listed = [j["id"] for j in c.get("/api/jobs").json()]
+        assert listed == [one["id"], *(j["id"] for j in got)]  # in the order named
+        inputs = [wd / "jobs" / j["id"] / "input" / "all.wav" for j in got]
+        assert len({p.parent.parent for p in inputs}) == 3
+        st = [p.stat() for p in inputs]
+        assert len({s.st_ino for s in st}) == 1 and all(s.st_nlink == 3 for s in st)
+        assert inputs[0].read_bytes() == song.read_bytes()
+        assert not list(wd.glob("jobs/*/input/*.part"))
+        # an anchor given applies to every set
+        r = upload(c, song, name="half.wav", model="mixin,mixin-hpss", hpss_anchor="0.5")
+        assert [j["hpss_anchor"] for j in r.json()["jobs"]] == [0.5, 0.5]
+
+        # deleting one job removes its link only: the others' input stays, whole
+        assert c.delete(f"/api/jobs/{got[0]['id']}", headers=POST_HEADERS).status_code == 200
+        assert not (wd / "jobs" / got[0]["id"]).exists()
+        assert inputs[1].stat().st_nlink == 2 and inputs[2].read_bytes() == song.read_bytes()
+
+        # where linking fails: equal copies
+        def no_link(src, dst):
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(A.os, "link", no_link)
+        r = upload(c, song, name="copied.wav", model="mixin,mixin-hpss")
+        assert r.status_code == 201, r.text
+        copies = [wd / "jobs" / j["id"] / "input" / "copied.wav" for j in r.json()["jobs"]]
+        assert copies[0].stat().st_ino != copies[1].stat().st_ino
+        assert copies[0].read_bytes() == copies[1].read_bytes() == song.read_bytes()
+    finally:
+        c.app.state.server.store.close()
+
+
+@pytest.mark.parametrize("model, named", [
+    ("mixin,demucs", "unknown model set 'demucs'"),
+    ("demucs,mixin-hpss", "unknown model set 'demucs'"),
+    ("mixin,mixin-hpss,mixin", "model set 'mixin' named twice"),
+    ("mixin-hpss, mixin-hpss", "model set 'mixin-hpss' named twice"),
+    ("mixin,,mixin-hpss", "empty model set name in 'mixin,,mixin-hpss'"),
+    ("mixin,", "empty model set name"),
+])
+def test_several_sets_refused_before_the_body_and_leave_nothing(model, named, song, tmp_path):
+    wd = tmp_path / "wd"
+    c = client(wd)
+    try:
+        for body in (b"RIFF", song.read_bytes()):  # refused before the body is read
+            r = c.post("/api/jobs", params={"name": "a.wav", "model": model}, content=body,
+                       headers=POST_HEADERS)
+            assert r.status_code == 400
+            msg = r.json()["error"]
+            assert msg.startswith(named) and "readable" not in msg, msg
+        assert c.get("/api/jobs").json() == []
+        # a bad file for several sets: refused once, no folder left
+        bad = tmp_path / "notes.wav"
+        bad.write_text("not audio at all\n" * 50)
+        r = upload(c, bad, model=",".join(ALL_SETS))
+        assert r.status_code == 400 and "not a readable audio file" in r.json()["error"]
+        assert c.get("/api/jobs").json() == []
+    finally:
+        c.app.state.server.store.close()
+    assert os.listdir(wd / "jobs") == []
+
+
+def test_several_sets_separate_and_stay_playable_after_a_delete(song, tmp_path):
+    """Two sets from one upload, separated by the worker: each job's stems are its set's (they
+    differ), the mixture is the upload; deleting the job whose folder received the upload leaves
+    the other playable (its mixture, peaks and stems still served)."""
+    with client(tmp_path / "wd") as c:
+        r = upload(c, song, model="mixin,mixin-hpss")
+        assert r.status_code == 201, r.text
+        a, b = r.json()["jobs"]
+        events = wait_done(c, [a["id"], b["id"]])
+        assert events[a["id"]][-1]["state"] == events[b["id"]][-1]["state"] == J.DONE
+        va = c.get(f"/api/jobs/{a['id']}/audio/harmonic").content
+        vb = c.get(f"/api/jobs/{b['id']}/audio/harmonic").content
+        xa, xb = (sf.read(io.BytesIO(v), dtype="float32")[0] for v in (va, vb))
+        assert xa.shape == xb.shape and np.abs(xa - xb).max() > 1e-3  # other set, other stems
+        assert c.delete(f"/api/jobs/{a['id']}", headers=POST_HEADERS).status_code == 200
+        assert c.get(f"/api/jobs/{a['id']}").status_code == 404
+        assert c.get(f"/api/jobs/{b['id']}/audio/mixture").content == song.read_bytes()
+        assert c.get(f"/api/jobs/{b['id']}/audio/harmonic").content == vb
+        assert set(c.get(f"/api/jobs/{b['id']}/peaks").json()) == {"mixture", "harmonic",
+                                                                    "percussive", "vocal"}
+        assert c.get(f"/api/jobs/{b['id']}/spectrogram/mixture.png").status_code == 200
+
+
 def test_hpss_anchor_per_job_equals_xtract_mixin(song, tmp_path):
     """The same song and set at two anchors in one worker (the separator cache must tell them
     apart): each job's stems are xtract-mixin's with that anchor."""

@@ -339,3 +339,46 @@ def test_browser_compare_jobs_of_the_same_song(server, browser, tmp_path):
     print(f"\nswitchTo() until the other job's audio plays ({6} s stereo song): "
           + ", ".join(f"{'cached' if t['cached'] else 'decoded'} {t['ms']:.0f} ms"
                       for t in timings.values()))
+
+
+def test_browser_all_sets_one_drop(server, browser, tmp_path):
+    """"all sets" in the model-set option: one file chosen once is uploaded once and gives one job
+    per set (the same upload: one input file, hard-linked); when they are done, the player of one
+    offers all of them in the Compare selector."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from mixin.modelsets import installed_sets
+
+    url, workdir = server
+    driver, _ = browser
+    sets = list(installed_sets())
+    assert len(sets) >= 3
+    song = tmp_path / "drop.wav"
+    subprocess.run([sys.executable, "-m", "mixin.training.render.synth", "--example-mix",
+                    str(song), "--duration", "3"], check=True, capture_output=True,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    driver.get(url)
+    wait_for(driver, "document.querySelector('#conn').textContent === 'live'", what="event stream")
+    model = Select(driver.find_element(By.ID, "opt-model"))
+    model.select_by_visible_text(f"all sets ({len(sets)})")
+    assert model.first_selected_option.get_attribute("value") == ",".join(sets)
+    assert Select(driver.find_element(By.ID, "opt-anchor")).options[0].text == "each set's"
+    driver.find_element(By.ID, "file-input").send_keys(str(song))
+    rows_js = ("Array.from(document.querySelectorAll('.job[data-state=done]'), li => "
+               "[li.dataset.id, li.querySelector('.opts').textContent])")
+    done = wait_for(driver, f"{rows_js}.length === {len(sets)} && {rows_js}", timeout=240,
+                    what="one job per set to be done")
+    assert driver.execute_script("return document.querySelectorAll('.job').length;") == len(sets)
+    assert [o.split(" · ")[0] for _, o in done] == sets, done  # in the order of the sets
+    ids = [i for i, _ in done]
+    inputs = [workdir / "jobs" / i / "input" / "drop.wav" for i in ids]
+    assert len({p.stat().st_ino for p in inputs}) == 1  # uploaded once
+    driver.execute_script(f"document.querySelector(\".job[data-id='{ids[1]}'] .listen\").click()")
+    wait_for(driver, f"window.mixinPlayer.ready && mixinPlayer.job.id === '{ids[1]}'",
+             what="the player to load the tracks")
+    assert driver.execute_script("return mixinPlayer.compare.options;") == ids
+    labels = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#compare option'), o => o.text);")
+    assert [lab.split(" · ")[0] for lab in labels] == sets
+    assert driver.execute_script("return !document.querySelector('#compare-box').hidden;")

@@ -9,9 +9,11 @@ Routes (all under the token check when a token is set):
 ``GET /api/jobs``                          every job
 ``POST /api/jobs?name=&model=&...``        upload: the request body is the file (streamed to disk,
                                            its SHA-256 computed on the way: the job's
-                                           ``input_sha256``); options ``model``, ``instrumental``,
-                                           ``overlap``, ``hpss_anchor`` (empty: the set's),
-                                           ``format``
+                                           ``input_sha256``); options ``model`` (a set, or
+                                           several comma-separated: one job per set, the
+                                           input hard-linked, answer ``{"jobs": [...]}``),
+                                           ``instrumental``, ``overlap``, ``hpss_anchor``
+                                           (empty: the set's), ``format``
 ``GET /api/jobs/{id}``                     one job; ``DELETE`` removes it and its files
 ``GET /api/events``                        server-sent events: every job change, live progress
 ``GET /api/jobs/{id}/peaks``               waveform peaks of the mixture and the stems
@@ -204,13 +206,31 @@ class Server:
         await run_in_threadpool(self.manager.delete, job_id)
         return JSONResponse({"deleted": job_id})
 
-    def _job_options(self, q) -> dict:
-        """The settings of an upload from its query parameters; MixinError if one is bad."""
+    def _models(self, v: str | None) -> list[str]:
+        """The ``model`` query parameter: one set name or a comma-separated list of distinct
+        ones (absent or empty: the default set); MixinError naming an unknown, repeated or empty
+        name."""
+        if v is None or not v.strip():
+            return [self.default_model]
+        names = [m.strip() for m in v.split(",")]
+        seen = set()
+        for m in names:
+            if not m:
+                raise MixinError(f"empty model set name in {v!r} "
+                                 f"(served: {', '.join(self.model_dirs)})")
+            if m not in self.model_dirs:
+                raise MixinError(f"unknown model set {m!r} (served: {', '.join(self.model_dirs)})")
+            if m in seen:
+                raise MixinError(f"model set {m!r} named twice in {v!r}")
+            seen.add(m)
+        return names
+
+    def _job_options(self, q) -> list[dict]:
+        """The settings of an upload from its query parameters, one dict per model set named
+        (``model`` may list several); MixinError if one is bad."""
         from ..chunks import hop_size
 
-        model = q.get("model") or self.default_model
-        if model not in self.model_dirs:
-            raise MixinError(f"unknown model set {model!r} (served: {', '.join(self.model_dirs)})")
+        models = self._models(q.get("model"))
         fmt = (q.get("format") or "wav").lower()
         if fmt not in J.FORMATS:
             raise MixinError(f"format must be one of {', '.join(J.FORMATS)}, got {fmt!r}")
@@ -219,14 +239,18 @@ class Server:
         except ValueError:
             raise MixinError(f"overlap must be a number, got {q.get('overlap')!r}") from None
         hop_size(overlap)
-        hpss_anchor = _anchor(q.get("hpss_anchor"), self.set_anchors[model])
+        anchors = [_anchor(q.get("hpss_anchor"), self.set_anchors[m]) for m in models]
         instrumental = _bool(q.get("instrumental"), "instrumental")
         if not q.get("name", "").strip():
             raise MixinError("the upload has no file name (?name=)")
-        return {"model": model, "instrumental": instrumental, "overlap": overlap,
-                "hpss_anchor": hpss_anchor, "format": fmt}
+        return [{"model": m, "instrumental": instrumental, "overlap": overlap,
+                 "hpss_anchor": a, "format": fmt} for m, a in zip(models, anchors)]
 
     async def create_job(self, request):
+        """Upload one file for one or several model sets. The body is streamed to the first
+        job's folder once (counted, hashed, checked); every other set's job gets a hard link to
+        it (a copy where linking fails) in its own folder. One set: 201 with the job; several:
+        201 with ``{"jobs": [job, ...]}`` in the order named."""
         if request.headers.get("x-mixin") != "1":
             return _error(403, "missing header X-Mixin: 1")
         raw_name = request.query_params.get("name", "")
@@ -239,9 +263,9 @@ class Server:
             return _error(413, f"{raw_name}: {int(length) / 2**20:.0f} MB is more than the "
                                f"upload limit of {self.max_upload_mb:g} MB (--max-upload-mb)")
         name = J.safe_filename(raw_name)
-        job_id = J.new_job_id()
-        job_dir = self.store.job_dir(job_id)
-        in_dir = os.path.join(job_dir, "input")
+        job_ids = [J.new_job_id() for _ in options]
+        job_dirs = [self.store.job_dir(i) for i in job_ids]
+        in_dir = os.path.join(job_dirs[0], "input")
         os.makedirs(in_dir)
         dest = os.path.join(in_dir, name)
         part = dest + ".part"
@@ -267,13 +291,25 @@ class Server:
             except MixinError as e:
                 msg = " ".join(str(e).split()).replace(dest, raw_name)
                 return _error(400, msg)
-            job = self.manager.submit({"id": job_id, "name": name, "created": _now(), **options,
-                                       "size": size, "input_sha256": digest.hexdigest()})
+            for d in job_dirs[1:]:
+                os.makedirs(os.path.join(d, "input"))
+                _link_or_copy(dest, os.path.join(d, "input", name))
+            created = _now()
+            jobs = []
+            for i, (jid, opts) in enumerate(zip(job_ids, options)):
+                # a millisecond apart: listed (by creation) in the order the sets were named
+                jobs.append(self.manager.submit({
+                    "id": jid, "name": name, "created": created + 1e-3 * i, **opts,
+                    "size": size, "input_sha256": digest.hexdigest()}))
             ok = True
-            return JSONResponse(self.manager.public(job), status_code=201)
+            if len(jobs) == 1:
+                return JSONResponse(self.manager.public(jobs[0]), status_code=201)
+            return JSONResponse({"jobs": [self.manager.public(j) for j in jobs]},
+                                status_code=201)
         finally:
             if not ok:
-                shutil.rmtree(job_dir, ignore_errors=True)
+                for d in job_dirs:
+                    shutil.rmtree(d, ignore_errors=True)
 
     # ---------------------------------------------------------------------------- events
     async def events(self, request):
@@ -398,6 +434,16 @@ def _now() -> float:
     import time
 
     return time.time()
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """``dst`` as a hard link to ``src`` (no second copy on disk; deleting one leaves the other);
+    a copy where the file system refuses links."""
+    try:
+        os.link(src, dst)
+    except OSError as e:
+        log.info("hard link %s -> %s failed (%s): copying", src, dst, e)
+        shutil.copyfile(src, dst)
 
 
 def _write_zip(zpath: str, files: list[str]) -> None:

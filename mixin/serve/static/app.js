@@ -96,17 +96,21 @@ function currentOptions() {
            overlap: $("#opt-overlap").value, hpss_anchor: $("#opt-anchor").value, format: $("#opt-format").value };
 }
 
-// the anchor option's first entry: the chosen model set's own anchor (empty value: the server resolves it)
+// the anchor option's first entry: the chosen model set's own anchor (empty value: the server
+// resolves it); "all sets" (the value lists every set): each set's own
 function showSetAnchor() {
-  $("#opt-anchor").options[0].textContent = `set's (${config.hpss_anchors[$("#opt-model").value]})`;
+  const m = $("#opt-model").value;
+  $("#opt-anchor").options[0].textContent = m.includes(",") ? "each set's" : `set's (${config.hpss_anchors[m]})`;
 }
 
 function upload(file) {
   const tmp = `upload-${++uploadCount}`;
   const opts = currentOptions();
-  renderJob({ id: tmp, name: file.name, state: "uploading", progress: 0, model: opts.model,
+  const several = opts.model.includes(",");  // "all sets": one upload, one job per set
+  renderJob({ id: tmp, name: file.name, state: "uploading", progress: 0,
+              model: several ? opts.model.split(",").join(", ") : opts.model,
               instrumental: opts.instrumental === "1", overlap: opts.overlap, format: opts.format,
-              hpss_anchor: opts.hpss_anchor === "" ? config.hpss_anchors[opts.model] : opts.hpss_anchor });
+              hpss_anchor: opts.hpss_anchor !== "" ? opts.hpss_anchor : several ? "each set's" : config.hpss_anchors[opts.model] });
   const q = new URLSearchParams({ name: file.name, ...opts });
   const xhr = new XMLHttpRequest();
   xhr.open("POST", `api/jobs?${q}`);
@@ -123,7 +127,7 @@ function upload(file) {
     try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
     if (xhr.status === 201 && body) {
       removeJob(tmp);
-      renderJob(body);
+      (body.jobs || [body]).forEach(renderJob);  // several sets: {"jobs": [...]}
     } else {
       const msg = (body && body.error) || (xhr.status ? `upload failed (HTTP ${xhr.status})` : "upload failed (connection lost)");
       const job = { ...jobs.get(tmp), state: "failed", error: msg };
@@ -554,6 +558,8 @@ async function start() {
   config = await api("api/config");
   $("#max-mb").textContent = config.max_upload_mb;
   for (const m of config.models) $("#opt-model").add(new Option(m, m, m === config.default_model, m === config.default_model));
+  // every set at once: each file is uploaded once and separated by each set (compare them by ear)
+  if (config.models.length > 1) $("#opt-model").add(new Option(`all sets (${config.models.length})`, config.models.join(",")));
   for (const f of config.formats) $("#opt-format").add(new Option(f.toUpperCase(), f));
   $("#opt-overlap").value = config.default_overlap;
   showSetAnchor();
