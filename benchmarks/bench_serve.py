@@ -136,13 +136,18 @@ def upload_cost(mb, reps, tmp, env):
               f"before: {n * med[1]:.2f} s and {n * disk[1][0] / 2**20:.1f} MB "
               f"({n * med[1] / med[n]:.1f}x the time of one multi-set drop)")
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         shutil.rmtree(workdir, ignore_errors=True)
         os.remove(big)
+
+
+def stop(server):
+    """Stop a server process as Ctrl-C does (killed if it has not exited after 30 s)."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def main(argv=None):
@@ -203,11 +208,7 @@ def main(argv=None):
               f"{sorted(r[0] for r in later)[len(later) // 2]:.2f} s for the others; "
               f"slowest GET /api/jobs/ID while separating: {max(r[1] for r in rows):.1f} ms")
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
     if args.upload_mb > 0:
         upload_cost(args.upload_mb, args.upload_reps, tmp, env)
     return 0
