@@ -73,7 +73,8 @@ def resolve(name: str | None) -> str:
 def describe(folder: str | os.PathLike) -> dict[str, Any]:
     """What a set's folder says of itself: architecture (``model.json``), the networks' formats,
     and, from ``training.json`` when there is one, its scores on the held-out real songs and on the
-    rendered test songs (harmonic / percussive / vocal, dB)."""
+    rendered test songs (harmonic / percussive / vocal, dB) and the credits of its training
+    material (its ``credits``: a list of lines; a set without them has none)."""
     from .model import read_model_spec
 
     folder = Path(folder)
@@ -83,7 +84,7 @@ def describe(folder: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {"folder": str(folder), "architecture": spec["architecture"],
                            "inputs": spec["inputs"], "hpss_anchor": spec["hpss_anchor"],
                            "formats": [e[1:] for e, ok in files.items() if ok],
-                           "scores": {}}
+                           "scores": {}, "credits": []}
     rec_path = folder / "training.json"
     if rec_path.is_file():
         try:
@@ -91,6 +92,9 @@ def describe(folder: str | os.PathLike) -> dict[str, Any]:
         except (OSError, ValueError) as e:
             raise MixinError(f"cannot read {rec_path}: {str(e).splitlines()[0][:200]}") from None
         out["scores"] = _scores(rec)
+        credits = rec.get("credits") if isinstance(rec, dict) else None
+        if isinstance(credits, list):
+            out["credits"] = [str(c) for c in credits]
     return out
 
 
@@ -119,4 +123,5 @@ def format_sets() -> str:
                      f"{folder}")
         for where, (h, p, v) in d["scores"].items():
             lines.append(f"    {where}: harmonic {h:.2f} / percussive {p:.2f} / vocal {v:.2f} dB")
+        lines.extend(f"    trained on: {c}" for c in d["credits"])
     return "\n".join(lines)

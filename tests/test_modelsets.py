@@ -30,6 +30,29 @@ def test_the_shipped_default_set_is_found():
     assert set(d["scores"]) >= {"Sodium", "Potassium"}
 
 
+@pytest.mark.parametrize("name", list(modelsets.installed_sets()))
+def test_every_shipped_set_credits_its_material(name):
+    # CC BY 4.0 asks for the credit wherever the derived models are used: --list-models and the web
+    # app show these lines
+    credits = modelsets.describe(modelsets.resolve(name))["credits"]
+    assert any("Groove MIDI Dataset" in c and "CC BY 4.0" in c and "Gillick" in c for c in credits)
+    assert any("Everything is Free" in c and "CC0" in c for c in credits)
+
+
+def test_credits_are_listed_and_malformed_ones_ignored(tmp_path, monkeypatch):
+    root = fake_set(tmp_path / "pretrained", scores={"Sodium": (1, 2, 3)})
+    rec = json.loads((root / "training.json").read_text())
+    (root / "training.json").write_text(json.dumps({**rec, "credits": ["song X (CC0)", "grooves Y (CC BY 4.0)"]}))
+    fake_set(root / "odd", arch="mixin-hpss", scores={"Sodium": (1, 2, 3)})
+    rec = json.loads((root / "odd" / "training.json").read_text())
+    (root / "odd" / "training.json").write_text(json.dumps({**rec, "credits": "not a list"}))
+    monkeypatch.setattr(modelsets, "default_model_dir", lambda: str(root))
+    assert modelsets.describe(root)["credits"] == ["song X (CC0)", "grooves Y (CC BY 4.0)"]
+    assert modelsets.describe(root / "odd")["credits"] == []
+    text = modelsets.format_sets()
+    assert "    trained on: song X (CC0)\n    trained on: grooves Y (CC BY 4.0)\nodd:" in text
+
+
 def test_subfolders_are_sets_listed_with_their_scores(tmp_path, monkeypatch):
     root = fake_set(tmp_path / "pretrained", scores={"Sodium": (1, 2, 3)})
     fake_set(root / "mixin-plus", arch="mixin-plus", scores={"Potassium": (4.5, 5.25, 6)})

@@ -200,6 +200,24 @@ def test_bad_upload_is_refused_with_one_line_and_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path / "wd" / "jobs") == []
 
 
+def test_config_carries_each_sets_credits(tmp_path):
+    import shutil
+
+    from mixin.modelsets import describe, installed_sets
+
+    sets = installed_sets()
+    got = client(tmp_path / "wd").get("/api/config").json()["credits"]
+    assert got == {m: describe(d)["credits"] for m, d in sets.items()}
+    assert all(any("Groove MIDI Dataset" in c for c in v) for v in got.values())
+    # a set whose record cannot be read still serves, without credits
+    broken = tmp_path / "broken"
+    shutil.copytree(sets["mixin"], broken, ignore=shutil.ignore_patterns("mixin-*", "*.png"))
+    (broken / "training.json").write_text("{not json")
+    got = client(tmp_path / "wd2", model_dirs={"mixin": sets["mixin"], "broken": str(broken)}).get(
+        "/api/config").json()["credits"]
+    assert got["broken"] == [] and got["mixin"]
+
+
 def test_hpss_anchor_absent_or_empty_is_the_sets_own(song, tmp_path):
     """Without the lifespan (no ``with``) no worker starts: the jobs stay queued."""
     from mixin.model import read_model_spec

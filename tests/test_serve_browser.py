@@ -108,6 +108,9 @@ def test_browser_upload_listen_solo_download(server, browser, tmp_path):
 
     driver.get(url)
     wait_for(driver, "document.querySelector('#conn').textContent === 'live'", what="event stream")
+    # the training material's credits (CC BY 4.0: wherever the models are used), once for all sets
+    credits = driver.find_element(By.ID, "credit-list").text
+    assert credits.count("Groove MIDI Dataset") == 1 and "Model sets trained on" in credits, credits
     # a file that is not audio: refused, with its one-line reason on the page; Delete clears it
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio\n" * 100)

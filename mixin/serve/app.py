@@ -4,8 +4,9 @@ Routes (all under the token check when a token is set):
 
 =========================================  =====================================================
 ``GET /``                                  the page (``static/index.html``); ``/static/...`` its files
-``GET /api/config``                        model sets (and their HPSS anchors), formats, default
-                                           overlap, upload limit
+``GET /api/config``                        model sets (their HPSS anchors, the credits of their
+                                           training material), formats, default overlap, upload
+                                           limit
 ``GET /api/jobs``                          every job
 ``POST /api/jobs?name=&model=&...``        upload: the request body is the file (streamed to disk,
                                            its SHA-256 computed on the way: the job's
@@ -126,6 +127,7 @@ class Server:
 
         # each set's own HPSS anchor (its model.json), what a job that names none is separated with
         self.set_anchors = {m: read_model_spec(d)["hpss_anchor"] for m, d in model_dirs.items()}
+        self.set_credits = {m: _credits(d) for m, d in model_dirs.items()}  # shown on the page
         self.store = J.JobStore(workdir)
         self.manager = J.JobManager(self.store, model_dirs)
         self.model_dirs = model_dirs
@@ -184,7 +186,7 @@ class Server:
         return JSONResponse({"version": __version__, "models": list(self.model_dirs),
                              "default_model": self.default_model, "formats": list(J.FORMATS),
                              "default_overlap": params.DEFAULT_OVERLAP,
-                             "hpss_anchors": self.set_anchors,
+                             "hpss_anchors": self.set_anchors, "credits": self.set_credits,
                              "max_upload_mb": self.max_upload_mb})
 
     # ---------------------------------------------------------------------------- jobs
@@ -428,6 +430,17 @@ def create_app(workdir: str | os.PathLike, model_dirs: dict[str, str] | None = N
     app = Starlette(routes=srv.routes(), middleware=middleware, lifespan=srv.lifespan)
     app.state.server = srv
     return app
+
+
+def _credits(folder) -> list[str]:
+    """The credits of a set's training material (its ``training.json``), [] when it has none or
+    they cannot be read (a set without a record still serves)."""
+    from ..modelsets import describe
+
+    try:
+        return describe(folder)["credits"]
+    except MixinError:
+        return []
 
 
 def _now() -> float:

@@ -553,6 +553,26 @@ function setupPlayer() {
   window.addEventListener("resize", () => player.tracks.forEach((t) => player._drawWave(t)));
 }
 
+// ------------------------------------------------------------------------------------ credits
+// The material each model set was trained on (its training.json "credits"): a CC BY licence asks
+// for the credit wherever the models are used. One line per distinct credit, naming its sets.
+function showCredits() {
+  const bySets = new Map();
+  for (const m of config.models) {
+    for (const c of (config.credits || {})[m] || []) {
+      if (!bySets.has(c)) bySets.set(c, []);
+      bySets.get(c).push(m);
+    }
+  }
+  const list = $("#credit-list");
+  list.replaceChildren();
+  for (const [c, sets] of bySets) {
+    const li = document.createElement("li");
+    li.textContent = `${sets.length === config.models.length ? "Model sets" : sets.join(", ")} trained on ${c}`;
+    list.append(li);
+  }
+}
+
 // ------------------------------------------------------------------------------------ start
 async function start() {
   config = await api("api/config");
@@ -564,6 +584,7 @@ async function start() {
   $("#opt-overlap").value = config.default_overlap;
   showSetAnchor();
   $("#opt-model").addEventListener("change", showSetAnchor);
+  showCredits();
   if (location.search.includes("token=")) history.replaceState(null, "", location.pathname);  // the cookie carries it now
   setupUploads();
   setupPlayer();
