@@ -114,6 +114,43 @@ def test_run_medians_are_median_of_song_medians(stems_root, monkeypatch):
     assert res["medians"]["mix/3"]["vocal"]["SDR"] == 1.0
 
 
+def _fake_results(sdr):
+    """Results as :func:`evaluate.run` returns them, from {system: {song: (H, P, V) SDR}}."""
+    kinds = {"HPSS/REPET-SIM": "hpss", "oracle": "oracle"}
+    songs = sorted({song for v in sdr.values() for song in v})
+    return {"config": {"systems": [{"name": n, "kind": kinds.get(n, "model")} for n in sdr]},
+            "songs": [{"name": song, "systems": {n: {"medians": {
+                t: {"SDR": sdr[n][song][i]} for i, t in enumerate(evaluate.TARGETS)}} for n in sdr}}
+                      for song in songs],
+            "medians": {n: {t: {m: float(np.nanmedian([sdr[n][s][i] for s in songs]))
+                                for m in evaluate.METRICS} for i, t in enumerate(evaluate.TARGETS)}
+                        for n in sdr}}
+
+
+def test_vs_hpss_is_the_median_of_per_song_differences():
+    res = _fake_results({
+        "HPSS/REPET-SIM": {"A": (1.0, 2.0, 0.0), "B": (5.0, -1.0, np.nan), "C": (0.0, 0.0, 1.0)},
+        "ours": {"A": (2.0, 0.0, 3.0), "B": (4.0, 3.0, 2.0), "C": (7.0, 1.0, 0.5)}})
+    d = evaluate.vs_hpss(res)
+    assert list(d) == ["ours"]
+    # harmonic +1, -1, +7 -> +1; percussive -2, +4, +1 -> +1; vocal +3, (NaN: left out), -0.5 -> +1.25
+    assert d["ours"]["harmonic"] == 1.0 and d["ours"]["percussive"] == 1.0
+    assert d["ours"]["vocal"] == pytest.approx(1.25)
+    # all: the median of the eight differences, not of the three per-target medians
+    assert d["ours"]["all"] == pytest.approx(1.0)
+    zero = (0.0, 0.0, 0.0)
+    res2 = _fake_results({"HPSS/REPET-SIM": {"A": zero, "B": zero, "C": zero},
+                          "ours": {"A": (0.0, 0.0, 10.0), "B": (0.0, 0.0, 10.0), "C": (10.0, 10.0, 10.0)}})
+    d2 = evaluate.vs_hpss(res2)["ours"]
+    assert (d2["harmonic"], d2["percussive"], d2["vocal"], d2["all"]) == (0.0, 0.0, 10.0, 10.0)
+    assert evaluate.vs_hpss(_fake_results({"ours": {"A": (1.0, 1.0, 1.0)}})) == {}
+    md = evaluate.format_markdown(res)
+    assert "| system | harmonic vs HPSS | percussive vs HPSS | vocal vs HPSS | all |" in md
+    assert "| ours | 1.00 | 1.00 | 1.25 | 1.00 |" in md
+    assert "all = median over every song and target" in evaluate.format_table(res)
+    assert "vs HPSS" not in evaluate.format_markdown(_fake_results({"ours": {"A": (1.0, 1.0, 1.0)}}))
+
+
 # ------------------------------------------------------------------------------------- songs
 def test_find_songs_layouts(stems_root, tmp_path):
     songs = evaluate.find_songs([stems_root])
@@ -455,3 +492,7 @@ def test_shared_song_5s(tmp_path):
         assert np.isfinite(med["HPSS/REPET-SIM"][t]["SDR"])
         assert med["oracle"][t]["SDR"] > med["HPSS/REPET-SIM"][t]["SDR"] + 3
     assert med["oracle"]["vocal"]["SDR"] > 5
+    # one song: the oracle's SDR minus HPSS's is the difference of the two medians
+    for t in ("harmonic", "percussive", "vocal"):
+        assert res["vs_hpss"]["oracle"][t] == pytest.approx(
+            med["oracle"][t]["SDR"] - med["HPSS/REPET-SIM"][t]["SDR"])

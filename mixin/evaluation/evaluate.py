@@ -384,7 +384,7 @@ def run(songs: Sequence[Song], systems: Sequence[System], offset: float | str = 
         progress: bool = True) -> dict[str, Any]:
     """Evaluate every system on every song, songs in parallel in ``jobs`` processes: dict with
     "config", "songs" (:func:`evaluate_song` results, in song order), "medians" (system -> target
-    -> metric -> median over songs), "time_s"."""
+    -> metric -> median over songs), "vs_hpss" (:func:`vs_hpss`), "time_s"."""
     if int(jobs) != jobs or jobs < 1:
         raise MixinError(f"jobs must be a positive integer, got {jobs!r}")
     if duration is not None and not duration > 0:
@@ -426,11 +426,14 @@ def run(songs: Sequence[Song], systems: Sequence[System], offset: float | str = 
         for name in names}
     from .. import __version__
 
-    return {"version": __version__,
-            "config": {"offset": offset, "duration": duration, "mono": bool(mono),
-                       "window_s": 1.0, "hop_s": 1.0, "metric": "BSS Eval v4 (museval)",
-                       "systems": [s.describe() for s in systems]},
-            "songs": results, "medians": medians, "time_s": time.perf_counter() - t0}
+    out = {"version": __version__,
+           "config": {"offset": offset, "duration": duration, "mono": bool(mono),
+                      "window_s": 1.0, "hop_s": 1.0, "metric": "BSS Eval v4 (museval)",
+                      "systems": [s.describe() for s in systems]},
+           "songs": results, "medians": medians}
+    out["vs_hpss"] = vs_hpss(out)
+    out["time_s"] = time.perf_counter() - t0
+    return out
 
 
 def _json_safe(v):
@@ -453,6 +456,30 @@ def system_names(results: dict[str, Any]) -> list[str]:
     return [s["name"] for s in results["config"]["systems"]]
 
 
+def vs_hpss(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each system's SDR minus HPSS's on the same song: per target the median over songs, and
+    ``"all"``, the median over every (song, target) — the validation panel's score (the form in
+    which MiXiN's model sets are compared, docs/models.md). {} when HPSS is not among the systems.
+    Songs or targets where either SDR is undefined (a silent target) are left out."""
+    kinds = {s["name"]: s.get("kind") for s in results["config"]["systems"]}
+    hpss = [n for n, k in kinds.items() if k == "hpss"]
+    if not hpss:
+        return {}
+    out = {}
+    for n in (n for n in kinds if n != hpss[0]):
+        diffs = {t: [] for t in TARGETS}
+        for r in results["songs"]:
+            for t in TARGETS:
+                d = r["systems"][n]["medians"][t]["SDR"] - r["systems"][hpss[0]]["medians"][t]["SDR"]
+                if not math.isnan(d):
+                    diffs[t].append(d)
+        row = {t: float(np.median(v)) if v else math.nan for t, v in diffs.items()}
+        every = [d for v in diffs.values() for d in v]
+        row["all"] = float(np.median(every)) if every else math.nan
+        out[n] = row
+    return out
+
+
 def format_table(results: dict[str, Any], metrics: Sequence[str] = METRICS) -> str:
     """Plain-text table of the medians: one row per system; columns SDR-H SDR-P SDR-V SIR-H ..."""
     names = system_names(results)
@@ -464,17 +491,34 @@ def format_table(results: dict[str, Any], metrics: Sequence[str] = METRICS) -> s
     for n in names:
         med = results["medians"][n]
         lines.append(f"{n:{w}} " + " ".join(_fmt(med[t][m]) for t, m in cols))
+    diff = vs_hpss(results)
+    if diff:
+        lines += ["SDR minus HPSS's on the same song (dB): median over songs per target; all = median "
+                  "over every song and target", f"{'system':{w}} " + " ".join(
+                      f"{c:>7}" for c in ("H", "P", "V", "all"))]
+        for n, row in diff.items():
+            lines.append(f"{n:{w}} " + " ".join(_fmt(row[c]) for c in (*TARGETS, "all")))
     return "\n".join(lines)
 
 
 def format_markdown(results: dict[str, Any]) -> str:
-    """Markdown: median SDR per system and target, then SDR/SIR/ISR/SAR per system and target."""
+    """Markdown: median SDR per system and target, each system's SDR minus HPSS's
+    (:func:`vs_hpss`, when HPSS was scored), then SDR/SIR/ISR/SAR per system and target."""
     names = system_names(results)
     lines = ["| system | " + " | ".join(f"{t} SDR" for t in TARGETS) + " |",
              "|---|" + "---:|" * len(TARGETS)]
     for n in names:
         lines.append(f"| {n} | " + " | ".join(_fmt(results["medians"][n][t]["SDR"], 0).strip()
                                              for t in TARGETS) + " |")
+    diff = vs_hpss(results)
+    if diff:
+        lines += ["", "SDR minus HPSS's on the same song: median over songs per target; *all*: median "
+                  "over every song and target.", "",
+                  "| system | " + " | ".join(f"{t} vs HPSS" for t in TARGETS) + " | all |",
+                  "|---|" + "---:|" * (len(TARGETS) + 1)]
+        for n, row in diff.items():
+            lines.append(f"| {n} | " + " | ".join(_fmt(row[c], 0).strip() for c in (*TARGETS, "all"))
+                         + " |")
     lines += ["", "| system | target | SDR | SIR | ISR | SAR |", "|---|---|---:|---:|---:|---:|"]
     for n in names:
         for t in TARGETS:
